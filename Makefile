@@ -1,0 +1,32 @@
+# One command each on a fresh machine: the first one creates .venv and installs the project.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+export CAREERPULSE_HOME ?= $(CURDIR)/.careerpulse
+export DAGSTER_HOME ?= $(CAREERPULSE_HOME)/dagster
+
+.PHONY: run test ui clean
+
+run: $(INSTALLED) $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/python -m careerpulse_assets.run
+
+test: $(INSTALLED)
+	$(BIN)/python -m pytest
+
+ui: $(INSTALLED) $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+$(INSTALLED): setup.py pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+$(DAGSTER_HOME)/dagster.yaml:
+	mkdir -p $(DAGSTER_HOME)
+	cp dagster-instance.yaml $@
+
+clean:
+	rm -rf $(VENV) .careerpulse

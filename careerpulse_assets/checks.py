@@ -1,0 +1,149 @@
+"""Asset checks: model quality (blocking), and data quality of silver and gold."""
+
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    Config,
+    asset_check,
+)
+from dagster_duckdb import DuckDBResource
+
+from .assets.bronze import DUCKDB_POOL
+from .assets.gold import gold_daily_counts
+from .assets.ml import knn_classifier
+from .assets.silver import silver_postings
+from .core.classifier import TrainedClassifier
+
+
+class MinAccuracyConfig(Config):
+    min_accuracy: float = 0.75
+
+
+class MinMacroF1Config(Config):
+    min_macro_f1: float = 0.70
+
+
+def _threshold_result(name: str, value: float, threshold: float, trained: TrainedClassifier):
+    passed = value >= threshold
+    return AssetCheckResult(
+        passed=passed,
+        severity=AssetCheckSeverity.ERROR,
+        description=(
+            f"hold-out {name} {value:.3f} {'>=' if passed else '<'} threshold {threshold:.2f}"
+            + ("" if passed else ": imputations are not written with this model")
+        ),
+        metadata={
+            name: value,
+            "threshold": threshold,
+            "k": trained.evaluation.k,
+            "holdout_postings": trained.evaluation.n_holdout,
+            "model_version": trained.model_version,
+        },
+    )
+
+
+@asset_check(
+    asset=knn_classifier,
+    blocking=True,
+    description="Hold-out accuracy of the classifier is at least `min_accuracy` (default 0.75). "
+    "Blocking: a model below the bar writes no imputations.",
+)
+def knn_holdout_accuracy(
+    config: MinAccuracyConfig, knn_classifier: TrainedClassifier
+) -> AssetCheckResult:
+    return _threshold_result(
+        "accuracy", knn_classifier.evaluation.accuracy, config.min_accuracy, knn_classifier
+    )
+
+
+@asset_check(
+    asset=knn_classifier,
+    blocking=True,
+    description="Hold-out macro-F1 of the classifier is at least `min_macro_f1` (default 0.70), "
+    "so rare categories are learned too. Blocking: a model below the bar writes no imputations.",
+)
+def knn_holdout_macro_f1(
+    config: MinMacroF1Config, knn_classifier: TrainedClassifier
+) -> AssetCheckResult:
+    return _threshold_result(
+        "macro_f1", knn_classifier.evaluation.macro_f1, config.min_macro_f1, knn_classifier
+    )
+
+
+@asset_check(
+    asset=silver_postings, pool=DUCKDB_POOL, description="Every posting_id appears once in silver."
+)
+def silver_posting_id_unique(duckdb: DuckDBResource) -> AssetCheckResult:
+    with duckdb.get_connection() as connection:
+        rows, duplicated = connection.execute(
+            """
+            SELECT (SELECT count(*) FROM silver.silver_postings),
+                   (SELECT count(*) FROM (SELECT posting_id FROM silver.silver_postings
+                                          GROUP BY posting_id HAVING count(*) > 1))
+            """
+        ).fetchone()
+    return AssetCheckResult(
+        passed=duplicated == 0,
+        metadata={"rows": rows, "duplicated_posting_ids": duplicated},
+    )
+
+
+GOLD_GRID_SQL = """
+WITH g AS (SELECT * FROM gold.gold_daily_counts),
+source AS (
+    SELECT count(*) AS postings, count(*) FILTER (WHERE is_imputed) AS imputed
+    FROM silver.imputed_silver WHERE category IS NOT NULL
+)
+SELECT
+    (SELECT count(*) FROM g) AS rows,
+    (SELECT count(DISTINCT day) FROM g) AS days,
+    (SELECT date_diff('day', min(day), max(day)) + 1 FROM g) AS days_in_range,
+    (SELECT count(DISTINCT category) FROM g) AS categories,
+    (SELECT count(*) FROM (SELECT 1 FROM g GROUP BY day, category HAVING count(*) > 1))
+        AS duplicated_cells,
+    (SELECT count(*) FROM g WHERE postings IS NULL OR imputed_postings IS NULL
+        OR postings < 0 OR imputed_postings < 0 OR imputed_postings > postings) AS bad_counts,
+    (SELECT sum(postings) FROM g) AS gold_postings,
+    (SELECT postings FROM source) AS silver_postings,
+    (SELECT sum(imputed_postings) FROM g) AS gold_imputed,
+    (SELECT imputed FROM source) AS silver_imputed
+"""
+
+
+@asset_check(
+    asset=gold_daily_counts,
+    additional_deps=["imputed_silver"],
+    pool=DUCKDB_POOL,
+    description="Gold is a full day × category grid with no gaps or duplicates, counts are "
+    "non-negative, and they add up to the postings in imputed silver.",
+)
+def gold_full_grid_sums_to_silver(duckdb: DuckDBResource) -> AssetCheckResult:
+    with duckdb.get_connection() as connection:
+        cursor = connection.execute(GOLD_GRID_SQL)
+        names = [column[0] for column in cursor.description]
+        stats = dict(zip(names, cursor.fetchone(), strict=True))
+    stats = {name: int(value or 0) for name, value in stats.items()}
+    problems = []
+    if stats["days"] != stats["days_in_range"]:
+        problems.append(f"{stats['days_in_range'] - stats['days']} days missing from the range")
+    if stats["rows"] != stats["days"] * stats["categories"]:
+        problems.append(
+            f"{stats['rows']} rows, expected {stats['days']} days × {stats['categories']} categories"
+        )
+    if stats["duplicated_cells"]:
+        problems.append(f"{stats['duplicated_cells']} duplicated day × category cells")
+    if stats["bad_counts"]:
+        problems.append(f"{stats['bad_counts']} rows with NULL, negative or inconsistent counts")
+    if stats["gold_postings"] != stats["silver_postings"]:
+        problems.append(
+            f"gold counts {stats['gold_postings']} postings, silver has {stats['silver_postings']}"
+        )
+    if stats["gold_imputed"] != stats["silver_imputed"]:
+        problems.append(
+            f"gold counts {stats['gold_imputed']} imputed, silver has {stats['silver_imputed']}"
+        )
+    return AssetCheckResult(
+        passed=not problems,
+        description="; ".join(problems) or "full grid, sums match imputed silver",
+        metadata=stats,
+    )

@@ -1,0 +1,1 @@
+"""Pure logic: no Dagster here, only plain values in and out."""

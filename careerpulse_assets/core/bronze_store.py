@@ -1,0 +1,168 @@
+"""Appending raw pages to bronze in DuckDB: new payloads only, one transaction per page.
+
+Bronze is append-only history. A payload is stored when its posting has no stored version yet or
+its latest stored version has another hash, so re-reading the same source adds nothing and an
+edited posting becomes a new version. Items that cannot be postings, and pages that cannot be
+read, go to `bronze.bronze_quarantine` with the reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import duckdb
+import pandas as pd
+
+from ..muse.pages import RawPage
+from .postings import InvalidPosting, check_item, payload_hash, payload_json
+
+SCHEMA_SQL = """
+CREATE SCHEMA IF NOT EXISTS bronze;
+CREATE SEQUENCE IF NOT EXISTS bronze.bronze_row_seq;
+CREATE TABLE IF NOT EXISTS bronze.bronze_postings (
+    bronze_row_id BIGINT PRIMARY KEY DEFAULT nextval('bronze.bronze_row_seq'),
+    posting_id BIGINT NOT NULL,
+    payload JSON NOT NULL,
+    payload_hash VARCHAR NOT NULL,
+    source VARCHAR NOT NULL,
+    page INTEGER NOT NULL,
+    fetched_at TIMESTAMPTZ NOT NULL,
+    run_id VARCHAR
+);
+CREATE TABLE IF NOT EXISTS bronze.bronze_quarantine (
+    source VARCHAR NOT NULL,
+    page INTEGER NOT NULL,
+    item_index INTEGER,
+    posting_id BIGINT,
+    reason VARCHAR NOT NULL,
+    raw VARCHAR,
+    raw_hash VARCHAR NOT NULL,
+    fetched_at TIMESTAMPTZ NOT NULL,
+    run_id VARCHAR
+);
+"""
+
+# The latest stored version of each posting in this page; only differing payloads go in.
+INSERT_NEW_VERSIONS_SQL = """
+INSERT INTO bronze.bronze_postings
+    (posting_id, payload, payload_hash, source, page, fetched_at, run_id)
+SELECT p.posting_id, p.payload, p.payload_hash, p.source, p.page, p.fetched_at, p.run_id
+FROM page_rows p
+LEFT JOIN (
+    SELECT posting_id, payload_hash
+    FROM bronze.bronze_postings
+    WHERE posting_id IN (SELECT posting_id FROM page_rows)
+    QUALIFY row_number() OVER (PARTITION BY posting_id ORDER BY bronze_row_id DESC) = 1
+) latest USING (posting_id)
+WHERE latest.payload_hash IS DISTINCT FROM p.payload_hash
+ORDER BY p.item_index
+"""
+
+INSERT_QUARANTINE_SQL = """
+INSERT INTO bronze.bronze_quarantine
+SELECT q.* FROM page_quarantine q
+WHERE NOT EXISTS (
+    SELECT 1 FROM bronze.bronze_quarantine old
+    WHERE old.raw_hash = q.raw_hash AND old.reason = q.reason AND old.source = q.source
+)
+"""
+
+
+@dataclass
+class PageOutcome:
+    read: int = 0
+    inserted: int = 0
+    quarantined: int = 0
+
+
+def ensure_bronze_schema(connection: duckdb.DuckDBPyConnection) -> None:
+    connection.execute(SCHEMA_SQL)
+
+
+def _raw_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", errors="replace")).hexdigest()
+
+
+def split_page(page: RawPage, run_id: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The page's valid postings (first occurrence of each id) and its quarantined records."""
+    rows, quarantine, seen = [], [], set()
+
+    def quarantine_record(index, pid, reason, raw):
+        quarantine.append(
+            {
+                "source": page.source, "page": page.page, "item_index": index,
+                "posting_id": pid, "reason": reason, "raw": raw, "raw_hash": _raw_hash(raw or ""),
+                "fetched_at": page.fetched_at, "run_id": run_id,
+            }
+        )
+
+    if page.error is not None:
+        quarantine_record(None, None, f"unreadable page: {page.error}", page.raw)
+    for index, item in enumerate(page.items):
+        try:
+            pid = check_item(item)
+        except InvalidPosting as exc:
+            raw = payload_json(item) if isinstance(item, dict | list) else repr(item)
+            quarantine_record(index, None, str(exc), raw)
+            continue
+        if pid in seen:
+            continue
+        seen.add(pid)
+        rows.append(
+            {
+                "item_index": index, "posting_id": pid, "payload": payload_json(item),
+                "payload_hash": payload_hash(item), "source": page.source, "page": page.page,
+                "fetched_at": page.fetched_at, "run_id": run_id,
+            }
+        )
+    return _frame(rows, PAGE_ROW_COLUMNS), _frame(quarantine, QUARANTINE_COLUMNS)
+
+
+PAGE_ROW_COLUMNS = {
+    "item_index": "int64", "posting_id": "int64", "payload": "object", "payload_hash": "object",
+    "source": "object", "page": "int64", "fetched_at": "datetime64[ns, UTC]", "run_id": "object",
+}
+QUARANTINE_COLUMNS = {
+    "source": "object", "page": "int64", "item_index": "Int64", "posting_id": "Int64",
+    "reason": "object", "raw": "object", "raw_hash": "object",
+    "fetched_at": "datetime64[ns, UTC]", "run_id": "object",
+}
+
+
+def _frame(records: list[dict], columns: dict[str, str]) -> pd.DataFrame:
+    return pd.DataFrame.from_records(records, columns=list(columns)).astype(columns)
+
+
+def store_page(
+    connection: duckdb.DuckDBPyConnection, page: RawPage, run_id: str | None = None
+) -> PageOutcome:
+    """Append one page to bronze atomically: all of its new rows and quarantine, or nothing."""
+    page_rows, page_quarantine = split_page(page, run_id)
+    connection.register("page_rows", page_rows)
+    connection.register("page_quarantine", page_quarantine)
+    try:
+        connection.execute("BEGIN TRANSACTION")
+        inserted = connection.execute(INSERT_NEW_VERSIONS_SQL).fetchone()[0]
+        quarantined = connection.execute(INSERT_QUARANTINE_SQL).fetchone()[0]
+        connection.execute("COMMIT")
+    except Exception:
+        connection.execute("ROLLBACK")
+        raise
+    finally:
+        connection.unregister("page_rows")
+        connection.unregister("page_quarantine")
+    return PageOutcome(read=len(page.items), inserted=int(inserted), quarantined=int(quarantined))
+
+
+LATEST_PAYLOADS_SQL = """
+SELECT posting_id, payload, fetched_at
+FROM bronze.bronze_postings
+QUALIFY row_number() OVER (PARTITION BY posting_id ORDER BY bronze_row_id DESC) = 1
+ORDER BY posting_id
+"""
+
+
+def latest_payloads(connection: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """The newest stored payload of every posting (what silver is built from)."""
+    return connection.execute(LATEST_PAYLOADS_SQL).fetchdf()

@@ -1,0 +1,66 @@
+"""The Definitions: assets, checks, the sensor and the resources for this environment."""
+
+from __future__ import annotations
+
+from dagster import Definitions, EnvVar, FilesystemIOManager, in_process_executor
+from dagster_duckdb import DuckDBResource
+
+from .assets.bronze import bronze_postings
+from .assets.gold import gold_daily_counts
+from .assets.ml import imputed_silver, knn_classifier
+from .assets.silver import silver_postings
+from .checks import (
+    gold_full_grid_sums_to_silver,
+    knn_holdout_accuracy,
+    knn_holdout_macro_f1,
+    silver_posting_id_unique,
+)
+from .resources import CareerPulseDuckDBIOManager, MuseApi, mlflow_tracking
+from .sensors import careerpulse_all_job, muse_new_pages_sensor
+from .settings import Settings
+
+EXPERIMENT_NAME = "careerpulse"
+
+
+def build_resources(settings: Settings) -> dict:
+    settings.home.mkdir(parents=True, exist_ok=True)
+    return {
+        "muse": MuseApi(
+            base_url=settings.muse_base_url,
+            # As an EnvVar the UI shows the variable's name, never the key itself.
+            api_key=EnvVar("CAREERPULSE_MUSE_API_KEY") if settings.muse_api_key else None,
+            archive_dir=str(settings.muse_archive) if settings.muse_archive else None,
+            max_pages=settings.max_pages,
+        ),
+        "duckdb": DuckDBResource(database=str(settings.duckdb_path)),
+        "io_manager": CareerPulseDuckDBIOManager(database=str(settings.duckdb_path)),
+        "model_io_manager": FilesystemIOManager(base_dir=str(settings.storage_dir)),
+        "mlflow": mlflow_tracking.configured(
+            {
+                "experiment_name": EXPERIMENT_NAME,
+                "mlflow_tracking_uri": settings.mlflow_tracking_uri,
+                "artifact_location": str(settings.mlflow_artifacts),
+            }
+        ),
+    }
+
+
+def build_definitions(settings: Settings) -> Definitions:
+    return Definitions(
+        assets=[bronze_postings, silver_postings, knn_classifier, imputed_silver, gold_daily_counts],
+        asset_checks=[
+            knn_holdout_accuracy,
+            knn_holdout_macro_f1,
+            silver_posting_id_unique,
+            gold_full_grid_sums_to_silver,
+        ],
+        jobs=[careerpulse_all_job],
+        sensors=[muse_new_pages_sensor],
+        resources=build_resources(settings),
+        # One DuckDB file takes one writer and the graph is a chain: running the steps of a run
+        # in one process avoids lock contention and re-importing scikit-learn and MLflow per step.
+        executor=in_process_executor,
+    )
+
+
+defs = build_definitions(Settings.from_env())

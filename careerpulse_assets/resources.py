@@ -1,0 +1,157 @@
+"""Resources: the Muse source, the DuckDB IO manager, and MLflow tracking."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from dagster import (
+    ConfigurableResource,
+    Field,
+    InitResourceContext,
+    OutputContext,
+    StringSource,
+    TableColumn,
+    TableSchema,
+    resource,
+)
+from dagster._core.storage.db_io_manager import TableSlice
+from dagster_duckdb_pandas import DuckDBPandasIOManager, DuckDBPandasTypeHandler
+from dagster_mlflow.resources import CONFIG_SCHEMA as MLFLOW_CONFIG_SCHEMA
+from dagster_mlflow.resources import MlFlow
+from mlflow.entities import RunStatus
+
+from .core.postings import InvalidPosting, check_item, parse_publication_date
+from .muse.archive import iter_archive_pages
+from .muse.client import iter_api_pages, make_session, fetch_page
+from .muse.pages import RawPage
+from .settings import DEFAULT_MUSE_BASE_URL
+
+
+class MuseApi(ConfigurableResource):
+    """The Muse public jobs API, or a folder of saved pages read in its place."""
+
+    base_url: str = DEFAULT_MUSE_BASE_URL
+    api_key: str | None = None
+    archive_dir: str | None = None
+    max_pages: int | None = None
+    timeout_seconds: float = 30.0
+    retries: int = 4
+    backoff_seconds: float = 0.5
+
+    @property
+    def description(self) -> str:
+        if self.archive_dir:
+            return f"archive {self.archive_dir}"
+        return f"API {self.base_url}"
+
+    def iter_pages(self) -> Iterator[RawPage]:
+        if self.archive_dir:
+            yield from iter_archive_pages(self.archive_dir)
+            return
+        yield from iter_api_pages(
+            self.base_url,
+            api_key=self.api_key,
+            max_pages=self.max_pages,
+            timeout=self.timeout_seconds,
+            session=make_session(self.retries, self.backoff_seconds),
+        )
+
+    def listing_state(self) -> dict[str, Any]:
+        """What is newest at the source, from one request (page 0, newest first).
+
+        In archive mode it is read from the files instead: the newest posting and the count.
+        """
+        if self.archive_dir:
+            items = [item for page in iter_archive_pages(self.archive_dir) for item in page.items]
+            total = len(items)
+        else:
+            session = make_session(self.retries, self.backoff_seconds)
+            page = fetch_page(session, self.base_url, 0, self.api_key, self.timeout_seconds)
+            items, total = page.items, page.total
+        newest_id, newest_date = None, None
+        for item in items:
+            try:
+                posting, published = check_item(item), parse_publication_date(
+                    item.get("publication_date")
+                )
+            except InvalidPosting:
+                continue
+            if newest_date is None or published > newest_date:
+                newest_id, newest_date = posting, published
+        return {
+            "newest_id": newest_id,
+            "newest_publication_date": newest_date.isoformat() if newest_date else None,
+            "total": total,
+        }
+
+
+class ReplacingDuckDBPandasTypeHandler(DuckDBPandasTypeHandler):
+    """Writes a whole (unpartitioned) table with CREATE OR REPLACE.
+
+    The stock handler inserts by column position into an existing table, so a table written by
+    an older version with other columns would fail or, worse, take values into the wrong
+    columns. Replacing the table keeps it exactly the DataFrame's shape.
+    """
+
+    def handle_output(
+        self, context: OutputContext, table_slice: TableSlice, obj, connection
+    ) -> None:
+        if table_slice.partition_dimensions:
+            super().handle_output(context, table_slice, obj, connection)
+            return
+        connection.register("careerpulse_output", obj)
+        connection.execute(
+            f"CREATE OR REPLACE TABLE {table_slice.schema}.{table_slice.table} AS "
+            "SELECT * FROM careerpulse_output"
+        )
+        connection.unregister("careerpulse_output")
+        columns = connection.execute(
+            f"DESCRIBE {table_slice.schema}.{table_slice.table}"
+        ).fetchall()
+        context.add_output_metadata(
+            {
+                "dagster/row_count": len(obj),
+                "dagster/column_schema": TableSchema(
+                    columns=[TableColumn(name=name, type=type_) for name, type_, *_ in columns]
+                ),
+            }
+        )
+
+
+class CareerPulseDuckDBIOManager(DuckDBPandasIOManager):
+    @staticmethod
+    def type_handlers():
+        return [ReplacingDuckDBPandasTypeHandler()]
+
+
+def ensure_experiment(tracking_uri: str, name: str, artifact_location: str) -> None:
+    """Create the experiment with its artifacts under CAREERPULSE_HOME, not MLflow's ./mlruns."""
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+    if client.get_experiment_by_name(name) is None:
+        Path(artifact_location).mkdir(parents=True, exist_ok=True)
+        client.create_experiment(name, artifact_location=Path(artifact_location).as_uri())
+
+
+@resource(
+    config_schema={
+        **MLFLOW_CONFIG_SCHEMA,
+        "artifact_location": Field(StringSource, description="Folder for MLflow artifacts."),
+    },
+    description="dagster-mlflow tracking that creates its experiment with a chosen artifact "
+    "folder and always closes the MLflow run when the step ends.",
+)
+def mlflow_tracking(context: InitResourceContext):
+    config = context.resource_config
+    ensure_experiment(
+        config["mlflow_tracking_uri"], config["experiment_name"], config["artifact_location"]
+    )
+    tracking = MlFlow(context)
+    try:
+        yield tracking
+    finally:
+        # A step that finished its work ended the run itself; anything still open failed.
+        if mlflow.active_run() is not None:
+            mlflow.end_run(status=RunStatus.to_string(RunStatus.FAILED))

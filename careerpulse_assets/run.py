@@ -1,0 +1,128 @@
+"""`make run`: bring every asset up to date in one run and print what came out.
+
+The run is recorded in the Dagster instance at DAGSTER_HOME, so `make ui` shows it afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import duckdb
+
+ASSET_NAMES = [
+    "bronze_postings", "silver_postings", "knn_classifier", "imputed_silver", "gold_daily_counts",
+]
+
+
+def _dagster_home(settings) -> Path:
+    home = Path(os.environ.get("DAGSTER_HOME") or settings.home / "dagster")
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def _count(connection, sql: str):
+    try:
+        return connection.execute(sql).fetchone()[0]
+    except duckdb.CatalogException:
+        return None  # the table was not written (yet)
+
+
+def summary_lines(result, settings, seconds: float) -> list[str]:
+    lines = [f"CareerPulse run {result.run_id}: {'succeeded' if result.success else 'FAILED'} "
+             f"in {seconds:.1f} s"]
+    if not settings.duckdb_path.exists():
+        return lines + [f"  nothing was written to {settings.duckdb_path}"] + _step_failures(result)
+    with duckdb.connect(str(settings.duckdb_path), read_only=True) as connection:
+        counts = {
+            "bronze rows": _count(connection, "SELECT count(*) FROM bronze.bronze_postings"),
+            "quarantined": _count(connection, "SELECT count(*) FROM bronze.bronze_quarantine"),
+            "postings (silver)": _count(connection, "SELECT count(*) FROM silver.silver_postings"),
+            "labelled": _count(
+                connection, "SELECT count(*) FROM silver.silver_postings WHERE category IS NOT NULL"
+            ),
+            "imputed": _count(
+                connection, "SELECT count(*) FROM silver.imputed_silver WHERE is_imputed"
+            ),
+            "gold rows": _count(connection, "SELECT count(*) FROM gold.gold_daily_counts"),
+        }
+    for name, value in counts.items():
+        lines.append(f"  {name:<18} {'not written' if value is None else value}")
+
+    for event in result.get_asset_materialization_events():
+        materialization = event.step_materialization_data.materialization
+        if materialization.asset_key.to_user_string() == "knn_classifier":
+            meta = materialization.metadata
+            lines.append(
+                f"  classifier         k={meta['k'].value}, hold-out accuracy "
+                f"{meta['holdout_accuracy'].value:.3f}, macro-F1 {meta['holdout_macro_f1'].value:.3f}, "
+                f"weighted-F1 {meta['holdout_weighted_f1'].value:.3f} ({meta['model_version'].value})"
+            )
+    lines.append("  checks:")
+    for evaluation in result.get_asset_check_evaluations():
+        status = "passed" if evaluation.passed else f"FAILED ({evaluation.severity.value})"
+        lines.append(
+            f"    {evaluation.asset_check_key.name:<32} {status}"
+            + (f": {evaluation.description}" if evaluation.description else "")
+        )
+    lines += _step_failures(result)
+    lines += _not_materialized(result, ASSET_NAMES)
+    lines += [
+        f"  DuckDB            {settings.duckdb_path}",
+        f"  MLflow            {settings.mlflow_tracking_uri} (artifacts {settings.mlflow_artifacts})",
+        f"  Dagster instance  {os.environ['DAGSTER_HOME']}",
+    ]
+    return lines
+
+
+def _step_failures(result) -> list[str]:
+    lines = []
+    for event in result.all_events:
+        if event.is_step_failure:
+            error = event.step_failure_data.error
+            while error is not None and error.cause is not None:
+                error = error.cause  # the user-facing reason, not Dagster's wrapper
+            message = error.message.strip() if error else "no error recorded"
+            lines.append(f"  step {event.step_key} failed: {message}")
+    return lines
+
+
+def _not_materialized(result, asset_names: list[str]) -> list[str]:
+    done = {
+        event.step_materialization_data.materialization.asset_key.to_user_string()
+        for event in result.get_asset_materialization_events()
+    }
+    missing = [name for name in asset_names if name not in done]
+    if not missing:
+        return []
+    return [f"  not materialised in this run: {', '.join(missing)} (tables keep earlier contents)"]
+
+
+def main() -> int:
+    warnings.filterwarnings("ignore", category=Warning, module="dagster.*")
+    from dagster import DagsterInstance
+
+    from .definitions import build_definitions
+    from .settings import Settings, SettingsError
+
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"careerpulse: {exc}", file=sys.stderr)
+        return 2
+    _dagster_home(settings)
+    defs = build_definitions(settings)
+    job = defs.resolve_job_def("careerpulse_all")
+    started = time.monotonic()
+    with DagsterInstance.get() as instance:
+        result = job.execute_in_process(instance=instance, raise_on_error=False)
+    print("\n".join(summary_lines(result, settings, time.monotonic() - started)))
+    return 0 if result.success else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

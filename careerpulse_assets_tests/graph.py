@@ -1,0 +1,39 @@
+"""Running the whole graph in-process for tests, and reading back what it wrote."""
+
+import duckdb
+import pandas as pd
+from dagster import DagsterInstance, materialize
+
+from careerpulse_assets.definitions import build_definitions, build_resources
+from careerpulse_assets.settings import Settings
+
+
+def materialize_graph(settings: Settings, run_config: dict | None = None, instance=None):
+    defs = build_definitions(settings)
+    graph = list(defs.assets) + list(defs.asset_checks)
+    return materialize(
+        graph,
+        resources=build_resources(settings),
+        run_config=run_config,
+        instance=instance or DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+
+
+def query(settings: Settings, sql: str) -> pd.DataFrame:
+    with duckdb.connect(str(settings.duckdb_path), read_only=True) as connection:
+        return connection.execute(sql).fetchdf()
+
+
+def table_exists(settings: Settings, qualified_name: str) -> bool:
+    schema, table = qualified_name.split(".")
+    found = query(
+        settings,
+        f"SELECT count(*) AS n FROM information_schema.tables "
+        f"WHERE table_schema = '{schema}' AND table_name = '{table}'",
+    )
+    return bool(found["n"].iloc[0])
+
+
+def check_results(result) -> dict[str, bool]:
+    return {e.asset_check_key.name: e.passed for e in result.get_asset_check_evaluations()}

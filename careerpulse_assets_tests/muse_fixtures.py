@@ -1,0 +1,94 @@
+"""Small Muse-shaped postings made for the tests, so a fresh clone needs no shared data.
+
+Each category has its own vocabulary, as real postings do, so a working classifier learns it;
+`shuffle_labels=True` breaks the link between text and label to make a deliberately bad model.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+VOCABULARY = {
+    "Software Engineering": (
+        ["Backend Engineer", "Software Engineer", "Platform Developer", "Frontend Engineer"],
+        ["python", "kubernetes", "microservices", "code review", "APIs", "distributed systems",
+         "unit tests", "deployments", "TypeScript", "databases"],
+    ),
+    "Healthcare": (
+        ["Registered Nurse", "Clinical Nurse", "Medical Assistant", "Physical Therapist"],
+        ["patients", "clinic", "nursing", "care plans", "medication", "hospital ward",
+         "bedside", "triage", "physicians", "CPR certification"],
+    ),
+    "Sales": (
+        ["Account Executive", "Sales Representative", "Business Development Rep",
+         "Sales Manager"],
+        ["quota", "pipeline", "prospects", "closing deals", "CRM", "cold calls", "commission",
+         "territory", "revenue targets", "client meetings"],
+    ),
+}
+COMPANIES = ["Acme", "Globex", "Initech", "Umbrella", "Hooli", "Stark Industries"]
+START = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+
+
+def make_item(posting_id: int, title: str, words: list[str], category: str | None,
+              published: datetime, company: str) -> dict:
+    sentences = "".join(f"<li>Experience with {w} &amp; related work.</li>" for w in words)
+    return {
+        "id": posting_id,
+        "name": title,
+        "contents": f"<p><strong>{title}</strong> at {company}.</p><ul>{sentences}</ul>",
+        "publication_date": published.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "categories": [{"name": category}] if category else [],
+        "levels": [{"name": "Mid Level", "short_name": "mid"}],
+        "locations": [{"name": "New York, NY"}],
+        "company": {"id": COMPANIES.index(company) + 1, "short_name": company.lower(),
+                    "name": company},
+        "refs": {"landing_page": f"https://www.themuse.com/jobs/{company.lower()}/{posting_id}"},
+        "short_name": f"job-{posting_id}", "tags": [], "type": "external", "model_type": "jobs",
+    }
+
+
+def synthetic_postings(per_category: int = 14, unlabelled: int = 12, seed: int = 7,
+                       shuffle_labels: bool = False, first_id: int = 100_000) -> list[dict]:
+    """Labelled postings for every category plus some with no category, over ~3 weeks."""
+    rng = random.Random(seed)
+    specs = []
+    for category, (titles, words) in VOCABULARY.items():
+        for _ in range(per_category):
+            specs.append((category, category))
+        specs += [(category, None)] * (unlabelled // len(VOCABULARY))
+    labels = [label for _, label in specs]
+    if shuffle_labels:
+        labelled = [label for label in labels if label]
+        rng.shuffle(labelled)
+        it = iter(labelled)
+        labels = [next(it) if label else None for label in labels]
+    items = []
+    for offset, ((text_category, _), label) in enumerate(zip(specs, labels, strict=True)):
+        titles, words = VOCABULARY[text_category]
+        items.append(
+            make_item(
+                first_id + offset,
+                rng.choice(titles),
+                rng.sample(words, 5),
+                label,
+                START + timedelta(days=rng.randrange(0, 21), hours=rng.randrange(0, 12)),
+                rng.choice(COMPANIES),
+            )
+        )
+    return items
+
+
+def edge_case_page() -> dict:
+    return json.loads((FIXTURES / "page_edge_cases.json").read_text())
+
+
+def write_archive(folder: Path, items: list[dict], name: str = "postings.json") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text(json.dumps(items))
+    return folder

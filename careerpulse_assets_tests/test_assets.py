@@ -1,0 +1,106 @@
+"""The whole graph, materialised in-process over the project's own fixtures."""
+
+import mlflow
+import pytest
+from dagster import AssetKey, DagsterInstance
+
+from .graph import check_results, materialize_graph, query, table_exists
+from .muse_fixtures import edge_case_page, synthetic_postings, write_archive
+
+
+@pytest.fixture
+def archive(tmp_path):
+    folder = write_archive(tmp_path / "archive", synthetic_postings())
+    (folder / "edge_cases.json").write_text(__import__("json").dumps(edge_case_page()))
+    return folder
+
+
+def test_graph_fills_every_category_and_writes_a_full_gold_grid(archive, settings_for):
+    settings = settings_for(archive=archive)
+    result = materialize_graph(settings)
+    assert result.success
+    assert check_results(result) == {
+        "silver_posting_id_unique": True,
+        "knn_holdout_accuracy": True,
+        "knn_holdout_macro_f1": True,
+        "gold_full_grid_sums_to_silver": True,
+    }
+
+    silver = query(settings, "SELECT * FROM silver.silver_postings")
+    assert len(silver) == 54 + 3  # the edge-case page adds 3 valid postings, quarantines 3
+    assert silver["posting_id"].is_unique
+    assert query(settings, "SELECT count(*) AS n FROM bronze.bronze_quarantine")["n"][0] == 3
+
+    imputed = query(settings, "SELECT * FROM silver.imputed_silver")
+    assert len(imputed) == len(silver)
+    assert imputed["category"].notna().all()
+    assert imputed["is_imputed"].sum() == silver["category"].isna().sum()
+    assert imputed.loc[imputed["is_imputed"], "model_version"].eq(
+        "models:/careerpulse-knn-category/1"
+    ).all()
+
+    gold = query(settings, "SELECT * FROM gold.gold_daily_counts")
+    days = (gold["day"].max() - gold["day"].min()).days + 1
+    assert len(gold) == days * gold["category"].nunique()
+    assert gold["postings"].sum() == len(imputed)
+    assert str(query(settings, "DESCRIBE gold.gold_daily_counts")["column_type"][0]) == "DATE"
+
+
+def test_model_is_logged_registered_and_its_mlflow_run_closed(archive, settings_for):
+    settings = settings_for(archive=archive)
+    assert materialize_graph(settings).success
+    client = mlflow.MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
+    experiment = client.get_experiment_by_name("careerpulse")
+    assert experiment.artifact_location == settings.mlflow_artifacts.as_uri()
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert run.info.status == "FINISHED"
+    assert run.data.params["metric"] == "cosine" and run.data.params["max_features"] == "10000"
+    assert 0 <= run.data.metrics["holdout_macro_f1"] <= 1
+    (version,) = client.search_model_versions("name='careerpulse-knn-category'")
+    assert version.run_id == run.info.run_id
+
+    model = mlflow.sklearn.load_model(f"models:/careerpulse-knn-category/{version.version}")
+    silver = query(settings, "SELECT title, description_text FROM silver.silver_postings")
+    from careerpulse_assets.core.classifier import model_input
+
+    assert len(model.predict(model_input(silver.head(3)))) == 3
+
+
+def test_running_again_over_the_same_source_adds_no_bronze_rows(archive, settings_for):
+    settings = settings_for(archive=archive)
+    instance = DagsterInstance.ephemeral()
+    assert materialize_graph(settings, instance=instance).success
+    before = query(settings, "SELECT count(*) AS n FROM bronze.bronze_postings")["n"][0]
+    assert materialize_graph(settings, instance=instance).success
+    after = query(settings, "SELECT count(*) AS n FROM bronze.bronze_postings")["n"][0]
+    assert before == after == 57
+    materialization = instance.get_latest_materialization_event(AssetKey("bronze_postings"))
+    assert materialization.asset_materialization.metadata["rows_inserted"].value == 0
+
+
+def test_a_bad_model_is_stopped_by_the_blocking_check(tmp_path, settings_for):
+    archive = write_archive(tmp_path / "archive", synthetic_postings(shuffle_labels=True))
+    settings = settings_for(archive=archive)
+    result = materialize_graph(settings)
+
+    assert not result.success
+    checks = check_results(result)
+    assert checks["knn_holdout_accuracy"] is False
+    assert checks["silver_posting_id_unique"] is True
+    materialized = {
+        e.step_materialization_data.materialization.asset_key.to_user_string()
+        for e in result.get_asset_materialization_events()
+    }
+    assert materialized == {"bronze_postings", "silver_postings", "knn_classifier"}
+    assert not table_exists(settings, "silver.imputed_silver")
+    assert not table_exists(settings, "gold.gold_daily_counts")
+    failed = [e for e in result.get_asset_check_evaluations() if not e.passed]
+    assert any("imputations are not written" in (e.description or "") for e in failed)
+
+
+def test_check_thresholds_are_config(archive, settings_for):
+    settings = settings_for(archive=archive)
+    strict = {"ops": {"knn_classifier_knn_holdout_macro_f1": {"config": {"min_macro_f1": 1.01}}}}
+    result = materialize_graph(settings, run_config=strict)
+    assert check_results(result)["knn_holdout_macro_f1"] is False
+    assert not table_exists(settings, "silver.imputed_silver")

@@ -1,0 +1,84 @@
+from datetime import datetime, timezone
+
+import pytest
+
+from careerpulse_assets.core.postings import (
+    InvalidPosting,
+    check_item,
+    html_to_text,
+    payload_hash,
+    posting_id,
+    silver_row,
+)
+
+from .muse_fixtures import edge_case_page
+
+
+def results():
+    return edge_case_page()["results"]
+
+
+@pytest.mark.parametrize("raw, expected", [(52288, 52288), ("52288", 52288), (" 7 ", 7), (3.0, 3)])
+def test_an_id_as_number_or_string_is_the_same_posting(raw, expected):
+    assert posting_id({"id": raw}) == expected
+
+
+@pytest.mark.parametrize("raw", [None, True, "abc", 1.5, ""])
+def test_ids_that_cannot_be_postings_are_rejected(raw):
+    with pytest.raises(InvalidPosting):
+        posting_id({"id": raw})
+
+
+def test_html_to_text_decodes_entities_and_collapses_whitespace():
+    text = html_to_text(results()[0]["contents"])
+    assert text == (
+        "Build pipelines & models for R&D. Python SQL <3 Café — remote"
+    )
+
+
+def test_html_to_text_of_nothing_is_empty():
+    assert html_to_text(None) == "" and html_to_text("") == ""
+
+
+def test_silver_row_flattens_a_multi_category_posting():
+    row = silver_row(results()[0])
+    assert row["posting_id"] == 9000001
+    assert row["title"] == "Senior Data Engineer"
+    assert row["category"] == "Data and Analytics"
+    assert row["categories"] == ["Data and Analytics", "Software Engineering"]
+    assert row["level"] == "Senior Level"
+    assert row["locations"] == ["New York, NY", "Flexible / Remote"]
+    assert row["company"] == "Acme Analytics"
+    assert row["publication_date"] == datetime(2026, 3, 2, 23, 30, tzinfo=timezone.utc)
+
+
+def test_unknown_or_missing_category_is_null_and_dates_become_utc():
+    nurse, account_exec = silver_row(results()[1]), silver_row(results()[2])
+    assert nurse["category"] is None and nurse["categories"] == ["Unknown"]
+    assert nurse["posting_id"] == 9000002
+    # +02:00 on 1 March 08:00 is 06:00 UTC; a date without offset is taken as UTC.
+    assert nurse["publication_date"] == datetime(2026, 3, 1, 6, 0, tzinfo=timezone.utc)
+    assert account_exec["category"] is None and account_exec["level"] == "Entry Level"
+    assert account_exec["publication_date"] == datetime(2026, 2, 27, 10, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize(
+    "index, reason",
+    [(3, "categories is not a list"), (4, "missing id"), (5, "publication_date is not ISO-8601")],
+)
+def test_items_that_cannot_be_postings_say_why(index, reason):
+    with pytest.raises(InvalidPosting, match=reason):
+        check_item(results()[index])
+
+
+def test_contents_that_is_not_a_string_is_rejected():
+    item = dict(results()[0], contents={"html": "<p>x</p>"})
+    with pytest.raises(InvalidPosting, match="contents is not a string"):
+        check_item(item)
+
+
+def test_payload_hash_ignores_key_order_but_not_content():
+    item = results()[0]
+    reordered = dict(reversed(list(item.items())))
+    assert payload_hash(reordered) == payload_hash(item)
+    assert payload_hash(dict(item, name="Staff Data Engineer")) != payload_hash(item)

@@ -1,0 +1,48 @@
+from dagster import RunRequest, SkipReason, build_sensor_context
+
+from careerpulse_assets.resources import MuseApi
+from careerpulse_assets.sensors import muse_new_pages_sensor
+
+from .muse_fixtures import synthetic_postings
+from .muse_server import serve_muse
+
+
+def tick(muse: MuseApi, cursor: str | None):
+    context = build_sensor_context(cursor=cursor, resources={"muse": muse})
+    return muse_new_pages_sensor(context), context.cursor
+
+
+def test_new_postings_request_one_run_and_the_same_listing_none():
+    items = synthetic_postings()
+    with serve_muse(items) as (stub, base_url):
+        muse = MuseApi(base_url=base_url, retries=0)
+        first, cursor = tick(muse, None)
+        assert isinstance(first, RunRequest)
+        assert len(stub.requests) == 1 and "page=0" in stub.requests[0]
+
+        again, same_cursor = tick(muse, cursor)
+        assert isinstance(again, SkipReason) and "nothing new" in again.skip_message
+        assert same_cursor == cursor
+
+        newest = max(items, key=lambda i: i["publication_date"])
+        stub.items.append(dict(newest, id=999_999, publication_date="2026-02-01T00:00:00Z"))
+        after_new, new_cursor = tick(muse, cursor)
+        assert isinstance(after_new, RunRequest)
+        assert after_new.run_key != first.run_key and new_cursor != cursor
+        assert after_new.tags["careerpulse/newest_posting_id"] == "999999"
+        assert len(stub.requests) == 3  # one request per tick
+
+
+def test_a_failing_api_skips_with_the_reason():
+    with serve_muse([]) as (stub, base_url):
+        stub.faults[0] = [500]
+        result, cursor = tick(MuseApi(base_url=base_url, retries=0), None)
+    assert isinstance(result, SkipReason)
+    assert "could not read the Muse listing" in result.skip_message and "500" in result.skip_message
+    assert cursor is None
+
+
+def test_an_empty_listing_skips():
+    with serve_muse([]) as (_, base_url):
+        result, _ = tick(MuseApi(base_url=base_url, retries=0), None)
+    assert isinstance(result, SkipReason) and "no postings" in result.skip_message

@@ -1,0 +1,25 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="careerpulse_assets",
+    version="0.1.0",
+    description="Muse job postings to a gap-free daily demand series, as Dagster assets.",
+    python_requires=">=3.11,<3.13",
+    packages=find_packages(exclude=["careerpulse_assets_tests"]),
+    install_requires=[
+        # dagster and its integration libraries move together: each 0.29.27 pins dagster 1.13.27.
+        "dagster==1.13.27",
+        "dagster-webserver==1.13.27",
+        "dagster-duckdb==0.29.27",
+        "dagster-duckdb-pandas==0.29.27",
+        "dagster-mlflow==0.29.27",
+        "duckdb==2.0.1",
+        "pandas>=2.2,<3",  # the dagster integrations do not support pandas 3
+        "mlflow==3.17.2",
+        "scikit-learn==1.9.1",
+        "requests==2.34.2",
+        "urllib3==2.8.0",
+        "beautifulsoup4==4.15.0",
+    ],
+    extras_require={"dev": ["pytest==9.2.0"]},
+)
