@@ -5,6 +5,7 @@ from ..core.bronze_store import ensure_bronze_schema, store_page
 from ..resources import MuseApi
 
 DUCKDB_POOL = "careerpulse_duckdb"
+PROGRESS_EVERY_PAGES = 10
 
 
 @asset(
@@ -28,10 +29,14 @@ def bronze_postings(
             quarantined += outcome.quarantined
             if page.error:
                 context.log.warning(f"{page.source} page {page.page} quarantined: {page.error}")
-            context.log.info(
-                f"{page.source} page {page.page}: {outcome.read} items, "
-                f"{outcome.inserted} new, {outcome.quarantined} quarantined"
+            log = context.log.info if pages % PROGRESS_EVERY_PAGES == 0 else context.log.debug
+            log(
+                f"{pages} pages read ({page.source} page {page.page}): {read} items, "
+                f"{inserted} new, {quarantined} quarantined"
             )
+        context.log.info(
+            f"{pages} pages read: {read} items, {inserted} new, {quarantined} quarantined"
+        )
         total, postings = connection.execute(
             "SELECT count(*), count(DISTINCT posting_id) FROM bronze.bronze_postings"
         ).fetchone()

@@ -37,6 +37,17 @@ class KnnClassifierConfig(Config):
 def knn_classifier(
     context: AssetExecutionContext, config: KnnClassifierConfig, silver_postings: pd.DataFrame
 ) -> TrainedClassifier:
+    try:
+        return _train_and_log(context, config, silver_postings)
+    finally:
+        # The MLflow run ends with this step: FINISHED above on success, FAILED here otherwise.
+        if mlflow.active_run() is not None:
+            mlflow.end_run(status="FAILED")
+
+
+def _train_and_log(
+    context: AssetExecutionContext, config: KnnClassifierConfig, silver_postings: pd.DataFrame
+) -> TrainedClassifier:
     training = training_set(silver_postings, config.min_postings_per_category)
     try:
         evaluation = evaluate_seed_knn(training)
