@@ -104,3 +104,15 @@ def test_check_thresholds_are_config(archive, settings_for):
     result = materialize_graph(settings, run_config=strict)
     assert check_results(result)["knn_holdout_macro_f1"] is False
     assert not table_exists(settings, "silver.imputed_silver")
+
+
+def test_graph_over_http_gives_the_same_result_as_the_archive(settings_for):
+    from .muse_server import serve_muse
+
+    with serve_muse(synthetic_postings()) as (stub, base_url):
+        settings = settings_for(base_url=base_url)
+        result = materialize_graph(settings)
+    assert result.success and all(check_results(result).values())
+    assert len(stub.requests) == 3
+    imputed = query(settings, "SELECT count(*) AS n, count(category) AS c FROM silver.imputed_silver")
+    assert imputed["n"][0] == imputed["c"][0] == 54
