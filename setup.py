@@ -20,6 +20,8 @@ setup(
         "requests==2.34.2",
         "urllib3==2.8.0",
         "beautifulsoup4==4.15.0",
+        "matplotlib==3.11.2",
+        "tabulate==0.10.0",  # DataFrame.to_markdown in the benchmark's tables
     ],
     extras_require={"dev": ["pytest==9.2.0"]},
 )

@@ -34,9 +34,10 @@ def _threshold_result(name: str, value: float, threshold: float, trained: Traine
         ),
         metadata={
             name: value,
+            f"{name}_95ci": f"{trained.holdout[f'{name}_ci_low']:.3f}–{trained.holdout[f'{name}_ci_high']:.3f}",
             "threshold": threshold,
-            "k": trained.evaluation.k,
-            "holdout_postings": trained.evaluation.n_holdout,
+            "chosen": trained.chosen,
+            "holdout_postings": trained.n_holdout,
             "model_version": trained.model_version,
         },
     )
@@ -52,7 +53,7 @@ def knn_holdout_accuracy(
     config: MinAccuracyConfig, knn_classifier: TrainedClassifier
 ) -> AssetCheckResult:
     return _threshold_result(
-        "accuracy", knn_classifier.evaluation.accuracy, config.min_accuracy, knn_classifier
+        "accuracy", knn_classifier.holdout["accuracy"], config.min_accuracy, knn_classifier
     )
 
 
@@ -66,7 +67,7 @@ def knn_holdout_macro_f1(
     config: MinMacroF1Config, knn_classifier: TrainedClassifier
 ) -> AssetCheckResult:
     return _threshold_result(
-        "macro_f1", knn_classifier.evaluation.macro_f1, config.min_macro_f1, knn_classifier
+        "macro_f1", knn_classifier.holdout["macro_f1"], config.min_macro_f1, knn_classifier
     )
 
 

@@ -58,9 +58,16 @@ def summary_lines(result, settings, seconds: float) -> list[str]:
         if materialization.asset_key.to_user_string() == "knn_classifier":
             meta = materialization.metadata
             lines.append(
-                f"  classifier         k={meta['k'].value}, hold-out accuracy "
-                f"{meta['holdout_accuracy'].value:.3f}, macro-F1 {meta['holdout_macro_f1'].value:.3f}, "
-                f"weighted-F1 {meta['holdout_weighted_f1'].value:.3f} ({meta['model_version'].value})"
+                f"  classifier         {meta['chosen'].value} "
+                f"({'trained' if meta['retrained'].value else 'reused, labels unchanged'}: "
+                f"{meta['model_version'].value})"
+            )
+            lines.append(
+                f"  hold-out           accuracy {meta['holdout_accuracy'].value:.3f}, "
+                f"macro-F1 {meta['holdout_macro_f1'].value:.3f} "
+                f"[{meta['holdout_macro_f1_ci_low'].value:.3f}–{meta['holdout_macro_f1_ci_high'].value:.3f}], "
+                f"weighted-F1 {meta['holdout_weighted_f1'].value:.3f} "
+                f"({meta['holdout_postings'].value} postings)"
             )
     lines.append("  checks:")
     for evaluation in result.get_asset_check_evaluations():

@@ -7,6 +7,17 @@ from dagster import AssetKey, DagsterInstance
 from .graph import check_results, materialize_graph, query, table_exists
 from .muse_fixtures import edge_case_page, synthetic_postings, write_archive
 
+# A small grid keeps these tests quick; the full default grid runs in the first test and in
+# the end-to-end test on the shared postings.
+SMALL_GRID = {
+    "ops": {
+        "knn_classifier": {
+            "config": {"ks": [3, 5], "prior_alphas": [0.0, 0.5], "title_weights": [2.0],
+                       "word_pairs": False}
+        }
+    }
+}
+
 
 @pytest.fixture
 def archive(tmp_path):
@@ -48,30 +59,37 @@ def test_graph_fills_every_category_and_writes_a_full_gold_grid(archive, setting
 
 def test_model_is_logged_registered_and_its_mlflow_run_closed(archive, settings_for):
     settings = settings_for(archive=archive)
-    assert materialize_graph(settings).success
+    assert materialize_graph(settings, run_config=SMALL_GRID).success
     client = mlflow.MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
     experiment = client.get_experiment_by_name("careerpulse")
     assert experiment.artifact_location == settings.mlflow_artifacts.as_uri()
     (run,) = client.search_runs([experiment.experiment_id])
     assert run.info.status == "FINISHED"
-    assert run.data.params["metric"] == "cosine" and run.data.params["max_features"] == "10000"
-    assert 0 <= run.data.metrics["holdout_macro_f1"] <= 1
+    assert run.data.params["metric"] == "cosine"
+    assert {"k", "vote", "prior_alpha", "title_weight", "ngrams"} <= set(run.data.params)
+    metrics = run.data.metrics
+    for name in ("holdout_accuracy", "holdout_macro_f1", "holdout_weighted_f1", "time_macro_f1",
+                 "logreg_holdout_macro_f1", "holdout_any_label_accuracy", "cv_macro_f1"):
+        assert 0 <= metrics[name] <= 1, name
+    assert metrics["holdout_macro_f1_ci_low"] <= metrics["holdout_macro_f1"] <= metrics["holdout_macro_f1_ci_high"]
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"per_class_holdout.csv", "confusion_holdout.csv", "confusion_holdout.png",
+            "reliability_holdout.csv", "evaluation.json"} <= artifacts  # the model is a LoggedModel
     (version,) = client.search_model_versions("name='careerpulse-knn-category'")
     assert version.run_id == run.info.run_id
 
-    model = mlflow.sklearn.load_model(f"models:/careerpulse-knn-category/{version.version}")
-    silver = query(settings, "SELECT title, description_text FROM silver.silver_postings")
-    from careerpulse_assets.core.classifier import model_input
-
-    assert len(model.predict(model_input(silver.head(3)))) == 3
+    model = mlflow.pyfunc.load_model(f"models:/careerpulse-knn-category/{version.version}")
+    assert model.metadata.get_input_schema().input_names() == ["title", "description_text"]
+    silver = query(settings, "SELECT title, description_text FROM silver.silver_postings LIMIT 3")
+    assert len(model.predict(silver)) == 3
 
 
 def test_running_again_over_the_same_source_adds_no_bronze_rows(archive, settings_for):
     settings = settings_for(archive=archive)
     instance = DagsterInstance.ephemeral()
-    assert materialize_graph(settings, instance=instance).success
+    assert materialize_graph(settings, SMALL_GRID, instance=instance).success
     before = query(settings, "SELECT count(*) AS n FROM bronze.bronze_postings")["n"][0]
-    assert materialize_graph(settings, instance=instance).success
+    assert materialize_graph(settings, SMALL_GRID, instance=instance).success
     after = query(settings, "SELECT count(*) AS n FROM bronze.bronze_postings")["n"][0]
     assert before == after == 57
     materialization = instance.get_latest_materialization_event(AssetKey("bronze_postings"))
@@ -81,7 +99,7 @@ def test_running_again_over_the_same_source_adds_no_bronze_rows(archive, setting
 def test_a_bad_model_is_stopped_by_the_blocking_check(tmp_path, settings_for):
     archive = write_archive(tmp_path / "archive", synthetic_postings(shuffle_labels=True))
     settings = settings_for(archive=archive)
-    result = materialize_graph(settings)
+    result = materialize_graph(settings, SMALL_GRID)
 
     assert not result.success
     checks = check_results(result)
@@ -100,7 +118,8 @@ def test_a_bad_model_is_stopped_by_the_blocking_check(tmp_path, settings_for):
 
 def test_check_thresholds_are_config(archive, settings_for):
     settings = settings_for(archive=archive)
-    strict = {"ops": {"knn_classifier_knn_holdout_macro_f1": {"config": {"min_macro_f1": 1.01}}}}
+    strict = {"ops": {**SMALL_GRID["ops"],
+                      "knn_classifier_knn_holdout_macro_f1": {"config": {"min_macro_f1": 1.01}}}}
     result = materialize_graph(settings, run_config=strict)
     assert check_results(result)["knn_holdout_macro_f1"] is False
     assert not table_exists(settings, "silver.imputed_silver")
@@ -111,8 +130,50 @@ def test_graph_over_http_gives_the_same_result_as_the_archive(settings_for):
 
     with serve_muse(synthetic_postings()) as (stub, base_url):
         settings = settings_for(base_url=base_url)
-        result = materialize_graph(settings)
+        result = materialize_graph(settings, SMALL_GRID)
     assert result.success and all(check_results(result).values())
     assert len(stub.requests) == 3
     imputed = query(settings, "SELECT count(*) AS n, count(category) AS c FROM silver.imputed_silver")
     assert imputed["n"][0] == imputed["c"][0] == 54
+
+
+def latest_metadata(instance, asset_name):
+    event = instance.get_latest_materialization_event(AssetKey(asset_name))
+    return event.asset_materialization.metadata
+
+
+def test_unchanged_labels_reuse_the_model_and_changed_labels_retrain(tmp_path, settings_for):
+    items = synthetic_postings()
+    archive = write_archive(tmp_path / "archive", items)
+    settings = settings_for(archive=archive)
+    instance = DagsterInstance.ephemeral()
+    assert materialize_graph(settings, SMALL_GRID, instance=instance).success
+    first = latest_metadata(instance, "knn_classifier")
+    assert first["retrained"].value is True
+    assert "data:image/png;base64," in first["confusion_matrix"].value
+    assert sum(r.data["postings"] for r in first["reliability"].value.records) == first["holdout_postings"].value
+    assert first["mlflow_run"].value.startswith("http://127.0.0.1:5000/#/experiments/")
+
+    # Only unlabelled postings arrive: same training data, so no new training and no new run.
+    items.append(dict(items[-1], id=999_001, categories=[]))
+    write_archive(archive, items)
+    assert materialize_graph(settings, SMALL_GRID, instance=instance).success
+    second = latest_metadata(instance, "knn_classifier")
+    assert second["retrained"].value is False
+    assert second["model_version"].value == first["model_version"].value
+    assert "confusion_matrix" in second
+    client = mlflow.MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
+    experiment = client.get_experiment_by_name("careerpulse")
+    assert len(client.search_runs([experiment.experiment_id])) == 1
+    imputed = query(settings, "SELECT model_version FROM silver.imputed_silver WHERE posting_id = 999001")
+    assert imputed["model_version"][0] == first["model_version"].value
+
+    # A relabelled posting changes the training data: a new model version fills the rows.
+    items[0] = dict(items[0], categories=[{"name": "Sales"}])
+    write_archive(archive, items)
+    assert materialize_graph(settings, SMALL_GRID, instance=instance).success
+    third = latest_metadata(instance, "knn_classifier")
+    assert third["retrained"].value is True
+    assert third["model_version"].value == "models:/careerpulse-knn-category/2"
+    versions = query(settings, "SELECT DISTINCT model_version FROM silver.imputed_silver WHERE is_imputed")
+    assert versions["model_version"].tolist() == ["models:/careerpulse-knn-category/2"]

@@ -1,27 +1,63 @@
+import base64
+
 import mlflow
 import pandas as pd
-import sklearn
-from dagster import AssetExecutionContext, Config, Failure, MetadataValue, asset
-from mlflow.models import infer_signature
+from dagster import (
+    AssetExecutionContext,
+    Config,
+    Failure,
+    MetadataValue,
+    TableColumn,
+    TableRecord,
+    TableSchema,
+    asset,
+)
 
-from ..core.classifier import (
-    MAX_FEATURES,
+from ..core.classifier import TrainedClassifier, impute_categories
+from ..core.evaluation import (
     MIN_POSTINGS_PER_CATEGORY,
-    NotEnoughLabels,
-    TrainedClassifier,
-    evaluate_seed_knn,
-    fit_seed_knn,
-    impute_categories,
-    training_set,
+    evaluate,
+    knn_method,
+    labelled_set,
+    logistic_regression_method,
+)
+from ..core.plots import confusion_png
+from ..core.selection import KnnGrid, NotEnoughLabels, fit_knn
+from ..tracking import (
+    REGISTERED_MODEL_NAME,
+    discard_active_run,
+    find_trained,
+    log_training,
+    training_fingerprint,
 )
 from .bronze import DUCKDB_POOL
 
-REGISTERED_MODEL_NAME = "careerpulse-knn-category"
 MLFLOW_UI_URL = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default (see README)
 
 
+_DEFAULT_GRID = KnnGrid()
+
+
 class KnnClassifierConfig(Config):
+    """What the CV chooses among, and when to train. Defaults are the documented grid."""
+
     min_postings_per_category: int = MIN_POSTINGS_PER_CATEGORY
+    ks: list[int] = list(_DEFAULT_GRID.ks)
+    vote_rules: list[str] = list(_DEFAULT_GRID.votes)
+    prior_alphas: list[float] = list(_DEFAULT_GRID.prior_alphas)
+    title_weights: list[float] = [w for w, _ in _DEFAULT_GRID.representations if w is not None]
+    word_pairs: bool = True
+    force_retrain: bool = False
+
+    def grid(self) -> KnnGrid:
+        return KnnGrid(
+            representations=((None, 1),)
+            + (((None, 2),) if self.word_pairs else ())
+            + tuple((float(w), 1) for w in self.title_weights),
+            ks=tuple(self.ks),
+            votes=tuple(self.vote_rules),
+            prior_alphas=tuple(self.prior_alphas),
+        )
 
 
 @asset(
@@ -30,89 +66,93 @@ class KnnClassifierConfig(Config):
     pool=DUCKDB_POOL,  # it reads silver from DuckDB
     io_manager_key="model_io_manager",
     required_resource_keys={"mlflow"},
-    description="TF-IDF + cosine KNN that learns the category from title and description: k "
-    "chosen by stratified 5-fold CV on macro-F1, scored on a stratified 80/20 hold-out, refitted "
-    f"on all labelled postings and registered in MLflow as `{REGISTERED_MODEL_NAME}`.",
+    description="TF-IDF + cosine KNN that learns the category from title and description. "
+    "Vote rule (uniform / distance), class-prior correction, title weight, word pairs and k are "
+    "chosen by stratified 5-fold CV on macro-F1; scored on a stratified 80/20 hold-out and a "
+    "time-ordered split; refitted on all labelled postings and registered in MLflow as "
+    f"`{REGISTERED_MODEL_NAME}`. Retrains only when the labelled postings changed.",
 )
 def knn_classifier(
     context: AssetExecutionContext, config: KnnClassifierConfig, silver_postings: pd.DataFrame
 ) -> TrainedClassifier:
     try:
-        return _train_and_log(context, config, silver_postings)
+        trained = _train_or_reuse(context, config, silver_postings)
     finally:
-        # The MLflow run ends with this step: FINISHED above on success, FAILED here otherwise.
+        # The MLflow run ends with this step: FINISHED when logged, FAILED when anything raised.
         if mlflow.active_run() is not None:
             mlflow.end_run(status="FAILED")
+    context.add_output_metadata(_classifier_metadata(trained))
+    return trained
 
 
-def _train_and_log(
-    context: AssetExecutionContext, config: KnnClassifierConfig, silver_postings: pd.DataFrame
+def _train_or_reuse(
+    context: AssetExecutionContext, config: KnnClassifierConfig, silver: pd.DataFrame
 ) -> TrainedClassifier:
-    training = training_set(silver_postings, config.min_postings_per_category)
     try:
-        evaluation = evaluate_seed_knn(training)
+        labelled = labelled_set(silver, config.min_postings_per_category)
     except NotEnoughLabels as exc:
         raise Failure(f"cannot train the category classifier: {exc}") from None
-    model = fit_seed_knn(training, evaluation.k)
+    grid = config.grid()
+    fingerprint = training_fingerprint(
+        labelled, f"{grid!r}|min_postings={config.min_postings_per_category}"
+    )
+    experiment_id = mlflow.active_run().info.experiment_id
+    if not config.force_retrain:
+        previous = find_trained(fingerprint, experiment_id)
+        if previous is not None:
+            discard_active_run()
+            context.log.info(
+                f"labelled postings unchanged since {previous.model_version}: reusing it"
+            )
+            return previous
 
-    run = mlflow.active_run()
-    mlflow.set_tag("mlflow.runName", f"knn_classifier {context.run_id[:8]}")
-    mlflow.log_params(
-        {
-            "k": evaluation.k,
-            "metric": "cosine",
-            "max_features": MAX_FEATURES,
-            "min_postings_per_category": config.min_postings_per_category,
-            "n_labelled": len(training.labels),
-            "n_classes": len(evaluation.classes),
-        }
+    context.log.info(
+        f"training on {len(labelled.postings)} labelled postings in "
+        f"{labelled.labels.nunique()} categories ({labelled.reposts_removed} reposts removed)"
     )
-    mlflow.log_metrics(
-        {
-            "holdout_accuracy": evaluation.accuracy,
-            "holdout_macro_f1": evaluation.macro_f1,
-            "holdout_weighted_f1": evaluation.weighted_f1,
-            **{f"cv_macro_f1_k{k}": score for k, score in evaluation.cv_macro_f1_by_k.items()},
-        }
-    )
-    example = training.features.head(3)
-    model_info = mlflow.sklearn.log_model(
-        model,
-        name="model",
-        registered_model_name=REGISTERED_MODEL_NAME,
-        input_example=example,
-        signature=infer_signature(example, model.predict(example)),
-        pip_requirements=[f"scikit-learn=={sklearn.__version__}"],
-        # MLflow saves with skops, which trusts no type it was not told of; the KNN keeps its
-        # training matrix as a scipy CSR matrix.
-        skops_trusted_types=["scipy.sparse._csr.csr_matrix"],
-    )
-    mlflow.end_run()
-    model_version = f"models:/{REGISTERED_MODEL_NAME}/{model_info.registered_model_version}"
+    holdout = evaluate(labelled, knn_method(grid), "holdout")
+    context.log.info(f"hold-out: {holdout.chosen}: {holdout.metrics}")
+    time_ordered = evaluate(labelled, knn_method(grid), "time")
+    context.log.info(f"time-ordered split: {time_ordered.chosen}: {time_ordered.metrics}")
+    comparison = evaluate(labelled, logistic_regression_method, "holdout")
+    context.log.info(f"logistic regression (comparison only): {comparison.metrics}")
+    # The setting scored on the hold-out is the one deployed, refitted on every posting.
+    model = fit_knn(labelled.postings, labelled.labels, holdout.fitted.knn_params)
+    return log_training(model, labelled, holdout, time_ordered, comparison, fingerprint)
 
-    context.add_output_metadata(
-        {
-            "k": evaluation.k,
-            "holdout_accuracy": evaluation.accuracy,
-            "holdout_macro_f1": evaluation.macro_f1,
-            "holdout_weighted_f1": evaluation.weighted_f1,
-            "cv_macro_f1_by_k": {str(k): s for k, s in evaluation.cv_macro_f1_by_k.items()},
-            "labelled_postings": len(training.labels),
-            "classes": evaluation.classes,
-            "categories_too_rare_to_learn": training.excluded_categories,
-            "model_version": model_version,
-            "mlflow_run": MetadataValue.url(
-                f"{MLFLOW_UI_URL}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+
+def _classifier_metadata(trained: TrainedClassifier) -> dict:
+    run_url = f"{MLFLOW_UI_URL}/#/experiments/{mlflow.get_run(trained.mlflow_run_id).info.experiment_id}/runs/{trained.mlflow_run_id}"
+    metadata = {
+        "model_version": trained.model_version,
+        "retrained": trained.retrained,
+        "chosen": trained.chosen,
+        **{f"holdout_{name}": value for name, value in trained.holdout.items()},
+        "holdout_postings": trained.n_holdout,
+        "categories_too_rare_to_learn": trained.excluded_categories,
+        "most_confused": trained.most_confused,
+        "reliability": MetadataValue.table(
+            records=[
+                TableRecord({k: v for k, v in row.items() if v is not None})
+                for row in trained.reliability
+            ],
+            schema=TableSchema(
+                columns=[
+                    TableColumn("confidence", "string"),
+                    TableColumn("postings", "int"),
+                    TableColumn("accuracy", "float"),
+                    TableColumn("mean_confidence", "float"),
+                ]
             ),
-        }
-    )
-    return TrainedClassifier(
-        model=model,
-        evaluation=evaluation,
-        model_version=model_version,
-        mlflow_run_id=run.info.run_id,
-        excluded_categories=training.excluded_categories,
-    )
+        ),
+        "mlflow_run": MetadataValue.url(run_url),
+    }
+    if trained.confusion is not None:
+        image = base64.b64encode(confusion_png(trained.confusion)).decode()
+        metadata["confusion_matrix"] = MetadataValue.md(
+            f"![hold-out confusion matrix](data:image/png;base64,{image})"
+        )
+    return metadata
 
 
 @asset(

@@ -1,0 +1,331 @@
+"""One evaluation protocol for every category classifier.
+
+The `knn_classifier` asset, its checks and the benchmark all score models here, the same way:
+
+- the labelled postings, with reposts (identical title + description) removed first so that a
+  repost cannot sit in training and test at once, and categories too rare to learn set aside;
+- a stratified 80/20 hold-out (random_state 42) and a time-ordered split (train on the oldest
+  80 %, test on the newest 20 %: imputation runs on new postings);
+- per split: accuracy, macro-F1, weighted-F1 with bootstrap 95 % intervals, the same scored
+  against "any listed label" (a posting listed under several categories counts as right when the
+  prediction is any of them), per-class precision / recall / F1, the confusion matrix and its
+  most-confused pairs, and a reliability table (accuracy by confidence bucket).
+
+Model selection (CV) happens inside the training part of each split, so test postings never
+choose a setting.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from sklearn.compose import ColumnTransformer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import (
+    accuracy_score,
+    confusion_matrix,
+    f1_score,
+    precision_recall_fscore_support,
+)
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import Pipeline
+
+from .knn import make_vectorizer, model_input
+from .selection import (
+    RANDOM_STATE,
+    SEED_GRID,
+    KnnGrid,
+    KnnParams,
+    NotEnoughLabels,
+    fit_knn,
+    select_knn,
+)
+
+HOLDOUT_FRACTION = 0.2
+# A category needs this many labelled postings (after removing reposts) to be learned: the
+# fewest that, after the stratified 80/20 hold-out (7 -> 5 train + 2 test), leave one posting
+# per CV fold. Rarer categories keep their own label in silver but are not training classes, so
+# the model never predicts them. Raising it drops the hardest classes and flatters macro-F1;
+# it is not a knob for passing the quality checks.
+MIN_POSTINGS_PER_CATEGORY = 7
+BOOTSTRAP_RESAMPLES = 1000
+CONFIDENCE_BUCKETS = (0.0, 0.5, 0.7, 0.9, 1.0)
+
+
+@dataclass(frozen=True)
+class LabelledSet:
+    """Learnable labelled postings: silver's columns (posting_id, title, description_text,
+    category, categories, publication_date, ...), one row per distinct text."""
+
+    postings: pd.DataFrame
+    excluded_categories: dict[str, int] = field(default_factory=dict)
+    reposts_removed: int = 0
+
+    @property
+    def labels(self) -> pd.Series:
+        return self.postings["category"]
+
+    def fingerprint(self) -> str:
+        """Changes exactly when the training data changes (ids, labels or texts)."""
+        digest = hashlib.sha256()
+        frame = self.postings.sort_values(["title", "description_text", "category"], kind="stable")
+        for title, text, category in frame[["title", "description_text", "category"]].itertuples(
+            index=False
+        ):
+            digest.update(f"{title}\x1f{text}\x1f{category}\x1e".encode())
+        return digest.hexdigest()
+
+
+def labelled_set(
+    silver: pd.DataFrame, min_postings: int = MIN_POSTINGS_PER_CATEGORY
+) -> LabelledSet:
+    # Sorted by id, so splits and the repost kept do not depend on the order rows were read in.
+    labelled = silver[silver["category"].notna()].sort_values("posting_id", kind="stable")
+    unique = labelled.drop_duplicates(["title", "description_text"], keep="first")
+    counts = unique["category"].value_counts()
+    learnable = counts[counts >= min_postings].index
+    kept = unique[unique["category"].isin(learnable)].reset_index(drop=True)
+    n_classes = kept["category"].nunique()
+    if n_classes < 2:
+        raise NotEnoughLabels(
+            f"need at least 2 categories with {min_postings}+ labelled postings, found "
+            f"{n_classes} ({len(kept)} postings); too rare to learn: "
+            f"{ {str(k): int(v) for k, v in counts[counts < min_postings].items()} }"
+        )
+    return LabelledSet(
+        postings=kept,
+        excluded_categories={str(k): int(v) for k, v in counts[counts < min_postings].items()},
+        reposts_removed=len(labelled) - len(unique),
+    )
+
+
+# --- methods: fit on training postings, return a fitted model and what was chosen -----------
+
+@dataclass(frozen=True)
+class Fitted:
+    model: Pipeline
+    chosen: str
+    knn_params: KnnParams | None = None
+    cv_macro_f1: float | None = None
+
+
+Method = Callable[[pd.DataFrame, pd.Series], Fitted]
+
+
+def seed_method(postings: pd.DataFrame, labels: pd.Series) -> Fitted:
+    """The seed: one TF-IDF text, uniform KNN, k from {3, 5, 7, 10, 15} by 5-fold CV."""
+    selection = select_knn(postings, labels, SEED_GRID)
+    return Fitted(fit_knn(postings, labels, selection.best), selection.best.describe(),
+                  selection.best, selection.best_score)
+
+
+def knn_method(grid: KnnGrid = KnnGrid()) -> Method:
+    """The KNN with every variant of `grid` chosen among by 5-fold CV on macro-F1."""
+
+    def fit(postings: pd.DataFrame, labels: pd.Series) -> Fitted:
+        selection = select_knn(postings, labels, grid)
+        return Fitted(fit_knn(postings, labels, selection.best), selection.best.describe(),
+                      selection.best, selection.best_score)
+
+    return fit
+
+
+def logistic_regression_method(postings: pd.DataFrame, labels: pd.Series) -> Fitted:
+    """The seed's comparison: class-weighted logistic regression on the same TF-IDF text."""
+    model = Pipeline(
+        [
+            ("features", make_vectorizer(None)),
+            ("logreg", LogisticRegression(class_weight="balanced", max_iter=2000)),
+        ]
+    )
+    return Fitted(model.fit(model_input(postings), np.asarray(labels)),
+                  "class-weighted logistic regression, C=1")
+
+
+# --- scoring ---------------------------------------------------------------------------------
+
+def _metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    return {
+        "accuracy": accuracy_score(y_true, y_pred),
+        "macro_f1": f1_score(y_true, y_pred, average="macro", zero_division=0),
+        "weighted_f1": f1_score(y_true, y_pred, average="weighted", zero_division=0),
+    }
+
+
+def metrics_from_confusions(confusions: np.ndarray) -> dict[str, np.ndarray]:
+    """Accuracy, macro-F1 and weighted-F1 of a stack of confusion matrices (B × C × C).
+
+    The same definitions as scikit-learn's: macro averages over the classes that occur in the
+    truth or the predictions, weighted averages by true support, 0 where a ratio is undefined.
+    """
+    true_positives = np.diagonal(confusions, axis1=1, axis2=2).astype(float)
+    support = confusions.sum(axis=2)
+    predicted = confusions.sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(predicted > 0, true_positives / predicted, 0.0)
+        recall = np.where(support > 0, true_positives / support, 0.0)
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+    present = (support + predicted) > 0
+    n = support.sum(axis=1)
+    return {
+        "accuracy": true_positives.sum(axis=1) / n,
+        "macro_f1": (f1 * present).sum(axis=1) / present.sum(axis=1),
+        "weighted_f1": (f1 * support).sum(axis=1) / n,
+    }
+
+
+def bootstrap_intervals(
+    y_true: np.ndarray, y_pred: np.ndarray, resamples: int = BOOTSTRAP_RESAMPLES
+) -> dict[str, tuple[float, float]]:
+    """95 % percentile intervals of each metric over test sets resampled with replacement.
+
+    Each resample is reduced to its confusion matrix at once (one bincount for all of them), so
+    a thousand resamples cost about as much as one scikit-learn metric call per resample would
+    cost for ten.
+    """
+    classes, codes = np.unique(np.concatenate([y_true, y_pred]).astype(str), return_inverse=True)
+    n, c = len(y_true), len(classes)
+    true_codes, pred_codes = codes[:n], codes[n:]
+    picks = np.random.default_rng(RANDOM_STATE).integers(0, n, (resamples, n))
+    cells = true_codes[picks] * c + pred_codes[picks] + (np.arange(resamples) * c * c)[:, None]
+    confusions = np.bincount(cells.ravel(), minlength=resamples * c * c).reshape(resamples, c, c)
+    return {
+        name: (float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5)))
+        for name, values in metrics_from_confusions(confusions).items()
+    }
+
+
+def any_listed_label(y_true: np.ndarray, y_pred: np.ndarray, listed: pd.Series) -> np.ndarray:
+    """The truth as "any listed label": the prediction where it is one of the listed ones."""
+    return np.array(
+        [pred if pred in (cats if cats is not None else ()) else true
+         for true, pred, cats in zip(y_true, y_pred, listed, strict=True)],
+        dtype=object,
+    )
+
+
+def per_class_table(y_true: np.ndarray, y_pred: np.ndarray) -> pd.DataFrame:
+    labels = sorted(set(y_true) | set(y_pred))
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=labels, zero_division=0
+    )
+    return pd.DataFrame(
+        {"category": labels, "precision": precision, "recall": recall, "f1": f1,
+         "support": support}
+    )
+
+
+def confusion_table(y_true: np.ndarray, y_pred: np.ndarray) -> pd.DataFrame:
+    labels = sorted(set(y_true) | set(y_pred))
+    return pd.DataFrame(
+        confusion_matrix(y_true, y_pred, labels=labels), index=labels, columns=labels
+    ).rename_axis(index="true", columns="predicted")
+
+
+def most_confused_pairs(confusion: pd.DataFrame, top: int = 5) -> list[dict]:
+    """The largest off-diagonal cells, either direction counted together."""
+    pairs: dict[tuple[str, str], int] = {}
+    for true in confusion.index:
+        for predicted in confusion.columns:
+            if true != predicted and confusion.loc[true, predicted]:
+                key = tuple(sorted((true, predicted)))
+                pairs[key] = pairs.get(key, 0) + int(confusion.loc[true, predicted])
+    ranked = sorted(pairs.items(), key=lambda item: (-item[1], item[0]))[:top]
+    return [{"pair": f"{a} / {b}", "errors": n} for (a, b), n in ranked]
+
+
+def reliability_table(
+    y_true: np.ndarray, y_pred: np.ndarray, confidence: np.ndarray,
+    edges: tuple[float, ...] = CONFIDENCE_BUCKETS,
+) -> pd.DataFrame:
+    """Accuracy of the predictions in each confidence bucket [lo, hi) (the last one closed)."""
+    rows = []
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        inside = (confidence >= lo) & ((confidence < hi) | (hi == edges[-1]))
+        n = int(inside.sum())
+        rows.append(
+            {
+                "confidence": f"{lo:.1f}–{hi:.1f}",
+                "postings": n,
+                "accuracy": float((y_true[inside] == y_pred[inside]).mean()) if n else None,
+                "mean_confidence": float(confidence[inside].mean()) if n else None,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+@dataclass(frozen=True)
+class SplitReport:
+    split: str
+    chosen: str
+    n_train: int
+    n_test: int
+    metrics: dict[str, float]
+    intervals: dict[str, tuple[float, float]]
+    any_label_metrics: dict[str, float]
+    per_class: pd.DataFrame
+    confusion: pd.DataFrame
+    most_confused: list[dict]
+    reliability: pd.DataFrame
+    fitted: Fitted = field(repr=False)
+
+    def flat_metrics(self, prefix: str = "") -> dict[str, float]:
+        """Every number, named for MLflow: holdout_macro_f1, holdout_macro_f1_ci_low, ..."""
+        out = {}
+        for name, value in self.metrics.items():
+            low, high = self.intervals[name]
+            out |= {f"{prefix}{self.split}_{name}": value,
+                    f"{prefix}{self.split}_{name}_ci_low": low,
+                    f"{prefix}{self.split}_{name}_ci_high": high}
+        for name, value in self.any_label_metrics.items():
+            out[f"{prefix}{self.split}_any_label_{name}"] = value
+        return out
+
+
+def holdout_split(labelled: LabelledSet) -> tuple[np.ndarray, np.ndarray]:
+    index = np.arange(len(labelled.postings))
+    return train_test_split(
+        index, test_size=HOLDOUT_FRACTION, stratify=labelled.labels, random_state=RANDOM_STATE
+    )
+
+
+def time_split(labelled: LabelledSet) -> tuple[np.ndarray, np.ndarray]:
+    order = np.argsort(
+        pd.to_datetime(labelled.postings["publication_date"], utc=True).to_numpy(), kind="stable"
+    )
+    n_test = int(np.ceil(len(order) * HOLDOUT_FRACTION))
+    return order[:-n_test], order[-n_test:]
+
+
+SPLITS = {"holdout": holdout_split, "time": time_split}
+
+
+def evaluate(labelled: LabelledSet, method: Method, split: str = "holdout") -> SplitReport:
+    train_idx, test_idx = SPLITS[split](labelled)
+    train, test = labelled.postings.iloc[train_idx], labelled.postings.iloc[test_idx]
+    if train["category"].nunique() < 2:
+        raise NotEnoughLabels(f"the {split} split leaves fewer than 2 categories to train on")
+    fitted = method(train, train["category"])
+    probabilities = fitted.model.predict_proba(model_input(test))
+    classes = fitted.model.classes_
+    y_pred = classes[probabilities.argmax(axis=1)].astype(object)
+    y_true = test["category"].to_numpy(dtype=object)
+    confusion = confusion_table(y_true, y_pred)
+    return SplitReport(
+        split=split,
+        chosen=fitted.chosen,
+        n_train=len(train),
+        n_test=len(test),
+        metrics=_metrics(y_true, y_pred),
+        intervals=bootstrap_intervals(y_true, y_pred),
+        any_label_metrics=_metrics(any_listed_label(y_true, y_pred, test["categories"]), y_pred),
+        per_class=per_class_table(y_true, y_pred),
+        confusion=confusion,
+        most_confused=most_confused_pairs(confusion),
+        reliability=reliability_table(y_true, y_pred, probabilities.max(axis=1)),
+        fitted=fitted,
+    )

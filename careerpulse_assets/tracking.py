@@ -1,0 +1,175 @@
+"""MLflow bookkeeping for the classifier: one run per training, and finding a model to reuse.
+
+Uses whatever tracking URI and active run the caller set up (the dagster-mlflow resource);
+knows nothing of Dagster.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import sklearn
+from mlflow.models import infer_signature
+
+from .core.classifier import TrainedClassifier
+from .core.evaluation import LabelledSet, SplitReport
+from .core.knn import MAX_FEATURES, model_input
+from .core.plots import confusion_png
+
+REGISTERED_MODEL_NAME = "careerpulse-knn-category"
+FINGERPRINT_TAG = "careerpulse.training_fingerprint"
+# Bump when the training code changes in a way that should retrain on unchanged data.
+TRAINING_SPEC_VERSION = "2"
+# MLflow saves scikit-learn models with skops, which loads only types it is told to trust.
+SKOPS_TRUSTED_TYPES = [
+    "scipy.sparse._csr.csr_matrix",
+    "careerpulse_assets.core.knn.CosineKNNClassifier",
+    "careerpulse_assets.core.knn.joined_text",
+]
+
+
+def training_fingerprint(labelled: LabelledSet, settings: str) -> str:
+    """Same labelled data + same training settings + same code version = same fingerprint."""
+    text = f"{labelled.fingerprint()}|{settings}|spec {TRAINING_SPEC_VERSION}"
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def find_trained(fingerprint: str, experiment_id: str) -> TrainedClassifier | None:
+    """The registered model of a finished run trained on exactly this data, if there is one."""
+    runs = mlflow.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{FINGERPRINT_TAG}` = '{fingerprint}' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+        output_format="list",
+    )
+    if not runs:
+        return None
+    run_id = runs[0].info.run_id
+    versions = mlflow.MlflowClient().search_model_versions(
+        f"name='{REGISTERED_MODEL_NAME}' and run_id='{run_id}'"
+    )
+    if not versions:
+        return None
+    version = max(versions, key=lambda v: int(v.version)).version
+    summary = mlflow.artifacts.load_dict(f"runs:/{run_id}/evaluation.json")
+    confusion = pd.read_csv(
+        mlflow.artifacts.download_artifacts(f"runs:/{run_id}/confusion_holdout.csv"), index_col=0
+    )
+    model_uri = f"models:/{REGISTERED_MODEL_NAME}/{version}"
+    return TrainedClassifier(
+        model=mlflow.sklearn.load_model(model_uri),
+        chosen=summary["chosen"],
+        holdout=summary["holdout"],
+        n_holdout=summary["n_holdout"],
+        model_version=model_uri,
+        mlflow_run_id=run_id,
+        training_fingerprint=fingerprint,
+        excluded_categories=summary["excluded_categories"],
+        reliability=summary["reliability"],
+        most_confused=summary["most_confused"],
+        confusion=confusion,
+        retrained=False,
+    )
+
+
+def _holdout_numbers(report: SplitReport) -> dict[str, float]:
+    prefix = f"{report.split}_"
+    return {
+        name.removeprefix(prefix): value
+        for name, value in report.flat_metrics().items()
+        if not name.startswith(f"{prefix}any_label")
+    }
+
+
+def log_training(
+    model,
+    labelled: LabelledSet,
+    holdout: SplitReport,
+    time_ordered: SplitReport,
+    comparison: SplitReport,
+    fingerprint: str,
+) -> TrainedClassifier:
+    """Log one training to the active MLflow run, register the model, end the run."""
+    run = mlflow.active_run()
+    params = holdout.fitted.knn_params
+    mlflow.set_tag(FINGERPRINT_TAG, fingerprint)
+    mlflow.log_params(
+        {
+            "k": params.k,
+            "vote": params.vote,
+            "prior_alpha": params.prior_alpha,
+            "title_weight": params.title_weight,
+            "ngrams": params.ngrams,
+            "metric": "cosine",
+            "max_features": MAX_FEATURES if params.ngrams == 1 else "50000 (1-2-grams, min_df 2)",
+            "n_labelled": len(labelled.postings),
+            "n_classes": labelled.labels.nunique(),
+            "reposts_removed": labelled.reposts_removed,
+            "categories_too_rare": json.dumps(labelled.excluded_categories),
+        }
+    )
+    metrics = {
+        **holdout.flat_metrics(),
+        **time_ordered.flat_metrics(),
+        **comparison.flat_metrics(prefix="logreg_"),
+        "cv_macro_f1": holdout.fitted.cv_macro_f1,
+    }
+    mlflow.log_metrics(metrics)
+    summary = {
+        "chosen": holdout.chosen,
+        "holdout": _holdout_numbers(holdout),
+        "n_holdout": holdout.n_test,
+        "excluded_categories": labelled.excluded_categories,
+        "most_confused": holdout.most_confused,
+        "reliability": holdout.reliability.to_dict(orient="records"),
+    }
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder)
+        holdout.per_class.to_csv(out / "per_class_holdout.csv", index=False)
+        time_ordered.per_class.to_csv(out / "per_class_time_split.csv", index=False)
+        holdout.confusion.to_csv(out / "confusion_holdout.csv")
+        holdout.reliability.to_csv(out / "reliability_holdout.csv", index=False)
+        (out / "confusion_holdout.png").write_bytes(confusion_png(holdout.confusion))
+        (out / "evaluation.json").write_text(json.dumps(summary, indent=2))
+        mlflow.log_artifacts(folder)
+
+    example = model_input(labelled.postings.head(3))
+    info = mlflow.sklearn.log_model(
+        model,
+        name="model",
+        registered_model_name=REGISTERED_MODEL_NAME,
+        input_example=example,
+        signature=infer_signature(example, model.predict(example)),
+        pip_requirements=[f"scikit-learn=={sklearn.__version__}", "careerpulse_assets"],
+        skops_trusted_types=SKOPS_TRUSTED_TYPES,
+    )
+    mlflow.end_run()
+    return TrainedClassifier(
+        model=model,
+        chosen=holdout.chosen,
+        holdout=summary["holdout"],
+        n_holdout=holdout.n_test,
+        model_version=f"models:/{REGISTERED_MODEL_NAME}/{info.registered_model_version}",
+        mlflow_run_id=run.info.run_id,
+        training_fingerprint=fingerprint,
+        excluded_categories=labelled.excluded_categories,
+        reliability=summary["reliability"],
+        most_confused=summary["most_confused"],
+        confusion=holdout.confusion,
+        retrained=True,
+    )
+
+
+def discard_active_run() -> None:
+    """End and delete the run dagster-mlflow opened for a step that trained nothing."""
+    run = mlflow.active_run()
+    if run is not None:
+        mlflow.end_run()
+        mlflow.MlflowClient().delete_run(run.info.run_id)
+

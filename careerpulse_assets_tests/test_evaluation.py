@@ -1,0 +1,125 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from careerpulse_assets.core.evaluation import (
+    any_listed_label,
+    bootstrap_intervals,
+    evaluate,
+    knn_method,
+    labelled_set,
+    logistic_regression_method,
+    most_confused_pairs,
+    confusion_table,
+    reliability_table,
+    time_split,
+)
+from careerpulse_assets.core.postings import silver_row
+from careerpulse_assets.core.selection import KnnGrid, NotEnoughLabels
+
+from .muse_fixtures import synthetic_postings
+
+
+@pytest.fixture
+def silver():
+    return pd.DataFrame([silver_row(i) for i in synthetic_postings(per_category=14)])
+
+
+def test_reposts_are_removed_before_splitting_and_rare_categories_set_aside(silver):
+    repost = silver.iloc[[0]].assign(posting_id=1)  # same text, new id
+    rare = silver.iloc[1:4].assign(category="Legal Services", description_text=lambda d: d.index.astype(str))
+    labelled = labelled_set(pd.concat([silver, repost, rare]), min_postings=7)
+    assert labelled.reposts_removed == 1
+    assert labelled.excluded_categories == {"Legal Services": 3}
+    assert not labelled.postings.duplicated(["title", "description_text"]).any()
+    assert "Legal Services" not in set(labelled.labels)
+
+
+def test_one_category_is_not_enough(silver):
+    silver["category"] = np.where(silver["category"].notna(), "Sales", None)
+    with pytest.raises(NotEnoughLabels, match="at least 2 categories"):
+        labelled_set(silver)
+
+
+def test_fingerprint_follows_the_data_not_the_row_order(silver):
+    base = labelled_set(silver).fingerprint()
+    assert labelled_set(silver.iloc[::-1]).fingerprint() == base
+    relabelled = silver.copy()
+    first_labelled = relabelled["category"].first_valid_index()
+    relabelled.loc[first_labelled, "category"] = "Sales" if relabelled.loc[first_labelled, "category"] != "Sales" else "Healthcare"
+    assert labelled_set(relabelled).fingerprint() != base
+
+
+def test_time_split_tests_on_the_newest_postings(silver):
+    labelled = labelled_set(silver)
+    train, test = time_split(labelled)
+    dates = labelled.postings["publication_date"]
+    assert len(test) == int(np.ceil(len(dates) * 0.2))
+    assert dates.iloc[train].max() <= dates.iloc[test].min()
+
+
+def test_bootstrap_interval_brackets_the_estimate():
+    rng = np.random.default_rng(0)
+    y_true = rng.choice(["a", "b", "c"], 300)
+    y_pred = np.where(rng.random(300) < 0.8, y_true, "a")
+    intervals = bootstrap_intervals(y_true, y_pred, resamples=300)
+    accuracy = (y_true == y_pred).mean()
+    low, high = intervals["accuracy"]
+    assert low < accuracy < high and high - low < 0.15
+
+
+def test_any_listed_label_counts_a_second_listed_category_as_right():
+    truth = any_listed_label(
+        np.array(["Data", "Data"]), np.array(["Engineering", "Sales"]),
+        pd.Series([["Data", "Engineering"], ["Data"]]),
+    )
+    assert truth.tolist() == ["Engineering", "Data"]
+
+
+def test_most_confused_pairs_add_both_directions():
+    confusion = confusion_table(
+        np.array(["a", "a", "b", "b", "c"]), np.array(["b", "a", "a", "b", "a"])
+    )
+    assert most_confused_pairs(confusion)[0] == {"pair": "a / b", "errors": 2}
+
+
+def test_reliability_table_buckets_by_confidence():
+    table = reliability_table(
+        np.array(["a", "a", "b", "b"]), np.array(["a", "b", "b", "b"]),
+        np.array([0.3, 0.6, 0.95, 1.0]),
+    )
+    assert table["postings"].tolist() == [1, 1, 0, 2]
+    assert table["accuracy"].tolist()[:2] == [1.0, 0.0] and table["accuracy"].iloc[3] == 1.0
+
+
+def test_evaluate_scores_the_knn_and_the_logistic_regression_on_the_same_split(silver):
+    labelled = labelled_set(silver)
+    knn = evaluate(labelled, knn_method(KnnGrid(ks=(3, 5), prior_alphas=(0.0,))), "holdout")
+    logreg = evaluate(labelled, logistic_regression_method, "holdout")
+    assert knn.n_test == logreg.n_test == int(np.ceil(len(labelled.postings) * 0.2))
+    assert knn.metrics["accuracy"] >= 0.9
+    assert knn.per_class["support"].sum() == knn.n_test
+    assert knn.confusion.to_numpy().sum() == knn.n_test
+    assert knn.reliability["postings"].sum() == knn.n_test
+    low, high = knn.intervals["macro_f1"]
+    assert low <= knn.metrics["macro_f1"] <= high
+    assert "holdout_macro_f1_ci_low" in knn.flat_metrics()
+    assert knn.fitted.knn_params is not None and logreg.fitted.knn_params is None
+
+
+def test_confusion_metrics_equal_scikit_learn_on_resamples():
+    from careerpulse_assets.core.evaluation import _metrics, confusion_table, metrics_from_confusions
+
+    rng = np.random.default_rng(1)
+    y_true = rng.choice(["a", "b", "c", "d"], 60, p=[0.6, 0.3, 0.08, 0.02])
+    y_pred = np.where(rng.random(60) < 0.7, y_true, rng.choice(["a", "b", "c", "e"], 60))
+    labels = sorted(set(y_true) | set(y_pred))
+    for _ in range(20):
+        pick = rng.integers(0, 60, 60)
+        expected = _metrics(y_true[pick], y_pred[pick])
+        confusion = confusion_table(y_true[pick], y_pred[pick]).reindex(
+            index=labels, columns=labels, fill_value=0
+        )
+        got = metrics_from_confusions(confusion.to_numpy()[None])
+        for name, value in expected.items():
+            assert got[name][0] == pytest.approx(value, abs=1e-12), name

@@ -1,0 +1,62 @@
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.neighbors import KNeighborsClassifier
+
+from careerpulse_assets.core.knn import (
+    CosineKNNClassifier,
+    class_scores,
+    make_vectorizer,
+    model_input,
+    vote_weights,
+)
+from careerpulse_assets.core.postings import silver_row
+
+from .muse_fixtures import synthetic_postings
+
+
+@pytest.fixture(scope="module")
+def vectors():
+    frame = pd.DataFrame([silver_row(i) for i in synthetic_postings(per_category=20, seed=3)])
+    frame = frame[frame["category"].notna()].reset_index(drop=True)
+    x = make_vectorizer(None).fit_transform(model_input(frame))
+    return x, frame["category"].to_numpy()
+
+
+@pytest.mark.parametrize("k, vote", [(1, "uniform"), (5, "uniform"), (4, "uniform"),
+                                     (5, "distance"), (10, "distance")])
+def test_matches_scikit_learn_knn_without_prior_correction(vectors, k, vote):
+    x, y = vectors
+    train, test = np.arange(len(y)) % 3 != 0, np.arange(len(y)) % 3 == 0
+    ours = CosineKNNClassifier(n_neighbors=k, vote=vote).fit(x[train], y[train])
+    theirs = KNeighborsClassifier(n_neighbors=k, metric="cosine", weights=vote).fit(
+        x[train], y[train]
+    )
+    assert (ours.predict(x[test]) == theirs.predict(x[test])).all()
+    np.testing.assert_allclose(ours.predict_proba(x[test]), theirs.predict_proba(x[test]))
+
+
+def test_ties_go_to_the_first_class_as_in_scikit_learn():
+    scores = class_scores(np.array([[1, 0]]), np.array([[0.2, 0.3]]), n_classes=2)
+    assert scores.tolist() == [[0.5, 0.5]] and scores.argmax() == 0
+
+
+def test_distance_votes_weigh_near_neighbours_more_and_exact_matches_win():
+    weights = vote_weights(np.array([[0.1, 0.4], [0.0, 0.5]]), "distance")
+    assert weights[0].tolist() == pytest.approx([10.0, 2.5])
+    assert weights[1].tolist() == [1.0, 0.0]
+
+
+def test_prior_correction_lets_a_rare_class_win_an_even_vote():
+    labels = np.array([[0, 0, 1]])  # two votes for the common class 0, one for rare class 1
+    distances = np.full((1, 3), 0.5)
+    priors = np.array([0.9, 0.1])
+    plain = class_scores(labels, distances, 2, "uniform", 0.0, priors)
+    corrected = class_scores(labels, distances, 2, "uniform", 1.0, priors)
+    assert plain.argmax() == 0 and corrected.argmax() == 1
+    np.testing.assert_allclose(corrected.sum(axis=1), 1.0)
+
+
+def test_unknown_vote_rule_is_an_error():
+    with pytest.raises(ValueError, match="unknown vote rule"):
+        vote_weights(np.ones((1, 1)), "majority")
