@@ -40,12 +40,17 @@ class MuseApi(ConfigurableResource):
     timeout_seconds: float = 30.0
     retries: int = 4
     backoff_seconds: float = 0.5
+    max_rate_limit_wait_seconds: float = 3600.0
 
     @property
     def description(self) -> str:
         if self.archive_dir:
             return f"archive {self.archive_dir}"
         return f"API {self.base_url}"
+
+    @property
+    def is_archive(self) -> bool:
+        return bool(self.archive_dir)
 
     def iter_pages(self) -> Iterator[RawPage]:
         if self.archive_dir:
@@ -56,8 +61,12 @@ class MuseApi(ConfigurableResource):
             api_key=self.api_key,
             max_pages=self.max_pages,
             timeout=self.timeout_seconds,
-            session=make_session(self.retries, self.backoff_seconds),
+            session=self._session(),
+            max_rate_limit_wait=self.max_rate_limit_wait_seconds,
         )
+
+    def _session(self):
+        return make_session(self.retries, self.backoff_seconds, self.max_rate_limit_wait_seconds)
 
     def listing_state(self) -> dict[str, Any]:
         """What is newest at the source, from one request (page 0, newest first).
@@ -68,8 +77,7 @@ class MuseApi(ConfigurableResource):
             items = [item for page in iter_archive_pages(self.archive_dir) for item in page.items]
             total = len(items)
         else:
-            session = make_session(self.retries, self.backoff_seconds)
-            page = fetch_page(session, self.base_url, 0, self.api_key, self.timeout_seconds)
+            page = fetch_page(self._session(), self.base_url, 0, self.api_key, self.timeout_seconds)
             items, total = page.items, page.total
         newest_id, newest_date = None, None
         for item in items:

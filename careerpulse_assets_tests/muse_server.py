@@ -2,13 +2,20 @@
 
 It answers like the real API (page, page_count, total, results, rate-limit headers) and records
 every request it saw, so tests can count requests and look for leaked keys. `faults` maps a
-page number to a list of statuses to answer before the real page (e.g. [500, 500]).
+page number to the faults to answer, one per request, before the real page:
+
+- a status code (500, 503, 404, ...) with an error body;
+- "rate_limited": 403 with X-RateLimit-Remaining 0 and X-RateLimit-Reset `reset_seconds`;
+- "truncated": 200 with the page's JSON cut in half;
+- "slow": the real page, after sleeping `slow_seconds`;
+- "last_request": the real page, saying it used the last request of the window.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
@@ -20,34 +27,45 @@ class MuseStub:
     def __init__(self, items: list[dict]):
         self.items = list(items)
         self.requests: list[str] = []
-        self.faults: dict[int, list[int]] = {}
+        self.faults: dict[int, list] = {}
         self.lock = threading.Lock()
+        self.reset_seconds = 1
+        self.slow_seconds = 2.0
 
     def listing(self) -> list[dict]:
         return sorted(self.items, key=lambda item: str(item.get("publication_date")), reverse=True)
 
-    def answer(self, path: str) -> tuple[int, dict]:
+    def answer(self, path: str) -> tuple[int, str, str]:
+        """(status, body, X-RateLimit-Remaining) for one request."""
         url = urlparse(path)
         with self.lock:
             self.requests.append(path)
         if url.path != "/api/public/jobs":
-            return 404, {"code": 404, "error": "Not found"}
+            return 404, json.dumps({"code": 404, "error": "Not found"}), "499"
         query = parse_qs(url.query)
         try:
             page = int(query["page"][0])
         except (KeyError, ValueError):
-            return 400, {"code": 400, "error": "page is required"}
+            return 400, json.dumps({"code": 400, "error": "page is required"}), "499"
         with self.lock:
             pending = self.faults.get(page)
-            if pending:
-                return pending.pop(0), {"code": 500, "error": "injected fault"}
+            fault = pending.pop(0) if pending else None
+        if isinstance(fault, int):
+            return fault, json.dumps({"code": fault, "error": "injected fault"}), "499"
+        if fault == "rate_limited":
+            return 403, json.dumps({"code": 403, "error": "Rate limit exceeded"}), "0"
+        if fault == "slow":
+            time.sleep(self.slow_seconds)
         listing = self.listing()
         page_count = (len(listing) + PAGE_SIZE - 1) // PAGE_SIZE
-        return 200, {
+        body = json.dumps({
             "page": page, "page_count": page_count, "items_per_page": PAGE_SIZE, "took": 3,
             "timed_out": False, "total": len(listing),
             "results": listing[page * PAGE_SIZE : (page + 1) * PAGE_SIZE],
-        }
+        })
+        if fault == "truncated":
+            body = body[: len(body) // 2]
+        return 200, body, "0" if fault == "last_request" else "499"
 
 
 @contextmanager
@@ -57,16 +75,19 @@ def serve_muse(items: list[dict]):
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802 (http.server's name)
-            status, body = stub.answer(self.path)
-            payload = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.send_header("X-RateLimit-Limit", "500")
-            self.send_header("X-RateLimit-Remaining", "499")
-            self.send_header("X-RateLimit-Reset", "3600")
-            self.end_headers()
-            self.wfile.write(payload)
+            status, body, remaining = stub.answer(self.path)
+            payload = body.encode()
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.send_header("X-RateLimit-Limit", "500")
+                self.send_header("X-RateLimit-Remaining", remaining)
+                self.send_header("X-RateLimit-Reset", str(stub.reset_seconds))
+                self.end_headers()
+                self.wfile.write(payload)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up waiting (a timeout test)
 
         def log_message(self, *args):
             pass

@@ -1,4 +1,4 @@
-from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
 from dagster_duckdb import DuckDBResource
 
 from ..core.bronze_store import ensure_bronze_schema, store_page
@@ -6,6 +6,11 @@ from ..resources import MuseApi
 
 DUCKDB_POOL = "careerpulse_duckdb"
 PROGRESS_EVERY_PAGES = 10
+
+
+class BronzeConfig(Config):
+    full_crawl: bool = False
+    """Walk every page even after reaching pages already stored (finds edits to old postings)."""
 
 
 @asset(
@@ -16,9 +21,10 @@ PROGRESS_EVERY_PAGES = 10
     "`bronze.bronze_postings`; items that cannot be postings go to `bronze.bronze_quarantine`.",
 )
 def bronze_postings(
-    context: AssetExecutionContext, muse: MuseApi, duckdb: DuckDBResource
+    context: AssetExecutionContext, config: BronzeConfig, muse: MuseApi, duckdb: DuckDBResource
 ) -> MaterializeResult:
     pages = read = inserted = quarantined = 0
+    stopped_early = False
     with duckdb.get_connection() as connection:
         ensure_bronze_schema(connection)
         for page in muse.iter_pages():
@@ -34,6 +40,12 @@ def bronze_postings(
                 f"{pages} pages read ({page.source} page {page.page}): {read} items, "
                 f"{inserted} new, {quarantined} quarantined"
             )
+            # The API lists newest first: once a whole page is already stored, so is the rest.
+            # (Archives are not ordered, so they are always read whole.)
+            if outcome.all_known and not muse.is_archive and not config.full_crawl:
+                context.log.info(f"page {page.page} holds only stored postings: stopping here")
+                stopped_early = True
+                break
         context.log.info(
             f"{pages} pages read: {read} items, {inserted} new, {quarantined} quarantined"
         )
@@ -47,6 +59,7 @@ def bronze_postings(
         metadata={
             "source": muse.description,
             "pages_read": pages,
+            "stopped_at_known_page": stopped_early,
             "items_read": read,
             "rows_inserted": inserted,
             "items_quarantined": quarantined,

@@ -72,8 +72,14 @@ WHERE NOT EXISTS (
 @dataclass
 class PageOutcome:
     read: int = 0
+    valid: int = 0
     inserted: int = 0
     quarantined: int = 0
+
+    @property
+    def all_known(self) -> bool:
+        """Every posting on the page was already stored with this very payload."""
+        return self.valid > 0 and self.inserted == 0
 
 
 def ensure_bronze_schema(connection: duckdb.DuckDBPyConnection) -> None:
@@ -152,7 +158,10 @@ def store_page(
     finally:
         connection.unregister("page_rows")
         connection.unregister("page_quarantine")
-    return PageOutcome(read=len(page.items), inserted=int(inserted), quarantined=int(quarantined))
+    return PageOutcome(
+        read=len(page.items), valid=len(page_rows), inserted=int(inserted),
+        quarantined=int(quarantined),
+    )
 
 
 LATEST_PAYLOADS_SQL = """

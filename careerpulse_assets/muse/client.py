@@ -1,8 +1,10 @@
 """The Muse public jobs API over HTTP: `GET {base_url}/jobs?page=N&descending=true`.
 
 Transient faults (5xx, dropped connections, timeouts) are retried by urllib3's Retry with
-exponential backoff. Nothing here ever puts the API key into a message: errors name the request
-by its URL without the key.
+exponential backoff and jitter. The rate limit is respected from the API's own headers: a 403
+with `X-RateLimit-Remaining: 0` is retried after `X-RateLimit-Reset` seconds, and a walk that has
+used up its allowance pauses until the reset instead of running into the 403. Nothing here ever
+puts the API key into a message: errors name the request by its URL without the key.
 """
 
 from __future__ import annotations
@@ -10,22 +12,56 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import time
+
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from .pages import RawPage
 
-RETRY_STATUSES = (500, 502, 503, 504)
+# 403 is The Muse's answer to "over the rate limit"; MuseRetry waits for the reset then.
+RETRY_STATUSES = (403, 500, 502, 503, 504)
 MAX_UNREADABLE_PAGES_IN_A_ROW = 3
+# A 200 whose body is cut short or not a page is asked for again this many times.
+BODY_RETRIES = 2
 
 
 class MuseApiError(RuntimeError):
     """A request the API did not answer usefully; the message never contains the API key."""
 
 
-def make_session(retries: int = 4, backoff_factor: float = 0.5) -> requests.Session:
-    retry = Retry(
+def rate_limit_reset(headers) -> float | None:
+    """Seconds until the rate-limit window resets, when the answer says the allowance is used."""
+    if headers.get("X-RateLimit-Remaining") != "0":
+        return None
+    try:
+        return max(float(headers.get("X-RateLimit-Reset", "")), 0.0)
+    except ValueError:
+        return None
+
+
+class MuseRetry(Retry):
+    """urllib3's Retry that also waits out The Muse's rate limit (403 + X-RateLimit-Reset)."""
+
+    max_rate_limit_wait: float = 3600.0
+
+    def get_retry_after(self, response) -> float | None:
+        reset = rate_limit_reset(response.headers) if response.status == 403 else None
+        if reset is not None:
+            return min(reset, self.max_rate_limit_wait)
+        return super().get_retry_after(response)
+
+    def new(self, **kwargs):
+        renewed = super().new(**kwargs)
+        renewed.max_rate_limit_wait = self.max_rate_limit_wait
+        return renewed
+
+
+def make_session(
+    retries: int = 4, backoff_factor: float = 0.5, max_rate_limit_wait: float = 3600.0
+) -> requests.Session:
+    retry = MuseRetry(
         total=retries,
         backoff_factor=backoff_factor,
         backoff_jitter=backoff_factor / 2,
@@ -33,6 +69,7 @@ def make_session(retries: int = 4, backoff_factor: float = 0.5) -> requests.Sess
         allowed_methods=frozenset({"GET"}),
         raise_on_status=False,  # the last answer comes back and is reported below
     )
+    retry.max_rate_limit_wait = max_rate_limit_wait
     session = requests.Session()
     adapter = HTTPAdapter(max_retries=retry)
     session.mount("http://", adapter)
@@ -68,28 +105,42 @@ def fetch_page(
         params["api_key"] = api_key
     shown = page_url(base_url, page)
     source = f"api:{base_url.rstrip('/')}"
-    try:
-        response = session.get(f"{base_url.rstrip('/')}/jobs", params=params, timeout=timeout)
-    except requests.RequestException as exc:
-        # The exception's own text holds the full URL, key included: report only its kind.
-        raise MuseApiError(f"GET {shown} failed after retries: {type(exc).__name__}") from None
-    if response.status_code != 200:
-        raise MuseApiError(
-            f"GET {shown} answered {response.status_code}: {_error_text(response)}"
-        )
-    try:
-        body = response.json()
-    except ValueError:
-        return RawPage(source, page, [], error="body is not valid JSON", raw=response.text)
-    if not isinstance(body, dict) or not isinstance(body.get("results"), list):
-        return RawPage(source, page, [], error="body has no `results` list", raw=response.text)
+    for attempt in range(BODY_RETRIES + 1):
+        try:
+            response = session.get(f"{base_url.rstrip('/')}/jobs", params=params, timeout=timeout)
+        except requests.RequestException as exc:
+            # The exception's own text holds the full URL, key included: report only its kind.
+            raise MuseApiError(f"GET {shown} failed after retries: {type(exc).__name__}") from None
+        if response.status_code != 200:
+            raise MuseApiError(
+                f"GET {shown} answered {response.status_code}: {_error_text(response)}"
+            )
+        reset = rate_limit_reset(response.headers)
+        try:
+            body = response.json()
+        except ValueError:
+            error = "body is not valid JSON"
+        else:
+            if isinstance(body, dict) and isinstance(body.get("results"), list):
+                return RawPage(
+                    source,
+                    page,
+                    body["results"],
+                    page_count=_int_or_none(body.get("page_count")),
+                    total=_int_or_none(body.get("total")),
+                    rate_limit_reset=reset,
+                )
+            error = "body has no `results` list"
+        if attempt < BODY_RETRIES:
+            time.sleep(0.5 * 2**attempt)
     return RawPage(
-        source,
-        page,
-        body["results"],
-        page_count=body.get("page_count") if isinstance(body.get("page_count"), int) else None,
-        total=body.get("total") if isinstance(body.get("total"), int) else None,
+        source, page, [], error=f"{error} ({BODY_RETRIES + 1} tries)", raw=response.text,
+        rate_limit_reset=reset,
     )
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def iter_api_pages(
@@ -98,6 +149,7 @@ def iter_api_pages(
     max_pages: int | None = None,
     timeout: float = 30.0,
     session: requests.Session | None = None,
+    max_rate_limit_wait: float = 3600.0,
 ) -> Iterator[RawPage]:
     """Pages 0, 1, ... until `page_count`, an empty page, or `max_pages`.
 
@@ -109,6 +161,9 @@ def iter_api_pages(
     while max_pages is None or page < max_pages:
         raw_page = fetch_page(session, base_url, page, api_key, timeout)
         yield raw_page
+        if raw_page.rate_limit_reset is not None:
+            # The allowance is used up: wait for the window instead of running into a 403.
+            time.sleep(min(raw_page.rate_limit_reset, max_rate_limit_wait))
         if raw_page.error is None:
             unreadable_in_a_row = 0
             if not raw_page.items:

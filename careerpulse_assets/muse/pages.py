@@ -30,3 +30,5 @@ class RawPage:
     total: int | None = None
     error: str | None = None
     raw: str | None = None
+    # Seconds until the API's rate-limit window resets, set when this answer used the last request.
+    rate_limit_reset: float | None = None

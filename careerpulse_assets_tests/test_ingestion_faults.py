@@ -1,0 +1,133 @@
+"""The Muse client and bronze against a loopback API that misbehaves in the ways the real one can."""
+
+import time
+
+import pytest
+from dagster import DagsterInstance, materialize
+
+from careerpulse_assets.assets.bronze import bronze_postings
+from careerpulse_assets.definitions import build_resources
+from careerpulse_assets.muse.client import MuseApiError, iter_api_pages, make_session
+from careerpulse_assets.resources import MuseApi
+
+from .graph import query
+from .muse_fixtures import synthetic_postings
+from .muse_server import serve_muse
+
+FAST = {"retries": 3, "backoff_factor": 0.01}
+
+
+def walk(base_url, **kwargs):
+    return list(iter_api_pages(base_url, session=make_session(**FAST), **kwargs))
+
+
+def test_rate_limited_answers_wait_for_the_reset_and_retry():
+    with serve_muse(synthetic_postings()) as (stub, base_url):
+        stub.faults[1] = ["rate_limited"]
+        started = time.monotonic()
+        pages = walk(base_url)
+        elapsed = time.monotonic() - started
+    assert [len(p.items) for p in pages] == [20, 20, 14]
+    assert len(stub.requests) == 4
+    assert elapsed >= 1.0  # X-RateLimit-Reset: 1
+
+
+def test_a_walk_that_used_its_allowance_pauses_until_the_reset():
+    with serve_muse(synthetic_postings()) as (stub, base_url):
+        stub.faults[0] = ["last_request"]
+        started = time.monotonic()
+        pages = walk(base_url)
+        elapsed = time.monotonic() - started
+    assert len(pages) == 3 and len(stub.requests) == 3  # paced, so never refused
+    assert elapsed >= 1.0
+
+
+def test_a_refusal_that_is_not_the_rate_limit_is_a_clear_error():
+    with serve_muse(synthetic_postings()) as (stub, base_url):
+        stub.faults[0] = [403] * 10
+        with pytest.raises(MuseApiError, match="answered 403"):
+            walk(base_url)
+        assert len(stub.requests) == 1 + FAST["retries"]
+
+
+def test_a_truncated_body_is_asked_for_again():
+    with serve_muse(synthetic_postings()) as (stub, base_url):
+        stub.faults[1] = ["truncated"]
+        pages = walk(base_url)
+    assert [p.error for p in pages] == [None, None, None]
+    assert len(stub.requests) == 4
+
+
+def test_a_body_that_stays_broken_is_quarantined_and_the_walk_goes_on():
+    with serve_muse(synthetic_postings()) as (stub, base_url):
+        stub.faults[1] = ["truncated"] * 3
+        pages = walk(base_url)
+    assert [len(p.items) for p in pages] == [20, 0, 14]
+    assert "body is not valid JSON (3 tries)" in pages[1].error
+    assert pages[1].raw.startswith('{"page": 1')
+
+
+def test_an_answer_slower_than_the_timeout_is_retried():
+    with serve_muse(synthetic_postings()) as (stub, base_url):
+        stub.slow_seconds = 1.5
+        stub.faults[0] = ["slow"]
+        pages = walk(base_url, timeout=0.5)
+    assert len(pages) == 3 and len(stub.requests) == 4
+
+
+def bronze_run(settings, instance, full_crawl=False):
+    return materialize(
+        [bronze_postings],
+        resources=build_resources(settings),
+        instance=instance,
+        run_config={"ops": {"bronze_postings": {"config": {"full_crawl": full_crawl}}}},
+    )
+
+
+def test_an_incremental_run_reads_only_the_new_pages_and_stops(settings_for):
+    items = synthetic_postings(per_category=30, unlabelled=0)  # 90 postings, 5 pages
+    with serve_muse(items) as (stub, base_url):
+        settings = settings_for(base_url=base_url)
+        instance = DagsterInstance.ephemeral()
+        bronze_run(settings, instance)
+        assert len(stub.requests) == 5
+
+        newer = synthetic_postings(per_category=7, unlabelled=0, first_id=500_000, seed=2)
+        for item in newer:  # 21 new postings, newer than everything stored
+            item["publication_date"] = "2026-06-01T00:00:00Z"
+        stub.items += newer
+        stub.requests.clear()
+        bronze_run(settings, instance)
+        # page 0: 20 new; page 1: 1 new + 19 stored; page 2: all stored -> stop.
+        assert len(stub.requests) == 3
+    stored = query(settings, "SELECT count(*) AS n, count(DISTINCT posting_id) AS d FROM bronze.bronze_postings")
+    assert stored["n"][0] == stored["d"][0] == 111
+
+
+def test_an_edited_posting_wins_and_the_key_never_leaks(settings_for):
+    items = synthetic_postings()
+    with serve_muse(items) as (stub, base_url):
+        settings = settings_for(base_url=base_url, muse_api_key="k3y-that-must-not-leak")
+        instance = DagsterInstance.ephemeral()
+        import os
+        os.environ["CAREERPULSE_MUSE_API_KEY"] = "k3y-that-must-not-leak"
+        try:
+            result = bronze_run(settings, instance)
+            newest = stub.listing()[0]
+            newest["name"] = "Edited title"
+            stub.items = [i for i in stub.items if i["id"] != newest["id"]] + [newest]
+            bronze_run(settings, instance)
+        finally:
+            del os.environ["CAREERPULSE_MUSE_API_KEY"]
+        assert all("api_key=k3y-that-must-not-leak" in r for r in stub.requests)
+    versions = query(
+        settings, f"SELECT count(*) AS n FROM bronze.bronze_postings WHERE posting_id = {newest['id']}"
+    )
+    assert versions["n"][0] == 2
+    everything = " ".join(
+        str(entry.user_message) + str(entry.dagster_event)
+        for entry in instance.all_logs(result.run_id)
+    )
+    assert "k3y-that-must-not-leak" not in everything
+    stored = query(settings, "SELECT string_agg(source || payload, '') AS s FROM bronze.bronze_postings")
+    assert "k3y-that-must-not-leak" not in stored["s"][0]
