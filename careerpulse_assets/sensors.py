@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import time
 
 from dagster import (
     AssetSelection,
@@ -24,6 +25,12 @@ careerpulse_all_job = define_asset_job(
 
 # One request per tick: 12 an hour, a small share of the 500 an hour allowed without a key.
 SENSOR_INTERVAL_SECONDS = 300
+# After a failed poll, wait interval × 2^failures (at most 6 hours) before asking again.
+MAX_BACKOFF_SECONDS = 6 * 3600
+
+
+def backoff_seconds(failures: int) -> int:
+    return min(SENSOR_INTERVAL_SECONDS * 2**failures, MAX_BACKOFF_SECONDS)
 
 
 @sensor(
@@ -31,24 +38,39 @@ SENSOR_INTERVAL_SECONDS = 300
     minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
     default_status=DefaultSensorStatus.STOPPED,
     description="Polls page 0 of the Muse listing (newest first) once per tick and requests a "
-    "run of the whole graph when the newest posting or the total changed. Starts stopped: "
+    "run of the whole graph when the newest posting or the total changed. A failing API makes "
+    "it skip with the reason and back off (5 min × 2^failures, at most 6 h). Starts stopped: "
     "turn it on in the UI once the API settings are right.",
 )
 def muse_new_pages_sensor(context: SensorEvaluationContext, muse: MuseApi):
+    # The cursor (kept in the Dagster instance, so it survives restarts) holds the last listing
+    # seen and the failure count with the time before which no request is made.
+    cursor = json.loads(context.cursor) if context.cursor else {}
+    now = time.time()
+    if now < cursor.get("retry_after", 0):
+        return SkipReason(
+            f"backing off after {cursor['failures']} failed polls; next request in "
+            f"{cursor['retry_after'] - now:.0f} s"
+        )
     try:
         state = muse.listing_state()
     except (MuseApiError, OSError) as exc:
-        return SkipReason(f"could not read the Muse listing: {exc}")
+        failures = cursor.get("failures", 0) + 1
+        wait = backoff_seconds(failures)
+        context.update_cursor(
+            json.dumps({**cursor, "failures": failures, "retry_after": now + wait})
+        )
+        return SkipReason(f"could not read the Muse listing ({exc}); next try in {wait} s")
+    seen = {"listing": state}
+    context.update_cursor(json.dumps(seen, sort_keys=True))
     if state["newest_id"] is None:
         return SkipReason(f"the Muse listing ({muse.description}) has no postings")
-    cursor = json.dumps(state, sort_keys=True)
-    if cursor == context.cursor:
+    if state == cursor.get("listing"):
         return SkipReason(
             f"nothing new: newest posting {state['newest_id']} "
             f"({state['newest_publication_date']}), {state['total']} listed"
         )
-    context.update_cursor(cursor)
     return RunRequest(
-        run_key=hashlib.sha256(cursor.encode()).hexdigest()[:16],
+        run_key=hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()[:16],
         tags={"careerpulse/newest_posting_id": str(state["newest_id"])},
     )

@@ -1,3 +1,5 @@
+import json
+
 from dagster import RunRequest, SkipReason, build_sensor_context
 
 from careerpulse_assets.resources import MuseApi
@@ -33,13 +35,26 @@ def test_new_postings_request_one_run_and_the_same_listing_none():
         assert len(stub.requests) == 3  # one request per tick
 
 
-def test_a_failing_api_skips_with_the_reason():
-    with serve_muse([]) as (stub, base_url):
+def test_a_failing_api_skips_with_the_reason_and_backs_off():
+    items = synthetic_postings()
+    with serve_muse(items) as (stub, base_url):
+        muse = MuseApi(base_url=base_url, retries=0)
         stub.faults[0] = [500]
-        result, cursor = tick(MuseApi(base_url=base_url, retries=0), None)
-    assert isinstance(result, SkipReason)
-    assert "could not read the Muse listing" in result.skip_message and "500" in result.skip_message
-    assert cursor is None
+        result, cursor = tick(muse, None)
+        assert isinstance(result, SkipReason)
+        assert "could not read the Muse listing" in result.skip_message
+        assert "500" in result.skip_message and "next try in 600 s" in result.skip_message
+
+        # The next tick comes too soon: no request at all.
+        again, cursor = tick(muse, cursor)
+        assert "backing off after 1 failed polls" in again.skip_message
+        assert len(stub.requests) == 1
+
+        # Once the wait is over, a healthy API gives a run and clears the failures.
+        waited = json.dumps({**json.loads(cursor), "retry_after": 0})
+        recovered, cursor = tick(muse, waited)
+        assert isinstance(recovered, RunRequest)
+        assert "failures" not in json.loads(cursor)
 
 
 def test_an_empty_listing_skips():
