@@ -2,6 +2,7 @@ import base64
 
 import mlflow
 import pandas as pd
+from dagster_duckdb import DuckDBResource
 from dagster import (
     AssetExecutionContext,
     Config,
@@ -31,6 +32,20 @@ from ..tracking import (
     training_fingerprint,
 )
 from .bronze import DUCKDB_POOL
+from .silver import silver_postings
+
+LABELLED_SQL = """
+SELECT posting_id, title, description_text, category, categories, publication_date
+FROM silver.silver_postings WHERE category IS NOT NULL ORDER BY posting_id
+"""
+# Only postings without a category need their text (to be classified). The texts stay in
+# silver: the imputed table is the lean one users count and join.
+POSTINGS_SQL = """
+SELECT posting_id, title,
+       CASE WHEN category IS NULL THEN description_text END AS description_text,
+       category, categories, level, locations, company, publication_date
+FROM silver.silver_postings ORDER BY posting_id
+"""
 
 MLFLOW_UI_URL = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default (see README)
 
@@ -61,11 +76,13 @@ class KnnClassifierConfig(Config):
 
 
 @asset(
+    deps=[silver_postings],
     group_name="ml",
     kinds={"scikitlearn", "mlflow"},
     pool=DUCKDB_POOL,  # it reads silver from DuckDB
     io_manager_key="model_io_manager",
-    required_resource_keys={"mlflow"},
+    # dagster-mlflow is a legacy resource, so both are named here rather than as arguments.
+    required_resource_keys={"mlflow", "duckdb"},
     description="TF-IDF + cosine KNN that learns the category from title and description. "
     "Vote rule (uniform / distance), class-prior correction, title weight, word pairs and k are "
     "chosen by stratified 5-fold CV on macro-F1; scored on a stratified 80/20 hold-out and a "
@@ -73,10 +90,12 @@ class KnnClassifierConfig(Config):
     f"`{REGISTERED_MODEL_NAME}`. Retrains only when the labelled postings changed.",
 )
 def knn_classifier(
-    context: AssetExecutionContext, config: KnnClassifierConfig, silver_postings: pd.DataFrame
+    context: AssetExecutionContext, config: KnnClassifierConfig
 ) -> TrainedClassifier:
+    with context.resources.duckdb.get_connection() as connection:
+        labelled = connection.execute(LABELLED_SQL).fetchdf()
     try:
-        trained = _train_or_reuse(context, config, silver_postings)
+        trained = _train_or_reuse(context, config, labelled)
     finally:
         # The MLflow run ends with this step: FINISHED when logged, FAILED when anything raised.
         if mlflow.active_run() is not None:
@@ -86,10 +105,10 @@ def knn_classifier(
 
 
 def _train_or_reuse(
-    context: AssetExecutionContext, config: KnnClassifierConfig, silver: pd.DataFrame
+    context: AssetExecutionContext, config: KnnClassifierConfig, silver_labelled: pd.DataFrame
 ) -> TrainedClassifier:
     try:
-        labelled = labelled_set(silver, config.min_postings_per_category)
+        labelled = labelled_set(silver_labelled, config.min_postings_per_category)
     except NotEnoughLabels as exc:
         raise Failure(f"cannot train the category classifier: {exc}") from None
     grid = config.grid()
@@ -165,13 +184,13 @@ def _classifier_metadata(trained: TrainedClassifier) -> dict:
     "neighbour votes) and `model_version`.",
 )
 def imputed_silver(
-    context: AssetExecutionContext,
-    silver_postings: pd.DataFrame,
-    knn_classifier: TrainedClassifier,
+    context: AssetExecutionContext, knn_classifier: TrainedClassifier, duckdb: DuckDBResource
 ) -> pd.DataFrame:
+    with duckdb.get_connection() as connection:
+        postings = connection.execute(POSTINGS_SQL).fetchdf()
     imputed = impute_categories(
-        silver_postings, knn_classifier.model, knn_classifier.model_version
-    ).drop(columns=["description_html", "description_text"])  # the texts stay in silver
+        postings, knn_classifier.model, knn_classifier.model_version
+    ).drop(columns=["description_text"])
     confidence = imputed.loc[imputed["is_imputed"], "imputation_confidence"]
     context.add_output_metadata(
         {

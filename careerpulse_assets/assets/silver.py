@@ -1,35 +1,53 @@
-import json
-
-import pandas as pd
-from dagster import AssetExecutionContext, Failure, asset
+from dagster import (
+    AssetExecutionContext,
+    Failure,
+    MaterializeResult,
+    TableColumn,
+    TableSchema,
+    asset,
+)
 from dagster_duckdb import DuckDBResource
 
-from ..core.bronze_store import latest_payloads
-from ..core.postings import silver_row
+from ..core.silver_store import update_silver
 from .bronze import DUCKDB_POOL, bronze_postings
+
+SILVER_STATS_SQL = """
+SELECT count(*) AS postings,
+       count(category) AS labelled,
+       count(*) - count(category) AS without_category,
+       count(DISTINCT category) AS categories
+FROM silver.silver_postings
+"""
 
 
 @asset(
     deps=[bronze_postings],
     group_name="ingestion",
-    kinds={"duckdb", "pandas"},
+    kinds={"duckdb"},
     pool=DUCKDB_POOL,
-    metadata={"schema": "silver"},
-    description="One clean row per posting (its latest bronze payload): text from the HTML, "
-    "first real category (NULL when none or 'Unknown'), publication date in UTC.",
+    description="One clean row per posting (its latest bronze payload) in "
+    "`silver.silver_postings`: text from the HTML, first real category (NULL when none or "
+    "'Unknown'), publication date in UTC. Only postings with new bronze payloads are rebuilt.",
 )
-def silver_postings(context: AssetExecutionContext, duckdb: DuckDBResource) -> pd.DataFrame:
+def silver_postings(context: AssetExecutionContext, duckdb: DuckDBResource) -> MaterializeResult:
     with duckdb.get_connection() as connection:
-        latest = latest_payloads(connection)
-    if latest.empty:
+        updated = update_silver(connection)
+        cursor = connection.execute(SILVER_STATS_SQL)
+        stats = dict(zip([c[0] for c in cursor.description], cursor.fetchone(), strict=True))
+        columns = connection.execute("DESCRIBE silver.silver_postings").fetchall()
+    if not stats["postings"]:
         raise Failure("bronze.bronze_postings holds no postings: nothing to clean")
-    silver = pd.DataFrame.from_records([silver_row(json.loads(p)) for p in latest["payload"]])
-    silver["publication_date"] = pd.to_datetime(silver["publication_date"], utc=True)
-    context.add_output_metadata(
-        {
-            "labelled_postings": int(silver["category"].notna().sum()),
-            "postings_without_category": int(silver["category"].isna().sum()),
-            "categories": int(silver["category"].nunique()),
+    context.log.info(f"{updated} postings rebuilt from new bronze payloads")
+    return MaterializeResult(
+        metadata={
+            "postings_rebuilt": updated,
+            "dagster/row_count": stats["postings"],
+            "labelled_postings": stats["labelled"],
+            "postings_without_category": stats["without_category"],
+            "categories": stats["categories"],
+            "dagster/column_schema": TableSchema(
+                columns=[TableColumn(name=row[0], type=row[1]) for row in columns]
+            ),
         }
     )
-    return silver
+

@@ -163,15 +163,3 @@ def store_page(
         quarantined=int(quarantined),
     )
 
-
-LATEST_PAYLOADS_SQL = """
-SELECT posting_id, payload, fetched_at
-FROM bronze.bronze_postings
-QUALIFY row_number() OVER (PARTITION BY posting_id ORDER BY bronze_row_id DESC) = 1
-ORDER BY posting_id
-"""
-
-
-def latest_payloads(connection: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """The newest stored payload of every posting (what silver is built from)."""
-    return connection.execute(LATEST_PAYLOADS_SQL).fetchdf()

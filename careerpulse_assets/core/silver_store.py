@@ -1,0 +1,106 @@
+"""Keeping `silver.silver_postings` in step with bronze, touching only what changed.
+
+Silver remembers, per posting, which bronze row it was built from (`bronze_row_id`). Bronze row
+ids only grow, so the postings to (re)build are those with a bronze row above silver's highest:
+a run after one new page parses 20 payloads, whatever the size of the history. They are merged
+in slices of ascending bronze row id, each slice one transaction, so a run killed half-way
+leaves silver consistent and the next one carries on from where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+import pandas as pd
+
+from .postings import silver_row
+
+SILVER_COLUMNS = {
+    "posting_id": "BIGINT NOT NULL",
+    "bronze_row_id": "BIGINT NOT NULL",
+    "title": "VARCHAR",
+    "description_html": "VARCHAR",
+    "description_text": "VARCHAR",
+    "category": "VARCHAR",
+    "categories": "VARCHAR[]",
+    "level": "VARCHAR",
+    "locations": "VARCHAR[]",
+    "company": "VARCHAR",
+    "publication_date": "TIMESTAMP WITH TIME ZONE",
+}
+SLICE_POSTINGS = 5_000
+
+CHANGED_SQL = """
+SELECT posting_id, bronze_row_id, payload
+FROM bronze.bronze_postings
+WHERE bronze_row_id > $watermark
+QUALIFY row_number() OVER (PARTITION BY posting_id ORDER BY bronze_row_id DESC) = 1
+ORDER BY bronze_row_id
+LIMIT $slice
+"""
+
+
+def ensure_silver_schema(connection: duckdb.DuckDBPyConnection) -> bool:
+    """Create silver if missing; rebuild it (return True) when its columns are not ours."""
+    connection.execute("CREATE SCHEMA IF NOT EXISTS silver")
+    existing = connection.execute(
+        "SELECT column_name FROM information_schema.columns "
+        "WHERE table_schema = 'silver' AND table_name = 'silver_postings' ORDER BY ordinal_position"
+    ).fetchall()
+    rebuilt = bool(existing) and [name for (name,) in existing] != list(SILVER_COLUMNS)
+    if rebuilt:
+        connection.execute("DROP TABLE silver.silver_postings")
+    columns = ", ".join(f"{name} {type_}" for name, type_ in SILVER_COLUMNS.items())
+    connection.execute(f"CREATE TABLE IF NOT EXISTS silver.silver_postings ({columns})")
+    return rebuilt
+
+
+def watermark(connection: duckdb.DuckDBPyConnection) -> int:
+    return connection.execute(
+        "SELECT coalesce(max(bronze_row_id), 0) FROM silver.silver_postings"
+    ).fetchone()[0]
+
+
+def silver_frame(changed: pd.DataFrame) -> pd.DataFrame:
+    """Silver rows for bronze payloads (columns posting_id, bronze_row_id, payload)."""
+    rows = [
+        {**silver_row(json.loads(payload)), "bronze_row_id": bronze_row_id}
+        for bronze_row_id, payload in zip(changed["bronze_row_id"], changed["payload"], strict=True)
+    ]
+    frame = pd.DataFrame.from_records(rows, columns=list(SILVER_COLUMNS))
+    frame["publication_date"] = pd.to_datetime(frame["publication_date"], utc=True)
+    return frame
+
+
+def merge_slice(connection: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> None:
+    connection.register("silver_slice", frame)
+    try:
+        connection.execute("BEGIN TRANSACTION")
+        connection.execute(
+            "DELETE FROM silver.silver_postings "
+            "WHERE posting_id IN (SELECT posting_id FROM silver_slice)"
+        )
+        connection.execute("INSERT INTO silver.silver_postings BY NAME SELECT * FROM silver_slice")
+        connection.execute("COMMIT")
+    except Exception:
+        connection.execute("ROLLBACK")
+        raise
+    finally:
+        connection.unregister("silver_slice")
+
+
+def update_silver(
+    connection: duckdb.DuckDBPyConnection, slice_postings: int = SLICE_POSTINGS
+) -> int:
+    """Bring silver up to date with bronze; return how many postings were (re)built."""
+    ensure_silver_schema(connection)
+    updated = 0
+    while True:
+        changed = connection.execute(
+            CHANGED_SQL, {"watermark": watermark(connection), "slice": slice_postings}
+        ).fetchdf()
+        if changed.empty:
+            return updated
+        merge_slice(connection, silver_frame(changed))
+        updated += len(changed)

@@ -1,0 +1,66 @@
+import duckdb
+import pytest
+
+from careerpulse_assets.core.bronze_store import ensure_bronze_schema, store_page
+from careerpulse_assets.core.silver_store import update_silver
+from careerpulse_assets.muse.pages import RawPage
+
+from .muse_fixtures import edge_case_page, synthetic_postings
+
+
+@pytest.fixture
+def connection():
+    with duckdb.connect() as conn:
+        ensure_bronze_schema(conn)
+        yield conn
+
+
+def silver(connection, columns="*"):
+    return connection.execute(
+        f"SELECT {columns} FROM silver.silver_postings ORDER BY posting_id"
+    ).fetchdf()
+
+
+def test_silver_is_built_from_the_latest_payload_of_each_posting(connection):
+    items = synthetic_postings()
+    store_page(connection, RawPage("t", 0, items))
+    edited = dict(items[0], name="Principal Engineer", id=str(items[0]["id"]))
+    store_page(connection, RawPage("t", 1, [edited]))
+    assert update_silver(connection, slice_postings=7) == len(items)
+    rows = silver(connection)
+    assert len(rows) == len(items) and rows["posting_id"].is_unique
+    assert rows.loc[rows["posting_id"] == items[0]["id"], "title"].item() == "Principal Engineer"
+
+
+def test_an_update_rebuilds_only_postings_with_new_payloads(connection):
+    items = synthetic_postings()
+    store_page(connection, RawPage("t", 0, items))
+    update_silver(connection)
+    before = silver(connection, "posting_id, bronze_row_id")
+
+    assert update_silver(connection) == 0  # nothing new in bronze
+    store_page(connection, RawPage("t", 0, [dict(items[5], name="Edited")] + items[6:8]))
+    assert update_silver(connection) == 1  # items 6 and 7 were unchanged: bronze kept nothing
+    after = silver(connection, "posting_id, bronze_row_id")
+    changed = after["bronze_row_id"] != before["bronze_row_id"]
+    assert after.loc[changed, "posting_id"].tolist() == [items[5]["id"]]
+
+
+def test_flattened_columns_and_types(connection):
+    store_page(connection, RawPage("t", 0, edge_case_page()["results"]))
+    update_silver(connection)
+    row = silver(connection).iloc[0]
+    assert row["description_text"].startswith("Build pipelines & models")
+    assert list(row["categories"]) == ["Data and Analytics", "Software Engineering"]
+    types = dict(connection.execute("SELECT column_name, data_type FROM information_schema.columns "
+                                    "WHERE table_name = 'silver_postings'").fetchall())
+    assert types["publication_date"] == "TIMESTAMP WITH TIME ZONE"
+    assert types["categories"] == "VARCHAR[]"
+
+
+def test_a_silver_table_of_another_shape_is_rebuilt(connection):
+    store_page(connection, RawPage("t", 0, synthetic_postings()))
+    connection.execute("CREATE SCHEMA silver")
+    connection.execute("CREATE TABLE silver.silver_postings AS SELECT 1 AS posting_id, 'x' AS title")
+    assert update_silver(connection) == 54
+    assert len(silver(connection)) == 54
