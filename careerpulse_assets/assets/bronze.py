@@ -27,28 +27,32 @@ def bronze_postings(
     stopped_early = False
     with duckdb.get_connection() as connection:
         ensure_bronze_schema(connection)
-        for page in muse.iter_pages():
+    for page in muse.iter_pages():
+        # DuckDB lets one process hold the file: take it per page, not across the HTTP waits,
+        # so another run (the sensor's, a manual one) can write in between.
+        with duckdb.get_connection() as connection:
             outcome = store_page(connection, page, context.run_id)
-            pages += 1
-            read += outcome.read
-            inserted += outcome.inserted
-            quarantined += outcome.quarantined
-            if page.error:
-                context.log.warning(f"{page.source} page {page.page} quarantined: {page.error}")
-            log = context.log.info if pages % PROGRESS_EVERY_PAGES == 0 else context.log.debug
-            log(
-                f"{pages} pages read ({page.source} page {page.page}): {read} items, "
-                f"{inserted} new, {quarantined} quarantined"
-            )
-            # The API lists newest first: once a whole page is already stored, so is the rest.
-            # (Archives are not ordered, so they are always read whole.)
-            if outcome.all_known and not muse.is_archive and not config.full_crawl:
-                context.log.info(f"page {page.page} holds only stored postings: stopping here")
-                stopped_early = True
-                break
-        context.log.info(
-            f"{pages} pages read: {read} items, {inserted} new, {quarantined} quarantined"
+        pages += 1
+        read += outcome.read
+        inserted += outcome.inserted
+        quarantined += outcome.quarantined
+        if page.error:
+            context.log.warning(f"{page.source} page {page.page} quarantined: {page.error}")
+        log = context.log.info if pages % PROGRESS_EVERY_PAGES == 0 else context.log.debug
+        log(
+            f"{pages} pages read ({page.source} page {page.page}): {read} items, "
+            f"{inserted} new, {quarantined} quarantined"
         )
+        # The API lists newest first: once a whole page is already stored, so is the rest.
+        # (Archives are not ordered, so they are always read whole.)
+        if outcome.all_known and not muse.is_archive and not config.full_crawl:
+            context.log.info(f"page {page.page} holds only stored postings: stopping here")
+            stopped_early = True
+            break
+    context.log.info(
+        f"{pages} pages read: {read} items, {inserted} new, {quarantined} quarantined"
+    )
+    with duckdb.get_connection() as connection:
         total, postings = connection.execute(
             "SELECT count(*), count(DISTINCT posting_id) FROM bronze.bronze_postings"
         ).fetchone()
