@@ -31,6 +31,8 @@ def build_resources(settings: Settings) -> dict:
             api_key=EnvVar("CAREERPULSE_MUSE_API_KEY") if settings.muse_api_key else None,
             archive_dir=str(settings.muse_archive) if settings.muse_archive else None,
             max_pages=settings.max_pages,
+            crawl_categories=list(settings.crawl_categories),
+            crawl_levels=list(settings.crawl_levels),
         ),
         "duckdb": DuckDBResource(database=str(settings.duckdb_path)),
         "io_manager": CareerPulseDuckDBIOManager(database=str(settings.duckdb_path)),

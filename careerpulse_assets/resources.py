@@ -41,6 +41,9 @@ class MuseApi(ConfigurableResource):
     retries: int = 4
     backoff_seconds: float = 0.5
     max_rate_limit_wait_seconds: float = 3600.0
+    # Listings are capped in practice: walking them per category / level reaches further.
+    crawl_categories: list[str] = []
+    crawl_levels: list[str] = []
 
     @property
     def description(self) -> str:
@@ -52,10 +55,15 @@ class MuseApi(ConfigurableResource):
     def is_archive(self) -> bool:
         return bool(self.archive_dir)
 
-    def iter_pages(self) -> Iterator[RawPage]:
-        if self.archive_dir:
-            yield from iter_archive_pages(self.archive_dir)
-            return
+    def listings(self) -> list[dict[str, str] | None]:
+        """The plain listing, then one per configured category and level filter."""
+        return (
+            [None]
+            + [{"category": name} for name in self.crawl_categories]
+            + [{"level": name} for name in self.crawl_levels]
+        )
+
+    def iter_listing_pages(self, listing_filter: dict[str, str] | None) -> Iterator[RawPage]:
         yield from iter_api_pages(
             self.base_url,
             api_key=self.api_key,
@@ -63,7 +71,16 @@ class MuseApi(ConfigurableResource):
             timeout=self.timeout_seconds,
             session=self._session(),
             max_rate_limit_wait=self.max_rate_limit_wait_seconds,
+            listing_filter=listing_filter,
         )
+
+    def iter_pages(self) -> Iterator[RawPage]:
+        """Every page of every listing (or of the archive), in order."""
+        if self.archive_dir:
+            yield from iter_archive_pages(self.archive_dir)
+            return
+        for listing_filter in self.listings():
+            yield from self.iter_listing_pages(listing_filter)
 
     def _session(self):
         return make_session(self.retries, self.backoff_seconds, self.max_rate_limit_wait_seconds)

@@ -27,6 +27,11 @@ def _optional_positive_int(env: Mapping[str, str], name: str) -> int | None:
     return value
 
 
+def _names(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """A `;`-separated list (Muse category names contain commas)."""
+    return tuple(part.strip() for part in env.get(name, "").split(";") if part.strip())
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -34,6 +39,8 @@ class Settings:
     muse_api_key: str | None = None
     muse_archive: Path | None = None
     max_pages: int | None = None
+    crawl_categories: tuple[str, ...] = ()
+    crawl_levels: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -50,6 +57,8 @@ class Settings:
             muse_api_key=env.get("CAREERPULSE_MUSE_API_KEY") or None,
             muse_archive=Path(archive).expanduser().resolve() if archive else None,
             max_pages=_optional_positive_int(env, "CAREERPULSE_MAX_PAGES"),
+            crawl_categories=_names(env, "CAREERPULSE_CRAWL_CATEGORIES"),
+            crawl_levels=_names(env, "CAREERPULSE_CRAWL_LEVELS"),
         )
 
     @property

@@ -30,10 +30,22 @@ class MuseStub:
         self.faults: dict[int, list] = {}
         self.lock = threading.Lock()
         self.reset_seconds = 1
+        self.listing_cap: int | None = None
         self.slow_seconds = 2.0
 
-    def listing(self) -> list[dict]:
-        return sorted(self.items, key=lambda item: str(item.get("publication_date")), reverse=True)
+    def listing(self, category: str | None = None, level: str | None = None) -> list[dict]:
+        """Newest first, filtered like the API, cut at `listing_cap` like the live listing."""
+
+        def names(item, field):
+            return {entry.get("name") for entry in item.get(field) or [] if isinstance(entry, dict)}
+
+        items = [
+            item for item in self.items
+            if (category is None or category in names(item, "categories"))
+            and (level is None or level in names(item, "levels"))
+        ]
+        listed = sorted(items, key=lambda item: str(item.get("publication_date")), reverse=True)
+        return listed[: self.listing_cap] if self.listing_cap else listed
 
     def answer(self, path: str) -> tuple[int, str, str]:
         """(status, body, X-RateLimit-Remaining) for one request."""
@@ -56,7 +68,7 @@ class MuseStub:
             return 403, json.dumps({"code": 403, "error": "Rate limit exceeded"}), "0"
         if fault == "slow":
             time.sleep(self.slow_seconds)
-        listing = self.listing()
+        listing = self.listing(query.get("category", [None])[0], query.get("level", [None])[0])
         page_count = (len(listing) + PAGE_SIZE - 1) // PAGE_SIZE
         body = json.dumps({
             "page": page, "page_count": page_count, "items_per_page": PAGE_SIZE, "took": 3,

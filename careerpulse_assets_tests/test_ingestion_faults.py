@@ -131,3 +131,27 @@ def test_an_edited_posting_wins_and_the_key_never_leaks(settings_for):
     assert "k3y-that-must-not-leak" not in everything
     stored = query(settings, "SELECT string_agg(source || payload, '') AS s FROM bronze.bronze_postings")
     assert "k3y-that-must-not-leak" not in stored["s"][0]
+
+
+def test_filter_crawls_reach_past_the_listing_cap(settings_for):
+    items = synthetic_postings()  # 54 postings in 3 categories (12 without one)
+    with serve_muse(items) as (stub, base_url):
+        stub.listing_cap = 20  # the plain listing shows only the newest 20
+        categories = ["Software Engineering", "Healthcare", "Sales"]
+        settings = settings_for(base_url=base_url, crawl_categories=tuple(categories))
+        bronze_run(settings, DagsterInstance.ephemeral())
+        assert any("category=Healthcare" in r for r in stub.requests)
+    sources = query(settings, "SELECT source, count(*) AS n FROM bronze.bronze_postings GROUP BY source")
+    assert set(sources["source"]) <= {f"api:{base_url}"} | {f"api:{base_url}?category={c}" for c in categories}
+    labelled = query(settings, "SELECT count(DISTINCT posting_id) AS n FROM bronze.bronze_postings")
+    # Every labelled posting is reached through its category's listing, past the cap of 20.
+    assert labelled["n"][0] >= 42
+
+
+def test_crawl_filters_come_from_the_environment():
+    from careerpulse_assets.settings import Settings
+
+    settings = Settings.from_env({"CAREERPULSE_CRAWL_CATEGORIES": "Sales; Installation, Maintenance, and Repairs;",
+                                  "CAREERPULSE_CRAWL_LEVELS": "Senior Level"})
+    assert settings.crawl_categories == ("Sales", "Installation, Maintenance, and Repairs")
+    assert settings.crawl_levels == ("Senior Level",)

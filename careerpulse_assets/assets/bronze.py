@@ -27,28 +27,35 @@ def bronze_postings(
     stopped_early = False
     with duckdb.get_connection() as connection:
         ensure_bronze_schema(connection)
-    for page in muse.iter_pages():
-        # DuckDB lets one process hold the file: take it per page, not across the HTTP waits,
-        # so another run (the sensor's, a manual one) can write in between.
-        with duckdb.get_connection() as connection:
-            outcome = store_page(connection, page, context.run_id)
-        pages += 1
-        read += outcome.read
-        inserted += outcome.inserted
-        quarantined += outcome.quarantined
-        if page.error:
-            context.log.warning(f"{page.source} page {page.page} quarantined: {page.error}")
-        log = context.log.info if pages % PROGRESS_EVERY_PAGES == 0 else context.log.debug
-        log(
-            f"{pages} pages read ({page.source} page {page.page}): {read} items, "
-            f"{inserted} new, {quarantined} quarantined"
-        )
-        # The API lists newest first: once a whole page is already stored, so is the rest.
-        # (Archives are not ordered, so they are always read whole.)
-        if outcome.all_known and not muse.is_archive and not config.full_crawl:
-            context.log.info(f"page {page.page} holds only stored postings: stopping here")
-            stopped_early = True
-            break
+    listings = [iter(muse.iter_pages())] if muse.is_archive else [
+        muse.iter_listing_pages(listing_filter) for listing_filter in muse.listings()
+    ]
+    for listing in listings:
+        for page in listing:
+            # DuckDB lets one process hold the file: take it per page, not across the HTTP
+            # waits, so another run (the sensor's, a manual one) can write in between.
+            with duckdb.get_connection() as connection:
+                outcome = store_page(connection, page, context.run_id)
+            pages += 1
+            read += outcome.read
+            inserted += outcome.inserted
+            quarantined += outcome.quarantined
+            if page.error:
+                context.log.warning(f"{page.source} page {page.page} quarantined: {page.error}")
+            log = context.log.info if pages % PROGRESS_EVERY_PAGES == 0 else context.log.debug
+            log(
+                f"{pages} pages read ({page.source} page {page.page}): {read} items, "
+                f"{inserted} new, {quarantined} quarantined"
+            )
+            # A listing runs newest first: once a whole page is stored, so is the rest of it.
+            # (Archives are not ordered, so they are always read whole.)
+            if outcome.all_known and not muse.is_archive and not config.full_crawl:
+                context.log.info(
+                    f"{page.source} page {page.page} holds only stored postings: "
+                    "stopping this listing"
+                )
+                stopped_early = True
+                break
     context.log.info(
         f"{pages} pages read: {read} items, {inserted} new, {quarantined} quarantined"
     )

@@ -77,9 +77,16 @@ def make_session(
     return session
 
 
-def page_url(base_url: str, page: int) -> str:
-    """The request as shown in messages and stored in bronze (never with the key)."""
-    return f"{base_url.rstrip('/')}/jobs?page={page}&descending=true"
+def listing_source(base_url: str, listing_filter: dict[str, str] | None = None) -> str:
+    """Names a listing in bronze's `source`: `api:<base url>`, plus its filter if any."""
+    query = "&".join(f"{k}={v}" for k, v in (listing_filter or {}).items())
+    return f"api:{base_url.rstrip('/')}" + (f"?{query}" if query else "")
+
+
+def page_url(base_url: str, page: int, listing_filter: dict[str, str] | None = None) -> str:
+    """The request as shown in messages (never with the key)."""
+    extra = "".join(f"&{k}={v}" for k, v in (listing_filter or {}).items())
+    return f"{base_url.rstrip('/')}/jobs?page={page}&descending=true{extra}"
 
 
 def _error_text(response: requests.Response) -> str:
@@ -98,13 +105,17 @@ def fetch_page(
     page: int,
     api_key: str | None = None,
     timeout: float = 30.0,
+    listing_filter: dict[str, str] | None = None,
 ) -> RawPage:
-    """One page of the listing, newest first. Raises MuseApiError when the API refuses."""
-    params: dict[str, Any] = {"page": page, "descending": "true"}
+    """One page of a listing, newest first. Raises MuseApiError when the API refuses.
+
+    `listing_filter` narrows the listing (`{"category": "Sales"}`, `{"level": "Senior Level"}`).
+    """
+    params: dict[str, Any] = {"page": page, "descending": "true", **(listing_filter or {})}
     if api_key:
         params["api_key"] = api_key
-    shown = page_url(base_url, page)
-    source = f"api:{base_url.rstrip('/')}"
+    shown = page_url(base_url, page, listing_filter)
+    source = listing_source(base_url, listing_filter)
     for attempt in range(BODY_RETRIES + 1):
         try:
             response = session.get(f"{base_url.rstrip('/')}/jobs", params=params, timeout=timeout)
@@ -150,8 +161,9 @@ def iter_api_pages(
     timeout: float = 30.0,
     session: requests.Session | None = None,
     max_rate_limit_wait: float = 3600.0,
+    listing_filter: dict[str, str] | None = None,
 ) -> Iterator[RawPage]:
-    """Pages 0, 1, ... until `page_count`, an empty page, or `max_pages`.
+    """Pages 0, 1, ... of one listing until `page_count`, an empty page, or `max_pages`.
 
     A page whose body is unreadable is yielded (to be quarantined) and the walk goes on, using
     the page count of the last good page; several unreadable pages in a row end it with an error.
@@ -159,7 +171,7 @@ def iter_api_pages(
     session = session or make_session()
     page, page_count, unreadable_in_a_row = 0, None, 0
     while max_pages is None or page < max_pages:
-        raw_page = fetch_page(session, base_url, page, api_key, timeout)
+        raw_page = fetch_page(session, base_url, page, api_key, timeout, listing_filter)
         yield raw_page
         if raw_page.rate_limit_reset is not None:
             # The allowance is used up: wait for the window instead of running into a 403.
@@ -174,7 +186,7 @@ def iter_api_pages(
             if unreadable_in_a_row >= MAX_UNREADABLE_PAGES_IN_A_ROW:
                 raise MuseApiError(
                     f"{unreadable_in_a_row} unreadable pages in a row, last "
-                    f"{page_url(base_url, page)}: {raw_page.error}"
+                    f"{page_url(base_url, page, listing_filter)}: {raw_page.error}"
                 )
         if page_count is not None and page + 1 >= page_count:
             return
