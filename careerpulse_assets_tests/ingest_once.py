@@ -1,5 +1,6 @@
-"""`python -m careerpulse_assets_tests.ingest_once HOME ARCHIVE`: bronze + silver in a process of
-its own, as a second run (the sensor's, a manual one) would be. Used by the concurrency test."""
+"""`python -m careerpulse_assets_tests.ingest_once HOME SOURCE`: bronze + silver in a process of
+its own, as a second run (the sensor's, a manual one) would be. SOURCE is an archive folder or
+an API base URL. Used by the concurrency and crash tests."""
 
 import sys
 from pathlib import Path
@@ -12,7 +13,11 @@ from careerpulse_assets.definitions import build_resources
 from careerpulse_assets.settings import Settings
 
 if __name__ == "__main__":
-    settings = Settings(home=Path(sys.argv[1]), muse_archive=Path(sys.argv[2]))
+    home, source = Path(sys.argv[1]), sys.argv[2]
+    if source.startswith("http"):
+        settings = Settings(home=home, muse_base_url=source)
+    else:
+        settings = Settings(home=home, muse_archive=Path(source))
     result = materialize(
         [bronze_postings, silver_postings],
         resources=build_resources(settings),

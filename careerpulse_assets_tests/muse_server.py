@@ -31,6 +31,7 @@ class MuseStub:
         self.lock = threading.Lock()
         self.reset_seconds = 1
         self.listing_cap: int | None = None
+        self.delay_seconds = 0.0  # every answer waits this long (a slow API, for kill tests)
         self.slow_seconds = 2.0
 
     def listing(self, category: str | None = None, level: str | None = None) -> list[dict]:
@@ -68,6 +69,7 @@ class MuseStub:
             return 403, json.dumps({"code": 403, "error": "Rate limit exceeded"}), "0"
         if fault == "slow":
             time.sleep(self.slow_seconds)
+        time.sleep(self.delay_seconds)
         listing = self.listing(query.get("category", [None])[0], query.get("level", [None])[0])
         page_count = (len(listing) + PAGE_SIZE - 1) // PAGE_SIZE
         body = json.dumps({

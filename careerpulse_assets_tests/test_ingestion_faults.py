@@ -155,3 +155,74 @@ def test_crawl_filters_come_from_the_environment():
                                   "CAREERPULSE_CRAWL_LEVELS": "Senior Level"})
     assert settings.crawl_categories == ("Sales", "Installation, Maintenance, and Repairs")
     assert settings.crawl_levels == ("Senior Level",)
+
+
+def test_a_run_killed_mid_crawl_leaves_whole_pages_and_the_next_run_finishes(settings_for):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    items = synthetic_postings(per_category=200, unlabelled=60)  # 660 postings, 33 pages
+    with serve_muse(items) as (stub, base_url):
+        stub.delay_seconds = 0.2
+        settings = settings_for(base_url=base_url)
+        run = subprocess.Popen(
+            [sys.executable, "-m", "careerpulse_assets_tests.ingest_once", str(settings.home),
+             base_url],
+            cwd=Path(__file__).resolve().parents[1],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 120
+        while len(stub.requests) < 10 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        run.kill()
+        run.wait()
+        assert len(stub.requests) >= 10, "the run never got going"
+
+        stored = query(settings, "SELECT count(*) AS n FROM bronze.bronze_postings")["n"][0]
+        assert 0 < stored < len(items) and stored % 20 == 0  # whole pages only
+
+        stub.delay_seconds = 0
+        stub.requests.clear()
+        instance = DagsterInstance.ephemeral()
+        bronze_run(settings, instance)
+        # The killed walk never finished, so this one walks past the stored pages to the end.
+        assert len(stub.requests) == 33
+        stub.requests.clear()
+        bronze_run(settings, instance)
+        assert len(stub.requests) == 1  # now complete: the next run stops at page 0
+    counts = query(settings, "SELECT count(*) AS n, count(DISTINCT posting_id) AS d FROM bronze.bronze_postings")
+    assert counts["n"][0] == counts["d"][0] == len(items)
+
+
+def test_every_fault_at_once_every_valid_posting_lands_exactly_once(settings_for):
+    from .graph import check_results, materialize_graph
+    from .test_assets import SMALL_GRID
+
+    items = synthetic_postings()
+    malformed = [
+        {"name": "no id", "publication_date": "2026-01-20T00:00:00Z", "categories": []},
+        dict(items[0], id=777_001, categories="Sales"),
+        dict(items[1], id=777_002, contents=["not", "a", "string"]),
+        dict(items[2], id=777_003, publication_date="someday"),
+    ]
+    with serve_muse(items + malformed) as (stub, base_url):
+        stub.faults = {0: ["rate_limited", 500], 1: ["truncated", "slow"], 2: [503, 502]}
+        stub.slow_seconds = 0.1
+        settings = settings_for(base_url=base_url)
+        instance = DagsterInstance.ephemeral()
+        first = materialize_graph(settings, SMALL_GRID, instance=instance)
+        assert first.success and all(check_results(first).values())
+        second = materialize_graph(settings, SMALL_GRID, instance=instance)
+        assert second.success
+    counts = query(
+        settings,
+        "SELECT (SELECT count(*) FROM bronze.bronze_postings) AS bronze, "
+        "(SELECT count(DISTINCT posting_id) FROM bronze.bronze_postings) AS ids, "
+        "(SELECT count(*) FROM silver.imputed_silver) AS imputed, "
+        "(SELECT count(*) FROM bronze.bronze_quarantine) AS quarantined",
+    ).iloc[0]
+    assert counts.tolist() == [len(items), len(items), len(items), 4]
+    reasons = query(settings, "SELECT reason FROM bronze.bronze_quarantine ORDER BY reason")["reason"]
+    assert any("missing id" in r for r in reasons) and any("not a list" in r for r in reasons)
+    assert any("contents is not a string" in r for r in reasons) and any("ISO-8601" in r for r in reasons)

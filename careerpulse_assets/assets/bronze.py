@@ -1,7 +1,18 @@
+from collections.abc import Iterator
+from dataclasses import dataclass
+
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
 from dagster_duckdb import DuckDBResource
 
-from ..core.bronze_store import ensure_bronze_schema, store_page
+from ..core.bronze_store import (
+    ensure_bronze_schema,
+    finish_crawl,
+    last_crawl_complete,
+    start_crawl,
+    store_page,
+)
+from ..muse.client import listing_source
+from ..muse.pages import RawPage
 from ..resources import MuseApi
 
 DUCKDB_POOL = "careerpulse_duckdb"
@@ -23,41 +34,26 @@ class BronzeConfig(Config):
 def bronze_postings(
     context: AssetExecutionContext, config: BronzeConfig, muse: MuseApi, duckdb: DuckDBResource
 ) -> MaterializeResult:
-    pages = read = inserted = quarantined = 0
-    stopped_early = False
     with duckdb.get_connection() as connection:
         ensure_bronze_schema(connection)
-    listings = [iter(muse.iter_pages())] if muse.is_archive else [
-        muse.iter_listing_pages(listing_filter) for listing_filter in muse.listings()
-    ]
-    for listing in listings:
-        for page in listing:
-            # DuckDB lets one process hold the file: take it per page, not across the HTTP
-            # waits, so another run (the sensor's, a manual one) can write in between.
+    tally = Tally()
+    if muse.is_archive:
+        # Archives are not ordered newest first, so they are always read whole.
+        store_pages(context, duckdb, muse.iter_pages(), tally, may_stop_at_stored_page=False)
+    for listing_filter in [] if muse.is_archive else muse.listings():
+        source = listing_source(muse.base_url, listing_filter)
+        with duckdb.get_connection() as connection:
+            may_stop = not config.full_crawl and last_crawl_complete(connection, source)
+            start_crawl(connection, source, context.run_id)
+        pages = muse.iter_listing_pages(listing_filter)
+        if store_pages(context, duckdb, pages, tally, may_stop_at_stored_page=may_stop):
             with duckdb.get_connection() as connection:
-                outcome = store_page(connection, page, context.run_id)
-            pages += 1
-            read += outcome.read
-            inserted += outcome.inserted
-            quarantined += outcome.quarantined
-            if page.error:
-                context.log.warning(f"{page.source} page {page.page} quarantined: {page.error}")
-            log = context.log.info if pages % PROGRESS_EVERY_PAGES == 0 else context.log.debug
-            log(
-                f"{pages} pages read ({page.source} page {page.page}): {read} items, "
-                f"{inserted} new, {quarantined} quarantined"
-            )
-            # A listing runs newest first: once a whole page is stored, so is the rest of it.
-            # (Archives are not ordered, so they are always read whole.)
-            if outcome.all_known and not muse.is_archive and not config.full_crawl:
-                context.log.info(
-                    f"{page.source} page {page.page} holds only stored postings: "
-                    "stopping this listing"
-                )
-                stopped_early = True
-                break
+                finish_crawl(connection, source, context.run_id)
+        else:
+            context.log.warning(f"{source}: walk cut short, the next run walks it again")
     context.log.info(
-        f"{pages} pages read: {read} items, {inserted} new, {quarantined} quarantined"
+        f"{tally.pages} pages read: {tally.read} items, {tally.inserted} new, "
+        f"{tally.quarantined} quarantined"
     )
     with duckdb.get_connection() as connection:
         total, postings = connection.execute(
@@ -69,14 +65,60 @@ def bronze_postings(
     return MaterializeResult(
         metadata={
             "source": muse.description,
-            "pages_read": pages,
-            "stopped_at_known_page": stopped_early,
-            "items_read": read,
-            "rows_inserted": inserted,
-            "items_quarantined": quarantined,
+            "pages_read": tally.pages,
+            "stopped_at_stored_page": tally.stopped_early,
+            "items_read": tally.read,
+            "rows_inserted": tally.inserted,
+            "items_quarantined": tally.quarantined,
             "dagster/row_count": total,
             "distinct_postings": postings,
             "quarantine_rows_total": quarantine_total,
             "table": MetadataValue.text("bronze.bronze_postings"),
         }
+    )
+
+
+@dataclass
+class Tally:
+    pages: int = 0
+    read: int = 0
+    inserted: int = 0
+    quarantined: int = 0
+    stopped_early: bool = False
+
+
+def store_pages(
+    context: AssetExecutionContext,
+    duckdb: DuckDBResource,
+    pages: Iterator[RawPage],
+    tally: Tally,
+    may_stop_at_stored_page: bool,
+) -> bool:
+    """Store a listing's pages; True when the walk reached its end or pages already stored."""
+    last = None
+    for page in pages:
+        # DuckDB lets one process hold the file: take it per page, not across the HTTP waits,
+        # so another run (the sensor's, a manual one) can write in between.
+        with duckdb.get_connection() as connection:
+            outcome = store_page(connection, page, context.run_id)
+        last = page
+        tally.pages += 1
+        tally.read += outcome.read
+        tally.inserted += outcome.inserted
+        tally.quarantined += outcome.quarantined
+        if page.error:
+            context.log.warning(f"{page.source} page {page.page} quarantined: {page.error}")
+        log = context.log.info if tally.pages % PROGRESS_EVERY_PAGES == 0 else context.log.debug
+        log(
+            f"{tally.pages} pages read ({page.source} page {page.page}): {tally.read} items, "
+            f"{tally.inserted} new, {tally.quarantined} quarantined"
+        )
+        # A listing runs newest first: once a whole page is stored, so is the rest of it.
+        if may_stop_at_stored_page and outcome.all_known:
+            context.log.info(f"{page.source} page {page.page} holds only stored postings: done")
+            tally.stopped_early = True
+            return True
+    return last is None or (
+        last.error is None
+        and (not last.items or (last.page_count is not None and last.page + 1 >= last.page_count))
     )

@@ -30,6 +30,13 @@ CREATE TABLE IF NOT EXISTS bronze.bronze_postings (
     fetched_at TIMESTAMPTZ NOT NULL,
     run_id VARCHAR
 );
+CREATE TABLE IF NOT EXISTS bronze.bronze_crawls (
+    source VARCHAR NOT NULL,
+    run_id VARCHAR,
+    started_at TIMESTAMPTZ NOT NULL,
+    finished_at TIMESTAMPTZ,
+    complete BOOLEAN NOT NULL DEFAULT false
+);
 CREATE TABLE IF NOT EXISTS bronze.bronze_quarantine (
     source VARCHAR NOT NULL,
     page INTEGER NOT NULL,
@@ -84,6 +91,36 @@ class PageOutcome:
 
 def ensure_bronze_schema(connection: duckdb.DuckDBPyConnection) -> None:
     connection.execute(SCHEMA_SQL)
+
+
+def last_crawl_complete(connection: duckdb.DuckDBPyConnection, source: str) -> bool:
+    """Whether the latest walk of this listing reached its end (or pages already stored).
+
+    Only then may a walk stop at the first stored page: after a walk that was cut short (a
+    crash, a failure, CAREERPULSE_MAX_PAGES) older pages may still be missing, so the next walk
+    goes on past the stored pages to fetch them.
+    """
+    row = connection.execute(
+        "SELECT complete FROM bronze.bronze_crawls WHERE source = ? "
+        "ORDER BY started_at DESC LIMIT 1",
+        [source],
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def start_crawl(connection: duckdb.DuckDBPyConnection, source: str, run_id: str | None) -> None:
+    connection.execute(
+        "INSERT INTO bronze.bronze_crawls (source, run_id, started_at) VALUES (?, ?, now())",
+        [source, run_id],
+    )
+
+
+def finish_crawl(connection: duckdb.DuckDBPyConnection, source: str, run_id: str | None) -> None:
+    connection.execute(
+        "UPDATE bronze.bronze_crawls SET finished_at = now(), complete = true "
+        "WHERE source = ? AND run_id IS NOT DISTINCT FROM ? AND NOT complete",
+        [source, run_id],
+    )
 
 
 def _raw_hash(text: str) -> str:
