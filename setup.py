@@ -5,7 +5,8 @@ setup(
     version="0.1.0",
     description="Muse job postings to a gap-free daily demand series, as Dagster assets.",
     python_requires=">=3.11,<3.13",
-    packages=find_packages(exclude=["careerpulse_assets_tests"]),
+    packages=find_packages(exclude=["careerpulse_assets_tests", "benchmarks"]),
+    package_data={"careerpulse_assets": ["taxonomy/*.yaml"]},
     install_requires=[
         # dagster and its integration libraries move together: each 0.29.27 pins dagster 1.13.27.
         "dagster==1.13.27",
@@ -21,7 +22,8 @@ setup(
         "urllib3==2.8.0",
         "beautifulsoup4==4.15.0",
         "matplotlib==3.11.2",
-        "tabulate==0.10.0",  # DataFrame.to_markdown in the benchmark's tables
+        "tabulate==0.10.0",
+        "PyYAML==6.0.4",  # DataFrame.to_markdown in the benchmark's tables
     ],
     extras_require={"dev": ["pytest==9.2.0"]},
 )

@@ -1,18 +1,31 @@
 """Asset checks: model quality (blocking), and data quality of silver and gold."""
 
+import pandas as pd
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
+    AssetIn,
     Config,
+    MetadataValue,
     asset_check,
 )
 from dagster_duckdb import DuckDBResource
 
 from .assets.bronze import DUCKDB_POOL
 from .assets.gold import gold_daily_counts
-from .assets.ml import knn_classifier
+from .assets.ml import imputed_silver, knn_classifier
 from .assets.silver import silver_postings
 from .core.classifier import TrainedClassifier
+from .core.drift import (
+    DEFAULT_ALPHA,
+    DEFAULT_MAX_IMPUTED_SHARE_JUMP,
+    DEFAULT_MIN_JS_DISTANCE,
+    DEFAULT_MIN_POSTINGS,
+    DEFAULT_WINDOW_DAYS,
+    recent_window,
+)
+from .core.drift import category_drift as drift_statistics
+from .core.taxonomy import load_taxonomy
 
 
 class MinAccuracyConfig(Config):
@@ -86,6 +99,101 @@ def silver_posting_id_unique(duckdb: DuckDBResource) -> AssetCheckResult:
     return AssetCheckResult(
         passed=duplicated == 0,
         metadata={"rows": rows, "duplicated_posting_ids": duplicated},
+    )
+
+
+@asset_check(
+    asset=silver_postings,
+    pool=DUCKDB_POOL,
+    description="Every category name the postings list is a current Muse name or an old one "
+    "mapped in careerpulse_assets/taxonomy/muse_categories.yaml. Fails (WARN) naming the others: "
+    "a new taxonomy may be arriving, and the mapping file needs a review.",
+)
+def category_names_known(duckdb: DuckDBResource) -> AssetCheckResult:
+    taxonomy = load_taxonomy()
+    with duckdb.get_connection() as connection:
+        counts = dict(
+            connection.execute(
+                "SELECT name, count(*) FROM (SELECT unnest(categories) AS name "
+                "FROM silver.silver_postings) GROUP BY name"
+            ).fetchall()
+        )
+    unknown = taxonomy.unknown(counts)
+    return AssetCheckResult(
+        passed=not unknown,
+        severity=AssetCheckSeverity.WARN,
+        description=(
+            f"{len(unknown)} category names neither current nor mapped: {', '.join(unknown)}"
+            if unknown else f"all {len(counts)} category names known (taxonomy v{taxonomy.version})"
+        ),
+        metadata={
+            "unknown_names": unknown,
+            "taxonomy_version": taxonomy.version,
+            "names_seen": len(counts),
+        },
+    )
+
+
+class CategoryDriftConfig(Config):
+    window_days: int = DEFAULT_WINDOW_DAYS
+    min_postings: int = DEFAULT_MIN_POSTINGS
+    alpha: float = DEFAULT_ALPHA
+    min_js_distance: float = DEFAULT_MIN_JS_DISTANCE
+    max_imputed_share_jump: float = DEFAULT_MAX_IMPUTED_SHARE_JUMP
+
+
+@asset_check(
+    asset=imputed_silver,
+    additional_ins={"knn_classifier": AssetIn()},
+    pool=DUCKDB_POOL,
+    description="The category mix of the last `window_days` days (at least `min_postings` "
+    "postings, else 'not enough data') against the mix the current model was trained on: "
+    "chi-square p < alpha and Jensen–Shannon distance ≥ min_js_distance is drift. Also fails "
+    "when the share of postings without a category jumps by more than max_imputed_share_jump. "
+    "WARN: the model keeps imputing, but its reference no longer describes the postings.",
+)
+def category_drift(
+    config: CategoryDriftConfig, knn_classifier: TrainedClassifier, duckdb: DuckDBResource
+) -> AssetCheckResult:
+    with duckdb.get_connection() as connection:
+        postings = connection.execute(
+            "SELECT category, is_imputed, publication_date FROM silver.imputed_silver"
+        ).fetchdf()
+    window = recent_window(postings, config.window_days)
+    result = drift_statistics(
+        knn_classifier.training_counts,
+        window["category"].value_counts().to_dict(),
+        alpha=config.alpha,
+        min_js_distance=config.min_js_distance,
+        min_postings=config.min_postings,
+    )
+    metadata = {
+        "window": f"{config.window_days} days to {pd.to_datetime(postings['publication_date']).max()}",
+        "window_postings": result.window_postings,
+        "model_version": knn_classifier.model_version,
+    }
+    imputed_jump = False
+    if result.enough_data:
+        recent_imputed = float(window["is_imputed"].mean())
+        reference_imputed = knn_classifier.unlabelled_share or 0.0
+        imputed_jump = recent_imputed - reference_imputed > config.max_imputed_share_jump
+        metadata |= {
+            "chi2": result.chi2,
+            "p_value": result.p_value,
+            "js_distance": result.js_distance,
+            "imputed_share_reference": reference_imputed,
+            "imputed_share_recent": recent_imputed,
+            "shares": MetadataValue.md(result.shares.to_markdown(index=False, floatfmt=".3f")),
+        }
+    description = result.summary() + (
+        f"; postings without a category jumped to {metadata['imputed_share_recent']:.0%}"
+        if imputed_jump else ""
+    )
+    return AssetCheckResult(
+        passed=not (result.drifted or imputed_jump),
+        severity=AssetCheckSeverity.WARN,
+        description=description,
+        metadata=metadata,
     )
 
 

@@ -10,6 +10,8 @@ from .assets.gold import gold_daily_counts
 from .assets.ml import imputed_silver, knn_classifier
 from .assets.silver import silver_postings
 from .checks import (
+    category_drift,
+    category_names_known,
     gold_full_grid_sums_to_silver,
     knn_holdout_accuracy,
     knn_holdout_macro_f1,
@@ -54,6 +56,8 @@ def build_definitions(settings: Settings) -> Definitions:
             knn_holdout_accuracy,
             knn_holdout_macro_f1,
             silver_posting_id_unique,
+            category_names_known,
+            category_drift,
             gold_full_grid_sums_to_silver,
         ],
         jobs=[careerpulse_all_job],

@@ -24,7 +24,7 @@ from .core.plots import confusion_png
 REGISTERED_MODEL_NAME = "careerpulse-knn-category"
 FINGERPRINT_TAG = "careerpulse.training_fingerprint"
 # Bump when the training code changes in a way that should retrain on unchanged data.
-TRAINING_SPEC_VERSION = "2"
+TRAINING_SPEC_VERSION = "3"
 # MLflow saves scikit-learn models with skops, which loads only types it is told to trust.
 SKOPS_TRUSTED_TYPES = [
     "scipy.sparse._csr.csr_matrix",
@@ -74,6 +74,8 @@ def find_trained(fingerprint: str, experiment_id: str) -> TrainedClassifier | No
         reliability=summary["reliability"],
         most_confused=summary["most_confused"],
         confusion=confusion,
+        training_counts=summary["training_counts"],
+        unlabelled_share=summary["unlabelled_share"],
         retrained=False,
     )
 
@@ -94,6 +96,7 @@ def log_training(
     time_ordered: SplitReport,
     comparison: SplitReport,
     fingerprint: str,
+    unlabelled_share: float,
 ) -> TrainedClassifier:
     """Log one training to the active MLflow run, register the model, end the run."""
     run = mlflow.active_run()
@@ -128,6 +131,8 @@ def log_training(
         "excluded_categories": labelled.excluded_categories,
         "most_confused": holdout.most_confused,
         "reliability": holdout.reliability.to_dict(orient="records"),
+        "training_counts": {str(k): int(v) for k, v in labelled.labels.value_counts().items()},
+        "unlabelled_share": unlabelled_share,
     }
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder)
@@ -162,6 +167,8 @@ def log_training(
         reliability=summary["reliability"],
         most_confused=summary["most_confused"],
         confusion=holdout.confusion,
+        training_counts=summary["training_counts"],
+        unlabelled_share=unlabelled_share,
         retrained=True,
     )
 

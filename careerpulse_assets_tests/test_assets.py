@@ -32,8 +32,10 @@ def test_graph_fills_every_category_and_writes_a_full_gold_grid(archive, setting
     assert result.success
     assert check_results(result) == {
         "silver_posting_id_unique": True,
+        "category_names_known": True,
         "knn_holdout_accuracy": True,
         "knn_holdout_macro_f1": True,
+        "category_drift": True,  # 57 postings: not enough data to judge
         "gold_full_grid_sums_to_silver": True,
     }
 
@@ -177,3 +179,45 @@ def test_unchanged_labels_reuse_the_model_and_changed_labels_retrain(tmp_path, s
     assert third["model_version"].value == "models:/careerpulse-knn-category/2"
     versions = query(settings, "SELECT DISTINCT model_version FROM silver.imputed_silver WHERE is_imputed")
     assert versions["model_version"].tolist() == ["models:/careerpulse-knn-category/2"]
+
+
+def check_evaluation(result, name):
+    (evaluation,) = [e for e in result.get_asset_check_evaluations()
+                     if e.asset_check_key.name == name]
+    return evaluation
+
+
+def test_a_shifted_mix_of_recent_postings_warns_of_drift(tmp_path, settings_for):
+    from .muse_fixtures import make_item, VOCABULARY, START
+    from datetime import timedelta
+
+    items = synthetic_postings()
+    titles, words = VOCABULARY["Sales"]
+    items += [  # a week of nothing but sales jobs after the training period
+        make_item(600_000 + i, titles[i % 4], words[:5], "Sales",
+                  START + timedelta(days=30, hours=i), "Acme")
+        for i in range(40)
+    ]
+    settings = settings_for(archive=write_archive(tmp_path / "archive", items))
+    config = {"ops": {**SMALL_GRID["ops"], "imputed_silver_category_drift": {"config": {"min_postings": 20}}}}
+    result = materialize_graph(settings, config)
+    assert result.success  # drift warns, it does not block
+    drift = check_evaluation(result, "category_drift")
+    assert not drift.passed and drift.severity.value == "WARN"
+    assert drift.description.startswith("drift: chi-square")
+    assert "Sales" in drift.metadata["shares"].value
+    assert drift.metadata["window_postings"].value == 40
+
+
+def test_unknown_category_names_are_flagged_by_name(tmp_path, settings_for):
+    items = synthetic_postings()
+    items[0]["categories"] = [{"name": "Quantum Basket Weaving"}]
+    items[1]["categories"] = [{"name": "Engineering"}, {"name": "Robotics"}]
+    settings = settings_for(archive=write_archive(tmp_path / "archive", items))
+    result = materialize_graph(settings, SMALL_GRID)
+    known = check_evaluation(result, "category_names_known")
+    assert not known.passed and known.severity.value == "WARN"
+    assert known.metadata["unknown_names"].value == {"Quantum Basket Weaving": 1, "Robotics": 1}
+    assert "Quantum Basket Weaving" in known.description
+    silver = query(settings, f"SELECT category, category_raw FROM silver.silver_postings WHERE posting_id = {items[1]['id']}")
+    assert silver.iloc[0].tolist() == ["Software Engineering", "Engineering"]

@@ -43,7 +43,7 @@ FROM silver.silver_postings WHERE category IS NOT NULL ORDER BY posting_id
 POSTINGS_SQL = """
 SELECT posting_id, title,
        CASE WHEN category IS NULL THEN description_text END AS description_text,
-       category, categories, level, locations, company, publication_date
+       category, category_raw, categories, level, locations, company, publication_date
 FROM silver.silver_postings ORDER BY posting_id
 """
 
@@ -94,8 +94,11 @@ def knn_classifier(
 ) -> TrainedClassifier:
     with context.resources.duckdb.get_connection() as connection:
         labelled = connection.execute(LABELLED_SQL).fetchdf()
+        unlabelled_share = connection.execute(
+            "SELECT avg(CASE WHEN category IS NULL THEN 1.0 ELSE 0.0 END) FROM silver.silver_postings"
+        ).fetchone()[0]
     try:
-        trained = _train_or_reuse(context, config, labelled)
+        trained = _train_or_reuse(context, config, labelled, float(unlabelled_share or 0.0))
     finally:
         # The MLflow run ends with this step: FINISHED when logged, FAILED when anything raised.
         if mlflow.active_run() is not None:
@@ -105,7 +108,10 @@ def knn_classifier(
 
 
 def _train_or_reuse(
-    context: AssetExecutionContext, config: KnnClassifierConfig, silver_labelled: pd.DataFrame
+    context: AssetExecutionContext,
+    config: KnnClassifierConfig,
+    silver_labelled: pd.DataFrame,
+    unlabelled_share: float,
 ) -> TrainedClassifier:
     try:
         labelled = labelled_set(silver_labelled, config.min_postings_per_category)
@@ -137,7 +143,9 @@ def _train_or_reuse(
     context.log.info(f"logistic regression (comparison only): {comparison.metrics}")
     # The setting scored on the hold-out is the one deployed, refitted on every posting.
     model = fit_knn(labelled.postings, labelled.labels, holdout.fitted.knn_params)
-    return log_training(model, labelled, holdout, time_ordered, comparison, fingerprint)
+    return log_training(
+        model, labelled, holdout, time_ordered, comparison, fingerprint, unlabelled_share
+    )
 
 
 def _classifier_metadata(trained: TrainedClassifier) -> dict:

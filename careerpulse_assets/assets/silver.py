@@ -27,7 +27,9 @@ FROM silver.silver_postings
     pool=DUCKDB_POOL,
     description="One clean row per posting (its latest bronze payload) in "
     "`silver.silver_postings`: text from the HTML, first real category (NULL when none or "
-    "'Unknown'), publication date in UTC. Only postings with new bronze payloads are rebuilt.",
+    "'Unknown') under its current Muse name (`category`; the name as listed in "
+    "`category_raw`), publication date in UTC. Only postings with new bronze payloads are "
+    "rebuilt.",
 )
 def silver_postings(context: AssetExecutionContext, duckdb: DuckDBResource) -> MaterializeResult:
     with duckdb.get_connection() as connection:

@@ -26,6 +26,10 @@ class TrainedClassifier:
     reliability: list[dict] = field(default_factory=list)  # accuracy by confidence bucket
     most_confused: list[dict] = field(default_factory=list)
     confusion: pd.DataFrame | None = None  # hold-out confusion matrix, true × predicted
+    # The reference for drift: the category mix it learned, and the share of postings that had
+    # no category when it was trained.
+    training_counts: dict[str, int] = field(default_factory=dict)
+    unlabelled_share: float | None = None
     retrained: bool = True
 
 

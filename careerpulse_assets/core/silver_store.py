@@ -15,6 +15,7 @@ import duckdb
 import pandas as pd
 
 from .postings import silver_row
+from .taxonomy import Taxonomy, load_taxonomy
 
 SILVER_COLUMNS = {
     "posting_id": "BIGINT NOT NULL",
@@ -23,6 +24,7 @@ SILVER_COLUMNS = {
     "description_html": "VARCHAR",
     "description_text": "VARCHAR",
     "category": "VARCHAR",
+    "category_raw": "VARCHAR",
     "categories": "VARCHAR[]",
     "level": "VARCHAR",
     "locations": "VARCHAR[]",
@@ -69,6 +71,7 @@ def silver_frame(changed: pd.DataFrame) -> pd.DataFrame:
         for bronze_row_id, payload in zip(changed["bronze_row_id"], changed["payload"], strict=True)
     ]
     frame = pd.DataFrame.from_records(rows, columns=list(SILVER_COLUMNS))
+    frame["category_raw"] = frame["category"]  # `category` becomes the current name below
     frame["publication_date"] = pd.to_datetime(frame["publication_date"], utc=True)
     return frame
 
@@ -90,10 +93,32 @@ def merge_slice(connection: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> N
         connection.unregister("silver_slice")
 
 
+# Every row's category under the current taxonomy; only rows whose name changes are written.
+APPLY_TAXONOMY_SQL = """
+UPDATE silver.silver_postings AS s
+SET category = coalesce(m.current, s.category_raw)
+FROM (SELECT DISTINCT category_raw FROM silver.silver_postings) AS r
+LEFT JOIN taxonomy_map AS m ON m.old = r.category_raw
+WHERE s.category_raw = r.category_raw
+  AND s.category IS DISTINCT FROM coalesce(m.current, r.category_raw)
+"""
+
+
+def apply_taxonomy(connection: duckdb.DuckDBPyConnection, taxonomy: Taxonomy) -> int:
+    """Rename categories to their current names; return how many rows changed."""
+    connection.register("taxonomy_map", taxonomy.mapping_frame())
+    try:
+        return connection.execute(APPLY_TAXONOMY_SQL).fetchone()[0]
+    finally:
+        connection.unregister("taxonomy_map")
+
+
 def update_silver(
-    connection: duckdb.DuckDBPyConnection, slice_postings: int = SLICE_POSTINGS
+    connection: duckdb.DuckDBPyConnection,
+    taxonomy: Taxonomy | None = None,
+    slice_postings: int = SLICE_POSTINGS,
 ) -> int:
-    """Bring silver up to date with bronze; return how many postings were (re)built."""
+    """Bring silver up to date with bronze and the taxonomy; return postings (re)built."""
     ensure_silver_schema(connection)
     updated = 0
     while True:
@@ -101,6 +126,8 @@ def update_silver(
             CHANGED_SQL, {"watermark": watermark(connection), "slice": slice_postings}
         ).fetchdf()
         if changed.empty:
-            return updated
+            break
         merge_slice(connection, silver_frame(changed))
         updated += len(changed)
+    apply_taxonomy(connection, taxonomy or load_taxonomy())
+    return updated
