@@ -23,7 +23,8 @@ setup(
         "beautifulsoup4==4.15.0",
         "matplotlib==3.11.2",
         "tabulate==0.10.0",
-        "PyYAML==6.0.4",  # DataFrame.to_markdown in the benchmark's tables
+        "PyYAML==6.0.4",
+        "statsforecast==2.1.1",  # DataFrame.to_markdown in the benchmark's tables
     ],
     extras_require={"dev": ["pytest==9.2.0"]},
 )

@@ -29,10 +29,13 @@ from careerpulse_assets.core.evaluation import (
 )
 from careerpulse_assets.core.postings import InvalidPosting, check_item, silver_row
 from careerpulse_assets.core.selection import SEED_GRID, gridsearch_seed, select_knn
+from careerpulse_assets.core.taxonomy import load_taxonomy
 from careerpulse_assets.muse.archive import iter_archive_pages
 
 
 def silver_from_archive(folder: Path) -> pd.DataFrame:
+    """Silver as the pipeline builds it: latest payload per id, categories under current names."""
+    taxonomy = load_taxonomy()
     rows = {}
     for page in iter_archive_pages(folder):
         for item in page.items:
@@ -41,6 +44,7 @@ def silver_from_archive(folder: Path) -> pd.DataFrame:
             except InvalidPosting:
                 continue
             row = silver_row(item)
+            row["category"] = taxonomy.to_current(row["category"])
             rows[row["posting_id"]] = row
     return pd.DataFrame(list(rows.values()))
 

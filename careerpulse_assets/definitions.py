@@ -6,7 +6,7 @@ from dagster import Definitions, EnvVar, FilesystemIOManager, in_process_executo
 from dagster_duckdb import DuckDBResource
 
 from .assets.bronze import bronze_postings
-from .assets.gold import gold_daily_counts
+from .assets.gold import gold_category_forecast, gold_daily_counts
 from .assets.ml import imputed_silver, knn_classifier
 from .assets.silver import silver_postings
 from .checks import (
@@ -51,7 +51,14 @@ def build_resources(settings: Settings) -> dict:
 
 def build_definitions(settings: Settings) -> Definitions:
     return Definitions(
-        assets=[bronze_postings, silver_postings, knn_classifier, imputed_silver, gold_daily_counts],
+        assets=[
+            bronze_postings,
+            silver_postings,
+            knn_classifier,
+            imputed_silver,
+            gold_daily_counts,
+            gold_category_forecast,
+        ],
         asset_checks=[
             knn_holdout_accuracy,
             knn_holdout_macro_f1,

@@ -15,6 +15,7 @@ import duckdb
 
 ASSET_NAMES = [
     "bronze_postings", "silver_postings", "knn_classifier", "imputed_silver", "gold_daily_counts",
+    "gold_category_forecast",
 ]
 
 
@@ -49,6 +50,7 @@ def summary_lines(result, settings, seconds: float) -> list[str]:
                 connection, "SELECT count(*) FROM silver.imputed_silver WHERE is_imputed"
             ),
             "gold rows": _count(connection, "SELECT count(*) FROM gold.gold_daily_counts"),
+            "forecast rows": _count(connection, "SELECT count(*) FROM gold.gold_category_forecast"),
         }
     for name, value in counts.items():
         lines.append(f"  {name:<18} {'not written' if value is None else value}")

@@ -41,6 +41,7 @@ def training_fingerprint(labelled: LabelledSet, settings: str) -> str:
 
 def find_trained(fingerprint: str, experiment_id: str) -> TrainedClassifier | None:
     """The registered model of a finished run trained on exactly this data, if there is one."""
+    # A run retrained for drift shares its fingerprint with the one before: take the newest.
     runs = mlflow.search_runs(
         [experiment_id],
         filter_string=f"tags.`{FINGERPRINT_TAG}` = '{fingerprint}' and attributes.status = 'FINISHED'",
@@ -76,6 +77,7 @@ def find_trained(fingerprint: str, experiment_id: str) -> TrainedClassifier | No
         confusion=confusion,
         training_counts=summary["training_counts"],
         unlabelled_share=summary["unlabelled_share"],
+        retrain_reason=summary["retrain_reason"],
         retrained=False,
     )
 
@@ -97,11 +99,14 @@ def log_training(
     comparison: SplitReport,
     fingerprint: str,
     unlabelled_share: float,
+    retrain_reason: str | None = None,
 ) -> TrainedClassifier:
     """Log one training to the active MLflow run, register the model, end the run."""
     run = mlflow.active_run()
     params = holdout.fitted.knn_params
     mlflow.set_tag(FINGERPRINT_TAG, fingerprint)
+    if retrain_reason:
+        mlflow.set_tag("careerpulse.retrain_reason", retrain_reason)
     mlflow.log_params(
         {
             "k": params.k,
@@ -133,6 +138,7 @@ def log_training(
         "reliability": holdout.reliability.to_dict(orient="records"),
         "training_counts": {str(k): int(v) for k, v in labelled.labels.value_counts().items()},
         "unlabelled_share": unlabelled_share,
+        "retrain_reason": retrain_reason,
     }
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder)
@@ -169,6 +175,7 @@ def log_training(
         confusion=holdout.confusion,
         training_counts=summary["training_counts"],
         unlabelled_share=unlabelled_share,
+        retrain_reason=retrain_reason,
         retrained=True,
     )
 

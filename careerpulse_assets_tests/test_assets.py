@@ -37,7 +37,9 @@ def test_graph_fills_every_category_and_writes_a_full_gold_grid(archive, setting
         "knn_holdout_macro_f1": True,
         "category_drift": True,  # 57 postings: not enough data to judge
         "gold_full_grid_sums_to_silver": True,
+        "forecast_beats_seasonal_naive": True,  # 3 weeks of history: not judged
     }
+    assert table_exists(settings, "gold.gold_category_forecast")
 
     silver = query(settings, "SELECT * FROM silver.silver_postings")
     assert len(silver) == 54 + 3  # the edge-case page adds 3 valid postings, quarantines 3
@@ -200,13 +202,26 @@ def test_a_shifted_mix_of_recent_postings_warns_of_drift(tmp_path, settings_for)
     ]
     settings = settings_for(archive=write_archive(tmp_path / "archive", items))
     config = {"ops": {**SMALL_GRID["ops"], "imputed_silver_category_drift": {"config": {"min_postings": 20}}}}
-    result = materialize_graph(settings, config)
+    instance = DagsterInstance.ephemeral()
+    result = materialize_graph(settings, config, instance=instance)
     assert result.success  # drift warns, it does not block
     drift = check_evaluation(result, "category_drift")
     assert not drift.passed and drift.severity.value == "WARN"
     assert drift.description.startswith("drift: chi-square")
     assert "Sales" in drift.metadata["shares"].value
     assert drift.metadata["window_postings"].value == 40
+
+    # The next run retrains although the labels are unchanged, once: if drift persists on the
+    # retrained model, more of the same labels cannot help and the model is reused.
+    materialize_graph(settings, config, instance=instance)
+    second = latest_metadata(instance, "knn_classifier")
+    assert second["retrained"].value is True
+    assert second["retrain_reason"].value == "category drift"
+    assert second["model_version"].value == "models:/careerpulse-knn-category/2"
+    materialize_graph(settings, config, instance=instance)
+    third = latest_metadata(instance, "knn_classifier")
+    assert third["retrained"].value is False
+    assert third["model_version"].value == "models:/careerpulse-knn-category/2"
 
 
 def test_unknown_category_names_are_flagged_by_name(tmp_path, settings_for):

@@ -4,7 +4,10 @@ import mlflow
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 from dagster import (
+    AssetCheckEvaluation,
+    AssetCheckKey,
     AssetExecutionContext,
+    AssetKey,
     Config,
     Failure,
     MetadataValue,
@@ -122,9 +125,20 @@ def _train_or_reuse(
         labelled, f"{grid!r}|min_postings={config.min_postings_per_category}"
     )
     experiment_id = mlflow.active_run().info.experiment_id
-    if not config.force_retrain:
+    retrain_reason = "forced by config" if config.force_retrain else None
+    if retrain_reason is None:
         previous = find_trained(fingerprint, experiment_id)
-        if previous is not None:
+        flagged = drift_flagged_model(context.instance)
+        if previous is not None and flagged == previous.model_version:
+            if previous.retrain_reason == "category drift":
+                context.log.warning(
+                    f"category drift persists on {previous.model_version}, itself retrained for "
+                    "drift: retraining on the same labels cannot help; label recent postings"
+                )
+            else:
+                retrain_reason = "category drift"
+                context.log.info(f"category drift was flagged on {flagged}: retraining")
+        if previous is not None and retrain_reason is None:
             discard_active_run()
             context.log.info(
                 f"labelled postings unchanged since {previous.model_version}: reusing it"
@@ -144,8 +158,24 @@ def _train_or_reuse(
     # The setting scored on the hold-out is the one deployed, refitted on every posting.
     model = fit_knn(labelled.postings, labelled.labels, holdout.fitted.knn_params)
     return log_training(
-        model, labelled, holdout, time_ordered, comparison, fingerprint, unlabelled_share
+        model, labelled, holdout, time_ordered, comparison, fingerprint, unlabelled_share,
+        retrain_reason,
     )
+
+
+def drift_flagged_model(instance) -> str | None:
+    """The model version the latest `category_drift` check failed on, if it failed."""
+    key = AssetCheckKey(AssetKey("imputed_silver"), "category_drift")
+    # The newest records include this run's own, still only planned: skip to the last verdict.
+    for record in instance.event_log_storage.get_asset_check_execution_history(key, limit=5):
+        event = record.event.dagster_event if record.event is not None else None
+        evaluation = event.event_specific_data if event is not None else None
+        if isinstance(evaluation, AssetCheckEvaluation):
+            if evaluation.passed:
+                return None
+            version = evaluation.metadata.get("model_version")
+            return version.value if version is not None else None
+    return None
 
 
 def _classifier_metadata(trained: TrainedClassifier) -> dict:
@@ -153,6 +183,7 @@ def _classifier_metadata(trained: TrainedClassifier) -> dict:
     metadata = {
         "model_version": trained.model_version,
         "retrained": trained.retrained,
+        "retrain_reason": trained.retrain_reason or "labelled postings changed",
         "chosen": trained.chosen,
         **{f"holdout_{name}": value for name, value in trained.holdout.items()},
         "holdout_postings": trained.n_holdout,

@@ -31,6 +31,7 @@ class TrainedClassifier:
     training_counts: dict[str, int] = field(default_factory=dict)
     unlabelled_share: float | None = None
     retrained: bool = True
+    retrain_reason: str | None = None  # set when trained although the labels were unchanged
 
 
 def impute_categories(

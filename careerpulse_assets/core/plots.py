@@ -32,3 +32,29 @@ def confusion_png(confusion: pd.DataFrame, title: str = "Hold-out confusion matr
     figure.savefig(buffer, format="png", dpi=90)
     plt.close(figure)
     return buffer.getvalue()
+
+
+def forecast_png(
+    history: pd.DataFrame, forecast: pd.DataFrame, categories: list[str], history_days: int = 90
+) -> bytes:
+    """Daily postings of a few categories (last `history_days`) and their forecast with band."""
+    figure, axes = plt.subplots(
+        len(categories), 1, figsize=(9, 2.2 * len(categories)), sharex=True, squeeze=False
+    )
+    start = pd.to_datetime(history["day"]).max() - pd.Timedelta(days=history_days)
+    for axis, category in zip(axes[:, 0], categories, strict=True):
+        past = history[(history["category"] == category) & (pd.to_datetime(history["day"]) > start)]
+        future = forecast[forecast["category"] == category]
+        axis.plot(pd.to_datetime(past["day"]), past["postings"], color="0.3", lw=1, label="postings")
+        days = pd.to_datetime(future["day"])
+        axis.plot(days, future["forecast"], color="tab:blue", lw=1.5, label="forecast")
+        axis.fill_between(days, future["lower"], future["upper"], color="tab:blue", alpha=0.2,
+                          label="80 % interval")
+        axis.set_title(f"{category} ({future['model'].iloc[0] if len(future) else ''})", fontsize=9)
+        axis.set_ylabel("per day", fontsize=8)
+    axes[0, 0].legend(fontsize=7, loc="upper left")
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=80)
+    plt.close(figure)
+    return buffer.getvalue()
