@@ -26,5 +26,6 @@ setup(
         "PyYAML==6.0.4",
         "statsforecast==2.1.1",  # DataFrame.to_markdown in the benchmark's tables
     ],
-    extras_require={"dev": ["pytest==9.2.0"]},
+    # playwright drives the Debian chromium that .ci/run installs; it downloads no browser.
+    extras_require={"dev": ["pytest==9.2.0", "playwright==1.65.2"]},
 )

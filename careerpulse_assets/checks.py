@@ -11,7 +11,7 @@ from dagster import (
 )
 from dagster_duckdb import DuckDBResource
 
-from .assets.bronze import DUCKDB_POOL
+from .assets.common import DUCKDB_POOL
 from .assets.gold import gold_daily_counts
 from .assets.ml import imputed_silver, knn_classifier
 from .assets.silver import silver_postings

@@ -18,7 +18,8 @@ from .checks import (
     silver_posting_id_unique,
 )
 from .resources import CareerPulseDuckDBIOManager, MuseApi, mlflow_tracking
-from .sensors import careerpulse_all_job, muse_new_pages_sensor
+from .jobs import careerpulse_all_job, daily_retraining_schedule, ingestion_job, retraining_job
+from .sensors import muse_new_pages_sensor
 from .settings import Settings
 
 EXPERIMENT_NAME = "careerpulse"
@@ -67,7 +68,8 @@ def build_definitions(settings: Settings) -> Definitions:
             category_drift,
             gold_full_grid_sums_to_silver,
         ],
-        jobs=[careerpulse_all_job],
+        jobs=[careerpulse_all_job, ingestion_job, retraining_job],
+        schedules=[daily_retraining_schedule],
         sensors=[muse_new_pages_sensor],
         resources=build_resources(settings),
         # One DuckDB file takes one writer and the graph is a chain: running the steps of a run

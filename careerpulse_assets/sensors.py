@@ -5,23 +5,16 @@ import json
 import time
 
 from dagster import (
-    AssetSelection,
     DefaultSensorStatus,
     RunRequest,
     SensorEvaluationContext,
     SkipReason,
-    define_asset_job,
     sensor,
 )
 
+from .jobs import careerpulse_all_job
 from .muse.client import MuseApiError
 from .resources import MuseApi
-
-careerpulse_all_job = define_asset_job(
-    "careerpulse_all",
-    selection=AssetSelection.all(),
-    description="Every asset from bronze to gold, with their checks.",
-)
 
 # One request per tick: 12 an hour, a small share of the 500 an hour allowed without a key.
 SENSOR_INTERVAL_SECONDS = 300

@@ -1,7 +1,15 @@
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
+from dagster import (
+    AssetExecutionContext,
+    Config,
+    MaterializeResult,
+    MetadataValue,
+    TableColumn,
+    TableSchema,
+    asset,
+)
 from dagster_duckdb import DuckDBResource
 
 from ..core.bronze_store import (
@@ -14,8 +22,8 @@ from ..core.bronze_store import (
 from ..muse.client import listing_source
 from ..muse.pages import RawPage
 from ..resources import MuseApi
+from .common import DUCKDB_POOL, OWNERS, preview
 
-DUCKDB_POOL = "careerpulse_duckdb"
 PROGRESS_EVERY_PAGES = 10
 
 
@@ -27,6 +35,8 @@ class BronzeConfig(Config):
 @asset(
     group_name="ingestion",
     kinds={"duckdb"},
+    owners=OWNERS,
+    tags={"layer": "bronze"},
     pool=DUCKDB_POOL,
     description="Raw Muse job items, one row per new payload (append-only history), in "
     "`bronze.bronze_postings`; items that cannot be postings go to `bronze.bronze_quarantine`.",
@@ -62,6 +72,11 @@ def bronze_postings(
         quarantine_total = connection.execute(
             "SELECT count(*) FROM bronze.bronze_quarantine"
         ).fetchone()[0]
+        columns = connection.execute("DESCRIBE bronze.bronze_postings").fetchall()
+        newest = connection.execute(
+            "SELECT posting_id, payload_hash, source, page, fetched_at "
+            "FROM bronze.bronze_postings ORDER BY bronze_row_id DESC LIMIT 5"
+        ).fetchdf()
     return MaterializeResult(
         metadata={
             "source": muse.description,
@@ -74,6 +89,10 @@ def bronze_postings(
             "distinct_postings": postings,
             "quarantine_rows_total": quarantine_total,
             "table": MetadataValue.text("bronze.bronze_postings"),
+            "dagster/column_schema": TableSchema(
+                columns=[TableColumn(name=row[0], type=row[1]) for row in columns]
+            ),
+            "newest_rows": preview(newest),
         }
     )
 

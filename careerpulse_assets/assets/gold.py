@@ -13,8 +13,8 @@ from dagster import (
 
 from ..core.forecast import BASELINE, HORIZON, forecast_categories
 from ..core.gold import daily_counts
-from ..core.plots import forecast_png
-from .bronze import DUCKDB_POOL
+from ..core.plots import daily_counts_png, forecast_png
+from .common import DUCKDB_POOL, OWNERS, preview
 
 PLOTTED_CATEGORIES = 6
 
@@ -22,6 +22,8 @@ PLOTTED_CATEGORIES = 6
 @asset(
     group_name="reporting",
     kinds={"duckdb", "pandas"},
+    owners=OWNERS,
+    tags={"layer": "gold"},
     pool=DUCKDB_POOL,
     metadata={"schema": "gold"},
     description="Postings per UTC day and category from the first to the last publication day, "
@@ -35,6 +37,11 @@ def gold_daily_counts(context: AssetExecutionContext, imputed_silver: pd.DataFra
             "categories": int(counts["category"].nunique()),
             "first_day": str(counts["day"].min()),
             "last_day": str(counts["day"].max()),
+            "daily_postings": MetadataValue.md(
+                "![weekly postings per category and imputed share](data:image/png;base64,"
+                f"{base64.b64encode(daily_counts_png(counts)).decode()})"
+            ),
+            "latest_rows": preview(counts.sort_values(["day", "postings"], ascending=False)),
         }
     )
     return counts
@@ -43,6 +50,8 @@ def gold_daily_counts(context: AssetExecutionContext, imputed_silver: pd.DataFra
 @asset(
     group_name="reporting",
     kinds={"duckdb", "pandas"},
+    owners=OWNERS,
+    tags={"layer": "gold"},
     pool=DUCKDB_POOL,
     metadata={"schema": "gold"},
     check_specs=[
@@ -85,6 +94,7 @@ def gold_category_forecast(context: AssetExecutionContext, gold_daily_counts: pd
             "first_day": str(result.forecast["day"].min()),
             "last_day": str(result.forecast["day"].max()),
             "models": result.forecast.groupby("model")["category"].nunique().to_dict(),
+            "first_rows": preview(result.forecast),
             "backtest": MetadataValue.md(
                 result.backtest.to_markdown(index=False, floatfmt=".3f")
             ),

@@ -34,7 +34,7 @@ from ..tracking import (
     log_training,
     training_fingerprint,
 )
-from .bronze import DUCKDB_POOL
+from .common import DUCKDB_POOL, OWNERS, preview
 from .silver import silver_postings
 
 LABELLED_SQL = """
@@ -82,6 +82,8 @@ class KnnClassifierConfig(Config):
     deps=[silver_postings],
     group_name="ml",
     kinds={"scikitlearn", "mlflow"},
+    owners=OWNERS,
+    tags={"layer": "ml"},
     pool=DUCKDB_POOL,  # it reads silver from DuckDB
     io_manager_key="model_io_manager",
     # dagster-mlflow is a legacy resource, so both are named here rather than as arguments.
@@ -191,8 +193,9 @@ def _classifier_metadata(trained: TrainedClassifier) -> dict:
         "most_confused": trained.most_confused,
         "reliability": MetadataValue.table(
             records=[
-                TableRecord({k: v for k, v in row.items() if v is not None})
+                TableRecord(row)
                 for row in trained.reliability
+                if row["postings"]  # an empty bucket has no accuracy to show
             ],
             schema=TableSchema(
                 columns=[
@@ -216,6 +219,8 @@ def _classifier_metadata(trained: TrainedClassifier) -> dict:
 @asset(
     group_name="ml",
     kinds={"duckdb", "pandas"},
+    owners=OWNERS,
+    tags={"layer": "silver"},
     pool=DUCKDB_POOL,
     metadata={"schema": "silver"},
     description="Every silver posting with a category: observed ones kept, missing ones "
@@ -236,6 +241,7 @@ def imputed_silver(
             "imputed_postings": int(imputed["is_imputed"].sum()),
             "mean_imputation_confidence": float(confidence.mean()) if len(confidence) else None,
             "model_version": knn_classifier.model_version,
+            "imputed_rows": preview(imputed[imputed["is_imputed"]].drop(columns=["categories", "locations"])),
         }
     )
     return imputed

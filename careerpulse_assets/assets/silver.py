@@ -9,7 +9,8 @@ from dagster import (
 from dagster_duckdb import DuckDBResource
 
 from ..core.silver_store import update_silver
-from .bronze import DUCKDB_POOL, bronze_postings
+from .bronze import bronze_postings
+from .common import DUCKDB_POOL, OWNERS, preview
 
 SILVER_STATS_SQL = """
 SELECT count(*) AS postings,
@@ -24,6 +25,8 @@ FROM silver.silver_postings
     deps=[bronze_postings],
     group_name="ingestion",
     kinds={"duckdb"},
+    owners=OWNERS,
+    tags={"layer": "silver"},
     pool=DUCKDB_POOL,
     description="One clean row per posting (its latest bronze payload) in "
     "`silver.silver_postings`: text from the HTML, first real category (NULL when none or "
@@ -37,6 +40,10 @@ def silver_postings(context: AssetExecutionContext, duckdb: DuckDBResource) -> M
         cursor = connection.execute(SILVER_STATS_SQL)
         stats = dict(zip([c[0] for c in cursor.description], cursor.fetchone(), strict=True))
         columns = connection.execute("DESCRIBE silver.silver_postings").fetchall()
+        sample = connection.execute(
+            "SELECT posting_id, title, category, category_raw, company, publication_date, "
+            "description_text FROM silver.silver_postings ORDER BY publication_date DESC LIMIT 5"
+        ).fetchdf()
     if not stats["postings"]:
         raise Failure("bronze.bronze_postings holds no postings: nothing to clean")
     context.log.info(f"{updated} postings rebuilt from new bronze payloads")
@@ -50,6 +57,7 @@ def silver_postings(context: AssetExecutionContext, duckdb: DuckDBResource) -> M
             "dagster/column_schema": TableSchema(
                 columns=[TableColumn(name=row[0], type=row[1]) for row in columns]
             ),
+            "newest_rows": preview(sample),
         }
     )
 

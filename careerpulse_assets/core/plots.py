@@ -58,3 +58,29 @@ def forecast_png(
     figure.savefig(buffer, format="png", dpi=80)
     plt.close(figure)
     return buffer.getvalue()
+
+
+def daily_counts_png(gold: pd.DataFrame, top: int = 6, weeks: int = 52) -> bytes:
+    """Weekly postings of the busiest categories, and the share of them that was imputed."""
+    frame = gold.assign(week=pd.to_datetime(gold["day"]).dt.to_period("W").dt.start_time)
+    frame = frame[frame["week"] >= frame["week"].max() - pd.Timedelta(weeks=weeks)]
+    busiest = frame.groupby("category")["postings"].sum().nlargest(top).index
+    weekly = frame.pivot_table(index="week", columns="category", values="postings", aggfunc="sum")
+    totals = frame.groupby("week")[["postings", "imputed_postings"]].sum()
+    figure, (counts_axis, share_axis) = plt.subplots(
+        2, 1, figsize=(9, 5), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+    )
+    for category in busiest:
+        counts_axis.plot(weekly.index, weekly[category], lw=1.2, label=category)
+    counts_axis.set_ylabel("postings / week")
+    counts_axis.legend(fontsize=7, ncol=2)
+    counts_axis.set_title(f"Last {weeks} weeks, {top} busiest categories", fontsize=9)
+    share = (totals["imputed_postings"] / totals["postings"].where(totals["postings"] > 0))
+    share_axis.plot(share.index, share * 100, color="tab:red", lw=1.2)
+    share_axis.set_ylabel("imputed %")
+    share_axis.set_ylim(0, 100)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=80)
+    plt.close(figure)
+    return buffer.getvalue()

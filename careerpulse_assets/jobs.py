@@ -1,0 +1,34 @@
+"""Jobs and the retraining schedule."""
+
+from dagster import AssetSelection, DefaultScheduleStatus, ScheduleDefinition, define_asset_job
+
+careerpulse_all_job = define_asset_job(
+    "careerpulse_all",
+    selection=AssetSelection.all(),
+    description="Every asset from bronze to the forecast, with their checks: what `make run` "
+    "and the sensor run.",
+)
+
+ingestion_job = define_asset_job(
+    "careerpulse_ingestion",
+    selection=AssetSelection.assets("bronze_postings", "silver_postings"),
+    description="Only bronze and silver: fetch what is new and clean it, no training.",
+)
+
+retraining_job = define_asset_job(
+    "careerpulse_retrain",
+    selection=AssetSelection.assets("knn_classifier").downstream(),
+    config={"ops": {"knn_classifier": {"config": {"force_retrain": True}}}},
+    description="Retrain the classifier even on unchanged labels, then re-impute and rebuild "
+    "gold and the forecast.",
+)
+
+daily_retraining_schedule = ScheduleDefinition(
+    name="daily_retraining",
+    job=retraining_job,
+    cron_schedule="0 3 * * *",
+    execution_timezone="UTC",
+    default_status=DefaultScheduleStatus.STOPPED,
+    description="Retrains the classifier every day at 03:00 UTC. Stopped by default: the "
+    "classifier already retrains when its labels change or drift is flagged.",
+)
