@@ -17,8 +17,8 @@ from .checks import (
     knn_holdout_macro_f1,
     silver_posting_id_unique,
 )
-from .resources import CareerPulseDuckDBIOManager, MuseApi, mlflow_tracking
 from .jobs import careerpulse_all_job, daily_retraining_schedule, ingestion_job, retraining_job
+from .resources import CareerPulseDuckDBIOManager, MuseApi, mlflow_tracking
 from .sensors import muse_new_pages_sensor
 from .settings import Settings
 

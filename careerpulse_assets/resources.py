@@ -25,7 +25,7 @@ from mlflow.entities import RunStatus
 
 from .core.postings import InvalidPosting, check_item, parse_publication_date
 from .muse.archive import iter_archive_pages
-from .muse.client import iter_api_pages, make_session, fetch_page
+from .muse.client import fetch_page, iter_api_pages, make_session
 from .muse.pages import RawPage
 from .settings import DEFAULT_MUSE_BASE_URL
 

@@ -58,7 +58,7 @@ def synthetic_postings(per_category: int = 14, unlabelled: int = 12, seed: int =
     """Labelled postings for every category plus some with no category, over ~3 weeks."""
     rng = random.Random(seed)
     specs = []
-    for category, (titles, words) in VOCABULARY.items():
+    for category in VOCABULARY:
         for _ in range(per_category):
             specs.append((category, category))
         specs += [(category, None)] * (unlabelled // len(VOCABULARY))

@@ -190,8 +190,9 @@ def check_evaluation(result, name):
 
 
 def test_a_shifted_mix_of_recent_postings_warns_of_drift(tmp_path, settings_for):
-    from .muse_fixtures import make_item, VOCABULARY, START
     from datetime import timedelta
+
+    from .muse_fixtures import START, VOCABULARY, make_item
 
     items = synthetic_postings()
     titles, words = VOCABULARY["Sales"]

@@ -5,12 +5,12 @@ import pytest
 from careerpulse_assets.core.evaluation import (
     any_listed_label,
     bootstrap_intervals,
+    confusion_table,
     evaluate,
     knn_method,
     labelled_set,
     logistic_regression_method,
     most_confused_pairs,
-    confusion_table,
     reliability_table,
     time_split,
 )
@@ -108,7 +108,11 @@ def test_evaluate_scores_the_knn_and_the_logistic_regression_on_the_same_split(s
 
 
 def test_confusion_metrics_equal_scikit_learn_on_resamples():
-    from careerpulse_assets.core.evaluation import _metrics, confusion_table, metrics_from_confusions
+    from careerpulse_assets.core.evaluation import (
+        _metrics,
+        confusion_table,
+        metrics_from_confusions,
+    )
 
     rng = np.random.default_rng(1)
     y_true = rng.choice(["a", "b", "c", "d"], 60, p=[0.6, 0.3, 0.08, 0.02])

@@ -8,7 +8,6 @@ from dagster import DagsterInstance, materialize
 from careerpulse_assets.assets.bronze import bronze_postings
 from careerpulse_assets.definitions import build_resources
 from careerpulse_assets.muse.client import MuseApiError, iter_api_pages, make_session
-from careerpulse_assets.resources import MuseApi
 
 from .graph import query
 from .muse_fixtures import synthetic_postings
@@ -104,21 +103,18 @@ def test_an_incremental_run_reads_only_the_new_pages_and_stops(settings_for):
     assert stored["n"][0] == stored["d"][0] == 111
 
 
-def test_an_edited_posting_wins_and_the_key_never_leaks(settings_for):
+def test_an_edited_posting_wins_and_the_key_never_leaks(settings_for, monkeypatch):
     items = synthetic_postings()
+    # The resource reads the key from the environment (an EnvVar), as in production.
+    monkeypatch.setenv("CAREERPULSE_MUSE_API_KEY", "k3y-that-must-not-leak")
     with serve_muse(items) as (stub, base_url):
         settings = settings_for(base_url=base_url, muse_api_key="k3y-that-must-not-leak")
         instance = DagsterInstance.ephemeral()
-        import os
-        os.environ["CAREERPULSE_MUSE_API_KEY"] = "k3y-that-must-not-leak"
-        try:
-            result = bronze_run(settings, instance)
-            newest = stub.listing()[0]
-            newest["name"] = "Edited title"
-            stub.items = [i for i in stub.items if i["id"] != newest["id"]] + [newest]
-            bronze_run(settings, instance)
-        finally:
-            del os.environ["CAREERPULSE_MUSE_API_KEY"]
+        result = bronze_run(settings, instance)
+        newest = stub.listing()[0]
+        newest["name"] = "Edited title"
+        stub.items = [i for i in stub.items if i["id"] != newest["id"]] + [newest]
+        bronze_run(settings, instance)
         assert all("api_key=k3y-that-must-not-leak" in r for r in stub.requests)
     versions = query(
         settings, f"SELECT count(*) AS n FROM bronze.bronze_postings WHERE posting_id = {newest['id']}"

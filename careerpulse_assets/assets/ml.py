@@ -2,7 +2,6 @@ import base64
 
 import mlflow
 import pandas as pd
-from dagster_duckdb import DuckDBResource
 from dagster import (
     AssetCheckEvaluation,
     AssetCheckKey,
@@ -16,6 +15,7 @@ from dagster import (
     TableSchema,
     asset,
 )
+from dagster_duckdb import DuckDBResource
 
 from ..core.classifier import TrainedClassifier, impute_categories
 from ..core.evaluation import (

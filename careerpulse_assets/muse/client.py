@@ -9,10 +9,9 @@ puts the API key into a message: errors name the request by its URL without the 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
-
-import time
 
 import requests
 from requests.adapters import HTTPAdapter
