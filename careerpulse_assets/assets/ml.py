@@ -92,7 +92,8 @@ class KnnClassifierConfig(Config):
     "Vote rule (uniform / distance), class-prior correction, title weight, word pairs and k are "
     "chosen by stratified 5-fold CV on macro-F1; scored on a stratified 80/20 hold-out and a "
     "time-ordered split; refitted on all labelled postings and registered in MLflow as "
-    f"`{REGISTERED_MODEL_NAME}`. Retrains only when the labelled postings changed.",
+    f"`{REGISTERED_MODEL_NAME}`. Retrains when the labelled postings (or their taxonomy) "
+    "changed, once after category drift was flagged on it, or when forced by config.",
 )
 def knn_classifier(
     context: AssetExecutionContext, config: KnnClassifierConfig
