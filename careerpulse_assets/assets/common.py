@@ -1,5 +1,7 @@
 """What every asset module shares: the DuckDB pool, owners, and how tables are previewed."""
 
+import base64
+
 import pandas as pd
 from dagster import MetadataValue
 
@@ -19,3 +21,8 @@ def preview(frame: pd.DataFrame) -> MetadataValue:
             else value[:PREVIEW_CELL_CHARS] + "…"
         )
     return MetadataValue.md(head.to_markdown(index=False))
+
+
+def png_markdown(png: bytes, alt: str) -> MetadataValue:
+    """A PNG as markdown metadata: the UI shows it under *Show Markdown*."""
+    return MetadataValue.md(f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})")

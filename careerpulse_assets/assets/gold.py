@@ -1,5 +1,3 @@
-import base64
-
 import pandas as pd
 from dagster import (
     AssetCheckResult,
@@ -14,7 +12,7 @@ from dagster import (
 from ..core.forecast import BASELINE, HORIZON, forecast_categories
 from ..core.gold import daily_counts
 from ..core.plots import daily_counts_png, forecast_png
-from .common import DUCKDB_POOL, OWNERS, preview
+from .common import DUCKDB_POOL, OWNERS, png_markdown, preview
 
 PLOTTED_CATEGORIES = 6
 
@@ -37,9 +35,8 @@ def gold_daily_counts(context: AssetExecutionContext, imputed_silver: pd.DataFra
             "categories": int(counts["category"].nunique()),
             "first_day": str(counts["day"].min()),
             "last_day": str(counts["day"].max()),
-            "daily_postings": MetadataValue.md(
-                "![weekly postings per category and imputed share](data:image/png;base64,"
-                f"{base64.b64encode(daily_counts_png(counts)).decode()})"
+            "daily_postings": png_markdown(
+                daily_counts_png(counts), "weekly postings per category and imputed share"
             ),
             "latest_rows": preview(counts.sort_values(["day", "postings"], ascending=False)),
         }
@@ -75,17 +72,10 @@ def gold_category_forecast(context: AssetExecutionContext, gold_daily_counts: pd
             pd.DataFrame(columns=["category", "day", "forecast", "lower", "upper", "model"]),
             metadata={"skipped": result.skipped},
         )
-        yield AssetCheckResult(
-            check_name="forecast_beats_seasonal_naive",
-            passed=True,
-            severity=AssetCheckSeverity.WARN,
-            description=f"not judged: {result.skipped}",
-        )
+        yield forecast_check(True, f"not judged: {result.skipped}")
         return
     volumes = result.history.groupby("category")["postings"].sum().nlargest(PLOTTED_CATEGORIES)
-    image = base64.b64encode(
-        forecast_png(result.history, result.forecast, list(volumes.index))
-    ).decode()
+    image = forecast_png(result.history, result.forecast, list(volumes.index))
     mase = result.mean_mase()
     yield Output(
         result.forecast,
@@ -98,25 +88,26 @@ def gold_category_forecast(context: AssetExecutionContext, gold_daily_counts: pd
             "backtest": MetadataValue.md(
                 result.backtest.to_markdown(index=False, floatfmt=".3f")
             ),
-            "history_and_forecast": MetadataValue.md(
-                f"![history and forecast](data:image/png;base64,{image})"
-            ),
+            "history_and_forecast": png_markdown(image, "history and forecast"),
         },
     )
     if mase is None:
-        yield AssetCheckResult(
-            check_name="forecast_beats_seasonal_naive",
-            passed=True,
-            severity=AssetCheckSeverity.WARN,
-            description="not judged: too little history for the backtest",
-        )
+        yield forecast_check(True, "not judged: too little history for the backtest")
         return
     model_mase, baseline_mase = mase
-    yield AssetCheckResult(
+    yield forecast_check(
+        model_mase < baseline_mase,
+        f"mean MASE {model_mase:.3f} (chosen models) vs {baseline_mase:.3f} ({BASELINE}) over "
+        f"{len(result.backtest)} categories",
+        {"mean_mase_chosen": model_mase, "mean_mase_seasonal_naive": baseline_mase},
+    )
+
+
+def forecast_check(passed: bool, description: str, metadata: dict | None = None):
+    return AssetCheckResult(
         check_name="forecast_beats_seasonal_naive",
-        passed=model_mase < baseline_mase,
+        passed=passed,
         severity=AssetCheckSeverity.WARN,
-        description=f"mean MASE {model_mase:.3f} (chosen models) vs {baseline_mase:.3f} "
-        f"({BASELINE}) over {len(result.backtest)} categories",
-        metadata={"mean_mase_chosen": model_mase, "mean_mase_seasonal_naive": baseline_mase},
+        description=description,
+        metadata=metadata or {},
     )

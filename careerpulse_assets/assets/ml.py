@@ -1,5 +1,3 @@
-import base64
-
 import mlflow
 import pandas as pd
 from dagster import (
@@ -34,7 +32,7 @@ from ..tracking import (
     log_training,
     training_fingerprint,
 )
-from .common import DUCKDB_POOL, OWNERS, preview
+from .common import DUCKDB_POOL, OWNERS, png_markdown, preview
 from .silver import silver_postings
 
 LABELLED_SQL = """
@@ -210,9 +208,8 @@ def _classifier_metadata(trained: TrainedClassifier) -> dict:
         "mlflow_run": MetadataValue.url(run_url),
     }
     if trained.confusion is not None:
-        image = base64.b64encode(confusion_png(trained.confusion)).decode()
-        metadata["confusion_matrix"] = MetadataValue.md(
-            f"![hold-out confusion matrix](data:image/png;base64,{image})"
+        metadata["confusion_matrix"] = png_markdown(
+            confusion_png(trained.confusion), "hold-out confusion matrix"
         )
     return metadata
 

@@ -16,6 +16,7 @@ import pandas as pd
 
 from ..muse.pages import RawPage
 from .postings import InvalidPosting, check_item, payload_hash, payload_json
+from .sql import transaction_with
 
 SCHEMA_SQL = """
 CREATE SCHEMA IF NOT EXISTS bronze;
@@ -182,19 +183,9 @@ def store_page(
 ) -> PageOutcome:
     """Append one page to bronze atomically: all of its new rows and quarantine, or nothing."""
     page_rows, page_quarantine = split_page(page, run_id)
-    connection.register("page_rows", page_rows)
-    connection.register("page_quarantine", page_quarantine)
-    try:
-        connection.execute("BEGIN TRANSACTION")
+    with transaction_with(connection, page_rows=page_rows, page_quarantine=page_quarantine):
         inserted = connection.execute(INSERT_NEW_VERSIONS_SQL).fetchone()[0]
         quarantined = connection.execute(INSERT_QUARANTINE_SQL).fetchone()[0]
-        connection.execute("COMMIT")
-    except Exception:
-        connection.execute("ROLLBACK")
-        raise
-    finally:
-        connection.unregister("page_rows")
-        connection.unregister("page_quarantine")
     return PageOutcome(
         read=len(page.items), valid=len(page_rows), inserted=int(inserted),
         quarantined=int(quarantined),

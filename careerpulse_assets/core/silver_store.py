@@ -15,6 +15,7 @@ import duckdb
 import pandas as pd
 
 from .postings import silver_row
+from .sql import transaction_with
 from .taxonomy import Taxonomy, load_taxonomy
 
 SILVER_COLUMNS = {
@@ -77,20 +78,12 @@ def silver_frame(changed: pd.DataFrame) -> pd.DataFrame:
 
 
 def merge_slice(connection: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> None:
-    connection.register("silver_slice", frame)
-    try:
-        connection.execute("BEGIN TRANSACTION")
+    with transaction_with(connection, silver_slice=frame):
         connection.execute(
             "DELETE FROM silver.silver_postings "
             "WHERE posting_id IN (SELECT posting_id FROM silver_slice)"
         )
         connection.execute("INSERT INTO silver.silver_postings BY NAME SELECT * FROM silver_slice")
-        connection.execute("COMMIT")
-    except Exception:
-        connection.execute("ROLLBACK")
-        raise
-    finally:
-        connection.unregister("silver_slice")
 
 
 # Every row's category under the current taxonomy; only rows whose name changes are written.
@@ -106,11 +99,8 @@ WHERE s.category_raw = r.category_raw
 
 def apply_taxonomy(connection: duckdb.DuckDBPyConnection, taxonomy: Taxonomy) -> int:
     """Rename categories to their current names; return how many rows changed."""
-    connection.register("taxonomy_map", taxonomy.mapping_frame())
-    try:
+    with transaction_with(connection, taxonomy_map=taxonomy.mapping_frame()):
         return connection.execute(APPLY_TAXONOMY_SQL).fetchone()[0]
-    finally:
-        connection.unregister("taxonomy_map")
 
 
 def update_silver(
