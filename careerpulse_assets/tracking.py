@@ -18,7 +18,7 @@ from mlflow.models import infer_signature
 
 from .core.classifier import TrainedClassifier
 from .core.evaluation import LabelledSet, SplitReport
-from .core.knn import MAX_FEATURES, model_input
+from .core.knn import MAX_FEATURES, MAX_FEATURES_WITH_BIGRAMS, model_input
 from .core.plots import confusion_png
 
 REGISTERED_MODEL_NAME = "careerpulse-knn-category"
@@ -115,7 +115,7 @@ def log_training(
             "title_weight": params.title_weight,
             "ngrams": params.ngrams,
             "metric": "cosine",
-            "max_features": MAX_FEATURES if params.ngrams == 1 else "50000 (1-2-grams, min_df 2)",
+            "max_features": MAX_FEATURES if params.ngrams == 1 else MAX_FEATURES_WITH_BIGRAMS,
             "n_labelled": len(labelled.postings),
             "n_classes": labelled.labels.nunique(),
             "reposts_removed": labelled.reposts_removed,

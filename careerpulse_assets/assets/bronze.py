@@ -50,17 +50,9 @@ def bronze_postings(
     if muse.is_archive:
         # Archives are not ordered newest first, so they are always read whole.
         store_pages(context, duckdb, muse.iter_pages(), tally, may_stop_at_stored_page=False)
-    for listing_filter in [] if muse.is_archive else muse.listings():
-        source = listing_source(muse.base_url, listing_filter)
-        with duckdb.get_connection() as connection:
-            may_stop = not config.full_crawl and last_crawl_complete(connection, source)
-            start_crawl(connection, source, context.run_id)
-        pages = muse.iter_listing_pages(listing_filter)
-        if store_pages(context, duckdb, pages, tally, may_stop_at_stored_page=may_stop):
-            with duckdb.get_connection() as connection:
-                finish_crawl(connection, source, context.run_id)
-        else:
-            context.log.warning(f"{source}: walk cut short, the next run walks it again")
+    else:
+        for listing_filter in muse.listings():
+            crawl_listing(context, config, muse, duckdb, listing_filter, tally)
     context.log.info(
         f"{tally.pages} pages read: {tally.read} items, {tally.inserted} new, "
         f"{tally.quarantined} quarantined"
@@ -104,6 +96,27 @@ class Tally:
     inserted: int = 0
     quarantined: int = 0
     stopped_early: bool = False
+
+
+def crawl_listing(
+    context: AssetExecutionContext,
+    config: BronzeConfig,
+    muse: MuseApi,
+    duckdb: DuckDBResource,
+    listing_filter: dict[str, str] | None,
+    tally: Tally,
+) -> None:
+    """Walk one API listing newest first, recording whether the walk finished."""
+    source = listing_source(muse.base_url, listing_filter)
+    with duckdb.get_connection() as connection:
+        may_stop = not config.full_crawl and last_crawl_complete(connection, source)
+        start_crawl(connection, source, context.run_id)
+    pages = muse.iter_listing_pages(listing_filter)
+    if store_pages(context, duckdb, pages, tally, may_stop_at_stored_page=may_stop):
+        with duckdb.get_connection() as connection:
+            finish_crawl(connection, source, context.run_id)
+    else:
+        context.log.warning(f"{source}: walk cut short, the next run walks it again")
 
 
 def store_pages(

@@ -88,8 +88,9 @@ class NotEnoughLabels(ValueError):
     """Too few labelled postings to train and evaluate a classifier."""
 
 
-def cv_folds(labels: pd.Series, n_splits: int = CV_FOLDS) -> StratifiedKFold:
-    return StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=RANDOM_STATE)
+def cv_folds() -> StratifiedKFold:
+    """The folds every selection uses, the seed's GridSearchCV included."""
+    return StratifiedKFold(n_splits=CV_FOLDS, shuffle=True, random_state=RANDOM_STATE)
 
 
 def largest_usable_k(n_train: int, n_splits: int = CV_FOLDS) -> int:
@@ -106,7 +107,7 @@ def select_knn(postings: pd.DataFrame, labels: pd.Series, grid: KnnGrid = KnnGri
         raise NotEnoughLabels(f"{len(labels)} postings leave CV folds too small for k in {grid.ks}")
     max_k = max(c.k for c in candidates)
     fold_scores: dict[KnnParams, list[float]] = {c: [] for c in candidates}
-    for train_idx, val_idx in cv_folds(labels).split(features, labels):
+    for train_idx, val_idx in cv_folds().split(features, labels):
         y_train, y_val = labels.iloc[train_idx].to_numpy(), labels.iloc[val_idx].to_numpy()
         classes, train_codes = np.unique(y_train, return_inverse=True)
         priors = np.bincount(train_codes) / len(train_codes)
@@ -146,6 +147,6 @@ def gridsearch_seed(postings: pd.DataFrame, labels: pd.Series, ks=SEED_GRID.ks) 
         [("features", make_vectorizer(None)), ("knn", KNeighborsClassifier(metric="cosine"))]
     )
     search = GridSearchCV(
-        pipeline, {"knn__n_neighbors": usable}, cv=cv_folds(labels), scoring="f1_macro"
+        pipeline, {"knn__n_neighbors": usable}, cv=cv_folds(), scoring="f1_macro"
     )
     return search.fit(model_input(postings), np.asarray(labels))
