@@ -1,6 +1,5 @@
 """Asset checks: model quality (blocking), and data quality of silver and gold."""
 
-import pandas as pd
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -22,7 +21,6 @@ from .core.drift import (
     DEFAULT_MIN_JS_DISTANCE,
     DEFAULT_MIN_POSTINGS,
     DEFAULT_WINDOW_DAYS,
-    recent_window,
 )
 from .core.drift import category_drift as drift_statistics
 from .core.taxonomy import load_taxonomy
@@ -134,6 +132,15 @@ def category_names_known(duckdb: DuckDBResource) -> AssetCheckResult:
     )
 
 
+# Category counts of the postings published in the last $days days up to the newest one.
+RECENT_WINDOW_SQL = """
+SELECT category, count(*) AS postings, count(*) FILTER (WHERE is_imputed) AS imputed
+FROM silver.imputed_silver
+WHERE publication_date > (SELECT max(publication_date) FROM silver.imputed_silver) - to_days($days)
+GROUP BY category
+"""
+
+
 class CategoryDriftConfig(Config):
     window_days: int = DEFAULT_WINDOW_DAYS
     min_postings: int = DEFAULT_MIN_POSTINGS
@@ -156,25 +163,25 @@ def category_drift(
     config: CategoryDriftConfig, knn_classifier: TrainedClassifier, duckdb: DuckDBResource
 ) -> AssetCheckResult:
     with duckdb.get_connection() as connection:
-        postings = connection.execute(
-            "SELECT category, is_imputed, publication_date FROM silver.imputed_silver"
-        ).fetchdf()
-    window = recent_window(postings, config.window_days)
+        window = connection.execute(RECENT_WINDOW_SQL, {"days": config.window_days}).fetchdf()
+        newest = connection.execute(
+            "SELECT max(publication_date) FROM silver.imputed_silver"
+        ).fetchone()[0]
     result = drift_statistics(
         knn_classifier.training_counts,
-        window["category"].value_counts().to_dict(),
+        dict(zip(window["category"], window["postings"].astype(int), strict=True)),
         alpha=config.alpha,
         min_js_distance=config.min_js_distance,
         min_postings=config.min_postings,
     )
     metadata = {
-        "window": f"{config.window_days} days to {pd.to_datetime(postings['publication_date']).max()}",
+        "window": f"{config.window_days} days to {newest}",
         "window_postings": result.window_postings,
         "model_version": knn_classifier.model_version,
     }
     imputed_jump = False
     if result.enough_data:
-        recent_imputed = float(window["is_imputed"].mean())
+        recent_imputed = float(window["imputed"].sum() / window["postings"].sum())
         reference_imputed = knn_classifier.unlabelled_share or 0.0
         imputed_jump = recent_imputed - reference_imputed > config.max_imputed_share_jump
         metadata |= {

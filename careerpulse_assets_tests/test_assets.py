@@ -210,6 +210,7 @@ def test_a_shifted_mix_of_recent_postings_warns_of_drift(tmp_path, settings_for)
     assert not drift.passed and drift.severity.value == "WARN"
     assert drift.description.startswith("drift: chi-square")
     assert "Sales" in drift.metadata["shares"].value
+    # The window is the last 7 days up to the newest posting: the 40 sales postings only.
     assert drift.metadata["window_postings"].value == 40
 
     # The next run retrains although the labels are unchanged, once: if drift persists on the

@@ -79,12 +79,3 @@ def category_drift(
         shares=shares,
     )
 
-
-def recent_window(
-    postings: pd.DataFrame, window_days: int = DEFAULT_WINDOW_DAYS
-) -> pd.DataFrame:
-    """Postings published in the last `window_days` days up to the newest publication."""
-    dates = pd.to_datetime(postings["publication_date"], utc=True)
-    if dates.empty:
-        return postings
-    return postings[dates > dates.max() - pd.Timedelta(days=window_days)]
