@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import tempfile
 from pathlib import Path
 
 import mlflow
 import pandas as pd
 import sklearn
+from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
 from .core.classifier import TrainedClassifier
@@ -39,6 +41,14 @@ def training_fingerprint(labelled: LabelledSet, settings: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+# What evaluation.json must hold for its model to be reused.
+SUMMARY_KEYS = (
+    "chosen", "holdout", "n_holdout", "excluded_categories", "reliability", "most_confused",
+    "training_counts", "unlabelled_share", "retrain_reason",
+)
+log = logging.getLogger(__name__)
+
+
 def find_trained(fingerprint: str, experiment_id: str) -> TrainedClassifier | None:
     """The registered model of a finished run trained on exactly this data, if there is one."""
     # A run retrained for drift shares its fingerprint with the one before: take the newest.
@@ -58,10 +68,20 @@ def find_trained(fingerprint: str, experiment_id: str) -> TrainedClassifier | No
     if not versions:
         return None
     version = max(versions, key=lambda v: int(v.version)).version
-    summary = mlflow.artifacts.load_dict(f"runs:/{run_id}/evaluation.json")
-    confusion = pd.read_csv(
-        mlflow.artifacts.download_artifacts(f"runs:/{run_id}/confusion_holdout.csv"), index_col=0
-    )
+    try:
+        summary = mlflow.artifacts.load_dict(f"runs:/{run_id}/evaluation.json")
+        confusion = pd.read_csv(
+            mlflow.artifacts.download_artifacts(f"runs:/{run_id}/confusion_holdout.csv"),
+            index_col=0,
+        )
+    except (MlflowException, OSError, ValueError) as exc:
+        log.warning("run %s cannot be reused, its evaluation is unreadable: %s", run_id, exc)
+        return None
+    missing = sorted(set(SUMMARY_KEYS) - set(summary))
+    if missing:
+        # Written by an older version of this code: train anew rather than guess.
+        log.warning("run %s cannot be reused, its evaluation lacks %s", run_id, missing)
+        return None
     model_uri = f"models:/{REGISTERED_MODEL_NAME}/{version}"
     return TrainedClassifier(
         model=mlflow.sklearn.load_model(model_uri),

@@ -145,6 +145,8 @@ def _train_or_reuse(
                 f"labelled postings unchanged since {previous.model_version}: reusing it"
             )
             return previous
+        if previous is None:
+            context.log.info("no reusable model for these labelled postings: training one")
 
     context.log.info(
         f"training on {len(labelled.postings)} labelled postings in "

@@ -1,0 +1,27 @@
+import json
+
+import mlflow
+import numpy as np
+from sklearn.dummy import DummyClassifier
+
+from careerpulse_assets.tracking import (
+    FINGERPRINT_TAG,
+    REGISTERED_MODEL_NAME,
+    SUMMARY_KEYS,
+    find_trained,
+)
+
+
+def test_a_run_whose_evaluation_lacks_fields_is_not_reused(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment_id = mlflow.create_experiment("careerpulse", (tmp_path / "art").as_uri())
+    model = DummyClassifier().fit(np.zeros((2, 1)), ["a", "b"])
+    with mlflow.start_run(experiment_id=experiment_id):
+        mlflow.set_tag(FINGERPRINT_TAG, "abc")
+        # An evaluation written by an older version: no retrain_reason, no training_counts.
+        old = {key: None for key in SUMMARY_KEYS if key not in {"retrain_reason", "training_counts"}}
+        mlflow.log_text(json.dumps(old), "evaluation.json")
+        mlflow.log_text("true,a,b\na,1,0\nb,0,1\n", "confusion_holdout.csv")
+        mlflow.sklearn.log_model(model, name="model", registered_model_name=REGISTERED_MODEL_NAME)
+    assert find_trained("abc", experiment_id) is None
+    assert find_trained("another fingerprint", experiment_id) is None
