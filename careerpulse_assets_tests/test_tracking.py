@@ -2,6 +2,7 @@ import json
 
 import mlflow
 import numpy as np
+import pytest
 from sklearn.dummy import DummyClassifier
 
 from careerpulse_assets.tracking import (
@@ -12,8 +13,16 @@ from careerpulse_assets.tracking import (
 )
 
 
-def test_a_run_whose_evaluation_lacks_fields_is_not_reused(tmp_path, monkeypatch):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+@pytest.fixture
+def tracking_uri(tmp_path):
+    """A fresh tracking store; mlflow keeps its URI process-wide, so put the old one back."""
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    yield
+    mlflow.set_tracking_uri(previous)
+
+
+def test_a_run_whose_evaluation_lacks_fields_is_not_reused(tmp_path, tracking_uri):
     experiment_id = mlflow.create_experiment("careerpulse", (tmp_path / "art").as_uri())
     model = DummyClassifier().fit(np.zeros((2, 1)), ["a", "b"])
     with mlflow.start_run(experiment_id=experiment_id):
