@@ -25,7 +25,8 @@ PAGE_SIZE = 20
 
 class MuseStub:
     def __init__(self, items: list[dict]):
-        self.items = list(items)
+        self._items = list(items)
+        self._items_version = 0
         self.requests: list[str] = []
         self.faults: dict[int, list] = {}
         self.lock = threading.Lock()
@@ -33,10 +34,27 @@ class MuseStub:
         self.listing_cap: int | None = None
         self.delay_seconds = 0.0  # every answer waits this long (a slow API, for kill tests)
         self.slow_seconds = 2.0
+        # Sorting 100,000 items for each of 5,000 page requests would time the stub, not the
+        # pipeline: a listing is kept until `items` is assigned or changes length.
+        self._listings: dict[tuple, list[dict]] = {}
+
+    @property
+    def items(self) -> list[dict]:
+        return self._items
+
+    @items.setter
+    def items(self, items: list[dict]) -> None:
+        self._items = items
+        self._items_version += 1
 
     def listing(self, category: str | None = None, level: str | None = None) -> list[dict]:
         """Newest first, filtered like the API, cut at `listing_cap` like the live listing."""
+        key = (self._items_version, len(self.items), category, level, self.listing_cap)
+        if key not in self._listings:
+            self._listings = {key: self._listing(category, level)}
+        return self._listings[key]
 
+    def _listing(self, category: str | None, level: str | None) -> list[dict]:
         def names(item, field):
             return {entry.get("name") for entry in item.get(field) or [] if isinstance(entry, dict)}
 

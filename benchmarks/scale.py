@@ -1,0 +1,318 @@
+"""`make bench`: the whole graph at 2k, 20k and 100k postings, served from a loopback API.
+
+    .venv/bin/python -m benchmarks.scale ../shared/data/muse [N ...] [--profile DIR] [--no-write]
+
+For each N, postings replayed from the shared real ones (`benchmarks/replay.py`) are served by
+the loopback stand-in of The Muse API, and in a fresh CAREERPULSE_HOME:
+
+1. `python -m careerpulse_assets.run` (what `make run` runs) in a child process: wall time, the
+   child's peak RSS, and each step's time from the Dagster instance's step stats;
+2. one new page of 20 newer postings appears and the same command runs again (the incremental
+   run the sensor starts);
+3. in this process, on the stored model and postings: imputation throughput of the fitted model
+   against scikit-learn's KNeighborsClassifier.predict fitted on the same feature matrix, and
+   model selection (one neighbour query per fold, seed grid) against the seed's GridSearchCV
+   over Pipeline(tfidf, knn) on the same folds (GridSearchCV only up to 20k: it is the slow one).
+
+Writes its tables into BENCHMARKS.md between the `make bench` markers (other sections stay).
+`--profile DIR` runs the first full run of each N under pyinstrument and saves text reports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pickle
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass, field
+from datetime import date
+from importlib.metadata import version
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from benchmarks.replay import replay, shared_items
+from careerpulse_assets.core.evaluation import labelled_set
+from careerpulse_assets.core.knn import model_input
+from careerpulse_assets.core.selection import SEED_GRID, gridsearch_seed, select_knn
+from careerpulse_assets_tests.muse_server import serve_muse
+
+ROOT = Path(__file__).resolve().parent.parent
+STEPS = ["bronze_postings", "silver_postings", "knn_classifier", "imputed_silver",
+         "gold_daily_counts", "gold_category_forecast"]
+GRIDSEARCH_UP_TO = 20_000
+START_MARK = "<!-- make bench: start -->"
+END_MARK = "<!-- make bench: end -->"
+
+
+@dataclass
+class RunFigures:
+    seconds: float
+    peak_rss_gib: float
+    exit_code: int
+    step_seconds: dict[str, float] = field(default_factory=dict)
+    checks_seconds: float = 0.0
+    summary: str = ""
+
+
+@dataclass
+class SizeFigures:
+    n: int
+    labelled: int = 0
+    to_impute: int = 0
+    full: RunFigures | None = None
+    incremental: RunFigures | None = None
+    impute_ours_per_s: float = 0.0
+    impute_sklearn_per_s: float = 0.0
+    same_predictions: float = 0.0
+    selection_ours_s: float = 0.0
+    selection_gridsearch_s: float | None = None
+    same_choice: bool | None = None
+
+
+def run_make_run(env: dict, profile_to: Path | None = None) -> RunFigures:
+    command = [sys.executable, "-m", "careerpulse_assets.run"]
+    if profile_to is not None:
+        command = [sys.executable, "-m", "pyinstrument", "--show-all", "-o", str(profile_to),
+                   "-m", "careerpulse_assets.run"]
+    started = time.perf_counter()
+    child = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+    output = child.stdout.read()
+    _, status, usage = os.wait4(child.pid, 0)
+    seconds = time.perf_counter() - started
+    child.returncode = os.waitstatus_to_exitcode(status)
+    summary = output[output.find("CareerPulse run"):]
+    figures = RunFigures(seconds, usage.ru_maxrss / 1024**2, child.returncode, summary=summary)
+    figures.step_seconds, figures.checks_seconds = step_times(Path(env["DAGSTER_HOME"]))
+    return figures
+
+
+def step_times(dagster_home: Path) -> tuple[dict[str, float], float]:
+    """Each asset step's time in the newest run, and the asset-check steps' total."""
+    from dagster import DagsterInstance
+
+    with DagsterInstance.from_config(str(dagster_home)) as instance:
+        run = instance.get_runs(limit=1)[0]
+        stats = instance.get_run_step_stats(run.run_id)
+    steps, checks = {}, 0.0
+    for stat in stats:
+        if stat.start_time is None or stat.end_time is None:
+            continue
+        if stat.step_key in STEPS:
+            steps[stat.step_key] = stat.end_time - stat.start_time
+        else:
+            checks += stat.end_time - stat.start_time
+    return steps, checks
+
+
+def measure(items: list[dict], n: int, profile_dir: Path | None) -> SizeFigures:
+    figures = SizeFigures(n)
+    postings = replay(items, n, first_id=50_000_000)
+    # Texts no replayed posting has (the last title variant), so the labelled postings change.
+    newer = replay(items, 20, first_id=90_000_000, first_copy=63)
+    for item in newer:
+        item["publication_date"] = "2026-08-01T00:00:00Z"
+    with tempfile.TemporaryDirectory(prefix=f"bench-{n}-") as home, serve_muse(postings) as (
+        stub, base_url
+    ):
+        env = dict(os.environ, CAREERPULSE_HOME=home, DAGSTER_HOME=f"{home}/dagster",
+                   CAREERPULSE_MUSE_BASE_URL=base_url, PYTHONWARNINGS="ignore")
+        for name in ("CAREERPULSE_MUSE_ARCHIVE", "CAREERPULSE_MAX_PAGES",
+                     "CAREERPULSE_CRAWL_CATEGORIES", "CAREERPULSE_CRAWL_LEVELS"):
+            env.pop(name, None)
+        Path(env["DAGSTER_HOME"]).mkdir()
+        shutil.copy(ROOT / "dagster-instance.yaml", Path(env["DAGSTER_HOME"]) / "dagster.yaml")
+        profile = profile_dir / f"full_run_{n}.txt" if profile_dir else None
+        print(f"[{n:,}] full run ...", flush=True)
+        figures.full = run_make_run(env, profile)
+        print(figures.full.summary, flush=True)
+        stub.items += newer
+        print(f"[{n:,}] incremental run after one new page ...", flush=True)
+        figures.incremental = run_make_run(env)
+        print(figures.incremental.summary, flush=True)
+        in_process_comparisons(figures, Path(home))
+    return figures
+
+
+def in_process_comparisons(figures: SizeFigures, home: Path) -> None:
+    from sklearn.neighbors import KNeighborsClassifier
+
+    with duckdb.connect(str(home / "careerpulse.duckdb"), read_only=True) as connection:
+        silver = connection.execute(
+            "SELECT posting_id, title, description_text, category, publication_date "
+            "FROM silver.silver_postings ORDER BY posting_id"
+        ).fetchdf()
+    with open(home / "storage" / "knn_classifier", "rb") as stored:
+        trained = pickle.load(stored)
+    pipeline = trained.model
+    features, knn = pipeline.named_steps["features"], pipeline.named_steps["knn"]
+    unlabelled = model_input(silver[silver["category"].isna()])
+    figures.to_impute = len(unlabelled)
+
+    started = time.perf_counter()
+    x_new = features.transform(unlabelled)
+    vectorise_s = time.perf_counter() - started
+    started = time.perf_counter()
+    ours = knn.predict(x_new)
+    ours_s = time.perf_counter() - started
+    # scikit-learn's classifier on the same training matrix and labels, uniform votes as the
+    # seed (its predict has no class-prior correction).
+    baseline = KNeighborsClassifier(n_neighbors=knn.n_neighbors, metric="cosine",
+                                    algorithm="brute", weights=knn.vote)
+    baseline.fit(getattr(knn, "training_matrix_", None) if hasattr(knn, "training_matrix_") else knn.neighbors_._fit_X, knn.classes_[knn.train_labels_])
+    started = time.perf_counter()
+    theirs = baseline.predict(x_new)
+    theirs_s = time.perf_counter() - started
+    figures.impute_ours_per_s = len(unlabelled) / (vectorise_s + ours_s)
+    figures.impute_sklearn_per_s = len(unlabelled) / (vectorise_s + theirs_s)
+    figures.same_predictions = float(np.mean(ours == theirs)) if len(ours) else 1.0
+
+    labelled = labelled_set(silver)
+    figures.labelled = len(labelled.postings)
+    started = time.perf_counter()
+    selection = select_knn(labelled.postings, labelled.labels, SEED_GRID)
+    figures.selection_ours_s = time.perf_counter() - started
+    if figures.n <= GRIDSEARCH_UP_TO:
+        started = time.perf_counter()
+        search = gridsearch_seed(labelled.postings, labelled.labels)
+        figures.selection_gridsearch_s = time.perf_counter() - started
+        figures.same_choice = search.best_params_["knn__n_neighbors"] == selection.best.k
+    print(f"[{figures.n:,}] imputation {figures.impute_ours_per_s:,.0f}/s vs scikit-learn "
+          f"{figures.impute_sklearn_per_s:,.0f}/s; selection {figures.selection_ours_s:.1f} s vs "
+          f"GridSearchCV {figures.selection_gridsearch_s}", flush=True)
+
+
+def _steps(run: RunFigures) -> str:
+    return " / ".join(f"{run.step_seconds.get(step, float('nan')):.1f}" for step in STEPS)
+
+
+def report(results: list[SizeFigures], seconds: float) -> str:
+    versions = ", ".join(
+        f"{name} {version(name)}"
+        for name in ("dagster", "duckdb", "scikit-learn", "numpy", "scipy", "mlflow", "pandas")
+    )
+    lines = [
+        START_MARK,
+        "## Scale: the whole graph at 2k, 20k and 100k postings (`make bench`)",
+        "",
+        f"Written by `make bench` on {date.today()} ({seconds / 60:.1f} min in all): "
+        f"{os.cpu_count()} cores, {_memory_gib():.0f} GiB, Python {platform.python_version()}; "
+        f"{versions}. Postings replayed from ../shared/data/muse (new ids, dates and title "
+        "variants, see `benchmarks/replay.py`), served 20 a page from a loopback API; every "
+        "run is `python -m careerpulse_assets.run` in a fresh child process (peak RSS is the "
+        "child's). Replayed copies share bodies, so their classifier scores say nothing about "
+        "quality; the figures here are times.",
+        "",
+        "| postings | labelled (learnable) | to impute | full run (s) | peak RSS (GiB) | "
+        "steps (s): bronze / silver / classifier / imputed / gold / forecast | checks (s) | "
+        "incremental run (s) | incremental steps (s) | incremental RSS (GiB) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r.n:,} | {r.labelled:,} | {r.to_impute:,} | {r.full.seconds:.1f}"
+            f"{'' if r.full.exit_code == 0 else ' (exit ' + str(r.full.exit_code) + ')'} | "
+            f"{r.full.peak_rss_gib:.2f} | {_steps(r.full)} | {r.full.checks_seconds:.1f} | "
+            f"{r.incremental.seconds:.1f}"
+            f"{'' if r.incremental.exit_code == 0 else ' (exit ' + str(r.incremental.exit_code) + ')'} | "
+            f"{_steps(r.incremental)} | {r.incremental.peak_rss_gib:.2f} |"
+        )
+    lines += [
+        "",
+        "| postings | imputation, ours (postings/s) | scikit-learn KNeighborsClassifier.predict "
+        "(postings/s) | ratio | same predictions | selection, one query per fold (s) | "
+        "GridSearchCV (s) | speed-up | same k |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        grid = r.selection_gridsearch_s
+        lines.append(
+            f"| {r.n:,} | {r.impute_ours_per_s:,.0f} | {r.impute_sklearn_per_s:,.0f} | "
+            f"{r.impute_ours_per_s / r.impute_sklearn_per_s:.2f}x | {r.same_predictions:.1%} | "
+            f"{r.selection_ours_s:.1f} | {'–' if grid is None else f'{grid:.1f}'} | "
+            f"{'–' if grid is None else f'{grid / r.selection_ours_s:.1f}x'} | "
+            f"{'–' if r.same_choice is None else r.same_choice} |"
+        )
+    lines += ["", "Goals on this machine:", ""] + goals(results) + ["", END_MARK]
+    return "\n".join(lines)
+
+
+def goals(results: list[SizeFigures]) -> list[str]:
+    by_n = {r.n: r for r in results}
+    lines = []
+    largest = results[-1]
+    lines.append(
+        f"- full graph at {largest.n:,} postings: {largest.full.seconds / 60:.1f} min "
+        f"(goal ≤ 10 min), peak RSS {largest.full.peak_rss_gib:.2f} GiB (goal ≤ 4 GiB): "
+        f"{'met' if largest.full.seconds <= 600 and largest.full.peak_rss_gib <= 4 and largest.full.exit_code == 0 else 'NOT met'}"
+    )
+    smallest = results[0]
+    ratio = largest.incremental.seconds / smallest.incremental.seconds
+    lines.append(
+        f"- incremental one-page run at {largest.n:,} vs {smallest.n:,}: "
+        f"{largest.incremental.seconds:.1f} s / {smallest.incremental.seconds:.1f} s = "
+        f"{ratio:.2f}x (goal ≤ 2x): {'met' if ratio <= 2 else 'NOT met'}"
+    )
+    if 20_000 in by_n and by_n[20_000].selection_gridsearch_s:
+        r = by_n[20_000]
+        speedup = r.selection_gridsearch_s / r.selection_ours_s
+        lines.append(
+            f"- model selection at 20,000: {speedup:.1f}x faster than GridSearchCV (goal ≥ 3x), "
+            f"same k: {r.same_choice}: {'met' if speedup >= 3 and r.same_choice else 'NOT met'}"
+        )
+    worst = min(results, key=lambda r: r.impute_ours_per_s / r.impute_sklearn_per_s)
+    lines.append(
+        f"- imputation throughput vs scikit-learn's predict: lowest ratio "
+        f"{worst.impute_ours_per_s / worst.impute_sklearn_per_s:.2f}x (at {worst.n:,}; goal ≥ 1x): "
+        f"{'met' if worst.impute_ours_per_s >= worst.impute_sklearn_per_s else 'NOT met'}"
+    )
+    return lines
+
+
+def _memory_gib() -> float:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
+
+
+def write_section(text: str, path: Path = ROOT / "BENCHMARKS.md") -> None:
+    current = path.read_text() if path.exists() else "# Benchmarks\n"
+    if START_MARK in current and END_MARK in current:
+        before, rest = current.split(START_MARK, 1)
+        after = rest.split(END_MARK, 1)[1]
+        current = before + text + after
+    else:
+        current = current.rstrip("\n") + "\n\n" + text + "\n"
+    path.write_text(current)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folder", help="the shared postings, e.g. ../shared/data/muse")
+    parser.add_argument("sizes", nargs="*", type=int, default=[2_000, 20_000, 100_000])
+    parser.add_argument("--profile", type=Path, help="save pyinstrument reports here")
+    parser.add_argument("--no-write", action="store_true", help="print, leave BENCHMARKS.md")
+    args = parser.parse_args(argv)
+    warnings.filterwarnings("ignore")
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    items = shared_items(args.folder)
+    results = [measure(items, n, args.profile) for n in args.sizes]
+    text = report(results, time.perf_counter() - started)
+    print(text)
+    if not args.no_write:
+        write_section(text)
+        print("written to BENCHMARKS.md")
+
+
+if __name__ == "__main__":
+    pd.set_option("display.width", 200)
+    main()
