@@ -20,12 +20,12 @@ setup(
         "scikit-learn==1.9.1",
         "requests==2.34.2",
         "urllib3==2.8.0",
-        "beautifulsoup4==4.15.0",
+        "lxml==6.0.2",
         "matplotlib==3.11.2",
         "tabulate==0.10.0",
         "PyYAML==6.0.4",
         "statsforecast==2.1.1",  # DataFrame.to_markdown in the benchmark's tables
     ],
     # playwright drives the Debian chromium that .ci/run installs; it downloads no browser.
-    extras_require={"dev": ["pytest==9.2.0", "playwright==1.65.2"]},
+    extras_require={"dev": ["pytest==9.2.0", "playwright==1.65.2", "pyinstrument==5.1.3"]},
 )
