@@ -58,6 +58,7 @@ def bronze_postings(
         f"{tally.quarantined} quarantined"
     )
     with duckdb.get_connection() as connection:
+        connection.execute("CHECKPOINT")
         total, postings = connection.execute(
             "SELECT count(*), count(DISTINCT posting_id) FROM bronze.bronze_postings"
         ).fetchone()
@@ -132,6 +133,10 @@ def store_pages(
         # DuckDB lets one process hold the file: take it per page, not across the HTTP waits,
         # so another run (the sensor's, a manual one) can write in between.
         with duckdb.get_connection() as connection:
+            # Closing a DuckDB file checkpoints it, rewriting the tables' indexes: 0.14-0.3 s a
+            # page on a 200 MB store, most of a first crawl. The page is durable in the WAL once
+            # committed; DuckDB checkpoints when the WAL reaches 16 MB, and bronze at its end.
+            connection.execute("PRAGMA disable_checkpoint_on_shutdown")
             outcome = store_page(connection, page, context.run_id)
         last = page
         tally.pages += 1
