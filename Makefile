@@ -7,7 +7,7 @@ INSTALLED := $(VENV)/.installed
 export CAREERPULSE_HOME ?= $(CURDIR)/.careerpulse
 export DAGSTER_HOME ?= $(CAREERPULSE_HOME)/dagster
 
-.PHONY: run test ui clean
+.PHONY: run test ui bench clean
 
 run: $(INSTALLED) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/python -m careerpulse_assets.run
@@ -17,6 +17,11 @@ test: $(INSTALLED)
 
 ui: $(INSTALLED) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+# The whole graph at 2k, 20k and 100k postings (about 20 minutes); rewrites its part of BENCHMARKS.md.
+SHARED_MUSE ?= ../shared/data/muse
+bench: $(INSTALLED)
+	$(BIN)/python -m benchmarks.scale $(SHARED_MUSE)
 
 $(INSTALLED): setup.py pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
