@@ -1,11 +1,14 @@
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.neighbors import KNeighborsClassifier
+from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
 
+from careerpulse_assets.core import knn as knn_module
 from careerpulse_assets.core.knn import (
     CosineKNNClassifier,
+    FoldTfidf,
     class_scores,
+    cosine_neighbors,
     make_vectorizer,
     model_input,
     vote_weights,
@@ -60,3 +63,39 @@ def test_prior_correction_lets_a_rare_class_win_an_even_vote():
 def test_unknown_vote_rule_is_an_error():
     with pytest.raises(ValueError, match="unknown vote rule"):
         vote_weights(np.ones((1, 1)), "majority")
+
+
+@pytest.fixture(scope="module")
+def postings():
+    frame = pd.DataFrame([silver_row(i) for i in synthetic_postings(per_category=30, seed=5)])
+    return model_input(frame)
+
+
+@pytest.mark.parametrize("title_weight, ngrams", [(None, 1), (None, 2), (2.0, 1)])
+def test_fold_tfidf_equals_a_vectorizer_fitted_on_the_training_rows(
+    postings, title_weight, ngrams, monkeypatch
+):
+    # A small cap, so that the max_features cut (and its ties) is exercised on fixtures too.
+    monkeypatch.setattr(knn_module, "MAX_FEATURES", 40)
+    monkeypatch.setattr(knn_module, "MAX_FEATURES_WITH_BIGRAMS", 60)
+    rng = np.random.default_rng(0)
+    order = rng.permutation(len(postings))
+    train_idx, val_idx = np.sort(order[: len(order) * 3 // 4]), np.sort(order[len(order) * 3 // 4 :])
+    vectorizer = make_vectorizer(title_weight, ngrams)
+    expected_train = vectorizer.fit_transform(postings.iloc[train_idx])
+    expected_val = vectorizer.transform(postings.iloc[val_idx])
+    x_train, x_val = FoldTfidf(postings, title_weight, ngrams).split(train_idx, val_idx)
+    assert x_train.shape == expected_train.shape and x_val.shape == expected_val.shape
+    np.testing.assert_allclose(x_train.toarray(), expected_train.toarray(), rtol=0, atol=1e-15)
+    np.testing.assert_allclose(x_val.toarray(), expected_val.toarray(), rtol=0, atol=1e-15)
+
+
+def test_cosine_neighbors_equal_scikit_learn_brute_force_in_small_blocks(vectors, monkeypatch):
+    x, _ = vectors
+    monkeypatch.setattr(knn_module, "NEIGHBOR_BLOCK_CELLS", 7 * x.shape[0])  # 7 rows a block
+    queries, training = x[::3], x[1::3]
+    distances, indices = cosine_neighbors(queries, training, 6)
+    expected = NearestNeighbors(metric="cosine", algorithm="brute").fit(training)
+    expected_distances, expected_indices = expected.kneighbors(queries, n_neighbors=6)
+    assert (indices == expected_indices).all()
+    np.testing.assert_array_equal(distances, expected_distances)

@@ -16,10 +16,17 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import f1_score
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
-from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
+from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
 
-from .knn import class_scores, knn_pipeline, make_vectorizer, model_input
+from .knn import (
+    FoldTfidf,
+    class_scores,
+    cosine_neighbors,
+    knn_pipeline,
+    make_vectorizer,
+    model_input,
+)
 
 CV_FOLDS = 5
 RANDOM_STATE = 42
@@ -98,6 +105,31 @@ def largest_usable_k(n_train: int, n_splits: int = CV_FOLDS) -> int:
     return n_train - int(np.ceil(n_train / n_splits))
 
 
+# Selection scores every candidate on 5 folds, and its neighbour queries grow with the square of
+# the postings: above this many it runs on a stratified sample. The chosen setting is then
+# fitted on every posting. Measured at 20,000 replayed postings (see BENCHMARKS.md).
+SELECTION_MAX_POSTINGS = 10_000
+# Every category keeps this many postings in the sample (all of them when it has fewer), so that
+# a rare one still has one per fold and is scored in macro-F1.
+SELECTION_MIN_PER_CATEGORY = 25
+
+
+def selection_sample(
+    labels: pd.Series, max_postings: int = SELECTION_MAX_POSTINGS
+) -> np.ndarray:
+    """Positions of a stratified sample of about `max_postings` (all positions when fewer)."""
+    labels = pd.Series(np.asarray(labels))
+    if len(labels) <= max_postings:
+        return np.arange(len(labels))
+    rng = np.random.default_rng(RANDOM_STATE)
+    fraction = max_postings / len(labels)
+    chosen = []
+    for _, positions in labels.groupby(labels, sort=True).indices.items():
+        keep = min(len(positions), max(round(len(positions) * fraction), SELECTION_MIN_PER_CATEGORY))
+        chosen.append(rng.choice(positions, size=keep, replace=False))
+    return np.sort(np.concatenate(chosen))
+
+
 def select_knn(postings: pd.DataFrame, labels: pd.Series, grid: KnnGrid = KnnGrid()) -> Selection:
     """Score every candidate of `grid` by mean macro-F1 over stratified 5-fold CV."""
     features = model_input(postings)
@@ -107,20 +139,18 @@ def select_knn(postings: pd.DataFrame, labels: pd.Series, grid: KnnGrid = KnnGri
         raise NotEnoughLabels(f"{len(labels)} postings leave CV folds too small for k in {grid.ks}")
     max_k = max(c.k for c in candidates)
     fold_scores: dict[KnnParams, list[float]] = {c: [] for c in candidates}
-    for train_idx, val_idx in cv_folds().split(features, labels):
-        y_train, y_val = labels.iloc[train_idx].to_numpy(), labels.iloc[val_idx].to_numpy()
-        classes, train_codes = np.unique(y_train, return_inverse=True)
-        priors = np.bincount(train_codes) / len(train_codes)
-        for title_weight, ngrams in grid.representations:
-            vectorizer = make_vectorizer(title_weight, ngrams)
-            x_train = vectorizer.fit_transform(features.iloc[train_idx])
-            x_val = vectorizer.transform(features.iloc[val_idx])
-            neighbors = NearestNeighbors(metric="cosine", algorithm="brute").fit(x_train)
-            distances, indices = neighbors.kneighbors(x_val, n_neighbors=max_k)
+    folds = list(cv_folds().split(features, labels))
+    for title_weight, ngrams in grid.representations:
+        tfidf = FoldTfidf(features, title_weight, ngrams)
+        representation = [c for c in candidates if c.representation == (title_weight, ngrams)]
+        for train_idx, val_idx in folds:
+            y_train, y_val = labels.iloc[train_idx].to_numpy(), labels.iloc[val_idx].to_numpy()
+            classes, train_codes = np.unique(y_train, return_inverse=True)
+            priors = np.bincount(train_codes) / len(train_codes)
+            x_train, x_val = tfidf.split(train_idx, val_idx)
+            distances, indices = cosine_neighbors(x_val, x_train, max_k)
             neighbor_codes = train_codes[indices]
-            for params in candidates:
-                if params.representation != (title_weight, ngrams):
-                    continue
+            for params in representation:
                 scores = class_scores(
                     neighbor_codes[:, : params.k], distances[:, : params.k], len(classes),
                     params.vote, params.prior_alpha, priors,
