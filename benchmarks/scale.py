@@ -168,7 +168,7 @@ def in_process_comparisons(figures: SizeFigures, home: Path) -> None:
     # seed (its predict has no class-prior correction).
     baseline = KNeighborsClassifier(n_neighbors=knn.n_neighbors, metric="cosine",
                                     algorithm="brute", weights=knn.vote)
-    baseline.fit(getattr(knn, "training_matrix_", None) if hasattr(knn, "training_matrix_") else knn.neighbors_._fit_X, knn.classes_[knn.train_labels_])
+    baseline.fit(knn.training_matrix_, knn.classes_[knn.train_labels_])
     started = time.perf_counter()
     theirs = baseline.predict(x_new)
     theirs_s = time.perf_counter() - started

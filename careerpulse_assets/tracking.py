@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pandas as pd
 import sklearn
 from mlflow.exceptions import MlflowException
@@ -25,8 +26,10 @@ from .core.plots import confusion_png
 
 REGISTERED_MODEL_NAME = "careerpulse-knn-category"
 FINGERPRINT_TAG = "careerpulse.training_fingerprint"
+SETTINGS_TAG = "careerpulse.training_settings"
+LABELLED_ROWS_ARTIFACT = "labelled_rows.npy"
 # Bump when the training code changes in a way that should retrain on unchanged data.
-TRAINING_SPEC_VERSION = "3"
+TRAINING_SPEC_VERSION = "4"
 # MLflow saves scikit-learn models with skops, which loads only types it is told to trust.
 SKOPS_TRUSTED_TYPES = [
     "scipy.sparse._csr.csr_matrix",
@@ -37,8 +40,12 @@ SKOPS_TRUSTED_TYPES = [
 
 def training_fingerprint(labelled: LabelledSet, settings: str) -> str:
     """Same labelled data + same training settings + same code version = same fingerprint."""
-    text = f"{labelled.fingerprint()}|{settings}|spec {TRAINING_SPEC_VERSION}"
-    return hashlib.sha256(text.encode()).hexdigest()
+    return hashlib.sha256(f"{labelled.fingerprint()}|{settings_fingerprint(settings)}".encode()).hexdigest()
+
+
+def settings_fingerprint(settings: str) -> str:
+    """Same training settings + same code version, whatever the data."""
+    return hashlib.sha256(f"{settings}|spec {TRAINING_SPEC_VERSION}".encode()).hexdigest()
 
 
 # What evaluation.json must hold for its model to be reused.
@@ -52,16 +59,40 @@ log = logging.getLogger(__name__)
 def find_trained(fingerprint: str, experiment_id: str) -> TrainedClassifier | None:
     """The registered model of a finished run trained on exactly this data, if there is one."""
     # A run retrained for drift shares its fingerprint with the one before: take the newest.
+    run_id = _newest_finished_run(experiment_id, FINGERPRINT_TAG, fingerprint)
+    return None if run_id is None else _load_trained(run_id, fingerprint)
+
+
+def find_latest_trained(
+    settings: str, experiment_id: str
+) -> tuple[TrainedClassifier, np.ndarray] | None:
+    """The newest model trained with these settings on any data, and the row hashes of the
+    labelled postings it learned from (`LabelledSet.row_hashes`)."""
+    run_id = _newest_finished_run(experiment_id, SETTINGS_TAG, settings_fingerprint(settings))
+    if run_id is None:
+        return None
+    try:
+        rows = np.load(mlflow.artifacts.download_artifacts(f"runs:/{run_id}/{LABELLED_ROWS_ARTIFACT}"))
+    except (MlflowException, OSError, ValueError) as exc:
+        log.warning("run %s cannot be reused, its labelled rows are unreadable: %s", run_id, exc)
+        return None
+    run = mlflow.get_run(run_id)
+    trained = _load_trained(run_id, run.data.tags.get(FINGERPRINT_TAG, ""))
+    return None if trained is None else (trained, rows)
+
+
+def _newest_finished_run(experiment_id: str, tag: str, value: str) -> str | None:
     runs = mlflow.search_runs(
         [experiment_id],
-        filter_string=f"tags.`{FINGERPRINT_TAG}` = '{fingerprint}' and attributes.status = 'FINISHED'",
+        filter_string=f"tags.`{tag}` = '{value}' and attributes.status = 'FINISHED'",
         order_by=["attributes.start_time DESC"],
         max_results=1,
         output_format="list",
     )
-    if not runs:
-        return None
-    run_id = runs[0].info.run_id
+    return runs[0].info.run_id if runs else None
+
+
+def _load_trained(run_id: str, fingerprint: str) -> TrainedClassifier | None:
     versions = mlflow.MlflowClient().search_model_versions(
         f"name='{REGISTERED_MODEL_NAME}' and run_id='{run_id}'"
     )
@@ -118,6 +149,7 @@ def log_training(
     time_ordered: SplitReport,
     comparison: SplitReport,
     fingerprint: str,
+    settings: str,
     unlabelled_share: float,
     retrain_reason: str | None = None,
 ) -> TrainedClassifier:
@@ -125,6 +157,7 @@ def log_training(
     run = mlflow.active_run()
     params = holdout.fitted.knn_params
     mlflow.set_tag(FINGERPRINT_TAG, fingerprint)
+    mlflow.set_tag(SETTINGS_TAG, settings_fingerprint(settings))
     if retrain_reason:
         mlflow.set_tag("careerpulse.retrain_reason", retrain_reason)
     mlflow.log_params(
@@ -168,6 +201,7 @@ def log_training(
         holdout.reliability.to_csv(out / "reliability_holdout.csv", index=False)
         (out / "confusion_holdout.png").write_bytes(confusion_png(holdout.confusion))
         (out / "evaluation.json").write_text(json.dumps(summary, indent=2))
+        np.save(out / LABELLED_ROWS_ARTIFACT, labelled.row_hashes())
         mlflow.log_artifacts(folder)
 
     example = model_input(labelled.postings.head(3))

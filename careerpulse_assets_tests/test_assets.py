@@ -171,16 +171,34 @@ def test_unchanged_labels_reuse_the_model_and_changed_labels_retrain(tmp_path, s
     assert len(client.search_runs([experiment.experiment_id])) == 1
     imputed = query(settings, "SELECT model_version FROM silver.imputed_silver WHERE posting_id = 999001")
     assert imputed["model_version"][0] == first["model_version"].value
+    # Only the new posting was predicted; the others kept the imputation of the run before.
+    assert latest_metadata(instance, "imputed_silver")["predicted_in_this_run"].value == 1
 
-    # A relabelled posting changes the training data: a new model version fills the rows.
+    # A relabelled posting changes the training data, but too little of it (2 rows of ~50
+    # changed: 4 % < 5 %) to cost a training: the model is reused and says what it missed.
     items[0] = dict(items[0], categories=[{"name": "Sales"}])
     write_archive(archive, items)
     assert materialize_graph(settings, SMALL_GRID, instance=instance).success
     third = latest_metadata(instance, "knn_classifier")
-    assert third["retrained"].value is True
-    assert third["model_version"].value == "models:/careerpulse-knn-category/2"
+    assert third["retrained"].value is False
+    assert third["labelled_changes_since_training"].value == 2
+    assert third["model_version"].value == first["model_version"].value
+    # Nothing new to impute: every imputation is kept from the run before.
+    assert latest_metadata(instance, "imputed_silver")["predicted_in_this_run"].value == 0
+
+    # Retraining on any change: a new model version fills every imputed row.
+    any_change = {"ops": {"knn_classifier": {"config": {
+        **SMALL_GRID["ops"]["knn_classifier"]["config"], "retrain_at_labelled_change": 0.0,
+    }}}}
+    assert materialize_graph(settings, any_change, instance=instance).success
+    fourth = latest_metadata(instance, "knn_classifier")
+    assert fourth["retrained"].value is True
+    assert fourth["model_version"].value == "models:/careerpulse-knn-category/2"
     versions = query(settings, "SELECT DISTINCT model_version FROM silver.imputed_silver WHERE is_imputed")
     assert versions["model_version"].tolist() == ["models:/careerpulse-knn-category/2"]
+    assert latest_metadata(instance, "imputed_silver")["predicted_in_this_run"].value == len(
+        query(settings, "SELECT posting_id FROM silver.imputed_silver WHERE is_imputed")
+    )
 
 
 def check_evaluation(result, name):

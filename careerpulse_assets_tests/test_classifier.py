@@ -33,3 +33,26 @@ def test_imputation_fills_only_missing_categories_with_confidence_and_version():
     titles = imputed.loc[was_missing, ["title", "category"]]
     nurse_like = titles["title"].str.contains("Nurse|Medical|Therapist")
     assert nurse_like.any() and (titles.loc[nurse_like, "category"] == "Healthcare").all()
+
+
+def test_earlier_imputations_of_the_same_rows_are_kept_and_only_the_rest_predicted():
+    frame = silver(synthetic_postings()).assign(bronze_row_id=lambda d: d.index + 100)
+    labelled = labelled_set(frame)
+    model = fit_knn(labelled.postings, labelled.labels, KnnParams(k=3))
+    missing = frame[frame["category"].isna()]
+    kept, edited = missing.iloc[0], missing.iloc[1]
+    earlier = pd.DataFrame({
+        "posting_id": [kept["posting_id"], edited["posting_id"]],
+        # The second posting was edited since: its silver row is a newer bronze row.
+        "bronze_row_id": [kept["bronze_row_id"], edited["bronze_row_id"] - 1],
+        "category": ["Remembered", "Stale"],
+        "imputation_confidence": [0.42, 0.42],
+    })
+    imputed = impute_categories(frame, model, "models:/careerpulse-knn-category/1", earlier)
+    by_id = imputed.set_index("posting_id")
+    assert by_id.loc[kept["posting_id"], "category"] == "Remembered"
+    assert by_id.loc[kept["posting_id"], "imputation_confidence"] == 0.42
+    assert by_id.loc[edited["posting_id"], "category"] in model.classes_
+    fresh = impute_categories(frame, model, "models:/careerpulse-knn-category/1")
+    others = ~imputed["posting_id"].isin([kept["posting_id"]])
+    pd.testing.assert_frame_equal(imputed[others], fresh[others])

@@ -8,6 +8,7 @@ from careerpulse_assets.core.evaluation import (
     confusion_table,
     evaluate,
     knn_method,
+    labelled_changes,
     labelled_set,
     logistic_regression_method,
     most_confused_pairs,
@@ -15,7 +16,12 @@ from careerpulse_assets.core.evaluation import (
     time_split,
 )
 from careerpulse_assets.core.postings import silver_row
-from careerpulse_assets.core.selection import KnnGrid, NotEnoughLabels
+from careerpulse_assets.core.selection import (
+    SELECTION_MIN_PER_CATEGORY,
+    KnnGrid,
+    NotEnoughLabels,
+    selection_sample,
+)
 
 from .muse_fixtures import synthetic_postings
 
@@ -127,3 +133,27 @@ def test_confusion_metrics_equal_scikit_learn_on_resamples():
         got = metrics_from_confusions(confusion.to_numpy()[None])
         for name, value in expected.items():
             assert got[name][0] == pytest.approx(value, abs=1e-12), name
+
+
+def test_labelled_changes_count_new_relabelled_and_gone_postings(silver):
+    before = labelled_set(silver)
+    relabelled = silver.copy()
+    first_labelled = relabelled["category"].notna().idxmax()
+    relabelled.loc[first_labelled, "category"] = "Sales"
+    relabelled = relabelled.drop(index=relabelled.index[-1])
+    after = labelled_set(relabelled)
+    changed, share = labelled_changes(before.row_hashes(), after.row_hashes())
+    gone = 1 if silver.iloc[-1]["category"] is not None else 0
+    assert changed == 2 + gone
+    assert share == pytest.approx(changed / len(before.postings))
+    assert labelled_changes(before.row_hashes(), labelled_set(silver.iloc[::-1]).row_hashes()) == (0, 0.0)
+
+
+def test_selection_sample_is_stratified_and_keeps_rare_categories():
+    labels = pd.Series(["common"] * 9_000 + ["middle"] * 2_960 + ["rare"] * 40)
+    sample = selection_sample(labels, max_postings=1_200)
+    counts = labels.iloc[sample].value_counts()
+    assert counts["common"] == 900 and counts["middle"] == 296
+    assert counts["rare"] == min(40, SELECTION_MIN_PER_CATEGORY)
+    assert len(set(sample)) == len(sample) and (np.diff(sample) > 0).all()
+    assert (selection_sample(labels.head(500), max_postings=1_200) == np.arange(500)).all()

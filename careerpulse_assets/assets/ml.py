@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import mlflow
 import pandas as pd
 from dagster import (
@@ -20,6 +22,7 @@ from ..core.evaluation import (
     MIN_POSTINGS_PER_CATEGORY,
     evaluate,
     knn_method,
+    labelled_changes,
     labelled_set,
     logistic_regression_method,
 )
@@ -28,6 +31,7 @@ from ..core.selection import KnnGrid, NotEnoughLabels, fit_knn
 from ..tracking import (
     REGISTERED_MODEL_NAME,
     discard_active_run,
+    find_latest_trained,
     find_trained,
     log_training,
     training_fingerprint,
@@ -42,11 +46,19 @@ FROM silver.silver_postings WHERE category IS NOT NULL ORDER BY posting_id
 # Only postings without a category need their text (to be classified). The texts stay in
 # silver: the imputed table is the lean one users count and join.
 POSTINGS_SQL = """
-SELECT posting_id, title,
+SELECT posting_id, bronze_row_id, title,
        CASE WHEN category IS NULL THEN description_text END AS description_text,
        category, category_raw, categories, level, locations, company, publication_date
 FROM silver.silver_postings ORDER BY posting_id
 """
+EARLIER_IMPUTATIONS_SQL = """
+SELECT posting_id, bronze_row_id, category, imputation_confidence
+FROM silver.imputed_silver WHERE is_imputed AND model_version = $model_version
+"""
+# A model is reused while fewer than this share of the labelled postings it learned from are
+# new, changed or gone: a page of 20 new postings every few minutes should not cost a training
+# (minutes at 100,000 postings). The daily_retraining schedule retrains regardless.
+RETRAIN_AT_LABELLED_CHANGE = 0.05
 
 MLFLOW_UI_URL = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default (see README)
 
@@ -64,6 +76,8 @@ class KnnClassifierConfig(Config):
     title_weights: list[float] = [w for w, _ in _DEFAULT_GRID.representations if w is not None]
     word_pairs: bool = True
     force_retrain: bool = False
+    # Retrain once this share of the labelled postings changed since training; 0: on any change.
+    retrain_at_labelled_change: float = RETRAIN_AT_LABELLED_CHANGE
 
     def grid(self) -> KnnGrid:
         return KnnGrid(
@@ -122,13 +136,14 @@ def _train_or_reuse(
     except NotEnoughLabels as exc:
         raise Failure(f"cannot train the category classifier: {exc}") from None
     grid = config.grid()
-    fingerprint = training_fingerprint(
-        labelled, f"{grid!r}|min_postings={config.min_postings_per_category}"
-    )
+    settings = f"{grid!r}|min_postings={config.min_postings_per_category}"
+    fingerprint = training_fingerprint(labelled, settings)
     experiment_id = mlflow.active_run().info.experiment_id
     retrain_reason = "forced by config" if config.force_retrain else None
     if retrain_reason is None:
-        previous = find_trained(fingerprint, experiment_id)
+        previous = find_trained(fingerprint, experiment_id) or _reusable_despite_changes(
+            context, labelled, settings, experiment_id, config.retrain_at_labelled_change
+        )
         flagged = drift_flagged_model(context.instance)
         if previous is not None and flagged == previous.model_version:
             if previous.retrain_reason == "category drift":
@@ -142,7 +157,8 @@ def _train_or_reuse(
         if previous is not None and retrain_reason is None:
             discard_active_run()
             context.log.info(
-                f"labelled postings unchanged since {previous.model_version}: reusing it"
+                f"{previous.labelled_changes_since_training} labelled postings changed since "
+                f"{previous.model_version}: reusing it"
             )
             return previous
         if previous is None:
@@ -161,9 +177,27 @@ def _train_or_reuse(
     # The setting scored on the hold-out is the one deployed, refitted on every posting.
     model = fit_knn(labelled.postings, labelled.labels, holdout.fitted.knn_params)
     return log_training(
-        model, labelled, holdout, time_ordered, comparison, fingerprint, unlabelled_share,
-        retrain_reason,
+        model, labelled, holdout, time_ordered, comparison, fingerprint, settings,
+        unlabelled_share, retrain_reason,
     )
+
+
+def _reusable_despite_changes(
+    context: AssetExecutionContext, labelled, settings: str, experiment_id: str, threshold: float
+) -> TrainedClassifier | None:
+    """The newest model with these settings, when few enough labelled postings changed since."""
+    latest = find_latest_trained(settings, experiment_id)
+    if latest is None:
+        return None
+    trained, trained_on = latest
+    changed, share = labelled_changes(trained_on, labelled.row_hashes())
+    if share >= threshold:
+        context.log.info(
+            f"{changed} labelled postings changed since {trained.model_version} ({share:.1%}, "
+            f"retraining from {threshold:.0%}): training"
+        )
+        return None
+    return replace(trained, labelled_changes_since_training=changed)
 
 
 def drift_flagged_model(instance) -> str | None:
@@ -187,6 +221,7 @@ def _classifier_metadata(trained: TrainedClassifier) -> dict:
         "model_version": trained.model_version,
         "retrained": trained.retrained,
         "retrain_reason": trained.retrain_reason or "labelled postings changed",
+        "labelled_changes_since_training": trained.labelled_changes_since_training,
         "chosen": trained.chosen,
         **{f"holdout_{name}": value for name, value in trained.holdout.items()},
         "holdout_postings": trained.n_holdout,
@@ -232,16 +267,36 @@ def imputed_silver(
 ) -> pd.DataFrame:
     with duckdb.get_connection() as connection:
         postings = connection.execute(POSTINGS_SQL).fetchdf()
+        earlier = _earlier_imputations(connection, knn_classifier.model_version)
     imputed = impute_categories(
-        postings, knn_classifier.model, knn_classifier.model_version
+        postings, knn_classifier.model, knn_classifier.model_version, earlier
     ).drop(columns=["description_text"])
     confidence = imputed.loc[imputed["is_imputed"], "imputation_confidence"]
     context.add_output_metadata(
         {
             "imputed_postings": int(imputed["is_imputed"].sum()),
+            "predicted_in_this_run": int(imputed["is_imputed"].sum()) - _kept(imputed, earlier),
             "mean_imputation_confidence": float(confidence.mean()) if len(confidence) else None,
             "model_version": knn_classifier.model_version,
             "imputed_rows": preview(imputed[imputed["is_imputed"]].drop(columns=["categories", "locations"])),
         }
     )
     return imputed
+
+
+def _kept(imputed: pd.DataFrame, earlier: pd.DataFrame | None) -> int:
+    if earlier is None:
+        return 0
+    keys = ["posting_id", "bronze_row_id"]
+    return len(imputed.loc[imputed["is_imputed"], keys].merge(earlier[keys], on=keys))
+
+
+def _earlier_imputations(connection, model_version: str) -> pd.DataFrame | None:
+    # Asked first: DuckDB would look a missing table up among this module's Python names.
+    has_row_ids = connection.execute(
+        "SELECT count(*) FROM information_schema.columns WHERE table_schema = 'silver' "
+        "AND table_name = 'imputed_silver' AND column_name = 'bronze_row_id'"
+    ).fetchone()[0]
+    if not has_row_ids:  # no imputed table yet, or one from before it kept bronze_row_id
+        return None
+    return connection.execute(EARLIER_IMPUTATIONS_SQL, {"model_version": model_version}).fetchdf()

@@ -32,24 +32,39 @@ class TrainedClassifier:
     unlabelled_share: float | None = None
     retrained: bool = True
     retrain_reason: str | None = None  # set when trained although the labels were unchanged
+    # Reused although some labelled postings changed since training (too few to retrain for).
+    labelled_changes_since_training: int = 0
 
 
 def impute_categories(
-    silver: pd.DataFrame, model: Pipeline, model_version: str
+    silver: pd.DataFrame,
+    model: Pipeline,
+    model_version: str,
+    earlier: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Every silver posting, with a category: observed ones kept, missing ones predicted.
 
     `imputation_confidence` is the winning category's share of the (weighted, prior-corrected)
     neighbour votes; it and `model_version` are NULL on rows whose category was observed.
+    `earlier` holds imputations this same model version made before (posting_id,
+    bronze_row_id, category, imputation_confidence): a posting whose silver row is still the
+    one imputed then keeps them, so a run predicts only what is new or changed.
     """
-    imputed = silver.copy()
+    imputed = silver.reset_index(drop=True)
     missing = imputed["category"].isna()
     imputed["is_imputed"] = missing
     imputed["imputation_confidence"] = np.nan
     imputed["model_version"] = None
-    if missing.any():
-        probabilities = model.predict_proba(model_input(imputed.loc[missing]))
-        imputed.loc[missing, "category"] = model.classes_[probabilities.argmax(axis=1)]
-        imputed.loc[missing, "imputation_confidence"] = probabilities.max(axis=1)
-        imputed.loc[missing, "model_version"] = model_version
+    imputed.loc[missing, "model_version"] = model_version
+    to_predict = missing
+    if earlier is not None and len(earlier):
+        keys = ["posting_id", "bronze_row_id"]
+        known = imputed.loc[missing, keys].reset_index().merge(earlier, on=keys, how="inner")
+        imputed.loc[known["index"], "category"] = known["category"].to_numpy()
+        imputed.loc[known["index"], "imputation_confidence"] = known["imputation_confidence"].to_numpy()
+        to_predict = missing & ~imputed.index.isin(known["index"])
+    if to_predict.any():
+        probabilities = model.predict_proba(model_input(imputed.loc[to_predict]))
+        imputed.loc[to_predict, "category"] = model.classes_[probabilities.argmax(axis=1)]
+        imputed.loc[to_predict, "imputation_confidence"] = probabilities.max(axis=1)
     return imputed

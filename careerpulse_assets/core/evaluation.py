@@ -42,6 +42,7 @@ from .selection import (
     NotEnoughLabels,
     fit_knn,
     select_knn,
+    selection_sample,
 )
 
 HOLDOUT_FRACTION = 0.2
@@ -77,6 +78,18 @@ class LabelledSet:
         ):
             digest.update(f"{title}\x1f{text}\x1f{category}\x1e".encode())
         return digest.hexdigest()
+
+    def row_hashes(self) -> np.ndarray:
+        """One 64-bit hash per distinct (title, text, category), sorted: what a model learned from."""
+        rows = self.postings[["title", "description_text", "category"]].fillna("")
+        return np.unique(pd.util.hash_pandas_object(rows, index=False).to_numpy())
+
+
+def labelled_changes(trained_on: np.ndarray, now: np.ndarray) -> tuple[int, float]:
+    """Labelled postings new, changed or gone since a model was trained, and their share of
+    what it was trained on (a relabelled posting counts twice: its old row went, a new came)."""
+    changed = int(np.setxor1d(trained_on, now, assume_unique=True).size)
+    return changed, changed / max(1, len(trained_on))
 
 
 def labelled_set(
@@ -126,8 +139,12 @@ def knn_method(grid: KnnGrid = KnnGrid()) -> Method:
     """The KNN with every variant of `grid` chosen among by 5-fold CV on macro-F1."""
 
     def fit(postings: pd.DataFrame, labels: pd.Series) -> Fitted:
-        selection = select_knn(postings, labels, grid)
-        return Fitted(fit_knn(postings, labels, selection.best), selection.best.describe(),
+        sample = selection_sample(labels)
+        selection = select_knn(postings.iloc[sample], labels.iloc[sample], grid)
+        chosen = selection.best.describe()
+        if len(sample) < len(labels):
+            chosen += f" (chosen on a sample of {len(sample):,} of {len(labels):,})"
+        return Fitted(fit_knn(postings, labels, selection.best), chosen,
                       selection.best, selection.best_score)
 
     return fit
