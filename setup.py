@@ -21,6 +21,7 @@ setup(
         "requests==2.34.2",
         "urllib3==2.8.0",
         "lxml==6.0.2",
+        "pyarrow==25.0.1",
         "matplotlib==3.11.2",
         "tabulate==0.10.0",
         "PyYAML==6.0.4",

@@ -12,7 +12,7 @@ import hashlib
 from dataclasses import dataclass
 
 import duckdb
-import pandas as pd
+import pyarrow as pa
 
 from ..muse.pages import RawPage
 from .postings import InvalidPosting, check_item, payload_hash, payload_json
@@ -128,7 +128,7 @@ def _raw_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", errors="replace")).hexdigest()
 
 
-def split_page(page: RawPage, run_id: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def split_page(page: RawPage, run_id: str | None) -> tuple[pa.Table, pa.Table]:
     """The page's valid postings (first occurrence of each id) and its quarantined records."""
     rows, quarantine, seen = [], [], set()
 
@@ -160,22 +160,25 @@ def split_page(page: RawPage, run_id: str | None) -> tuple[pd.DataFrame, pd.Data
                 "fetched_at": page.fetched_at, "run_id": run_id,
             }
         )
-    return _frame(rows, PAGE_ROW_COLUMNS), _frame(quarantine, QUARANTINE_COLUMNS)
+    return (
+        pa.Table.from_pylist(rows, schema=PAGE_ROW_SCHEMA),
+        pa.Table.from_pylist(quarantine, schema=QUARANTINE_SCHEMA),
+    )
 
 
-PAGE_ROW_COLUMNS = {
-    "item_index": "int64", "posting_id": "int64", "payload": "object", "payload_hash": "object",
-    "source": "object", "page": "int64", "fetched_at": "datetime64[ns, UTC]", "run_id": "object",
-}
-QUARANTINE_COLUMNS = {
-    "source": "object", "page": "int64", "item_index": "Int64", "posting_id": "Int64",
-    "reason": "object", "raw": "object", "raw_hash": "object",
-    "fetched_at": "datetime64[ns, UTC]", "run_id": "object",
-}
-
-
-def _frame(records: list[dict], columns: dict[str, str]) -> pd.DataFrame:
-    return pd.DataFrame.from_records(records, columns=list(columns)).astype(columns)
+# Arrow tables, not pandas frames: building typed frames of 20 rows cost 5.6 ms a page in
+# pandas, a quarter of storing a page.
+_FETCHED_AT = pa.timestamp("us", tz="UTC")
+PAGE_ROW_SCHEMA = pa.schema([
+    ("item_index", pa.int64()), ("posting_id", pa.int64()), ("payload", pa.string()),
+    ("payload_hash", pa.string()), ("source", pa.string()), ("page", pa.int64()),
+    ("fetched_at", _FETCHED_AT), ("run_id", pa.string()),
+])
+QUARANTINE_SCHEMA = pa.schema([
+    ("source", pa.string()), ("page", pa.int64()), ("item_index", pa.int64()),
+    ("posting_id", pa.int64()), ("reason", pa.string()), ("raw", pa.string()),
+    ("raw_hash", pa.string()), ("fetched_at", _FETCHED_AT), ("run_id", pa.string()),
+])
 
 
 def store_page(
@@ -187,7 +190,7 @@ def store_page(
         inserted = connection.execute(INSERT_NEW_VERSIONS_SQL).fetchone()[0]
         quarantined = connection.execute(INSERT_QUARANTINE_SQL).fetchone()[0]
     return PageOutcome(
-        read=len(page.items), valid=len(page_rows), inserted=int(inserted),
+        read=len(page.items), valid=page_rows.num_rows, inserted=int(inserted),
         quarantined=int(quarantined),
     )
 

@@ -7,13 +7,15 @@ from contextlib import contextmanager
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
 
 @contextmanager
 def transaction_with(
-    connection: duckdb.DuckDBPyConnection, **frames: pd.DataFrame
+    connection: duckdb.DuckDBPyConnection, **frames: pd.DataFrame | pa.Table
 ) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Register `frames` as views by name and run the block in one transaction: all or nothing."""
+    """Register `frames` (pandas or Arrow) as views by name and run the block in one
+    transaction: all or nothing."""
     for name, frame in frames.items():
         connection.register(name, frame)
     try:
