@@ -50,13 +50,16 @@ def chosen_model(series: pd.Series) -> str:
     return "CrostonOptimized" if (series == 0).mean() > SPARSE_ZERO_SHARE else "AutoETS"
 
 
-def _models():
-    return [
-        SeasonalNaive(season_length=SEASON),
-        AutoETS(season_length=SEASON),
+def _models(chosen: str):
+    """The baseline and the chosen model: each category is fitted with these two only."""
+    models = {
+        "AutoETS": lambda: AutoETS(season_length=SEASON),
         # Croston gives no interval of its own: conformal intervals from its past errors.
-        CrostonOptimized(prediction_intervals=ConformalIntervals(h=HORIZON, n_windows=2)),
-    ]
+        "CrostonOptimized": lambda: CrostonOptimized(
+            prediction_intervals=ConformalIntervals(h=HORIZON, n_windows=2)
+        ),
+    }
+    return [SeasonalNaive(season_length=SEASON), models[chosen]()]
 
 
 def _mase(errors: pd.Series, scale: float) -> float:
@@ -81,17 +84,23 @@ def forecast_categories(daily: pd.DataFrame, horizon: int = HORIZON) -> Forecast
         )
     history = frame.rename(columns={"unique_id": "category", "ds": "day", "y": "postings"})
     choice = frame.groupby("unique_id")["y"].apply(chosen_model)
-    engine = StatsForecast(models=_models(), freq="D", n_jobs=1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        predicted = engine.forecast(df=frame, h=horizon, level=[INTERVAL_LEVEL])
-        # Origins a week apart; before the first one at least two weeks to learn from.
-        backtest_horizon = min(horizon, days - SEASON * (BACKTEST_ORIGINS - 1) - 2 * SEASON)
-        cv = None
-        if backtest_horizon >= SEASON:
-            cv = engine.cross_validation(
-                df=frame, h=backtest_horizon, n_windows=BACKTEST_ORIGINS, step_size=SEASON
-            )
+    # Origins a week apart; before the first one at least two weeks to learn from.
+    backtest_horizon = min(horizon, days - SEASON * (BACKTEST_ORIGINS - 1) - 2 * SEASON)
+    predicted_parts, cv_parts = [], []
+    # AutoETS only where it is the chosen model: fitting it on every category, sparse ones
+    # included, was 12 of the 14 s this took at 20,000 postings.
+    for model, categories in choice.groupby(choice).groups.items():
+        group = frame[frame["unique_id"].isin(categories)]
+        engine = StatsForecast(models=_models(model), freq="D", n_jobs=1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            predicted_parts.append(engine.forecast(df=group, h=horizon, level=[INTERVAL_LEVEL]))
+            if backtest_horizon >= SEASON:
+                cv_parts.append(engine.cross_validation(
+                    df=group, h=backtest_horizon, n_windows=BACKTEST_ORIGINS, step_size=SEASON
+                ))
+    predicted = pd.concat(predicted_parts, ignore_index=True)
+    cv = pd.concat(cv_parts, ignore_index=True) if cv_parts else None
     rows = []
     for category, model in choice.items():
         part = predicted[predicted["unique_id"] == category]
