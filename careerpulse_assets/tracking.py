@@ -129,6 +129,7 @@ def _load_trained(run_id: str, fingerprint: str) -> TrainedClassifier | None:
         training_counts=summary["training_counts"],
         unlabelled_share=summary["unlabelled_share"],
         retrain_reason=summary["retrain_reason"],
+        evaluated_postings=summary.get("evaluated_postings"),
         retrained=False,
     )
 
@@ -152,6 +153,7 @@ def log_training(
     settings: str,
     unlabelled_share: float,
     retrain_reason: str | None = None,
+    evaluated_postings: int | None = None,
 ) -> TrainedClassifier:
     """Log one training to the active MLflow run, register the model, end the run."""
     run = mlflow.active_run()
@@ -170,6 +172,7 @@ def log_training(
             "metric": "cosine",
             "max_features": MAX_FEATURES if params.ngrams == 1 else MAX_FEATURES_WITH_BIGRAMS,
             "n_labelled": len(labelled.postings),
+            "n_evaluated": evaluated_postings,
             "n_classes": labelled.labels.nunique(),
             "reposts_removed": labelled.reposts_removed,
             "categories_too_rare": json.dumps(labelled.excluded_categories),
@@ -192,6 +195,7 @@ def log_training(
         "training_counts": {str(k): int(v) for k, v in labelled.labels.value_counts().items()},
         "unlabelled_share": unlabelled_share,
         "retrain_reason": retrain_reason,
+        "evaluated_postings": evaluated_postings,
     }
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder)
@@ -230,6 +234,7 @@ def log_training(
         training_counts=summary["training_counts"],
         unlabelled_share=unlabelled_share,
         retrain_reason=retrain_reason,
+        evaluated_postings=evaluated_postings,
         retrained=True,
     )
 

@@ -7,6 +7,7 @@ from careerpulse_assets.core.evaluation import (
     bootstrap_intervals,
     confusion_table,
     evaluate,
+    evaluation_set,
     knn_method,
     labelled_changes,
     labelled_set,
@@ -157,3 +158,14 @@ def test_selection_sample_is_stratified_and_keeps_rare_categories():
     assert counts["rare"] == min(40, SELECTION_MIN_PER_CATEGORY)
     assert len(set(sample)) == len(sample) and (np.diff(sample) > 0).all()
     assert (selection_sample(labels.head(500), max_postings=1_200) == np.arange(500)).all()
+
+
+def test_evaluation_runs_on_a_stratified_sample_only_above_the_cap(silver):
+    copies = [silver.assign(posting_id=silver["posting_id"] + 10_000 * n, title=silver["title"] + f" {n}")
+              for n in range(5)]  # 70 postings per category, more than the 25 each keeps
+    labelled = labelled_set(pd.concat(copies, ignore_index=True))
+    assert evaluation_set(labelled, max_postings=len(labelled.postings)) is labelled
+    sample = evaluation_set(labelled, max_postings=len(labelled.postings) // 2)
+    assert len(sample.postings) < len(labelled.postings)
+    assert set(sample.labels) == set(labelled.labels)  # every category is still there
+    assert sample.postings["posting_id"].isin(labelled.postings["posting_id"]).all()

@@ -21,6 +21,7 @@ from ..core.classifier import TrainedClassifier, impute_categories
 from ..core.evaluation import (
     MIN_POSTINGS_PER_CATEGORY,
     evaluate,
+    evaluation_set,
     knn_method,
     labelled_changes,
     labelled_set,
@@ -103,7 +104,8 @@ class KnnClassifierConfig(Config):
     description="TF-IDF + cosine KNN that learns the category from title and description. "
     "Vote rule (uniform / distance), class-prior correction, title weight, word pairs and k are "
     "chosen by stratified 5-fold CV on macro-F1; scored on a stratified 80/20 hold-out and a "
-    "time-ordered split; refitted on all labelled postings and registered in MLflow as "
+    "time-ordered split (of a stratified sample of 20,000 when there are more); refitted on all "
+    "labelled postings and registered in MLflow as "
     f"`{REGISTERED_MODEL_NAME}`. Retrains when the labelled postings (or their taxonomy) "
     "changed, once after category drift was flagged on it, or when forced by config.",
 )
@@ -168,17 +170,23 @@ def _train_or_reuse(
         f"training on {len(labelled.postings)} labelled postings in "
         f"{labelled.labels.nunique()} categories ({labelled.reposts_removed} reposts removed)"
     )
-    holdout = evaluate(labelled, knn_method(grid), "holdout")
+    evaluated = evaluation_set(labelled)
+    if evaluated is not labelled:
+        context.log.info(
+            f"evaluating on a stratified sample of {len(evaluated.postings):,} of "
+            f"{len(labelled.postings):,} labelled postings"
+        )
+    holdout = evaluate(evaluated, knn_method(grid), "holdout")
     context.log.info(f"hold-out: {holdout.chosen}: {holdout.metrics}")
-    time_ordered = evaluate(labelled, knn_method(grid), "time")
+    time_ordered = evaluate(evaluated, knn_method(grid), "time")
     context.log.info(f"time-ordered split: {time_ordered.chosen}: {time_ordered.metrics}")
-    comparison = evaluate(labelled, logistic_regression_method, "holdout")
+    comparison = evaluate(evaluated, logistic_regression_method, "holdout")
     context.log.info(f"logistic regression (comparison only): {comparison.metrics}")
     # The setting scored on the hold-out is the one deployed, refitted on every posting.
     model = fit_knn(labelled.postings, labelled.labels, holdout.fitted.knn_params)
     return log_training(
         model, labelled, holdout, time_ordered, comparison, fingerprint, settings,
-        unlabelled_share, retrain_reason,
+        unlabelled_share, retrain_reason, evaluated_postings=len(evaluated.postings),
     )
 
 
@@ -225,6 +233,8 @@ def _classifier_metadata(trained: TrainedClassifier) -> dict:
         "chosen": trained.chosen,
         **{f"holdout_{name}": value for name, value in trained.holdout.items()},
         "holdout_postings": trained.n_holdout,
+        "evaluated_on_postings": trained.evaluated_postings,
+        "trained_on_postings": sum(trained.training_counts.values()),
         "categories_too_rare_to_learn": trained.excluded_categories,
         "most_confused": trained.most_confused,
         "reliability": MetadataValue.table(

@@ -34,6 +34,8 @@ class TrainedClassifier:
     retrain_reason: str | None = None  # set when trained although the labels were unchanged
     # Reused although some labelled postings changed since training (too few to retrain for).
     labelled_changes_since_training: int = 0
+    # Learnable postings the hold-out and time-ordered evaluations ran on (all, or a sample).
+    evaluated_postings: int | None = None
 
 
 def impute_categories(
