@@ -67,3 +67,16 @@ def test_too_few_postings_for_any_k():
     frame["category"] = ["A", "B"] * (len(frame) // 2)
     with pytest.raises(NotEnoughLabels):
         select_knn(frame.head(4), frame.head(4)["category"], KnnGrid(ks=(5,)))
+
+
+def test_macro_f1_equals_scikit_learn_including_classes_absent_from_one_side():
+    from sklearn.metrics import f1_score
+
+    from careerpulse_assets.core.selection import macro_f1
+
+    rng = np.random.default_rng(7)
+    for _ in range(50):
+        true = rng.integers(0, 6, size=40)
+        predicted = np.where(rng.random(40) < 0.6, true, rng.integers(0, 8, size=40))
+        expected = f1_score(true, predicted, average="macro", zero_division=0)
+        assert macro_f1(true, predicted, 8) == pytest.approx(expected, abs=1e-12)

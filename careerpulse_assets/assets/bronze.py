@@ -158,11 +158,13 @@ def _record(context, page: RawPage, outcome, tally: Tally, may_stop_at_stored_pa
     tally.quarantined += outcome.quarantined
     if page.error:
         context.log.warning(f"{page.source} page {page.page} quarantined: {page.error}")
-    log = context.log.info if tally.pages % PROGRESS_EVERY_PAGES == 0 else context.log.debug
-    log(
-        f"{tally.pages} pages read ({page.source} page {page.page}): {tally.read} items, "
-        f"{tally.inserted} new, {tally.quarantined} quarantined"
-    )
+    # Every log line is an event written to the instance's event log (5 ms each in SQLite): a
+    # line per page was a sixth of a 5,000-page crawl.
+    if tally.pages % PROGRESS_EVERY_PAGES == 0:
+        context.log.info(
+            f"{tally.pages} pages read ({page.source} page {page.page}): {tally.read} items, "
+            f"{tally.inserted} new, {tally.quarantined} quarantined"
+        )
     # A listing runs newest first: once a whole page is stored, so is the rest of it.
     if may_stop_at_stored_page and outcome.all_known:
         context.log.info(f"{page.source} page {page.page} holds only stored postings: done")
