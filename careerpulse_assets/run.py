@@ -59,10 +59,15 @@ def summary_lines(result, settings, seconds: float) -> list[str]:
         materialization = event.step_materialization_data.materialization
         if materialization.asset_key.to_user_string() == "knn_classifier":
             meta = materialization.metadata
+            if meta["retrained"].value:
+                how = "trained"
+            else:
+                changed = meta["labelled_changes_since_training"].value
+                how = f"reused, {changed} labelled postings changed since" if changed else (
+                    "reused, labels unchanged"
+                )
             lines.append(
-                f"  classifier         {meta['chosen'].value} "
-                f"({'trained' if meta['retrained'].value else 'reused, labels unchanged'}: "
-                f"{meta['model_version'].value})"
+                f"  classifier         {meta['chosen'].value} ({how}: {meta['model_version'].value})"
             )
             lines.append(
                 f"  hold-out           accuracy {meta['holdout_accuracy'].value:.3f}, "
