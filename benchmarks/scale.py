@@ -15,7 +15,8 @@ the loopback stand-in of The Muse API, and in a fresh CAREERPULSE_HOME:
    over Pipeline(tfidf, knn) on the same folds (GridSearchCV only up to 20k: it is the slow one).
 
 Writes its tables into BENCHMARKS.md between the `make bench` markers (other sections stay).
-`--profile DIR` runs the first full run of each N under pyinstrument and saves text reports.
+`--profile DIR` runs both runs of each N under pyinstrument and saves text reports there (the
+times in the tables then include the profiler's overhead).
 """
 
 from __future__ import annotations
@@ -144,7 +145,8 @@ def measure(items: list[dict], n: int, profile_dir: Path | None) -> SizeFigures:
         print(figures.full.summary, flush=True)
         stub.items += newer
         print(f"[{n:,}] incremental run after one new page ...", flush=True)
-        figures.incremental = run_make_run(env)
+        profile = profile_dir / f"incremental_run_{n}.txt" if profile_dir else None
+        figures.incremental = run_make_run(env, profile)
         print(figures.incremental.summary, flush=True)
         in_process_comparisons(figures, Path(home))
     return figures

@@ -56,15 +56,22 @@ SUMMARY_KEYS = (
 log = logging.getLogger(__name__)
 
 
-def find_trained(fingerprint: str, experiment_id: str) -> TrainedClassifier | None:
-    """The registered model of a finished run trained on exactly this data, if there is one."""
+def find_trained(
+    fingerprint: str, experiment_id: str, stored: TrainedClassifier | None = None
+) -> TrainedClassifier | None:
+    """The registered model of a finished run trained on exactly this data, if there is one.
+
+    `stored` is the classifier the last run handed downstream: when it came from the same
+    MLflow run its fitted model is used as it is, instead of being loaded again from the
+    registry (4.4 s through skops at 100,000 postings, against 0.5 s for the stored pickle).
+    """
     # A run retrained for drift shares its fingerprint with the one before: take the newest.
     run_id = _newest_finished_run(experiment_id, FINGERPRINT_TAG, fingerprint)
-    return None if run_id is None else _load_trained(run_id, fingerprint)
+    return None if run_id is None else _load_trained(run_id, fingerprint, stored)
 
 
 def find_latest_trained(
-    settings: str, experiment_id: str
+    settings: str, experiment_id: str, stored: TrainedClassifier | None = None
 ) -> tuple[TrainedClassifier, np.ndarray] | None:
     """The newest model trained with these settings on any data, and the row hashes of the
     labelled postings it learned from (`LabelledSet.row_hashes`)."""
@@ -77,7 +84,7 @@ def find_latest_trained(
         log.warning("run %s cannot be reused, its labelled rows are unreadable: %s", run_id, exc)
         return None
     run = mlflow.get_run(run_id)
-    trained = _load_trained(run_id, run.data.tags.get(FINGERPRINT_TAG, ""))
+    trained = _load_trained(run_id, run.data.tags.get(FINGERPRINT_TAG, ""), stored)
     return None if trained is None else (trained, rows)
 
 
@@ -92,7 +99,9 @@ def _newest_finished_run(experiment_id: str, tag: str, value: str) -> str | None
     return runs[0].info.run_id if runs else None
 
 
-def _load_trained(run_id: str, fingerprint: str) -> TrainedClassifier | None:
+def _load_trained(
+    run_id: str, fingerprint: str, stored: TrainedClassifier | None = None
+) -> TrainedClassifier | None:
     versions = mlflow.MlflowClient().search_model_versions(
         f"name='{REGISTERED_MODEL_NAME}' and run_id='{run_id}'"
     )
@@ -114,8 +123,9 @@ def _load_trained(run_id: str, fingerprint: str) -> TrainedClassifier | None:
         log.warning("run %s cannot be reused, its evaluation lacks %s", run_id, missing)
         return None
     model_uri = f"models:/{REGISTERED_MODEL_NAME}/{version}"
+    same_run = stored is not None and stored.mlflow_run_id == run_id
     return TrainedClassifier(
-        model=mlflow.sklearn.load_model(model_uri),
+        model=stored.model if same_run else mlflow.sklearn.load_model(model_uri),
         chosen=summary["chosen"],
         holdout=summary["holdout"],
         n_holdout=summary["n_holdout"],

@@ -1,4 +1,7 @@
+import logging
+import pickle
 from dataclasses import replace
+from pathlib import Path
 
 import mlflow
 import pandas as pd
@@ -100,7 +103,7 @@ class KnnClassifierConfig(Config):
     pool=DUCKDB_POOL,  # it reads silver from DuckDB
     io_manager_key="model_io_manager",
     # dagster-mlflow is a legacy resource, so both are named here rather than as arguments.
-    required_resource_keys={"mlflow", "duckdb"},
+    required_resource_keys={"mlflow", "duckdb", "model_io_manager"},
     description="TF-IDF + cosine KNN that learns the category from title and description. "
     "Vote rule (uniform / distance), class-prior correction, title weight, word pairs and k are "
     "chosen by stratified 5-fold CV on macro-F1; scored on a stratified 80/20 hold-out and a "
@@ -143,8 +146,9 @@ def _train_or_reuse(
     experiment_id = mlflow.active_run().info.experiment_id
     retrain_reason = "forced by config" if config.force_retrain else None
     if retrain_reason is None:
-        previous = find_trained(fingerprint, experiment_id) or _reusable_despite_changes(
-            context, labelled, settings, experiment_id, config.retrain_at_labelled_change
+        stored = _stored_classifier(context)
+        previous = find_trained(fingerprint, experiment_id, stored) or _reusable_despite_changes(
+            context, labelled, settings, experiment_id, config.retrain_at_labelled_change, stored
         )
         flagged = drift_flagged_model(context.instance)
         if previous is not None and flagged == previous.model_version:
@@ -191,10 +195,15 @@ def _train_or_reuse(
 
 
 def _reusable_despite_changes(
-    context: AssetExecutionContext, labelled, settings: str, experiment_id: str, threshold: float
+    context: AssetExecutionContext,
+    labelled,
+    settings: str,
+    experiment_id: str,
+    threshold: float,
+    stored: TrainedClassifier | None,
 ) -> TrainedClassifier | None:
     """The newest model with these settings, when few enough labelled postings changed since."""
-    latest = find_latest_trained(settings, experiment_id)
+    latest = find_latest_trained(settings, experiment_id, stored)
     if latest is None:
         return None
     trained, trained_on = latest
@@ -206,6 +215,21 @@ def _reusable_despite_changes(
         )
         return None
     return replace(trained, labelled_changes_since_training=changed)
+
+
+def _stored_classifier(context: AssetExecutionContext) -> TrainedClassifier | None:
+    """What the last materialisation handed downstream (the model IO manager's pickle), if any."""
+    base_dir = getattr(context.resources.model_io_manager, "base_dir", None)
+    path = Path(base_dir) / "knn_classifier" if base_dir else None
+    if path is None or not path.exists():
+        return None
+    try:
+        with path.open("rb") as stored:
+            classifier = pickle.load(stored)
+    except Exception as exc:  # unreadable or from an incompatible version: use the registry
+        logging.getLogger(__name__).warning("stored classifier %s unreadable: %s", path, exc)
+        return None
+    return classifier if isinstance(classifier, TrainedClassifier) else None
 
 
 def drift_flagged_model(instance) -> str | None:
