@@ -109,8 +109,9 @@ class KnnClassifierConfig(Config):
     "chosen by stratified 5-fold CV on macro-F1; scored on a stratified 80/20 hold-out and a "
     "time-ordered split (of a stratified sample of 20,000 when there are more); refitted on all "
     "labelled postings and registered in MLflow as "
-    f"`{REGISTERED_MODEL_NAME}`. Retrains when the labelled postings (or their taxonomy) "
-    "changed, once after category drift was flagged on it, or when forced by config.",
+    f"`{REGISTERED_MODEL_NAME}`. Retrains when 5 % or more of the labelled postings (or their "
+    "taxonomy) changed since the model it would reuse, when its settings or code changed, once "
+    "after category drift was flagged on it, or when forced by config.",
 )
 def knn_classifier(
     context: AssetExecutionContext, config: KnnClassifierConfig
