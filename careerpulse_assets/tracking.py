@@ -70,11 +70,10 @@ def find_trained(
     return None if run_id is None else _load_trained(run_id, fingerprint, stored)
 
 
-def find_latest_trained(
-    settings: str, experiment_id: str, stored: TrainedClassifier | None = None
-) -> tuple[TrainedClassifier, np.ndarray] | None:
-    """The newest model trained with these settings on any data, and the row hashes of the
-    labelled postings it learned from (`LabelledSet.row_hashes`)."""
+def find_latest_trained(settings: str, experiment_id: str) -> tuple[str, np.ndarray] | None:
+    """The newest finished run trained with these settings on any data, and the row hashes of
+    the labelled postings it learned from (`LabelledSet.row_hashes`); load it with
+    `load_trained`."""
     run_id = _newest_finished_run(experiment_id, SETTINGS_TAG, settings_fingerprint(settings))
     if run_id is None:
         return None
@@ -83,9 +82,13 @@ def find_latest_trained(
     except (MlflowException, OSError, ValueError) as exc:
         log.warning("run %s cannot be reused, its labelled rows are unreadable: %s", run_id, exc)
         return None
-    run = mlflow.get_run(run_id)
-    trained = _load_trained(run_id, run.data.tags.get(FINGERPRINT_TAG, ""), stored)
-    return None if trained is None else (trained, rows)
+    return run_id, rows
+
+
+def load_trained(run_id: str, stored: TrainedClassifier | None = None) -> TrainedClassifier | None:
+    """The registered model of a finished run and its evaluation (see `find_trained`)."""
+    fingerprint = mlflow.get_run(run_id).data.tags.get(FINGERPRINT_TAG, "")
+    return _load_trained(run_id, fingerprint, stored)
 
 
 def _newest_finished_run(experiment_id: str, tag: str, value: str) -> str | None:

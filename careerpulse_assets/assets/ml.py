@@ -37,6 +37,7 @@ from ..tracking import (
     discard_active_run,
     find_latest_trained,
     find_trained,
+    load_trained,
     log_training,
     training_fingerprint,
 )
@@ -102,7 +103,8 @@ class KnnClassifierConfig(Config):
     tags={"layer": "ml"},
     pool=DUCKDB_POOL,  # it reads silver from DuckDB
     io_manager_key="model_io_manager",
-    # dagster-mlflow is a legacy resource, so both are named here rather than as arguments.
+    # dagster-mlflow is a legacy resource, so resources are named here rather than as arguments;
+    # the model IO manager's folder holds the classifier the last run stored.
     required_resource_keys={"mlflow", "duckdb", "model_io_manager"},
     description="TF-IDF + cosine KNN that learns the category from title and description. "
     "Vote rule (uniform / distance), class-prior correction, title weight, word pairs and k are "
@@ -147,9 +149,9 @@ def _train_or_reuse(
     experiment_id = mlflow.active_run().info.experiment_id
     retrain_reason = "forced by config" if config.force_retrain else None
     if retrain_reason is None:
-        stored = _stored_classifier(context)
-        previous = find_trained(fingerprint, experiment_id, stored) or _reusable_despite_changes(
-            context, labelled, settings, experiment_id, config.retrain_at_labelled_change, stored
+        previous = _reusable_model(
+            context, labelled, settings, fingerprint, experiment_id,
+            config.retrain_at_labelled_change,
         )
         flagged = drift_flagged_model(context.instance)
         if previous is not None and flagged == previous.model_version:
@@ -195,27 +197,34 @@ def _train_or_reuse(
     )
 
 
-def _reusable_despite_changes(
+def _reusable_model(
     context: AssetExecutionContext,
     labelled,
     settings: str,
+    fingerprint: str,
     experiment_id: str,
     threshold: float,
-    stored: TrainedClassifier | None,
 ) -> TrainedClassifier | None:
-    """The newest model with these settings, when few enough labelled postings changed since."""
-    latest = find_latest_trained(settings, experiment_id, stored)
+    """A model trained on exactly these labelled postings, or else the newest one with these
+    settings when fewer than `threshold` of its labelled postings changed since."""
+    # The stored classifier lives only in this function: a training must not keep it in memory.
+    stored = _stored_classifier(context)
+    exact = find_trained(fingerprint, experiment_id, stored)
+    if exact is not None:
+        return exact
+    latest = find_latest_trained(settings, experiment_id)
     if latest is None:
         return None
-    trained, trained_on = latest
+    run_id, trained_on = latest
     changed, share = labelled_changes(trained_on, labelled.row_hashes())
     if share >= threshold:
         context.log.info(
-            f"{changed} labelled postings changed since {trained.model_version} ({share:.1%}, "
+            f"{changed} labelled postings changed since MLflow run {run_id} ({share:.1%}, "
             f"retraining from {threshold:.0%}): training"
         )
         return None
-    return replace(trained, labelled_changes_since_training=changed)
+    trained = load_trained(run_id, stored)
+    return None if trained is None else replace(trained, labelled_changes_since_training=changed)
 
 
 def _stored_classifier(context: AssetExecutionContext) -> TrainedClassifier | None:
