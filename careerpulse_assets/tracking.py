@@ -117,6 +117,9 @@ def _load_trained(
             mlflow.artifacts.download_artifacts(f"runs:/{run_id}/confusion_holdout.csv"),
             index_col=0,
         )
+        picture = Path(
+            mlflow.artifacts.download_artifacts(f"runs:/{run_id}/confusion_holdout.png")
+        ).read_bytes()
     except (MlflowException, OSError, ValueError) as exc:
         log.warning("run %s cannot be reused, its evaluation is unreadable: %s", run_id, exc)
         return None
@@ -139,6 +142,7 @@ def _load_trained(
         reliability=summary["reliability"],
         most_confused=summary["most_confused"],
         confusion=confusion,
+        confusion_png=picture,
         training_counts=summary["training_counts"],
         unlabelled_share=summary["unlabelled_share"],
         retrain_reason=summary["retrain_reason"],
@@ -216,9 +220,10 @@ def log_training(
         time_ordered.per_class.to_csv(out / "per_class_time_split.csv", index=False)
         holdout.confusion.to_csv(out / "confusion_holdout.csv")
         holdout.reliability.to_csv(out / "reliability_holdout.csv", index=False)
-        (out / "confusion_holdout.png").write_bytes(confusion_png(holdout.confusion))
+        picture = confusion_png(holdout.confusion)
+        (out / "confusion_holdout.png").write_bytes(picture)
         (out / "evaluation.json").write_text(json.dumps(summary, indent=2))
-        np.save(out / LABELLED_ROWS_ARTIFACT, labelled.row_hashes())
+        np.save(out / LABELLED_ROWS_ARTIFACT, labelled.row_hashes)
         mlflow.log_artifacts(folder)
 
     example = model_input(labelled.postings.head(3))
@@ -244,6 +249,7 @@ def log_training(
         reliability=summary["reliability"],
         most_confused=summary["most_confused"],
         confusion=holdout.confusion,
+        confusion_png=picture,
         training_counts=summary["training_counts"],
         unlabelled_share=unlabelled_share,
         retrain_reason=retrain_reason,

@@ -143,11 +143,11 @@ def test_labelled_changes_count_new_relabelled_and_gone_postings(silver):
     relabelled.loc[first_labelled, "category"] = "Sales"
     relabelled = relabelled.drop(index=relabelled.index[-1])
     after = labelled_set(relabelled)
-    changed, share = labelled_changes(before.row_hashes(), after.row_hashes())
+    changed, share = labelled_changes(before.row_hashes, after.row_hashes)
     gone = 1 if silver.iloc[-1]["category"] is not None else 0
     assert changed == 2 + gone
     assert share == pytest.approx(changed / len(before.postings))
-    assert labelled_changes(before.row_hashes(), labelled_set(silver.iloc[::-1]).row_hashes()) == (0, 0.0)
+    assert labelled_changes(before.row_hashes, labelled_set(silver.iloc[::-1]).row_hashes) == (0, 0.0)
 
 
 def test_selection_sample_is_stratified_and_keeps_rare_categories():

@@ -216,7 +216,7 @@ def _reusable_model(
     if latest is None:
         return None
     run_id, trained_on = latest
-    changed, share = labelled_changes(trained_on, labelled.row_hashes())
+    changed, share = labelled_changes(trained_on, labelled.row_hashes)
     if share >= threshold:
         context.log.info(
             f"{changed} labelled postings changed since MLflow run {run_id} ({share:.1%}, "
@@ -290,7 +290,7 @@ def _classifier_metadata(trained: TrainedClassifier) -> dict:
     }
     if trained.confusion is not None:
         metadata["confusion_matrix"] = png_markdown(
-            confusion_png(trained.confusion), "hold-out confusion matrix"
+            trained.confusion_png or confusion_png(trained.confusion), "hold-out confusion matrix"
         )
     return metadata
 

@@ -26,6 +26,7 @@ class TrainedClassifier:
     reliability: list[dict] = field(default_factory=list)  # accuracy by confidence bucket
     most_confused: list[dict] = field(default_factory=list)
     confusion: pd.DataFrame | None = None  # hold-out confusion matrix, true × predicted
+    confusion_png: bytes | None = None  # the same as a picture, drawn once when trained
     # The reference for drift: the category mix it learned, and the share of postings that had
     # no category when it was trained.
     training_counts: dict[str, int] = field(default_factory=dict)
