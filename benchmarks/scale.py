@@ -170,8 +170,9 @@ def in_process_comparisons(figures: SizeFigures, home: Path) -> None:
     started = time.perf_counter()
     x_new = features.transform(unlabelled)
     figures.vectorise_per_s = len(unlabelled) / (time.perf_counter() - started)
-    # scikit-learn's classifier on the same training matrix and labels and the same vote rule
-    # (it has no class-prior correction; the model chosen here uses none or it is counted).
+    # scikit-learn's classifier on the same training matrix, labels and vote rule. It has no
+    # class-prior correction: when the chosen model uses one, "same predictions" says how many
+    # predictions the correction changes.
     baseline = KNeighborsClassifier(n_neighbors=knn.n_neighbors, metric="cosine",
                                     algorithm="brute", weights=knn.vote)
     baseline.fit(knn.training_matrix_, knn.classes_[knn.train_labels_])
