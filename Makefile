@@ -18,10 +18,12 @@ test: $(INSTALLED)
 ui: $(INSTALLED) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
-# The whole graph at 2k, 20k and 100k postings (about 20 minutes); rewrites its part of BENCHMARKS.md.
+# The whole graph at 2k, 20k and 100k postings (about 20 minutes); rewrites its part of
+# BENCHMARKS.md. Other sizes: make bench BENCH_SIZES="2000 50000".
 SHARED_MUSE ?= ../shared/data/muse
+BENCH_SIZES ?=
 bench: $(INSTALLED)
-	$(BIN)/python -m benchmarks.scale $(SHARED_MUSE)
+	$(BIN)/python -m benchmarks.scale $(SHARED_MUSE) $(BENCH_SIZES)
 
 $(INSTALLED): setup.py pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
