@@ -16,8 +16,9 @@ def test_imputation_fills_only_missing_categories_with_confidence_and_version():
     frame = silver(synthetic_postings())
     labelled = labelled_set(frame)
     model = fit_knn(labelled.postings, labelled.labels, KnnParams(k=3))
-    imputed = impute_categories(frame, model, "models:/careerpulse-knn-category/1")
+    imputed, predicted = impute_categories(frame, model, "models:/careerpulse-knn-category/1")
 
+    assert predicted == frame["category"].isna().sum()
     assert imputed["category"].notna().all()
     was_missing = frame["category"].isna()
     assert imputed["is_imputed"].tolist() == was_missing.tolist()
@@ -48,11 +49,12 @@ def test_earlier_imputations_of_the_same_rows_are_kept_and_only_the_rest_predict
         "category": ["Remembered", "Stale"],
         "imputation_confidence": [0.42, 0.42],
     })
-    imputed = impute_categories(frame, model, "models:/careerpulse-knn-category/1", earlier)
+    imputed, predicted = impute_categories(frame, model, "models:/careerpulse-knn-category/1", earlier)
+    assert predicted == len(missing) - 1  # all but the one kept
     by_id = imputed.set_index("posting_id")
     assert by_id.loc[kept["posting_id"], "category"] == "Remembered"
     assert by_id.loc[kept["posting_id"], "imputation_confidence"] == 0.42
     assert by_id.loc[edited["posting_id"], "category"] in model.classes_
-    fresh = impute_categories(frame, model, "models:/careerpulse-knn-category/1")
+    fresh, _ = impute_categories(frame, model, "models:/careerpulse-knn-category/1")
     others = ~imputed["posting_id"].isin([kept["posting_id"]])
     pd.testing.assert_frame_equal(imputed[others], fresh[others])

@@ -1,4 +1,3 @@
-import logging
 import pickle
 from dataclasses import replace
 from pathlib import Path
@@ -237,7 +236,7 @@ def _stored_classifier(context: AssetExecutionContext) -> TrainedClassifier | No
         with path.open("rb") as stored:
             classifier = pickle.load(stored)
     except Exception as exc:  # unreadable or from an incompatible version: use the registry
-        logging.getLogger(__name__).warning("stored classifier %s unreadable: %s", path, exc)
+        context.log.warning(f"stored classifier {path} unreadable, loading from MLflow: {exc}")
         return None
     return classifier if isinstance(classifier, TrainedClassifier) else None
 
@@ -312,27 +311,21 @@ def imputed_silver(
     with duckdb.get_connection() as connection:
         postings = connection.execute(POSTINGS_SQL).fetchdf()
         earlier = _earlier_imputations(connection, knn_classifier.model_version)
-    imputed = impute_categories(
+    imputed, predicted = impute_categories(
         postings, knn_classifier.model, knn_classifier.model_version, earlier
-    ).drop(columns=["description_text"])
+    )
+    imputed = imputed.drop(columns=["description_text"])
     confidence = imputed.loc[imputed["is_imputed"], "imputation_confidence"]
     context.add_output_metadata(
         {
             "imputed_postings": int(imputed["is_imputed"].sum()),
-            "predicted_in_this_run": int(imputed["is_imputed"].sum()) - _kept(imputed, earlier),
+            "predicted_in_this_run": predicted,
             "mean_imputation_confidence": float(confidence.mean()) if len(confidence) else None,
             "model_version": knn_classifier.model_version,
             "imputed_rows": preview(imputed[imputed["is_imputed"]].drop(columns=["categories", "locations"])),
         }
     )
     return imputed
-
-
-def _kept(imputed: pd.DataFrame, earlier: pd.DataFrame | None) -> int:
-    if earlier is None:
-        return 0
-    keys = ["posting_id", "bronze_row_id"]
-    return len(imputed.loc[imputed["is_imputed"], keys].merge(earlier[keys], on=keys))
 
 
 def _earlier_imputations(connection, model_version: str) -> pd.DataFrame | None:

@@ -44,8 +44,9 @@ def impute_categories(
     model: Pipeline,
     model_version: str,
     earlier: pd.DataFrame | None = None,
-) -> pd.DataFrame:
-    """Every silver posting, with a category: observed ones kept, missing ones predicted.
+) -> tuple[pd.DataFrame, int]:
+    """Every silver posting, with a category: observed ones kept, missing ones predicted; and
+    how many were predicted (the rest were observed or kept from `earlier`).
 
     `imputation_confidence` is the winning category's share of the (weighted, prior-corrected)
     neighbour votes; it and `model_version` are NULL on rows whose category was observed.
@@ -70,4 +71,4 @@ def impute_categories(
         probabilities = model.predict_proba(model_input(imputed.loc[to_predict]))
         imputed.loc[to_predict, "category"] = model.classes_[probabilities.argmax(axis=1)]
         imputed.loc[to_predict, "imputation_confidence"] = probabilities.max(axis=1)
-    return imputed
+    return imputed, int(to_predict.sum())
