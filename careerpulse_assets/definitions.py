@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dagster import Definitions, EnvVar, FilesystemIOManager, in_process_executor
-from dagster_duckdb import DuckDBResource
 
 from .assets.bronze import bronze_postings
 from .assets.gold import gold_category_forecast, gold_daily_counts
@@ -18,7 +17,7 @@ from .checks import (
     silver_posting_id_unique,
 )
 from .jobs import careerpulse_all_job, daily_retraining_schedule, ingestion_job, retraining_job
-from .resources import CareerPulseDuckDBIOManager, MuseApi, mlflow_tracking
+from .resources import CareerPulseDuckDB, CareerPulseDuckDBIOManager, MuseApi, mlflow_tracking
 from .sensors import muse_new_pages_sensor
 from .settings import Settings
 
@@ -37,7 +36,7 @@ def build_resources(settings: Settings) -> dict:
             crawl_categories=list(settings.crawl_categories),
             crawl_levels=list(settings.crawl_levels),
         ),
-        "duckdb": DuckDBResource(database=str(settings.duckdb_path)),
+        "duckdb": CareerPulseDuckDB(database=str(settings.duckdb_path)),
         "io_manager": CareerPulseDuckDBIOManager(database=str(settings.duckdb_path)),
         "model_io_manager": FilesystemIOManager(base_dir=str(settings.storage_dir)),
         "mlflow": mlflow_tracking.configured(

@@ -18,6 +18,7 @@ from dagster import (
     resource,
 )
 from dagster._core.storage.db_io_manager import TableSlice
+from dagster_duckdb import DuckDBResource
 from dagster_duckdb_pandas import DuckDBPandasIOManager, DuckDBPandasTypeHandler
 from dagster_mlflow.resources import CONFIG_SCHEMA as MLFLOW_CONFIG_SCHEMA
 from dagster_mlflow.resources import MlFlow
@@ -27,6 +28,7 @@ from .core.postings import InvalidPosting, check_item, parse_publication_date
 from .muse.archive import iter_archive_pages
 from .muse.client import fetch_page, iter_api_pages, make_session
 from .muse.pages import RawPage
+from .recovery import WORKER_TAG, worker_identity
 from .settings import DEFAULT_MUSE_BASE_URL
 
 
@@ -113,6 +115,20 @@ class MuseApi(ConfigurableResource):
         }
 
 
+def name_the_worker(context: InitResourceContext) -> None:
+    """Tag the run with this process, so that a later run can tell when it died (recovery.py)."""
+    instance, run = context.instance, context.dagster_run
+    if instance is not None and run is not None and run.tags.get(WORKER_TAG) != worker_identity():
+        instance.add_run_tags(run.run_id, {WORKER_TAG: worker_identity()})
+
+
+class CareerPulseDuckDB(DuckDBResource):
+    """The DuckDB file. A run that opens it names its worker process in a run tag."""
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        name_the_worker(context)
+
+
 class ReplacingDuckDBPandasTypeHandler(DuckDBPandasTypeHandler):
     """Writes a whole (unpartitioned) table with CREATE OR REPLACE.
 
@@ -150,6 +166,9 @@ class CareerPulseDuckDBIOManager(DuckDBPandasIOManager):
     @staticmethod
     def type_handlers():
         return [ReplacingDuckDBPandasTypeHandler()]
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        name_the_worker(context)
 
 
 def ensure_experiment(tracking_uri: str, name: str, artifact_location: str) -> None:

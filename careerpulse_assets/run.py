@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -116,12 +118,66 @@ def _not_materialized(result, asset_names: list[str]) -> list[str]:
     return [f"  not materialised in this run: {', '.join(missing)} (tables keep earlier contents)"]
 
 
+# A run waiting for the DuckDB pool says so this soon, then this often.
+WAIT_FIRST_SAY_SECONDS = 3.0
+WAIT_SAY_EVERY_SECONDS = 30.0
+
+
+def say(line: str) -> None:
+    print(f"careerpulse: {line}", flush=True)
+
+
+@contextmanager
+def watching_the_pool(instance, pool: str, run_id: str):
+    """While the run waits for a slot of `pool`, say who holds it; and should the holder die
+    while we wait, recover it (mark it failed, free its slot) so the wait ends."""
+    from .recovery import recover_dead_runs, slot_holders
+
+    stop = threading.Event()
+
+    def watch() -> None:
+        waiting_since, said_at = None, None
+        while not stop.wait(1.0):
+            info = instance.event_log_storage.get_concurrency_info(pool)
+            waiting = [s.step_key for s in info.pending_steps
+                       if s.run_id == run_id and s.assigned_timestamp is None]
+            # Steps of this run also wait for each other's slot: only other holders are news.
+            holders = slot_holders(instance, pool, except_run=run_id) if waiting else []
+            if not holders:
+                waiting_since = said_at = None
+                continue
+            now = time.monotonic()
+            waiting_since = waiting_since or now
+            for line in recover_dead_runs(instance):
+                say(line)
+            if now - waiting_since >= WAIT_FIRST_SAY_SECONDS and (
+                said_at is None or now - said_at >= WAIT_SAY_EVERY_SECONDS
+            ):
+                say(
+                    f"step {', '.join(waiting)} waits for pool {pool} "
+                    f"({now - waiting_since:.0f} s), held by {'; '.join(holders)}"
+                )
+                said_at = now
+
+    thread = threading.Thread(target=watch, daemon=True, name="careerpulse-pool-watch")
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
 def main() -> int:
     from dagster import BetaWarning, DagsterInstance
 
     warnings.filterwarnings("ignore", category=BetaWarning)  # dagster-mlflow is marked beta
 
+    from dagster._core.utils import make_new_run_id
+
+    from .assets.common import DUCKDB_POOL
     from .definitions import build_definitions
+    from .recovery import WORKER_TAG, recover_dead_runs, worker_identity
     from .settings import Settings, SettingsError
 
     try:
@@ -134,12 +190,18 @@ def main() -> int:
     job = defs.resolve_job_def("careerpulse_all")
     started = time.monotonic()
     with DagsterInstance.get() as instance:
-        result = job.execute_in_process(
-            instance=instance,
-            raise_on_error=False,
-            # Step starts, page counts and failures; Dagster's DEBUG events stay in the UI.
-            run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
-        )
+        for line in recover_dead_runs(instance):
+            say(line)
+        run_id = make_new_run_id()
+        with watching_the_pool(instance, DUCKDB_POOL, run_id):
+            result = job.execute_in_process(
+                instance=instance,
+                run_id=run_id,
+                tags={WORKER_TAG: worker_identity()},
+                raise_on_error=False,
+                # Step starts, page counts and failures; Dagster's DEBUG events stay in the UI.
+                run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+            )
     print("\n".join(summary_lines(result, settings, time.monotonic() - started)))
     return 0 if result.success else 1
 

@@ -5,6 +5,7 @@ import json
 import time
 
 from dagster import (
+    DagsterInvariantViolationError,
     DefaultSensorStatus,
     RunRequest,
     SensorEvaluationContext,
@@ -14,6 +15,7 @@ from dagster import (
 
 from .jobs import careerpulse_all_job
 from .muse.client import MuseApiError
+from .recovery import recover_dead_runs
 from .resources import MuseApi
 
 # One request per tick: 12 an hour, a small share of the 500 an hour allowed without a key.
@@ -32,10 +34,20 @@ def backoff_seconds(failures: int) -> int:
     default_status=DefaultSensorStatus.STOPPED,
     description="Polls page 0 of the Muse listing (newest first) once per tick and requests a "
     "run of the whole graph when the newest posting or the total changed. A failing API makes "
-    "it skip with the reason and back off (5 min × 2^failures, at most 6 h). Starts stopped: "
+    "it skip with the reason and back off (5 min × 2^failures, at most 6 h). Each tick first "
+    "marks runs whose worker process died as failed, which frees their DuckDB pool slot. "
+    "Starts stopped: "
     "turn it on in the UI once the API settings are right.",
 )
 def muse_new_pages_sensor(context: SensorEvaluationContext, muse: MuseApi):
+    # A run whose worker died would hold the run queue and the DuckDB pool for ever.
+    try:
+        instance = context.instance
+    except DagsterInvariantViolationError:
+        instance = None  # built without an instance, in a test
+    if instance is not None:
+        for line in recover_dead_runs(instance):
+            context.log.warning(line)
     # The cursor (kept in the Dagster instance, so it survives restarts) holds the last listing
     # seen and the failure count with the time before which no request is made.
     cursor = json.loads(context.cursor) if context.cursor else {}

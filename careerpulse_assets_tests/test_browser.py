@@ -3,22 +3,16 @@ Chromium driven by Playwright. Sees the asset graph, materialises everything, an
 classifier's confusion matrix on its page. Screenshots go to $CAREERPULSE_SCREENSHOTS (default:
 the test's temporary folder)."""
 
-import json
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from .muse_fixtures import synthetic_postings
 from .muse_server import serve_muse
+from .servers import dagster_dev, runs, run_errors, wait_for
 
-REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ASSETS = ["bronze_postings", "silver_postings", "knn_classifier", "imputed_silver",
           "gold_daily_counts", "gold_category_forecast"]
@@ -28,74 +22,16 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium (.ci/run installs it)")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def graphql(url: str, query: str) -> dict:
-    request = urllib.request.Request(
-        f"{url}/graphql", data=json.dumps({"query": query}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.load(response)["data"]
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-            if value:
-                return value
-        except OSError:
-            pass
-        time.sleep(1)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
 @pytest.fixture
 def dagster_ui(tmp_path):
-    home = tmp_path / "home"
-    dagster_home = home / "dagster"
-    dagster_home.mkdir(parents=True)
-    shutil.copy(REPO / "dagster-instance.yaml", dagster_home / "dagster.yaml")
-    port = free_port()
     with serve_muse(synthetic_postings()) as (_, base_url):
-        env = {**os.environ, "CAREERPULSE_HOME": str(home), "DAGSTER_HOME": str(dagster_home),
-               "CAREERPULSE_MUSE_BASE_URL": base_url}
-        env.pop("CAREERPULSE_MUSE_ARCHIVE", None)
-        log = (tmp_path / "dagster-dev.log").open("w")
-        server = subprocess.Popen(
-            [str(Path(sys.executable).with_name("dagster")), "dev", "-w", "workspace.yaml",
-             "-h", "127.0.0.1", "-p", str(port)],
-            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            wait_for(lambda: graphql(url, "{ version }"), 120, "dagster dev to answer")
+        with dagster_dev(tmp_path / "home", tmp_path / "dagster-dev.log",
+                         CAREERPULSE_MUSE_BASE_URL=base_url) as url:
             yield url
-        finally:
-            os.killpg(server.pid, 15)
-            server.wait(timeout=60)
-            log.close()
-
-
-def run_errors(url: str) -> list[str]:
-    """Step failures of the newest run, to say why it failed."""
-    runs = graphql(url, "{ runsOrError { ... on Runs { results { runId } } } }")
-    run_id = runs["runsOrError"]["results"][0]["runId"]
-    events = graphql(url, '{ logsForRun(runId: "%s") { ... on EventConnection { events { '
-                          "... on ExecutionStepFailureEvent { stepKey error { message } } } } } }"
-                     % run_id)["logsForRun"]["events"]
-    return [f"{e['stepKey']}: {e['error']['message']}" for e in events if e.get("stepKey")]
 
 
 def run_statuses(url: str) -> list[str]:
-    data = graphql(url, "{ runsOrError { ... on Runs { results { status } } } }")
-    return [run["status"] for run in data["runsOrError"]["results"]]
+    return [run["status"] for run in runs(url)]
 
 
 def test_the_ui_shows_the_graph_materialises_it_and_shows_the_classifier(dagster_ui, tmp_path):
@@ -132,7 +68,7 @@ def test_the_ui_shows_the_graph_materialises_it_and_shows_the_classifier(dagster
             lambda: (s := run_statuses(dagster_ui)) and s[0] in {"SUCCESS", "FAILURE", "CANCELED"} and s,
             300, "the run to finish",
         )
-        assert statuses[0] == "SUCCESS", run_errors(dagster_ui)
+        assert statuses[0] == "SUCCESS", run_errors(dagster_ui, runs(dagster_ui)[0]["runId"])
         page.goto(f"{dagster_ui}/runs")
         expect(page.get_by_text("Success").first).to_be_visible()
         page.screenshot(path=shots / "runs.png")

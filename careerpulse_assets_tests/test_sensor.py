@@ -61,3 +61,33 @@ def test_an_empty_listing_skips():
     with serve_muse([]) as (_, base_url):
         result, _ = tick(MuseApi(base_url=base_url, retries=0), None)
     assert isinstance(result, SkipReason) and "no postings" in result.skip_message
+
+
+def test_a_tick_fails_runs_whose_worker_died_and_frees_their_pool_slot(tmp_path):
+    import subprocess
+    import sys
+
+    from dagster import DagsterInstance, DagsterRun, DagsterRunStatus
+
+    from careerpulse_assets.assets.common import DUCKDB_POOL
+    from careerpulse_assets.recovery import WORKER_TAG, worker_identity
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    with DagsterInstance.ephemeral(tempdir=str(tmp_path)) as instance:
+        dead = DagsterRun(job_name="careerpulse_all", status=DagsterRunStatus.STARTED,
+                          tags={WORKER_TAG: worker_identity(gone.pid)})
+        instance.add_run(dead)
+        instance.event_log_storage.set_concurrency_slots(DUCKDB_POOL, 1)
+        claim = instance.event_log_storage.claim_concurrency_slot(
+            DUCKDB_POOL, dead.run_id, "bronze_postings"
+        )
+        assert claim.is_claimed
+        with serve_muse(synthetic_postings()) as (_, base_url):
+            context = build_sensor_context(
+                instance=instance, resources={"muse": MuseApi(base_url=base_url, retries=0)}
+            )
+            result = muse_new_pages_sensor(context)
+        assert isinstance(result, RunRequest)
+        assert instance.get_run_by_id(dead.run_id).status == DagsterRunStatus.FAILURE
+        assert not instance.event_log_storage.get_concurrency_info(DUCKDB_POOL).claimed_slots

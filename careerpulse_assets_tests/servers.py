@@ -1,0 +1,128 @@
+"""Long-running processes for tests: `dagster dev` on a free loopback port, and how to talk to it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+LOCATION = {"repositoryLocationName": "careerpulse", "repositoryName": "__repository__"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def graphql(url: str, query: str, variables: dict | None = None) -> dict:
+    request = urllib.request.Request(
+        f"{url}/graphql", data=json.dumps({"query": query, "variables": variables or {}}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)["data"]
+
+
+def wait_for(predicate, timeout: float, what: str, every: float = 1.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except OSError:
+            pass
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def careerpulse_env(home: Path, **settings: str) -> dict:
+    """The environment of a CareerPulse process with its own home and Dagster instance."""
+    dagster_home = home / "dagster"
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    if not (dagster_home / "dagster.yaml").exists():
+        shutil.copy(REPO / "dagster-instance.yaml", dagster_home / "dagster.yaml")
+    env = {**os.environ, "CAREERPULSE_HOME": str(home), "DAGSTER_HOME": str(dagster_home)}
+    for name in ("CAREERPULSE_MUSE_ARCHIVE", "CAREERPULSE_MAX_PAGES", "CAREERPULSE_MUSE_API_KEY",
+                 "MLFLOW_TRACKING_URI", "DAGSTER_POSTGRES_URL"):
+        env.pop(name, None)
+    return {**env, **settings}
+
+
+@contextmanager
+def dagster_dev(home: Path, log_path: Path, **settings: str) -> Iterator[str]:
+    """`dagster dev` (webserver, daemon, code server) on a free port; yields its URL."""
+    port = free_port()
+    with log_path.open("w") as log:
+        server = subprocess.Popen(
+            [str(Path(sys.executable).with_name("dagster")), "dev", "-w", "workspace.yaml",
+             "-h", "127.0.0.1", "-p", str(port)],
+            cwd=REPO, env=careerpulse_env(home, **settings), stdout=log,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_for(lambda: graphql(url, "{ version }"), 120, "dagster dev to answer")
+            yield url
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            try:
+                server.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait()
+
+
+def runs(url: str) -> list[dict]:
+    """Newest first: runId, status, tags as a dict."""
+    data = graphql(url, "{ runsOrError { ... on Runs { results { runId status "
+                        "tags { key value } } } } }")
+    return [
+        {**run, "tags": {tag["key"]: tag["value"] for tag in run["tags"]}}
+        for run in data["runsOrError"]["results"]
+    ]
+
+
+def start_sensor(url: str, name: str) -> str:
+    data = graphql(
+        url,
+        "mutation($selector: SensorSelector!) { startSensor(sensorSelector: $selector) { "
+        "__typename ... on Sensor { sensorState { status } } ... on PythonError { message } } }",
+        {"selector": {**LOCATION, "sensorName": name}},
+    )["startSensor"]
+    assert data["__typename"] == "Sensor", data
+    return data["sensorState"]["status"]
+
+
+def launch_job(url: str, job: str) -> str:
+    data = graphql(
+        url,
+        "mutation($params: ExecutionParams!) { launchRun(executionParams: $params) { "
+        "__typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } "
+        "... on RunConfigValidationInvalid { errors { message } } } }",
+        {"params": {"selector": {**LOCATION, "jobName": job}, "runConfigData": {}}},
+    )["launchRun"]
+    assert data["__typename"] == "LaunchRunSuccess", data
+    return data["run"]["runId"]
+
+
+def run_errors(url: str, run_id: str) -> list[str]:
+    """Step failures and the run's own failure message, to say why a run failed."""
+    events = graphql(url, '{ logsForRun(runId: "%s") { ... on EventConnection { events { '
+                          "__typename message ... on ExecutionStepFailureEvent { stepKey "
+                          "error { message } } } } } }" % run_id)["logsForRun"]["events"]
+    return [
+        f"{e.get('stepKey') or e['__typename']}: {(e.get('error') or {}).get('message') or e['message']}"
+        for e in events if "Failure" in e["__typename"]
+    ]

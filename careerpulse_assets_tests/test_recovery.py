@@ -1,0 +1,181 @@
+"""A run that dies must not stall the runs after it: killed `make run`s, and the plain decision."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from careerpulse_assets.recovery import (
+    RunFacts,
+    recoveries,
+    worker_alive,
+    worker_identity,
+)
+
+from .graph import query
+from .muse_fixtures import synthetic_postings
+from .muse_server import serve_muse
+from .servers import careerpulse_env, dagster_dev, launch_job, run_errors, runs, start_sensor, wait_for
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_only_runs_whose_worker_is_gone_are_failed_and_ended_runs_give_their_slots_back():
+    alive = {"h:1:10": True, "h:2:20": False, "other:3:30": None}.get
+    runs = [
+        RunFacts("live", "STARTED", False, "h:1:10", True),
+        RunFacts("dead", "STARTED", False, "h:2:20", True),
+        RunFacts("elsewhere", "STARTED", False, "other:3:30", True),
+        RunFacts("unnamed", "STARTED", False, None, True),
+        RunFacts("ended-holding", "FAILURE", True, "h:2:20", True),
+        RunFacts("ended", "SUCCESS", True, "h:2:20", False),
+    ]
+    decided = {r.run_id: r for r in recoveries(runs, alive)}
+    assert set(decided) == {"dead", "ended-holding"}
+    assert decided["dead"].mark_failed and "worker process 2 is gone" in decided["dead"].reason
+    assert not decided["ended-holding"].mark_failed
+
+
+def test_a_worker_is_alive_while_its_process_runs_and_not_after():
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    identity = worker_identity(child.pid)
+    assert worker_alive(identity) is True
+    child.kill()
+    child.wait()
+    assert worker_alive(identity) is False
+    assert worker_alive(worker_identity()) is True
+    # The same pid with another start time is another process (the pid was reused).
+    host, pid, _ = worker_identity().rsplit(":", 2)
+    assert worker_alive(f"{host}:{pid}:1") is False
+    assert worker_alive(f"elsewhere.example:{pid}:1") is None
+
+
+def make_run_env(home: Path, base_url: str) -> dict:
+    return careerpulse_env(home, CAREERPULSE_MUSE_BASE_URL=base_url)
+
+
+@pytest.mark.slow
+def test_make_run_killed_mid_ingestion_the_next_one_completes_with_every_posting_once(
+    tmp_path, settings_for
+):
+    settings = settings_for()
+    items = synthetic_postings(per_category=100, unlabelled=30)  # 330 postings, 17 pages
+    with serve_muse(items) as (stub, base_url):
+        env = make_run_env(settings.home, base_url)
+        stub.delay_seconds = 0.3
+        first = subprocess.Popen(
+            [sys.executable, "-m", "careerpulse_assets.run"], cwd=REPO, env=env,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 120
+        while len(stub.requests) < 5 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        assert len(stub.requests) >= 5, "the first run never got going"
+        stub.delay_seconds = 0
+        second = subprocess.run(
+            [sys.executable, "-m", "careerpulse_assets.run"], cwd=REPO, env=env,
+            capture_output=True, text=True, timeout=300,
+        )
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    assert "marked failed: its worker process" in second.stdout
+    assert "its pool slots are free" in second.stdout
+    counts = query(
+        settings,
+        "SELECT (SELECT count(*) FROM bronze.bronze_postings) AS bronze, "
+        "(SELECT count(DISTINCT posting_id) FROM bronze.bronze_postings) AS ids, "
+        "(SELECT count(*) FROM silver.imputed_silver) AS imputed",
+    ).iloc[0]
+    assert counts.tolist() == [len(items)] * 3
+
+
+@pytest.mark.slow
+def test_a_run_waiting_for_the_pool_names_the_holder_and_goes_on_when_the_holder_dies(
+    tmp_path, settings_for
+):
+    import threading
+
+    settings = settings_for()
+    items = synthetic_postings(per_category=100, unlabelled=30)  # 17 pages
+    with serve_muse(items) as (stub, base_url):
+        env = make_run_env(settings.home, base_url)
+        stub.delay_seconds = 1.0  # the holder's bronze step keeps the slot for 17 s
+        holder = subprocess.Popen(
+            [sys.executable, "-m", "careerpulse_assets.run"], cwd=REPO, env=env,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 120
+        while len(stub.requests) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        waiter = subprocess.Popen(
+            [sys.executable, "-m", "careerpulse_assets.run"], cwd=REPO, env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        lines: list[str] = []
+        reader = threading.Thread(target=lambda: lines.extend(waiter.stdout), daemon=True)
+        reader.start()
+        deadline = time.monotonic() + 120
+        while not any("waits for pool" in line for line in lines) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+        stub.delay_seconds = 0
+        waiter.wait(timeout=300)
+        reader.join(timeout=10)
+    output = "".join(lines)
+    assert waiter.returncode == 0, output[-3000:]
+    (waiting,) = [line for line in lines if "waits for pool" in line][:1]
+    assert "step bronze_postings waits for pool careerpulse_duckdb" in waiting
+    assert "held by run " in waiting and "(step bronze_postings, STARTED)" in waiting
+    holder_run = waiting.split("held by run ")[1].split()[0]
+    assert f"run {holder_run} marked failed: its worker process {holder.pid} is gone" in output
+    counts = query(
+        settings, "SELECT count(*) AS n, count(DISTINCT posting_id) AS d FROM bronze.bronze_postings"
+    ).iloc[0]
+    assert counts.tolist() == [len(items)] * 2
+
+
+@pytest.mark.slow
+def test_a_sensor_run_killed_under_dagster_dev_gives_its_slot_back_and_the_next_run_succeeds(
+    tmp_path, settings_for
+):
+    settings = settings_for()
+    items = synthetic_postings(per_category=100, unlabelled=30)  # 17 pages
+    with serve_muse(items) as (stub, base_url):
+        stub.delay_seconds = 1.0
+        with dagster_dev(settings.home, tmp_path / "dagster-dev.log",
+                         CAREERPULSE_MUSE_BASE_URL=base_url) as url:
+            start_sensor(url, "muse_new_pages_sensor")
+            sensor_run = wait_for(
+                lambda: [r for r in runs(url) if "careerpulse/worker" in r["tags"]], 180,
+                "the sensor's run to start",
+            )[0]
+            assert sensor_run["tags"]["dagster/sensor_name"] == "muse_new_pages_sensor"
+            wait_for(lambda: len(stub.requests) >= 4, 60, "the run to be crawling")
+            worker_pid = int(sensor_run["tags"]["careerpulse/worker"].rsplit(":", 2)[1])
+            os.kill(worker_pid, signal.SIGKILL)
+            # The code server sees its run process gone and fails the run; run monitoring frees
+            # the slot it held.
+            wait_for(
+                lambda: runs(url)[-1]["status"] == "FAILURE", 120, "the killed run to be failed"
+            )
+            stub.delay_seconds = 0
+            next_run = launch_job(url, "careerpulse_all")
+            status = wait_for(
+                lambda: (s := {r["runId"]: r["status"] for r in runs(url)}[next_run])
+                in {"SUCCESS", "FAILURE", "CANCELED"} and s,
+                300, "the next run to finish",
+            )
+            assert status == "SUCCESS", run_errors(url, next_run)
+    counts = query(
+        settings,
+        "SELECT (SELECT count(*) FROM bronze.bronze_postings) AS bronze, "
+        "(SELECT count(DISTINCT posting_id) FROM bronze.bronze_postings) AS ids, "
+        "(SELECT count(*) FROM silver.imputed_silver) AS imputed",
+    ).iloc[0]
+    assert counts.tolist() == [len(items)] * 3
