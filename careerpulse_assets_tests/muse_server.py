@@ -9,6 +9,12 @@ page number to the faults to answer, one per request, before the real page:
 - "truncated": 200 with the page's JSON cut in half;
 - "slow": the real page, after sleeping `slow_seconds`;
 - "last_request": the real page, saying it used the last request of the window.
+
+Servers misbehave in other ways too: `page_count_lie` reports that many pages whatever the
+listing holds, `ignores_page` answers page 0 to every request, `echo_url` puts the request's
+path and query (key included) into error bodies and into the first item of every page, and
+`bodies` maps a page number to exact bytes to answer with status 200 (one per request while
+the list lasts) and `content_type` is what they are sent as.
 """
 
 from __future__ import annotations
@@ -34,6 +40,11 @@ class MuseStub:
         self.listing_cap: int | None = None
         self.delay_seconds = 0.0  # every answer waits this long (a slow API, for kill tests)
         self.slow_seconds = 2.0
+        self.page_count_lie: int | None = None
+        self.ignores_page = False
+        self.echo_url = False
+        self.bodies: dict[int, list[bytes]] = {}
+        self.content_type = "application/json"
         # Sorting 100,000 items for each of 5,000 page requests would time the stub, not the
         # pipeline: a listing is kept until `items` is assigned or changes length.
         self._listings: dict[tuple, list[dict]] = {}
@@ -66,23 +77,28 @@ class MuseStub:
         listed = sorted(items, key=lambda item: str(item.get("publication_date")), reverse=True)
         return listed[: self.listing_cap] if self.listing_cap else listed
 
-    def answer(self, path: str) -> tuple[int, str, str]:
+    def answer(self, path: str) -> tuple[int, str | bytes, str]:
         """(status, body, X-RateLimit-Remaining) for one request."""
         url = urlparse(path)
         with self.lock:
             self.requests.append(path)
+        echo = f" ({path})" if self.echo_url else ""
         if url.path != "/api/public/jobs":
-            return 404, json.dumps({"code": 404, "error": "Not found"}), "499"
+            return 404, json.dumps({"code": 404, "error": f"Not found{echo}"}), "499"
         query = parse_qs(url.query)
         try:
-            page = int(query["page"][0])
+            page = 0 if self.ignores_page else int(query["page"][0])
         except (KeyError, ValueError):
-            return 400, json.dumps({"code": 400, "error": "page is required"}), "499"
+            return 400, json.dumps({"code": 400, "error": f"page is required{echo}"}), "499"
         with self.lock:
             pending = self.faults.get(page)
             fault = pending.pop(0) if pending else None
+            exact = self.bodies.get(page)
+            body_bytes = exact.pop(0) if exact else None
+        if body_bytes is not None:
+            return 200, body_bytes, "499"
         if isinstance(fault, int):
-            return fault, json.dumps({"code": fault, "error": "injected fault"}), "499"
+            return fault, json.dumps({"code": fault, "error": f"injected fault{echo}"}), "499"
         if fault == "rate_limited":
             return 403, json.dumps({"code": 403, "error": "Rate limit exceeded"}), "0"
         if fault == "slow":
@@ -90,13 +106,17 @@ class MuseStub:
         time.sleep(self.delay_seconds)
         listing = self.listing(query.get("category", [None])[0], query.get("level", [None])[0])
         page_count = (len(listing) + PAGE_SIZE - 1) // PAGE_SIZE
+        results = listing[page * PAGE_SIZE : (page + 1) * PAGE_SIZE]
+        if self.echo_url and results:
+            results = [dict(results[0], refs={"landing_page": f"https://muse.example{path}"})]
+            results += listing[page * PAGE_SIZE + 1 : (page + 1) * PAGE_SIZE]
         body = json.dumps({
-            "page": page, "page_count": page_count, "items_per_page": PAGE_SIZE, "took": 3,
-            "timed_out": False, "total": len(listing),
-            "results": listing[page * PAGE_SIZE : (page + 1) * PAGE_SIZE],
+            "page": page, "page_count": self.page_count_lie or page_count,
+            "items_per_page": PAGE_SIZE, "took": 3, "timed_out": False, "total": len(listing),
+            "results": results,
         })
         if fault == "truncated":
-            body = body[: len(body) // 2]
+            body = body[: len(body) // 2] + echo
         return 200, body, "0" if fault == "last_request" else "499"
 
 
@@ -108,10 +128,10 @@ def serve_muse(items: list[dict]):
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802 (http.server's name)
             status, body, remaining = stub.answer(self.path)
-            payload = body.encode()
+            payload = body if isinstance(body, bytes) else body.encode()
             try:
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", stub.content_type)
                 self.send_header("Content-Length", str(len(payload)))
                 self.send_header("X-RateLimit-Limit", "500")
                 self.send_header("X-RateLimit-Remaining", remaining)

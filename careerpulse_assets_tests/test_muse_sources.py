@@ -97,3 +97,33 @@ def test_unreachable_api_is_an_error_without_the_key():
         list(iter_api_pages(base_url, api_key="s3cret-key", session=make_session(**FAST)))
     assert "ConnectionError" in str(error.value) and "s3cret-key" not in str(error.value)
     assert error.value.__cause__ is None and error.value.__suppress_context__
+
+
+def test_archive_files_with_a_byte_order_mark_or_an_upper_case_suffix_are_read(tmp_path):
+    items = synthetic_postings()
+    (tmp_path / "with_bom.json").write_bytes(b"\xef\xbb\xbf" + json.dumps(items[:5]).encode())
+    (tmp_path / "UPPER.JSON").write_text(json.dumps(items[5:8]))
+    (tmp_path / "README.md").write_text("notes")
+    pages = list(iter_archive_pages(tmp_path))
+    assert sorted(p.source for p in pages) == ["archive:UPPER.JSON", "archive:with_bom.json"]
+    assert all(p.error is None for p in pages)
+    assert sum(len(p.items) for p in pages) == 8
+    from careerpulse_assets.muse.archive import skipped_files
+
+    assert skipped_files(tmp_path) == ["README.md"]
+
+
+def test_one_item_too_deep_for_json_leaves_the_others_of_its_page_readable():
+    from careerpulse_assets.muse.pages import UnreadableItem, parse_body
+
+    deep = "[" * 100_000 + "]" * 100_000
+    body = ('{"page": 0, "results": [{"id": 1, "name": "a, ]} b"}, {"id": 2, "x": ' + deep
+            + '}, {"id": 3}], "total": 3}')
+    page = parse_body(body)
+    assert (page["page"], page["total"]) == (0, 3)
+    assert page["results"][0] == {"id": 1, "name": "a, ]} b"} and page["results"][2] == {"id": 3}
+    assert isinstance(page["results"][1], UnreadableItem)
+    assert [type(x).__name__ for x in parse_body('[{"id": 1}, {"id": ' + "9" * 5000 + "}]")] == [
+        "dict", "UnreadableItem"]
+    with pytest.raises(ValueError):
+        parse_body('{"results": [{"id": 1}, {"id": 2')  # cut short: the page is unreadable

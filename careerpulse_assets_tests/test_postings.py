@@ -82,3 +82,30 @@ def test_payload_hash_ignores_key_order_but_not_content():
     reordered = dict(reversed(list(item.items())))
     assert payload_hash(reordered) == payload_hash(item)
     assert payload_hash(dict(item, name="Staff Data Engineer")) != payload_hash(item)
+
+
+@pytest.mark.parametrize("raw", [0, -5, 2**63, 99999999999999999999, 1e300, "٣"])
+def test_ids_outside_a_bigint_or_not_ascii_digits_are_rejected(raw):
+    with pytest.raises(InvalidPosting):
+        posting_id({"id": raw})
+
+
+@pytest.mark.parametrize("date, ok", [
+    ("2026-03-01T00:00:00Z", True), ("2000-01-01T00:00:00Z", True),
+    ("1999-12-31T23:59:59Z", False), ("1970-01-01T00:00:00Z", False),
+    ("2026-03-08T00:00:00Z", True), ("2026-03-09T00:00:01Z", False),
+    ("9999-12-31T00:00:00Z", False), ("0001-01-01T00:00:00+01:00", False),
+])
+def test_publication_dates_must_lie_between_2000_and_a_week_after_fetching(date, ok):
+    item = dict(results()[0], publication_date=date)
+    fetched = datetime(2026, 3, 2, tzinfo=timezone.utc)
+    if ok:
+        assert check_item(item, fetched) == 9000001
+    else:
+        with pytest.raises(InvalidPosting):
+            check_item(item, fetched)
+
+
+def test_html_nested_deeper_than_libxml2_reads_is_still_read():
+    html = "<div>" * 300 + "<p>Deep &amp; <b>wide</b></p><script>x()</script> text" + "</div>" * 300
+    assert html_to_text(html) == "Deep & wide text"

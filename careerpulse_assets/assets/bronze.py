@@ -21,6 +21,7 @@ from ..core.bronze_store import (
     store_page,
 )
 from ..core.waiting import WAITING, with_waits
+from ..muse.archive import skipped_files
 from ..muse.client import listing_source
 from ..muse.pages import RawPage
 from ..resources import MuseApi
@@ -56,6 +57,9 @@ def bronze_postings(
     if muse.is_archive:
         # Archives are not ordered newest first, so they are always read whole.
         store_pages(context, duckdb, muse.iter_pages(), tally, may_stop_at_stored_page=False)
+        skipped = skipped_files(muse.archive_dir)
+        if skipped:
+            context.log.warning(f"archive files not read (not .json): {', '.join(skipped)}")
     else:
         for listing_filter in muse.listings():
             crawl_listing(context, config, muse, duckdb, listing_filter, tally)
@@ -84,6 +88,7 @@ def bronze_postings(
             "items_read": tally.read,
             "rows_inserted": tally.inserted,
             "items_quarantined": tally.quarantined,
+            "unreadable_pages": tally.unreadable_pages,
             "dagster/row_count": total,
             "distinct_postings": postings,
             "quarantine_rows_total": quarantine_total,
@@ -102,6 +107,7 @@ class Tally:
     read: int = 0
     inserted: int = 0
     quarantined: int = 0
+    unreadable_pages: int = 0
     stopped_early: bool = False
 
 
@@ -123,7 +129,10 @@ def crawl_listing(
         with duckdb.get_connection() as connection:
             finish_crawl(connection, source, context.run_id)
     else:
-        context.log.warning(f"{source}: walk cut short, the next run walks it again")
+        context.log.warning(
+            f"{source}: walk incomplete (cut short, or a page was unreadable): the next run "
+            "walks the whole listing again"
+        )
 
 
 def store_pages(
@@ -133,21 +142,21 @@ def store_pages(
     tally: Tally,
     may_stop_at_stored_page: bool,
 ) -> bool:
-    """Store a listing's pages; True when the walk reached its end or pages already stored."""
-    last = None
+    """Store a listing's pages; True when the walk read all of it: it reached the listing's last
+    page, or pages already stored, and no page on the way was unreadable."""
+    reached_end, unreadable = False, 0
     with HeldConnection(duckdb) as held, closing(with_waits(pages, RELEASE_AFTER_SECONDS)) as walk:
         for page in walk:
             if page is WAITING:
                 held.release()
                 continue
             outcome = store_page(held.connection(), page, context.run_id)
-            last = page
+            unreadable += page.error is not None
+            reached_end = page.is_last
             if _record(context, page, outcome, tally, may_stop_at_stored_page):
-                return True
-    return last is None or (
-        last.error is None
-        and (not last.items or (last.page_count is not None and last.page + 1 >= last.page_count))
-    )
+                reached_end = True
+                break
+    return reached_end and not unreadable
 
 
 def _record(context, page: RawPage, outcome, tally: Tally, may_stop_at_stored_page: bool) -> bool:
@@ -156,8 +165,11 @@ def _record(context, page: RawPage, outcome, tally: Tally, may_stop_at_stored_pa
     tally.read += outcome.read
     tally.inserted += outcome.inserted
     tally.quarantined += outcome.quarantined
+    tally.unreadable_pages += page.error is not None
     if page.error:
         context.log.warning(f"{page.source} page {page.page} quarantined: {page.error}")
+    for note in page.notes:
+        context.log.warning(f"{page.source} page {page.page}: {note}")
     # Every log line is an event written to the instance's event log (5 ms each in SQLite): a
     # line per page was a sixth of a 5,000-page crawl.
     if tally.pages % PROGRESS_EVERY_PAGES == 0:

@@ -14,9 +14,12 @@ from dataclasses import dataclass
 import duckdb
 import pyarrow as pa
 
-from ..muse.pages import RawPage
-from .postings import InvalidPosting, check_item, payload_hash, payload_json
+from ..muse.pages import RawPage, UnreadableItem
+from .postings import InvalidPosting, quarantine_text, stored_item
 from .sql import transaction_with
+
+# The raw text kept of a quarantined item or page; a 50 MB body is not worth a 50 MB row.
+MAX_QUARANTINE_RAW_CHARS = 1_000_000
 
 SCHEMA_SQL = """
 CREATE SCHEMA IF NOT EXISTS bronze;
@@ -124,39 +127,52 @@ def finish_crawl(connection: duckdb.DuckDBPyConnection, source: str, run_id: str
     )
 
 
-def _raw_hash(text: str) -> str:
+def raw_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", errors="replace")).hexdigest()
+
+
+def _storable(text: str | None) -> str | None:
+    """Text DuckDB can store: lone surrogates replaced, cut at MAX_QUARANTINE_RAW_CHARS."""
+    if text is None:
+        return None
+    text = text.encode("utf-8", errors="replace").decode("utf-8")
+    if len(text) > MAX_QUARANTINE_RAW_CHARS:
+        text = f"{text[:MAX_QUARANTINE_RAW_CHARS]}… [cut: {len(text):,} characters in all]"
+    return text
 
 
 def split_page(page: RawPage, run_id: str | None) -> tuple[pa.Table, pa.Table]:
     """The page's valid postings (first occurrence of each id) and its quarantined records."""
     rows, quarantine, seen = [], [], set()
 
-    def quarantine_record(index, pid, reason, raw):
+    def quarantine_record(index, reason, raw):
+        raw = _storable(raw)
         quarantine.append(
             {
                 "source": page.source, "page": page.page, "item_index": index,
-                "posting_id": pid, "reason": reason, "raw": raw, "raw_hash": _raw_hash(raw or ""),
-                "fetched_at": page.fetched_at, "run_id": run_id,
+                "posting_id": None, "reason": _storable(reason), "raw": raw,
+                "raw_hash": raw_hash(raw or ""), "fetched_at": page.fetched_at, "run_id": run_id,
             }
         )
 
     if page.error is not None:
-        quarantine_record(None, None, f"unreadable page: {page.error}", page.raw)
+        quarantine_record(None, f"unreadable page: {page.error}", page.raw)
     for index, item in enumerate(page.items):
+        if isinstance(item, UnreadableItem):
+            quarantine_record(index, item.reason, item.raw)
+            continue
         try:
-            pid = check_item(item)
+            valid = stored_item(item, page.fetched_at)
         except InvalidPosting as exc:
-            raw = payload_json(item) if isinstance(item, dict | list) else repr(item)
-            quarantine_record(index, None, str(exc), raw)
+            quarantine_record(index, str(exc), quarantine_text(item))
             continue
-        if pid in seen:
+        if valid.posting_id in seen:
             continue
-        seen.add(pid)
+        seen.add(valid.posting_id)
         rows.append(
             {
-                "item_index": index, "posting_id": pid, "payload": payload_json(item),
-                "payload_hash": payload_hash(item), "source": page.source, "page": page.page,
+                "item_index": index, "posting_id": valid.posting_id, "payload": valid.payload,
+                "payload_hash": valid.payload_hash, "source": page.source, "page": page.page,
                 "fetched_at": page.fetched_at, "run_id": run_id,
             }
         )

@@ -5,6 +5,10 @@ ids only grow, so the postings to (re)build are those with a bronze row above si
 a run after one new page parses 20 payloads, whatever the size of the history. They are merged
 in slices of ascending bronze row id, each slice one transaction, so a run killed half-way
 leaves silver consistent and the next one carries on from where it stopped.
+
+A bronze row that is no longer a valid posting (stored by an older version that let a date of
+9999 through, say) is not merged: it goes to `bronze.bronze_quarantine` with the reason, and the
+posting keeps the silver row it had, so one bad row can never stop silver.
 """
 
 from __future__ import annotations
@@ -13,8 +17,10 @@ import json
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
-from .postings import silver_row
+from .bronze_store import INSERT_QUARANTINE_SQL, QUARANTINE_SCHEMA, raw_hash
+from .postings import InvalidPosting, check_item, silver_row
 from .sql import transaction_with
 from .taxonomy import Taxonomy, load_taxonomy
 
@@ -35,7 +41,7 @@ SILVER_COLUMNS = {
 SLICE_POSTINGS = 5_000
 
 CHANGED_SQL = """
-SELECT posting_id, bronze_row_id, payload
+SELECT posting_id, bronze_row_id, payload, source, page, fetched_at, run_id
 FROM bronze.bronze_postings
 WHERE bronze_row_id > $watermark
 QUALIFY row_number() OVER (PARTITION BY posting_id ORDER BY bronze_row_id DESC) = 1
@@ -65,25 +71,42 @@ def watermark(connection: duckdb.DuckDBPyConnection) -> int:
     ).fetchone()[0]
 
 
-def silver_frame(changed: pd.DataFrame) -> pd.DataFrame:
-    """Silver rows for bronze payloads (columns posting_id, bronze_row_id, payload)."""
-    rows = [
-        {**silver_row(json.loads(payload)), "bronze_row_id": bronze_row_id}
-        for bronze_row_id, payload in zip(changed["bronze_row_id"], changed["payload"], strict=True)
-    ]
+def silver_frame(changed: pd.DataFrame) -> tuple[pd.DataFrame, pa.Table]:
+    """Silver rows for bronze rows (CHANGED_SQL's columns), and the rows rejected as
+    quarantine records (bronze_quarantine's columns)."""
+    rows, rejected = [], []
+    for row in changed.itertuples(index=False):
+        item = json.loads(row.payload)
+        try:
+            check_item(item, row.fetched_at.to_pydatetime())
+        except InvalidPosting as exc:
+            rejected.append({
+                "source": row.source, "page": row.page, "item_index": None,
+                "posting_id": row.posting_id,
+                "reason": f"bronze row {row.bronze_row_id} not merged into silver: {exc}",
+                "raw": row.payload, "raw_hash": raw_hash(row.payload),
+                "fetched_at": row.fetched_at.to_pydatetime(),
+                "run_id": row.run_id,
+            })
+            continue
+        rows.append({**silver_row(item), "bronze_row_id": row.bronze_row_id})
     frame = pd.DataFrame.from_records(rows, columns=list(SILVER_COLUMNS))
     frame["category_raw"] = frame["category"]  # `category` becomes the current name below
     frame["publication_date"] = pd.to_datetime(frame["publication_date"], utc=True)
-    return frame
+    return frame, pa.Table.from_pylist(rejected, schema=QUARANTINE_SCHEMA)
 
 
-def merge_slice(connection: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> None:
-    with transaction_with(connection, silver_slice=frame):
+def merge_slice(
+    connection: duckdb.DuckDBPyConnection, frame: pd.DataFrame, rejected: pa.Table
+) -> None:
+    with transaction_with(connection, silver_slice=frame, page_quarantine=rejected):
         connection.execute(
             "DELETE FROM silver.silver_postings "
             "WHERE posting_id IN (SELECT posting_id FROM silver_slice)"
         )
         connection.execute("INSERT INTO silver.silver_postings BY NAME SELECT * FROM silver_slice")
+        if rejected.num_rows:
+            connection.execute(INSERT_QUARANTINE_SQL)
 
 
 # Every row's category under the current taxonomy; only rows whose name changes are written.
@@ -111,13 +134,17 @@ def update_silver(
     """Bring silver up to date with bronze and the taxonomy; return postings (re)built."""
     ensure_silver_schema(connection)
     updated = 0
+    # Rejected rows do not raise silver's own watermark: this run moves past them by its own.
+    mark = watermark(connection)
     while True:
         changed = connection.execute(
-            CHANGED_SQL, {"watermark": watermark(connection), "slice": slice_postings}
+            CHANGED_SQL, {"watermark": mark, "slice": slice_postings}
         ).fetchdf()
         if changed.empty:
             break
-        merge_slice(connection, silver_frame(changed))
-        updated += len(changed)
+        frame, rejected = silver_frame(changed)
+        merge_slice(connection, frame, rejected)
+        updated += len(frame)
+        mark = int(changed["bronze_row_id"].max())
     apply_taxonomy(connection, taxonomy or load_taxonomy())
     return updated
