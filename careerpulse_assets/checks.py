@@ -23,6 +23,7 @@ from .core.drift import (
     DEFAULT_WINDOW_DAYS,
 )
 from .core.drift import category_drift as drift_statistics
+from .core.postings import shorten
 from .core.taxonomy import load_taxonomy
 
 
@@ -116,7 +117,8 @@ def category_names_known(duckdb: DuckDBResource) -> AssetCheckResult:
                 "FROM silver.silver_postings) GROUP BY name"
             ).fetchall()
         )
-    unknown = taxonomy.unknown(counts)
+    # A name can be anything a server sent, 10 kB of it: shown shortened.
+    unknown = {shorten(name, 60): count for name, count in taxonomy.unknown(counts).items()}
     return AssetCheckResult(
         passed=not unknown,
         severity=AssetCheckSeverity.WARN,

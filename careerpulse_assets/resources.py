@@ -30,6 +30,7 @@ from .muse.client import fetch_page, iter_api_pages, make_session
 from .muse.pages import RawPage
 from .recovery import WORKER_TAG, worker_identity
 from .settings import DEFAULT_MUSE_BASE_URL
+from .tracking import fail_abandoned_runs
 
 
 class MuseApi(ConfigurableResource):
@@ -193,6 +194,16 @@ def mlflow_tracking(context: InitResourceContext):
         config["mlflow_tracking_uri"], config["experiment_name"], config["artifact_location"]
     )
     tracking = MlFlow(context)
+    instance = context.instance
+
+    def over(dagster_run_id: str) -> bool:
+        # Runs this instance does not know (another deployment's) are not ours to end.
+        run = instance.get_run_by_id(dagster_run_id) if instance and dagster_run_id else None
+        return run is not None and run.is_finished
+
+    for run_id in fail_abandoned_runs(tracking.experiment.experiment_id, over):
+        context.log.warning(f"MLflow run {run_id} was left RUNNING by a Dagster run that is "
+                            "over (killed?): marked FAILED")
     try:
         yield tracking
     finally:

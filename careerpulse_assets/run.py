@@ -21,8 +21,12 @@ ASSET_NAMES = [
 ]
 
 
+def _dagster_home_path(settings) -> Path:
+    return Path(os.environ.get("DAGSTER_HOME") or settings.home / "dagster")
+
+
 def _dagster_home(settings) -> Path:
-    home = Path(os.environ.get("DAGSTER_HOME") or settings.home / "dagster")
+    home = _dagster_home_path(settings)
     home.mkdir(parents=True, exist_ok=True)
     os.environ["DAGSTER_HOME"] = str(home)
     return home
@@ -35,13 +39,9 @@ def _count(connection, sql: str):
         return None  # the table was not written (yet)
 
 
-def summary_lines(result, settings, seconds: float) -> list[str]:
-    lines = [f"CareerPulse run {result.run_id}: {'succeeded' if result.success else 'FAILED'} "
-             f"in {seconds:.1f} s"]
-    if not settings.duckdb_path.exists():
-        return lines + [f"  nothing was written to {settings.duckdb_path}"] + _step_failures(result)
-    with duckdb.connect(str(settings.duckdb_path), read_only=True) as connection:
-        counts = {
+def _table_counts(path: Path) -> dict:
+    with duckdb.connect(str(path), read_only=True) as connection:
+        return {
             "bronze rows": _count(connection, "SELECT count(*) FROM bronze.bronze_postings"),
             "quarantined": _count(connection, "SELECT count(*) FROM bronze.bronze_quarantine"),
             "postings (silver)": _count(connection, "SELECT count(*) FROM silver.silver_postings"),
@@ -54,6 +54,19 @@ def summary_lines(result, settings, seconds: float) -> list[str]:
             "gold rows": _count(connection, "SELECT count(*) FROM gold.gold_daily_counts"),
             "forecast rows": _count(connection, "SELECT count(*) FROM gold.gold_category_forecast"),
         }
+
+
+def summary_lines(result, settings, seconds: float) -> list[str]:
+    lines = [f"CareerPulse run {result.run_id}: {'succeeded' if result.success else 'FAILED'} "
+             f"in {seconds:.1f} s"]
+    if not settings.duckdb_path.exists():
+        return lines + [f"  nothing was written to {settings.duckdb_path}"] + _step_failures(result)
+    try:
+        counts = _table_counts(settings.duckdb_path)
+    except duckdb.Error as exc:
+        return lines + [
+            f"  cannot read {settings.duckdb_path}: {str(exc).splitlines()[0]}"
+        ] + _step_failures(result)
     for name, value in counts.items():
         lines.append(f"  {name:<18} {'not written' if value is None else value}")
 
@@ -83,7 +96,7 @@ def summary_lines(result, settings, seconds: float) -> list[str]:
         status = "passed" if evaluation.passed else f"FAILED ({evaluation.severity.value})"
         lines.append(
             f"    {evaluation.asset_check_key.name:<32} {status}"
-            + (f": {evaluation.description}" if evaluation.description else "")
+            + (f": {_cut(evaluation.description)}" if evaluation.description else "")
         )
     lines += _step_failures(result)
     lines += _not_materialized(result, ASSET_NAMES)
@@ -95,15 +108,27 @@ def summary_lines(result, settings, seconds: float) -> list[str]:
     return lines
 
 
+def _cut(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _root_message(error) -> str:
+    while error is not None and error.cause is not None:
+        error = error.cause  # the user-facing reason, not Dagster's wrapper
+    return _cut(error.message.strip().splitlines()[0]) if error else "no error recorded"
+
+
 def _step_failures(result) -> list[str]:
     lines = []
     for event in result.all_events:
         if event.is_step_failure:
-            error = event.step_failure_data.error
-            while error is not None and error.cause is not None:
-                error = error.cause  # the user-facing reason, not Dagster's wrapper
-            message = error.message.strip() if error else "no error recorded"
-            lines.append(f"  step {event.step_key} failed: {message}")
+            lines.append(
+                f"  step {event.step_key} failed: {_root_message(event.step_failure_data.error)}"
+            )
+        elif event.event_type_value == "RESOURCE_INIT_FAILURE":
+            lines.append(
+                f"  resources could not start: {_root_message(event.event_specific_data.error)}"
+            )
     return lines
 
 
@@ -176,7 +201,7 @@ def main() -> int:
     from dagster._core.utils import make_new_run_id
 
     from .assets.common import DUCKDB_POOL
-    from .definitions import build_definitions
+    from .preflight import problems
     from .recovery import WORKER_TAG, recover_dead_runs, worker_identity
     from .settings import Settings, SettingsError
 
@@ -184,8 +209,15 @@ def main() -> int:
         settings = Settings.from_env()
     except SettingsError as exc:
         print(f"careerpulse: {exc}", file=sys.stderr)
-        return 2
+        return 1
+    found = problems(settings, _dagster_home_path(settings))
+    if found:
+        print("\n".join(f"careerpulse: {problem}" for problem in found), file=sys.stderr)
+        return 1
     _dagster_home(settings)
+    # Imported only now: the module builds the default Definitions from the environment.
+    from .definitions import build_definitions
+
     defs = build_definitions(settings)
     job = defs.resolve_job_def("careerpulse_all")
     started = time.monotonic()

@@ -70,6 +70,11 @@ class Settings:
         return f"sqlite:///{self.home / 'mlflow.db'}"
 
     @property
+    def mlflow_sqlite_path(self) -> Path | None:
+        """The local SQLite file MLflow tracks in, when it tracks in one."""
+        return self.home / "mlflow.db"
+
+    @property
     def mlflow_artifacts(self) -> Path:
         return self.home / "mlartifacts"
 

@@ -10,6 +10,7 @@ import hashlib
 import json
 import logging
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import mlflow
@@ -256,6 +257,19 @@ def log_training(
         evaluated_postings=evaluated_postings,
         retrained=True,
     )
+
+
+def fail_abandoned_runs(experiment_id: str, dagster_run_over: Callable[[str], bool]) -> list[str]:
+    """Mark FAILED the MLflow runs still RUNNING whose Dagster run is over (a killed run never
+    ended its MLflow run); return their ids."""
+    client = mlflow.MlflowClient()
+    abandoned = [
+        run for run in client.search_runs([experiment_id], "attributes.status = 'RUNNING'")
+        if dagster_run_over(run.data.tags.get("dagster_run_id", ""))
+    ]
+    for run in abandoned:
+        client.set_terminated(run.info.run_id, status="FAILED")
+    return [run.info.run_id for run in abandoned]
 
 
 def discard_active_run() -> None:

@@ -49,7 +49,7 @@ def wait_for(predicate, timeout: float, what: str, every: float = 1.0):
 
 def careerpulse_env(home: Path, **settings: str) -> dict:
     """The environment of a CareerPulse process with its own home and Dagster instance."""
-    dagster_home = home / "dagster"
+    dagster_home = Path(settings.get("DAGSTER_HOME") or home / "dagster")
     dagster_home.mkdir(parents=True, exist_ok=True)
     if not (dagster_home / "dagster.yaml").exists():
         shutil.copy(REPO / "dagster-instance.yaml", dagster_home / "dagster.yaml")

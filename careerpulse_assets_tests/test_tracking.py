@@ -34,3 +34,16 @@ def test_a_run_whose_evaluation_lacks_fields_is_not_reused(tmp_path, tracking_ur
         mlflow.sklearn.log_model(model, name="model", registered_model_name=REGISTERED_MODEL_NAME)
     assert find_trained("abc", experiment_id) is None
     assert find_trained("another fingerprint", experiment_id) is None
+
+
+def test_mlflow_runs_left_running_by_a_dagster_run_that_is_over_are_marked_failed(tmp_path, tracking_uri):
+    from careerpulse_assets.tracking import fail_abandoned_runs
+
+    experiment_id = mlflow.create_experiment("careerpulse", (tmp_path / "art").as_uri())
+    client = mlflow.MlflowClient()
+    killed = client.create_run(experiment_id, tags={"dagster_run_id": "killed-run"})
+    live = client.create_run(experiment_id, tags={"dagster_run_id": "live-run"})
+    failed = fail_abandoned_runs(experiment_id, lambda dagster_run: dagster_run == "killed-run")
+    assert failed == [killed.info.run_id]
+    assert client.get_run(killed.info.run_id).info.status == "FAILED"
+    assert client.get_run(live.info.run_id).info.status == "RUNNING"

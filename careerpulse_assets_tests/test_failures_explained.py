@@ -1,0 +1,74 @@
+"""`make run` against a world that refuses: each problem is one clear line and exit status 1."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .muse_fixtures import synthetic_postings, write_archive
+from .servers import REPO, careerpulse_env
+
+
+def make_run(home: Path, archive: Path, **settings) -> subprocess.CompletedProcess:
+    env = careerpulse_env(home, CAREERPULSE_MUSE_ARCHIVE=str(archive), **settings)
+    return subprocess.run([sys.executable, "-m", "careerpulse_assets.run"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture
+def archive(tmp_path):
+    return write_archive(tmp_path / "archive", synthetic_postings())
+
+
+def test_a_bad_setting_is_one_line_without_a_traceback(tmp_path, archive):
+    done = make_run(tmp_path / "home", archive, CAREERPULSE_MAX_PAGES="abc")
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        "careerpulse: CAREERPULSE_MAX_PAGES must be a positive integer, got 'abc'"
+    )
+
+
+def test_a_broken_mlflow_store_is_named_with_what_to_do(tmp_path, archive):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "mlflow.db").write_text("not a database")
+    done = make_run(home, archive)
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        f"careerpulse: the MLflow store {home / 'mlflow.db'} is not a readable SQLite database "
+        "(file is not a database): move it aside (a new one is created; its history is lost) or "
+        "restore it from a backup"
+    )
+
+
+@pytest.mark.slow
+def test_a_truncated_duckdb_file_is_named_and_a_fresh_one_rebuilds(tmp_path, archive):
+    home = tmp_path / "home"
+    assert make_run(home, archive).returncode == 0
+    database = home / "careerpulse.duckdb"
+    database.write_bytes(database.read_bytes()[:100_000])
+    done = make_run(home, archive)
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"careerpulse: {database} is not a readable DuckDB database")
+    assert "move it aside and run again" in done.stderr and "Traceback" not in done.stderr
+    database.rename(tmp_path / "broken.duckdb")
+    assert make_run(home, archive).returncode == 0
+
+
+def test_a_home_on_a_read_only_filesystem_is_named_at_once(tmp_path, archive):
+    read_only = tmp_path / "read-only"
+    read_only.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro", "tmpfs", str(read_only)],
+                             capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip("mounting a read-only tmpfs needs root")
+    try:
+        done = make_run(read_only, archive, DAGSTER_HOME=str(tmp_path / "dagster"))
+    finally:
+        subprocess.run(["umount", str(read_only)], check=True)
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        f"careerpulse: cannot write to CAREERPULSE_HOME {read_only} (Read-only file system): "
+        "point CAREERPULSE_HOME at a writable folder"
+    )
