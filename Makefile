@@ -9,8 +9,9 @@ export DAGSTER_HOME ?= $(CAREERPULSE_HOME)/dagster
 
 .PHONY: run test ui bench clean
 
+JOB ?= careerpulse_all
 run: $(INSTALLED) $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/python -m careerpulse_assets.run
+	$(BIN)/python -m careerpulse_assets.run $(JOB)
 
 test: $(INSTALLED)
 	$(BIN)/python -m pytest

@@ -1,6 +1,8 @@
 """`make run`: bring every asset up to date in one run and print what came out.
 
-The run is recorded in the Dagster instance at DAGSTER_HOME, so `make ui` shows it afterwards.
+`python -m careerpulse_assets.run [JOB]` runs another job (`careerpulse_ingestion`,
+`careerpulse_retrain`) the same way; `make run JOB=...` passes it. The run is recorded in the
+Dagster instance at DAGSTER_HOME, so `make ui` shows it afterwards.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from pathlib import Path
 
 import duckdb
 
-ASSET_NAMES = [
+# The graph's order, for listing what a run did not materialise.
+ASSET_ORDER = [
     "bronze_postings", "silver_postings", "knn_classifier", "imputed_silver", "gold_daily_counts",
     "gold_category_forecast",
 ]
@@ -56,7 +59,7 @@ def _table_counts(path: Path) -> dict:
         }
 
 
-def summary_lines(result, settings, seconds: float) -> list[str]:
+def summary_lines(result, settings, seconds: float, asset_names: list[str]) -> list[str]:
     lines = [f"CareerPulse run {result.run_id}: {'succeeded' if result.success else 'FAILED'} "
              f"in {seconds:.1f} s"]
     if not settings.duckdb_path.exists():
@@ -99,7 +102,7 @@ def summary_lines(result, settings, seconds: float) -> list[str]:
             + (f": {_cut(evaluation.description)}" if evaluation.description else "")
         )
     lines += _step_failures(result)
-    lines += _not_materialized(result, ASSET_NAMES)
+    lines += _not_materialized(result, asset_names)
     lines += [
         f"  DuckDB            {settings.duckdb_path}",
         f"  MLflow            {settings.mlflow_tracking_uri} (artifacts {settings.mlflow_artifacts})",
@@ -193,7 +196,7 @@ def watching_the_pool(instance, pool: str, run_id: str):
         thread.join(timeout=5)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     from dagster import BetaWarning, DagsterInstance
 
     warnings.filterwarnings("ignore", category=BetaWarning)  # dagster-mlflow is marked beta
@@ -219,7 +222,15 @@ def main() -> int:
     from .definitions import build_definitions
 
     defs = build_definitions(settings)
-    job = defs.resolve_job_def("careerpulse_all")
+    job_name = (argv if argv is not None else sys.argv[1:] or ["careerpulse_all"])[0]
+    try:
+        job = defs.resolve_job_def(job_name)
+    except Exception:
+        jobs = ", ".join(sorted(j.name for j in defs.resolve_all_job_defs() if not j.name.startswith("__")))
+        print(f"careerpulse: no job {job_name!r}; the jobs are {jobs}", file=sys.stderr)
+        return 1
+    selected = {key.to_user_string() for key in job.asset_layer.selected_asset_keys}
+    asset_names = [name for name in ASSET_ORDER if name in selected]
     started = time.monotonic()
     with DagsterInstance.get() as instance:
         for line in recover_dead_runs(instance):
@@ -234,7 +245,7 @@ def main() -> int:
                 # Step starts, page counts and failures; Dagster's DEBUG events stay in the UI.
                 run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
             )
-    print("\n".join(summary_lines(result, settings, time.monotonic() - started)))
+    print("\n".join(summary_lines(result, settings, time.monotonic() - started, asset_names)))
     return 0 if result.success else 1
 
 

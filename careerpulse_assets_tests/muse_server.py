@@ -8,11 +8,12 @@ page number to the faults to answer, one per request, before the real page:
 - "rate_limited": 403 with X-RateLimit-Remaining 0 and X-RateLimit-Reset `reset_seconds`;
 - "truncated": 200 with the page's JSON cut in half;
 - "slow": the real page, after sleeping `slow_seconds`;
+- "drop": no answer at all, the connection closed (a dropped connection);
 - "last_request": the real page, saying it used the last request of the window.
 
 Servers misbehave in other ways too: `page_count_lie` reports that many pages whatever the
 listing holds, `ignores_page` answers page 0 to every request, `echo_url` puts the request's
-path and query (key included) into error bodies and into the first item of every page, and
+path and query (key included) into error bodies, and the key into every item, and
 `bodies` maps a page number to exact bytes to answer with status 200 (one per request while
 the list lasts) and `content_type` is what they are sent as.
 """
@@ -101,15 +102,19 @@ class MuseStub:
             return fault, json.dumps({"code": fault, "error": f"injected fault{echo}"}), "499"
         if fault == "rate_limited":
             return 403, json.dumps({"code": 403, "error": "Rate limit exceeded"}), "0"
+        if fault == "drop":
+            return 0, "", ""
         if fault == "slow":
             time.sleep(self.slow_seconds)
         time.sleep(self.delay_seconds)
         listing = self.listing(query.get("category", [None])[0], query.get("level", [None])[0])
         page_count = (len(listing) + PAGE_SIZE - 1) // PAGE_SIZE
         results = listing[page * PAGE_SIZE : (page + 1) * PAGE_SIZE]
-        if self.echo_url and results:
-            results = [dict(results[0], refs={"landing_page": f"https://muse.example{path}"})]
-            results += listing[page * PAGE_SIZE + 1 : (page + 1) * PAGE_SIZE]
+        if self.echo_url:
+            # The key only, in every item: text that changed with the page would be an edit.
+            key = query.get("api_key", [""])[0]
+            results = [dict(item, apply_url=f"https://muse.example/apply?api_key={key}")
+                       if isinstance(item, dict) else item for item in results]
         body = json.dumps({
             "page": page, "page_count": self.page_count_lie or page_count,
             "items_per_page": PAGE_SIZE, "took": 3, "timed_out": False, "total": len(listing),
@@ -128,6 +133,9 @@ def serve_muse(items: list[dict]):
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802 (http.server's name)
             status, body, remaining = stub.answer(self.path)
+            if status == 0:  # drop the connection without a word
+                self.close_connection = True
+                return
             payload = body if isinstance(body, bytes) else body.encode()
             try:
                 self.send_response(status)

@@ -192,7 +192,10 @@ def stored_item(item: Any, fetched_at: datetime | None = None) -> StoredItem:
 def quarantine_text(item: Any) -> str:
     """Whatever of a rejected item can be stored as text (it may not even be valid Unicode)."""
     if isinstance(item, dict | list) and nesting_depth(item) > MAX_NESTING:
-        return f"(not stored: a {type(item).__name__} nested more than {MAX_NESTING} levels deep)"
+        raw_id = item.get("id") if isinstance(item, dict) else None
+        known = f", id {shorten(repr(raw_id))}" if isinstance(raw_id, str | int | float) else ""
+        return (f"(not stored: a {type(item).__name__} nested more than {MAX_NESTING} levels "
+                f"deep{known})")
     try:
         return json.dumps(item, ensure_ascii=True) if isinstance(item, dict | list) else repr(item)
     except (TypeError, ValueError):
