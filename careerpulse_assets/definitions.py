@@ -17,7 +17,13 @@ from .checks import (
     silver_posting_id_unique,
 )
 from .jobs import careerpulse_all_job, daily_retraining_schedule, ingestion_job, retraining_job
-from .resources import CareerPulseDuckDB, CareerPulseDuckDBIOManager, MuseApi, mlflow_tracking
+from .resources import (
+    CareerPulseDuckDB,
+    CareerPulseDuckDBIOManager,
+    ModelStore,
+    MuseApi,
+    mlflow_tracking,
+)
 from .sensors import muse_new_pages_sensor
 from .settings import Settings
 
@@ -39,6 +45,7 @@ def build_resources(settings: Settings) -> dict:
         "duckdb": CareerPulseDuckDB(database=str(settings.duckdb_path)),
         "io_manager": CareerPulseDuckDBIOManager(database=str(settings.duckdb_path)),
         "model_io_manager": FilesystemIOManager(base_dir=str(settings.storage_dir)),
+        "model_store": ModelStore(folder=str(settings.storage_dir / "models")),
         "mlflow": mlflow_tracking.configured(
             {
                 "experiment_name": EXPERIMENT_NAME,

@@ -76,27 +76,13 @@ def summary_lines(result, settings, seconds: float, asset_names: list[str]) -> l
     for event in result.get_asset_materialization_events():
         materialization = event.step_materialization_data.materialization
         if materialization.asset_key.to_user_string() == "knn_classifier":
-            meta = materialization.metadata
-            if meta["retrained"].value:
-                how = "trained"
-            else:
-                changed = meta["labelled_changes_since_training"].value
-                how = f"reused, {changed} labelled postings changed since" if changed else (
-                    "reused, labels unchanged"
-                )
-            lines.append(
-                f"  classifier         {meta['chosen'].value} ({how}: {meta['model_version'].value})"
-            )
-            lines.append(
-                f"  hold-out           accuracy {meta['holdout_accuracy'].value:.3f}, "
-                f"macro-F1 {meta['holdout_macro_f1'].value:.3f} "
-                f"[{meta['holdout_macro_f1_ci_low'].value:.3f}–{meta['holdout_macro_f1_ci_high'].value:.3f}], "
-                f"weighted-F1 {meta['holdout_weighted_f1'].value:.3f} "
-                f"({meta['holdout_postings'].value} postings)"
-            )
+            lines += _classifier_lines({k: v.value for k, v in materialization.metadata.items()})
     lines.append("  checks:")
     for evaluation in result.get_asset_check_evaluations():
         status = "passed" if evaluation.passed else f"FAILED ({evaluation.severity.value})"
+        evaluated = evaluation.metadata.get("evaluated")
+        if evaluated is not None and not evaluated.value:
+            status = f"NOT EVALUATED ({evaluation.severity.value})"
         lines.append(
             f"    {evaluation.asset_check_key.name:<32} {status}"
             + (f": {_cut(evaluation.description)}" if evaluation.description else "")
@@ -107,6 +93,25 @@ def summary_lines(result, settings, seconds: float, asset_names: list[str]) -> l
         f"  DuckDB            {settings.duckdb_path}",
         f"  MLflow            {settings.mlflow_tracking_uri} (artifacts {settings.mlflow_artifacts})",
         f"  Dagster instance  {os.environ['DAGSTER_HOME']}",
+    ]
+    return lines
+
+
+def _classifier_lines(meta: dict) -> list[str]:
+    def interval(name: str) -> str:
+        return (f"{meta[f'gate_{name}']:.3f} [{meta[f'gate_{name}_ci_low']:.3f}–"
+                f"{meta[f'gate_{name}_ci_high']:.3f}]")
+
+    lines = [
+        f"  classifier         {meta['chosen']}",
+        f"  {'trained' if meta['retrained'] else 'not trained':<18} {_cut(meta['reason'])}",
+    ]
+    if "challenger" in meta:
+        lines.append(f"  challenger         {meta['challenger']}: {_cut(meta['promotion'])}")
+    lines += [
+        f"  champion           {meta['champion']}",
+        f"  quality gate       accuracy {interval('accuracy')}, macro-F1 {interval('macro_f1')} "
+        f"(95 % intervals; {meta['gate_method']})",
     ]
     return lines
 

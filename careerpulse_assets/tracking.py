@@ -1,7 +1,11 @@
-"""MLflow bookkeeping for the classifier: one run per training, and finding a model to reuse.
+"""MLflow for the classifier: what a training records, and what the registry says of a version.
 
-Uses whatever tracking URI and active run the caller set up (the dagster-mlflow resource);
-knows nothing of Dagster.
+The registered model `careerpulse-knn-category` carries two aliases: `champion`, the version in
+service (the one `imputed_silver` imputes with), and `challenger`, the newest trained version.
+Each training's MLflow run is tagged with a fingerprint of its settings (grid, taxonomy version,
+training code version) and keeps the hashes of the labelled postings it learned from, so a later
+run can tell how much changed since. Knows nothing of Dagster: the active MLflow run is opened
+and closed by the `mlflow` resource (`resources.py`).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import json
 import logging
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
@@ -20,28 +25,29 @@ import sklearn
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
-from .core.classifier import TrainedClassifier
-from .core.evaluation import LabelledSet, SplitReport
+from .core.classifier import DriftReference, Evaluation
+from .core.decisions import ModelFacts
+from .core.evaluation import LabelledSet, labelled_changes
 from .core.knn import MAX_FEATURES, MAX_FEATURES_WITH_BIGRAMS, model_input
 from .core.plots import confusion_png
+from .core.training import Scored, Training
 
 REGISTERED_MODEL_NAME = "careerpulse-knn-category"
-FINGERPRINT_TAG = "careerpulse.training_fingerprint"
+CHAMPION, CHALLENGER = "champion", "challenger"
 SETTINGS_TAG = "careerpulse.training_settings"
+RETRAIN_REASON_TAG = "careerpulse.retrain_reason"
+FOR_DRIFT_TAG = "careerpulse.trained_for_drift"
+PROMOTION_TAG = "careerpulse.promotion"
 LABELLED_ROWS_ARTIFACT = "labelled_rows.npy"
 # Bump when the training code changes in a way that should retrain on unchanged data.
-TRAINING_SPEC_VERSION = "4"
+TRAINING_SPEC_VERSION = "5"
 # MLflow saves scikit-learn models with skops, which loads only types it is told to trust.
 SKOPS_TRUSTED_TYPES = [
     "scipy.sparse._csr.csr_matrix",
     "careerpulse_assets.core.knn.CosineKNNClassifier",
     "careerpulse_assets.core.knn.joined_text",
 ]
-
-
-def training_fingerprint(labelled: LabelledSet, settings: str) -> str:
-    """Same labelled data + same training settings + same code version = same fingerprint."""
-    return hashlib.sha256(f"{labelled.fingerprint()}|{settings_fingerprint(settings)}".encode()).hexdigest()
+log = logging.getLogger(__name__)
 
 
 def settings_fingerprint(settings: str) -> str:
@@ -49,214 +55,208 @@ def settings_fingerprint(settings: str) -> str:
     return hashlib.sha256(f"{settings}|spec {TRAINING_SPEC_VERSION}".encode()).hexdigest()
 
 
-# What evaluation.json must hold for its model to be reused.
-SUMMARY_KEYS = (
-    "chosen", "holdout", "n_holdout", "excluded_categories", "reliability", "most_confused",
-    "training_counts", "unlabelled_share", "retrain_reason",
-)
-log = logging.getLogger(__name__)
+def version_uri(number: int | str) -> str:
+    return f"models:/{REGISTERED_MODEL_NAME}/{number}"
 
 
-def find_trained(
-    fingerprint: str, experiment_id: str, stored: TrainedClassifier | None = None
-) -> TrainedClassifier | None:
-    """The registered model of a finished run trained on exactly this data, if there is one.
-
-    `stored` is the classifier the last run handed downstream: when it came from the same
-    MLflow run its fitted model is used as it is, instead of being loaded again from the
-    registry (4.4 s through skops at 100,000 postings, against 0.5 s for the stored pickle).
-    """
-    # A run retrained for drift shares its fingerprint with the one before: take the newest.
-    run_id = _newest_finished_run(experiment_id, FINGERPRINT_TAG, fingerprint)
-    return None if run_id is None else _load_trained(run_id, fingerprint, stored)
+def version_number(uri: str) -> str:
+    return uri.rsplit("/", 1)[1]
 
 
-def find_latest_trained(settings: str, experiment_id: str) -> tuple[str, np.ndarray] | None:
-    """The newest finished run trained with these settings on any data, and the row hashes of
-    the labelled postings it learned from (`LabelledSet.row_hashes`); load it with
-    `load_trained`."""
-    run_id = _newest_finished_run(experiment_id, SETTINGS_TAG, settings_fingerprint(settings))
-    if run_id is None:
-        return None
+@dataclass(frozen=True)
+class RegisteredVersion:
+    """One registered version and its MLflow run, as read from the registry."""
+
+    version: str  # models:/careerpulse-knn-category/N
+    run_id: str
+    tags: dict[str, str]
+    params: dict[str, str]
+
+
+def _registered(number: str, run_id: str) -> RegisteredVersion:
+    run = mlflow.get_run(run_id)
+    return RegisteredVersion(version_uri(number), run_id, run.data.tags, run.data.params)
+
+
+def champion() -> RegisteredVersion | None:
     try:
-        rows = np.load(mlflow.artifacts.download_artifacts(f"runs:/{run_id}/{LABELLED_ROWS_ARTIFACT}"))
-    except (MlflowException, OSError, ValueError) as exc:
-        log.warning("run %s cannot be reused, its labelled rows are unreadable: %s", run_id, exc)
-        return None
-    return run_id, rows
+        found = mlflow.MlflowClient().get_model_version_by_alias(REGISTERED_MODEL_NAME, CHAMPION)
+    except MlflowException:
+        return None  # no registered model yet, or no champion
+    return _registered(found.version, found.run_id)
 
 
-def load_trained(run_id: str, stored: TrainedClassifier | None = None) -> TrainedClassifier | None:
-    """The registered model of a finished run and its evaluation (see `find_trained`)."""
-    fingerprint = mlflow.get_run(run_id).data.tags.get(FINGERPRINT_TAG, "")
-    return _load_trained(run_id, fingerprint, stored)
-
-
-def _newest_finished_run(experiment_id: str, tag: str, value: str) -> str | None:
-    runs = mlflow.search_runs(
-        [experiment_id],
-        filter_string=f"tags.`{tag}` = '{value}' and attributes.status = 'FINISHED'",
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
-        output_format="list",
-    )
-    return runs[0].info.run_id if runs else None
-
-
-def _load_trained(
-    run_id: str, fingerprint: str, stored: TrainedClassifier | None = None
-) -> TrainedClassifier | None:
-    versions = mlflow.MlflowClient().search_model_versions(
-        f"name='{REGISTERED_MODEL_NAME}' and run_id='{run_id}'"
-    )
+def latest() -> RegisteredVersion | None:
+    """The newest registered version (the last challenger, promoted or not)."""
+    versions = mlflow.MlflowClient().search_model_versions(f"name='{REGISTERED_MODEL_NAME}'")
     if not versions:
         return None
-    version = max(versions, key=lambda v: int(v.version)).version
+    newest = max(versions, key=lambda v: int(v.version))
+    return _registered(newest.version, newest.run_id)
+
+
+def model_facts(
+    registered: RegisteredVersion,
+    labelled: LabelledSet,
+    settings: str,
+    drift_flagged_version: str | None,
+) -> ModelFacts:
+    """How a registered version stands against today's labelled postings and settings."""
     try:
-        summary = mlflow.artifacts.load_dict(f"runs:/{run_id}/evaluation.json")
-        confusion = pd.read_csv(
-            mlflow.artifacts.download_artifacts(f"runs:/{run_id}/confusion_holdout.csv"),
-            index_col=0,
-        )
-        picture = Path(
-            mlflow.artifacts.download_artifacts(f"runs:/{run_id}/confusion_holdout.png")
-        ).read_bytes()
+        rows = np.load(mlflow.artifacts.download_artifacts(
+            f"runs:/{registered.run_id}/{LABELLED_ROWS_ARTIFACT}"))
+        changed, share = labelled_changes(rows, labelled.row_hashes)
     except (MlflowException, OSError, ValueError) as exc:
-        log.warning("run %s cannot be reused, its evaluation is unreadable: %s", run_id, exc)
-        return None
-    missing = sorted(set(SUMMARY_KEYS) - set(summary))
-    if missing:
-        # Written by an older version of this code: train anew rather than guess.
-        log.warning("run %s cannot be reused, its evaluation lacks %s", run_id, missing)
-        return None
-    model_uri = f"models:/{REGISTERED_MODEL_NAME}/{version}"
-    same_run = stored is not None and stored.mlflow_run_id == run_id
-    return TrainedClassifier(
-        model=stored.model if same_run else mlflow.sklearn.load_model(model_uri),
-        chosen=summary["chosen"],
-        holdout=summary["holdout"],
-        n_holdout=summary["n_holdout"],
-        model_version=model_uri,
-        mlflow_run_id=run_id,
-        training_fingerprint=fingerprint,
-        excluded_categories=summary["excluded_categories"],
-        reliability=summary["reliability"],
-        most_confused=summary["most_confused"],
-        confusion=confusion,
-        confusion_png=picture,
-        training_counts=summary["training_counts"],
-        unlabelled_share=summary["unlabelled_share"],
-        retrain_reason=summary["retrain_reason"],
-        evaluated_postings=summary.get("evaluated_postings"),
-        retrained=False,
+        log.warning("labelled rows of %s unreadable: %s", registered.version, exc)
+        changed, share = len(labelled.postings), 1.0
+    return ModelFacts(
+        version=registered.version,
+        same_settings=registered.tags.get(SETTINGS_TAG) == settings_fingerprint(settings),
+        labelled_changed=changed,
+        labelled_changed_share=share,
+        retrained_for_drift=registered.tags.get(FOR_DRIFT_TAG) == "true",
+        drift_flagged=drift_flagged_version == registered.version,
     )
 
 
-def _holdout_numbers(report: SplitReport) -> dict[str, float]:
-    prefix = f"{report.split}_"
-    return {
-        name.removeprefix(prefix): value
-        for name, value in report.flat_metrics().items()
-        if not name.startswith(f"{prefix}any_label")
-    }
+# What evaluation.json must hold for its model to be served again.
+SUMMARY_KEYS = ("chosen", "estimate", "postings", "method", "excluded_categories",
+                "reliability", "most_confused", "training_counts", "unlabelled_share")
+
+
+def load_evaluation(registered: RegisteredVersion) -> tuple[Evaluation, DriftReference] | None:
+    """The evaluation a version was trained with; None when it cannot be read."""
+    run = registered.run_id
+    try:
+        summary = mlflow.artifacts.load_dict(f"runs:/{run}/evaluation.json")
+        confusion = pd.read_csv(
+            mlflow.artifacts.download_artifacts(f"runs:/{run}/confusion.csv"), index_col=0
+        )
+        picture = Path(mlflow.artifacts.download_artifacts(f"runs:/{run}/confusion.png")).read_bytes()
+    except (MlflowException, OSError, ValueError) as exc:
+        log.warning("evaluation of %s unreadable: %s", registered.version, exc)
+        return None
+    missing = sorted(set(SUMMARY_KEYS) - set(summary))
+    if missing:  # written by an older version of this code
+        log.warning("evaluation of %s lacks %s", registered.version, missing)
+        return None
+    evaluation = Evaluation(
+        chosen=summary["chosen"], estimate=summary["estimate"], postings=summary["postings"],
+        method=summary["method"], excluded_categories=summary["excluded_categories"],
+        reliability=summary["reliability"], most_confused=summary["most_confused"],
+        confusion=confusion, confusion_png=picture,
+    )
+    reference = DriftReference(summary["training_counts"], summary["unlabelled_share"])
+    return evaluation, reference
+
+
+def evaluation_of(scored: Scored, chosen: str, labelled: LabelledSet) -> Evaluation:
+    """A recipe's out-of-fold figures as the gate and the UI read them."""
+    return Evaluation(
+        chosen=chosen,
+        estimate=_estimate_dict(scored),
+        postings=scored.estimate.postings,
+        method=scored.estimate.describe(),
+        excluded_categories=labelled.excluded_categories,
+        reliability=scored.tables.reliability.to_dict(orient="records"),
+        most_confused=scored.tables.most_confused,
+        confusion=scored.tables.confusion,
+        confusion_png=confusion_png(scored.tables.confusion),
+    )
+
+
+def _estimate_dict(scored: Scored) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for name, value in scored.estimate.metrics.items():
+        low, high = scored.estimate.intervals[name]
+        out |= {name: value, f"{name}_ci_low": low, f"{name}_ci_high": high}
+    return out
 
 
 def log_training(
-    model,
+    training: Training,
     labelled: LabelledSet,
-    holdout: SplitReport,
-    time_ordered: SplitReport,
-    comparison: SplitReport,
-    fingerprint: str,
     settings: str,
+    reason: str,
+    for_drift: bool,
     unlabelled_share: float,
-    retrain_reason: str | None = None,
-    evaluated_postings: int | None = None,
-) -> TrainedClassifier:
-    """Log one training to the active MLflow run, register the model, end the run."""
-    run = mlflow.active_run()
-    params = holdout.fitted.knn_params
-    mlflow.set_tag(FINGERPRINT_TAG, fingerprint)
-    mlflow.set_tag(SETTINGS_TAG, settings_fingerprint(settings))
-    if retrain_reason:
-        mlflow.set_tag("careerpulse.retrain_reason", retrain_reason)
-    mlflow.log_params(
-        {
-            "k": params.k,
-            "vote": params.vote,
-            "prior_alpha": params.prior_alpha,
-            "title_weight": params.title_weight,
-            "ngrams": params.ngrams,
-            "metric": "cosine",
-            "max_features": MAX_FEATURES if params.ngrams == 1 else MAX_FEATURES_WITH_BIGRAMS,
-            "n_labelled": len(labelled.postings),
-            "n_evaluated": evaluated_postings,
-            "n_classes": labelled.labels.nunique(),
-            "reposts_removed": labelled.reposts_removed,
-            "categories_too_rare": json.dumps(labelled.excluded_categories),
-        }
-    )
-    metrics = {
-        **holdout.flat_metrics(),
-        **time_ordered.flat_metrics(),
-        **comparison.flat_metrics(prefix="logreg_"),
-        "cv_macro_f1": holdout.fitted.cv_macro_f1,
-    }
+) -> tuple[str, Evaluation, DriftReference]:
+    """Record a training in the active MLflow run and register its model as the challenger.
+    Returns the version and the challenger's evaluation and drift reference."""
+    params = training.params
+    mlflow.set_tags({
+        SETTINGS_TAG: settings_fingerprint(settings),
+        RETRAIN_REASON_TAG: reason,
+        FOR_DRIFT_TAG: str(for_drift).lower(),
+    })
+    mlflow.log_params({
+        "k": params.k, "vote": params.vote, "prior_alpha": params.prior_alpha,
+        "title_weight": params.title_weight, "ngrams": params.ngrams, "metric": "cosine",
+        "max_features": MAX_FEATURES if params.ngrams == 1 else MAX_FEATURES_WITH_BIGRAMS,
+        "n_labelled": len(labelled.postings), "n_evaluated": training.evaluated_postings,
+        "n_classes": labelled.labels.nunique(), "reposts_removed": labelled.reposts_removed,
+        "categories_too_rare": json.dumps(labelled.excluded_categories),
+        "oof_repeats": training.challenger.estimate.repeats,
+        "oof_folds": training.challenger.estimate.folds,
+    })
+    metrics = {**training.challenger.estimate.flat("oof"), "cv_macro_f1": training.cv_macro_f1}
+    if training.time_split is not None:
+        metrics |= training.time_split.flat_metrics()
+    if training.comparison is not None:
+        metrics |= training.comparison.flat()
     mlflow.log_metrics(metrics)
+    evaluation = evaluation_of(training.challenger, training.chosen, labelled)
+    reference = DriftReference(
+        {str(k): int(v) for k, v in labelled.labels.value_counts().items()}, unlabelled_share
+    )
     summary = {
-        "chosen": holdout.chosen,
-        "holdout": _holdout_numbers(holdout),
-        "n_holdout": holdout.n_test,
-        "excluded_categories": labelled.excluded_categories,
-        "most_confused": holdout.most_confused,
-        "reliability": holdout.reliability.to_dict(orient="records"),
-        "training_counts": {str(k): int(v) for k, v in labelled.labels.value_counts().items()},
-        "unlabelled_share": unlabelled_share,
-        "retrain_reason": retrain_reason,
-        "evaluated_postings": evaluated_postings,
+        "chosen": evaluation.chosen, "estimate": evaluation.estimate,
+        "postings": evaluation.postings, "method": evaluation.method,
+        "excluded_categories": evaluation.excluded_categories,
+        "reliability": evaluation.reliability, "most_confused": evaluation.most_confused,
+        "training_counts": reference.training_counts,
+        "unlabelled_share": reference.unlabelled_share,
     }
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder)
-        holdout.per_class.to_csv(out / "per_class_holdout.csv", index=False)
-        time_ordered.per_class.to_csv(out / "per_class_time_split.csv", index=False)
-        holdout.confusion.to_csv(out / "confusion_holdout.csv")
-        holdout.reliability.to_csv(out / "reliability_holdout.csv", index=False)
-        picture = confusion_png(holdout.confusion)
-        (out / "confusion_holdout.png").write_bytes(picture)
+        training.challenger.tables.per_class.to_csv(out / "per_class.csv", index=False)
+        training.challenger.tables.confusion.to_csv(out / "confusion.csv")
+        training.challenger.tables.reliability.to_csv(out / "reliability.csv", index=False)
+        (out / "confusion.png").write_bytes(evaluation.confusion_png)
+        if training.time_split is not None:
+            training.time_split.per_class.to_csv(out / "per_class_time_split.csv", index=False)
         (out / "evaluation.json").write_text(json.dumps(summary, indent=2))
         np.save(out / LABELLED_ROWS_ARTIFACT, labelled.row_hashes)
         mlflow.log_artifacts(folder)
-
     example = model_input(labelled.postings.head(3))
     info = mlflow.sklearn.log_model(
-        model,
+        training.model,
         name="model",
         registered_model_name=REGISTERED_MODEL_NAME,
         input_example=example,
-        signature=infer_signature(example, model.predict(example)),
+        signature=infer_signature(example, training.model.predict(example)),
         pip_requirements=[f"scikit-learn=={sklearn.__version__}", "careerpulse_assets"],
         skops_trusted_types=SKOPS_TRUSTED_TYPES,
     )
-    mlflow.end_run()
-    return TrainedClassifier(
-        model=model,
-        chosen=holdout.chosen,
-        holdout=summary["holdout"],
-        n_holdout=holdout.n_test,
-        model_version=f"models:/{REGISTERED_MODEL_NAME}/{info.registered_model_version}",
-        mlflow_run_id=run.info.run_id,
-        training_fingerprint=fingerprint,
-        excluded_categories=labelled.excluded_categories,
-        reliability=summary["reliability"],
-        most_confused=summary["most_confused"],
-        confusion=holdout.confusion,
-        confusion_png=picture,
-        training_counts=summary["training_counts"],
-        unlabelled_share=unlabelled_share,
-        retrain_reason=retrain_reason,
-        evaluated_postings=evaluated_postings,
-        retrained=True,
+    number = info.registered_model_version
+    mlflow.MlflowClient().set_registered_model_alias(REGISTERED_MODEL_NAME, CHALLENGER, number)
+    return version_uri(number), evaluation, reference
+
+
+def record_promotion(run_id: str, promote: bool, reason: str) -> None:
+    client = mlflow.MlflowClient()
+    client.set_tag(run_id, PROMOTION_TAG, ("promoted once the gate passes: " if promote
+                                           else "not promoted: ") + reason)
+
+
+def set_champion(version: str) -> None:
+    mlflow.MlflowClient().set_registered_model_alias(
+        REGISTERED_MODEL_NAME, CHAMPION, version_number(version)
     )
+
+
+def load_model(version: str):
+    return mlflow.sklearn.load_model(version)
 
 
 def fail_abandoned_runs(experiment_id: str, dagster_run_over: Callable[[str], bool]) -> list[str]:
@@ -270,12 +270,3 @@ def fail_abandoned_runs(experiment_id: str, dagster_run_over: Callable[[str], bo
     for run in abandoned:
         client.set_terminated(run.info.run_id, status="FAILED")
     return [run.info.run_id for run in abandoned]
-
-
-def discard_active_run() -> None:
-    """End and delete the run dagster-mlflow opened for a step that trained nothing."""
-    run = mlflow.active_run()
-    if run is not None:
-        mlflow.end_run()
-        mlflow.MlflowClient().delete_run(run.info.run_id)
-

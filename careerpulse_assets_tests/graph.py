@@ -37,3 +37,11 @@ def table_exists(settings: Settings, qualified_name: str) -> bool:
 
 def check_results(result) -> dict[str, bool]:
     return {e.asset_check_key.name: e.passed for e in result.get_asset_check_evaluations()}
+
+
+def judged_checks_pass(result) -> bool:
+    """Every check passed, but for those that said they could not evaluate (too little data)."""
+    return all(
+        e.passed or ("evaluated" in e.metadata and e.metadata["evaluated"].value is False)
+        for e in result.get_asset_check_evaluations()
+    )

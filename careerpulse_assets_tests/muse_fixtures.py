@@ -84,6 +84,32 @@ def synthetic_postings(per_category: int = 14, unlabelled: int = 12, seed: int =
     return items
 
 
+# Words any job ad may use: they blur the categories a little, as real ads do.
+GENERIC_WORDS = ["teamwork", "communication", "benefits", "remote", "growth", "deadlines",
+                 "stakeholders", "reporting", "excel", "travel", "training", "schedule"]
+
+
+def imbalanced_postings(counts: dict[str, int], unlabelled: int = 6, seed: int = 3,
+                        first_id: int = 300_000) -> list[dict]:
+    """Postings in `counts` per category (one common, some rare), each with 3 words of its
+    category and 4 generic ones, over ~2 months; `unlabelled` more without a category. A KNN
+    that lets the common category outvote the rare ones (k=15, uniform votes, no prior
+    correction) is clearly worse here than one chosen by CV."""
+    rng = random.Random(seed)
+    specs = [(c, c) for c, n in counts.items() for _ in range(n)]
+    specs += [(list(counts)[i % len(counts)], None) for i in range(unlabelled)]
+    items = []
+    for offset, (text_category, label) in enumerate(specs):
+        titles, words = VOCABULARY[text_category]
+        items.append(make_item(
+            first_id + offset, rng.choice(titles),
+            rng.sample(words, 3) + rng.sample(GENERIC_WORDS, 4), label,
+            START + timedelta(days=rng.randrange(0, 60), hours=rng.randrange(0, 12)),
+            rng.choice(COMPANIES),
+        ))
+    return items
+
+
 def edge_case_page() -> dict:
     return json.loads((FIXTURES / "page_edge_cases.json").read_text())
 

@@ -4,7 +4,7 @@ import mlflow
 import pytest
 from dagster import AssetKey, DagsterInstance
 
-from .graph import check_results, materialize_graph, query, table_exists
+from .graph import check_results, judged_checks_pass, materialize_graph, query, table_exists
 from .muse_fixtures import edge_case_page, synthetic_postings, write_archive
 
 # A small grid keeps these tests quick; the full default grid runs in the first test and in
@@ -35,10 +35,13 @@ def test_graph_fills_every_category_and_writes_a_full_gold_grid(archive, setting
         "category_names_known": True,
         "knn_holdout_accuracy": True,
         "knn_holdout_macro_f1": True,
-        "category_drift": True,  # 57 postings: not enough data to judge
+        "category_drift": False,  # 57 postings: not evaluated, which must not read as a pass
         "gold_full_grid_sums_to_silver": True,
         "forecast_beats_seasonal_naive": True,  # 3 weeks of history: not judged
     }
+    drift = check_evaluation(result, "category_drift")
+    assert drift.severity.value == "WARN" and drift.metadata["evaluated"].value is False
+    assert drift.description == "not evaluated: 57 postings, the check needs 500"
     assert table_exists(settings, "gold.gold_category_forecast")
 
     silver = query(settings, "SELECT * FROM silver.silver_postings")
@@ -63,7 +66,8 @@ def test_graph_fills_every_category_and_writes_a_full_gold_grid(archive, setting
 
 def test_model_is_logged_registered_and_its_mlflow_run_closed(archive, settings_for):
     settings = settings_for(archive=archive)
-    assert materialize_graph(settings, run_config=SMALL_GRID).success
+    result = materialize_graph(settings, run_config=SMALL_GRID)
+    assert result.success
     client = mlflow.MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
     experiment = client.get_experiment_by_name("careerpulse")
     assert experiment.artifact_location == settings.mlflow_artifacts.as_uri()
@@ -72,15 +76,20 @@ def test_model_is_logged_registered_and_its_mlflow_run_closed(archive, settings_
     assert run.data.params["metric"] == "cosine"
     assert {"k", "vote", "prior_alpha", "title_weight", "ngrams"} <= set(run.data.params)
     metrics = run.data.metrics
-    for name in ("holdout_accuracy", "holdout_macro_f1", "holdout_weighted_f1", "time_macro_f1",
-                 "logreg_holdout_macro_f1", "holdout_any_label_accuracy", "cv_macro_f1"):
+    for name in ("oof_accuracy", "oof_macro_f1", "oof_weighted_f1", "time_macro_f1",
+                 "time_any_label_accuracy", "cv_macro_f1"):
         assert 0 <= metrics[name] <= 1, name
-    assert metrics["holdout_macro_f1_ci_low"] <= metrics["holdout_macro_f1"] <= metrics["holdout_macro_f1_ci_high"]
+    assert metrics["oof_macro_f1_ci_low"] <= metrics["oof_macro_f1"] <= metrics["oof_macro_f1_ci_high"]
+    assert run.info.run_name.startswith("training: no model yet")
+    assert run.data.tags["dagster_run_id"] == result.run_id
+    assert run.data.tags["careerpulse.promotion"].startswith("promoted once the gate passes")
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"per_class_holdout.csv", "confusion_holdout.csv", "confusion_holdout.png",
-            "reliability_holdout.csv", "evaluation.json"} <= artifacts  # the model is a LoggedModel
+    assert {"per_class.csv", "confusion.csv", "confusion.png", "reliability.csv",
+            "evaluation.json", "labelled_rows.npy"} <= artifacts  # the model is a LoggedModel
     (version,) = client.search_model_versions("name='careerpulse-knn-category'")
     assert version.run_id == run.info.run_id
+    aliases = client.get_model_version("careerpulse-knn-category", version.version).aliases
+    assert set(aliases) == {"champion", "challenger"}
 
     model = mlflow.pyfunc.load_model(f"models:/careerpulse-knn-category/{version.version}")
     assert model.metadata.get_input_schema().input_names() == ["title", "description_text"]
@@ -135,7 +144,7 @@ def test_graph_over_http_gives_the_same_result_as_the_archive(settings_for):
     with serve_muse(synthetic_postings()) as (stub, base_url):
         settings = settings_for(base_url=base_url)
         result = materialize_graph(settings, SMALL_GRID)
-    assert result.success and all(check_results(result).values())
+    assert result.success and judged_checks_pass(result)
     assert len(stub.requests) == 3
     imputed = query(settings, "SELECT count(*) AS n, count(category) AS c FROM silver.imputed_silver")
     assert imputed["n"][0] == imputed["c"][0] == 54
@@ -155,7 +164,7 @@ def test_unchanged_labels_reuse_the_model_and_changed_labels_retrain(tmp_path, s
     first = latest_metadata(instance, "knn_classifier")
     assert first["retrained"].value is True
     assert "data:image/png;base64," in first["confusion_matrix"].value
-    assert sum(r.data["postings"] for r in first["reliability"].value.records) == first["holdout_postings"].value
+    assert sum(r.data["postings"] for r in first["reliability"].value.records) == first["gate_postings"].value
     assert first["mlflow_run"].value.startswith("http://127.0.0.1:5000/#/experiments/")
 
     # Only unlabelled postings arrive: same training data, so no new training and no new run.
@@ -236,7 +245,7 @@ def test_a_shifted_mix_of_recent_postings_warns_of_drift(tmp_path, settings_for)
     materialize_graph(settings, config, instance=instance)
     second = latest_metadata(instance, "knn_classifier")
     assert second["retrained"].value is True
-    assert second["retrain_reason"].value == "category drift"
+    assert second["reason"].value == "category drift was flagged on models:/careerpulse-knn-category/1"
     assert second["model_version"].value == "models:/careerpulse-knn-category/2"
     materialize_graph(settings, config, instance=instance)
     third = latest_metadata(instance, "knn_classifier")

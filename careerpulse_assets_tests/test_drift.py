@@ -46,7 +46,7 @@ def test_a_new_dominant_category_is_always_caught():
 def test_a_small_window_is_not_enough_data_rather_than_an_alarm():
     result = category_drift({"Sales": 900, "Healthcare": 100}, {"Healthcare": 60})
     assert not result.enough_data and not result.drifted
-    assert result.summary() == "not enough data: 60 postings in the window"
+    assert result.summary() == "not evaluated: 60 postings, the check needs 500"
 
 
 def test_shares_then_and_now_are_reported():

@@ -6,10 +6,12 @@ import pytest
 from sklearn.dummy import DummyClassifier
 
 from careerpulse_assets.tracking import (
-    FINGERPRINT_TAG,
     REGISTERED_MODEL_NAME,
     SUMMARY_KEYS,
-    find_trained,
+    champion,
+    latest,
+    load_evaluation,
+    set_champion,
 )
 
 
@@ -22,18 +24,22 @@ def tracking_uri(tmp_path):
     mlflow.set_tracking_uri(previous)
 
 
-def test_a_run_whose_evaluation_lacks_fields_is_not_reused(tmp_path, tracking_uri):
+def test_a_version_whose_evaluation_an_older_version_wrote_is_not_served_again(tmp_path, tracking_uri):
     experiment_id = mlflow.create_experiment("careerpulse", (tmp_path / "art").as_uri())
     model = DummyClassifier().fit(np.zeros((2, 1)), ["a", "b"])
     with mlflow.start_run(experiment_id=experiment_id):
-        mlflow.set_tag(FINGERPRINT_TAG, "abc")
-        # An evaluation written by an older version: no retrain_reason, no training_counts.
-        old = {key: None for key in SUMMARY_KEYS if key not in {"retrain_reason", "training_counts"}}
+        # An evaluation written by an older version: no estimate, no method.
+        old = {key: None for key in SUMMARY_KEYS if key not in {"estimate", "method"}}
         mlflow.log_text(json.dumps(old), "evaluation.json")
-        mlflow.log_text("true,a,b\na,1,0\nb,0,1\n", "confusion_holdout.csv")
+        mlflow.log_text("true,a,b\na,1,0\nb,0,1\n", "confusion.csv")
+        mlflow.log_text("png", "confusion.png")
         mlflow.sklearn.log_model(model, name="model", registered_model_name=REGISTERED_MODEL_NAME)
-    assert find_trained("abc", experiment_id) is None
-    assert find_trained("another fingerprint", experiment_id) is None
+    assert champion() is None  # registered, but no version has the alias yet
+    newest = latest()
+    assert newest.version == "models:/careerpulse-knn-category/1"
+    assert load_evaluation(newest) is None
+    set_champion(newest.version)
+    assert champion().version == newest.version
 
 
 def test_mlflow_runs_left_running_by_a_dagster_run_that_is_over_are_marked_failed(tmp_path, tracking_uri):

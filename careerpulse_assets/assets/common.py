@@ -26,3 +26,8 @@ def preview(frame: pd.DataFrame) -> MetadataValue:
 def png_markdown(png: bytes, alt: str) -> MetadataValue:
     """A PNG as markdown metadata: the UI shows it under *Show Markdown*."""
     return MetadataValue.md(f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})")
+
+
+def rounded(values: dict, digits: int = 3) -> dict:
+    """Floats rounded for reading in the UI (MLflow keeps the exact values)."""
+    return {k: round(v, digits) if isinstance(v, float) else v for k, v in values.items()}

@@ -1,7 +1,3 @@
-import pickle
-from dataclasses import replace
-from pathlib import Path
-
 import mlflow
 import pandas as pd
 from dagster import (
@@ -19,28 +15,24 @@ from dagster import (
 )
 from dagster_duckdb import DuckDBResource
 
-from ..core.classifier import TrainedClassifier, impute_categories
-from ..core.evaluation import (
-    MIN_POSTINGS_PER_CATEGORY,
-    evaluate,
-    evaluation_set,
-    knn_method,
-    labelled_changes,
-    labelled_set,
-    logistic_regression_method,
-)
-from ..core.plots import confusion_png
-from ..core.selection import KnnGrid, NotEnoughLabels, fit_knn
+from ..core.classifier import DriftReference, Outcome, ServingClassifier, impute_categories
+from ..core.decisions import PromotionDecision, TrainingDecision, promotion_decision, training_decision
+from ..core.evaluation import MIN_POSTINGS_PER_CATEGORY, LabelledSet, labelled_set
+from ..core.selection import KnnGrid, NotEnoughLabels
+from ..core.training import params_from_mlflow, train
 from ..tracking import (
     REGISTERED_MODEL_NAME,
-    discard_active_run,
-    find_latest_trained,
-    find_trained,
-    load_trained,
+    RegisteredVersion,
+    champion,
+    evaluation_of,
+    latest,
+    load_evaluation,
     log_training,
-    training_fingerprint,
+    model_facts,
+    record_promotion,
+    set_champion,
 )
-from .common import DUCKDB_POOL, OWNERS, png_markdown, preview
+from .common import DUCKDB_POOL, OWNERS, png_markdown, preview, rounded
 from .silver import silver_postings
 
 LABELLED_SQL = """
@@ -102,178 +94,196 @@ class KnnClassifierConfig(Config):
     tags={"layer": "ml"},
     pool=DUCKDB_POOL,  # it reads silver from DuckDB
     io_manager_key="model_io_manager",
-    # dagster-mlflow is a legacy resource, so resources are named here rather than as arguments;
-    # the model IO manager's folder holds the classifier the last run stored.
-    required_resource_keys={"mlflow", "duckdb", "model_io_manager"},
-    description="TF-IDF + cosine KNN that learns the category from title and description. "
-    "Vote rule (uniform / distance), class-prior correction, title weight, word pairs and k are "
-    "chosen by stratified 5-fold CV on macro-F1; scored on a stratified 80/20 hold-out and a "
-    "time-ordered split (of a stratified sample of 20,000 when there are more); refitted on all "
-    "labelled postings and registered in MLflow as "
-    f"`{REGISTERED_MODEL_NAME}`. Retrains when 5 % or more of the labelled postings (or their "
-    "taxonomy) changed since the model it would reuse, when its settings or code changed, once "
-    "after category drift was flagged on it, or when forced by config.",
+    # dagster-mlflow is a legacy resource, so resources are named here rather than as arguments.
+    required_resource_keys={"mlflow", "duckdb", "model_store"},
+    description="TF-IDF + cosine KNN that learns the category from title and description; vote "
+    "rule, class-prior correction, title weight, word pairs and k chosen by stratified 5-fold CV "
+    "on macro-F1. Judged out-of-fold over every labelled posting (settings chosen inside each "
+    f"outer fold). Registered in MLflow as `{REGISTERED_MODEL_NAME}`: the alias `champion` is "
+    "the version in service, `challenger` the newest trained. Retrains when 5 % or more of the "
+    "champion's labelled postings changed, its settings or code changed, once after category "
+    "drift was flagged on it, or when forced; a challenger replaces the champion only when it is "
+    "not worse on the same postings and folds, and passes the quality gate.",
 )
 def knn_classifier(
     context: AssetExecutionContext, config: KnnClassifierConfig
-) -> TrainedClassifier:
+) -> ServingClassifier:
     with context.resources.duckdb.get_connection() as connection:
-        labelled = connection.execute(LABELLED_SQL).fetchdf()
-        unlabelled_share = connection.execute(
-            "SELECT avg(CASE WHEN category IS NULL THEN 1.0 ELSE 0.0 END) FROM silver.silver_postings"
-        ).fetchone()[0]
-    try:
-        trained = _train_or_reuse(context, config, labelled, float(unlabelled_share or 0.0))
-    finally:
-        # The MLflow run ends with this step: FINISHED when logged, FAILED when anything raised.
-        if mlflow.active_run() is not None:
-            mlflow.end_run(status="FAILED")
-    context.add_output_metadata(_classifier_metadata(trained))
-    return trained
-
-
-def _train_or_reuse(
-    context: AssetExecutionContext,
-    config: KnnClassifierConfig,
-    silver_labelled: pd.DataFrame,
-    unlabelled_share: float,
-) -> TrainedClassifier:
+        silver_labelled = connection.execute(LABELLED_SQL).fetchdf()
+        unlabelled_share = float(connection.execute(
+            "SELECT avg(CASE WHEN category IS NULL THEN 1.0 ELSE 0.0 END) "
+            "FROM silver.silver_postings"
+        ).fetchone()[0] or 0.0)
     try:
         labelled = labelled_set(silver_labelled, config.min_postings_per_category)
     except NotEnoughLabels as exc:
         raise Failure(f"cannot train the category classifier: {exc}") from None
     grid = config.grid()
     settings = f"{grid!r}|min_postings={config.min_postings_per_category}"
-    fingerprint = training_fingerprint(labelled, settings)
-    experiment_id = mlflow.active_run().info.experiment_id
-    retrain_reason = "forced by config" if config.force_retrain else None
-    if retrain_reason is None:
-        previous = _reusable_model(
-            context, labelled, settings, fingerprint, experiment_id,
-            config.retrain_at_labelled_change,
-        )
-        flagged = drift_flagged_model(context.instance)
-        if previous is not None and flagged == previous.model_version:
-            if previous.retrain_reason == "category drift":
-                context.log.warning(
-                    f"category drift persists on {previous.model_version}, itself retrained for "
-                    "drift: retraining on the same labels cannot help; label recent postings"
-                )
-            else:
-                retrain_reason = "category drift"
-                context.log.info(f"category drift was flagged on {flagged}: retraining")
-        if previous is not None and retrain_reason is None:
-            discard_active_run()
-            context.log.info(
-                f"{previous.labelled_changes_since_training} labelled postings changed since "
-                f"{previous.model_version}: reusing it"
+    drift_version = drift_flagged_model(context.instance)
+    in_service, newest = champion(), latest()
+    champion_facts = in_service and model_facts(in_service, labelled, settings, drift_version)
+    latest_facts = (
+        champion_facts if newest is None or (in_service and newest.version == in_service.version)
+        else model_facts(newest, labelled, settings, drift_version)
+    )
+    decision = training_decision(
+        champion_facts, latest_facts, config.force_retrain, config.retrain_at_labelled_change
+    )
+    context.log.info(f"{'training' if decision.train else 'no training'}: {decision.reason}")
+    serving = None
+    if not decision.train:
+        reused = in_service if in_service and decision.reuse.version == in_service.version else newest
+        serving = _reuse(context, reused, decision, becomes_champion=in_service is None)
+        if serving is None:
+            decision = TrainingDecision(
+                True, f"{reused.version} cannot be read back from MLflow: training a new one"
             )
-            return previous
-        if previous is None:
-            context.log.info("no reusable model for these labelled postings: training one")
+    if serving is None:
+        serving = _train(context, grid, labelled, settings, decision, in_service, unlabelled_share)
+    context.add_output_metadata(_classifier_metadata(serving, in_service))
+    return serving
 
+
+def _reuse(
+    context: AssetExecutionContext,
+    registered: RegisteredVersion,
+    decision: TrainingDecision,
+    becomes_champion: bool,
+) -> ServingClassifier | None:
+    loaded = load_evaluation(registered)
+    if loaded is None:
+        return None
+    evaluation, reference = loaded
+    return ServingClassifier(
+        model=context.resources.model_store.load(registered.version),
+        version=registered.version,
+        run_id=registered.run_id,
+        evaluation=evaluation,
+        reference=reference,
+        outcome=Outcome(False, decision.reason, decision.reuse.labelled_changed),
+        becomes_champion=becomes_champion,
+    )
+
+
+def _train(
+    context: AssetExecutionContext,
+    grid: KnnGrid,
+    labelled: LabelledSet,
+    settings: str,
+    decision: TrainingDecision,
+    in_service: RegisteredVersion | None,
+    unlabelled_share: float,
+) -> ServingClassifier:
+    champion_params = params_from_mlflow(in_service.params) if in_service else None
     context.log.info(
-        f"training on {len(labelled.postings)} labelled postings in "
+        f"training on {len(labelled.postings):,} labelled postings in "
         f"{labelled.labels.nunique()} categories ({labelled.reposts_removed} reposts removed)"
     )
-    evaluated = evaluation_set(labelled)
-    if evaluated is not labelled:
-        context.log.info(
-            f"evaluating on a stratified sample of {len(evaluated.postings):,} of "
-            f"{len(labelled.postings):,} labelled postings"
+    name = f"training: {decision.reason}"[:240]
+    with context.resources.mlflow.training_run(name) as run:
+        training = train(labelled, grid, champion_params, progress=context.log.info)
+        version, evaluation, reference = log_training(
+            training, labelled, settings, decision.reason, decision.for_drift, unlabelled_share
         )
-    holdout = evaluate(evaluated, knn_method(grid), "holdout")
-    context.log.info(f"hold-out: {holdout.chosen}: {holdout.metrics}")
-    time_ordered = evaluate(evaluated, knn_method(grid), "time")
-    context.log.info(f"time-ordered split: {time_ordered.chosen}: {time_ordered.metrics}")
-    comparison = evaluate(evaluated, logistic_regression_method, "holdout")
-    context.log.info(f"logistic regression (comparison only): {comparison.metrics}")
-    # The setting scored on the hold-out is the one deployed, refitted on every posting.
-    model = fit_knn(labelled.postings, labelled.labels, holdout.fitted.knn_params)
-    return log_training(
-        model, labelled, holdout, time_ordered, comparison, fingerprint, settings,
-        unlabelled_share, retrain_reason, evaluated_postings=len(evaluated.postings),
+        comparison = training.comparison
+        if in_service is not None and comparison is None:
+            promotion = PromotionDecision(
+                True, f"champion {in_service.version}'s settings cannot be read from MLflow: "
+                "the challenger replaces it once it passes the quality gate"
+            )
+        else:
+            promotion = promotion_decision(
+                in_service.version if in_service else None,
+                training.challenger.estimate.metrics,
+                comparison.champion if comparison else None,
+                comparison.intervals if comparison else None,
+            )
+        record_promotion(run.info.run_id, promotion.promote, promotion.reason)
+    context.resources.model_store.save(version, training.model)
+    context.log.info(f"{version}: {'promoted' if promotion.promote else 'not promoted'}: "
+                     f"{promotion.reason}")
+    outcome = Outcome(
+        retrained=True, reason=decision.reason, challenger_version=version,
+        promotion=promotion.reason, comparison=comparison.flat() if comparison else {},
     )
-
-
-def _reusable_model(
-    context: AssetExecutionContext,
-    labelled,
-    settings: str,
-    fingerprint: str,
-    experiment_id: str,
-    threshold: float,
-) -> TrainedClassifier | None:
-    """A model trained on exactly these labelled postings, or else the newest one with these
-    settings when fewer than `threshold` of its labelled postings changed since."""
-    # The stored classifier lives only in this function: a training must not keep it in memory.
-    stored = _stored_classifier(context)
-    exact = find_trained(fingerprint, experiment_id, stored)
-    if exact is not None:
-        return exact
-    latest = find_latest_trained(settings, experiment_id)
-    if latest is None:
-        return None
-    run_id, trained_on = latest
-    changed, share = labelled_changes(trained_on, labelled.row_hashes)
-    if share >= threshold:
-        context.log.info(
-            f"{changed} labelled postings changed since MLflow run {run_id} ({share:.1%}, "
-            f"retraining from {threshold:.0%}): training"
-        )
-        return None
-    trained = load_trained(run_id, stored)
-    return None if trained is None else replace(trained, labelled_changes_since_training=changed)
-
-
-def _stored_classifier(context: AssetExecutionContext) -> TrainedClassifier | None:
-    """What the last materialisation handed downstream (the model IO manager's pickle), if any."""
-    base_dir = getattr(context.resources.model_io_manager, "base_dir", None)
-    path = Path(base_dir) / "knn_classifier" if base_dir else None
-    if path is None or not path.exists():
-        return None
-    try:
-        with path.open("rb") as stored:
-            classifier = pickle.load(stored)
-    except Exception as exc:  # unreadable or from an incompatible version: use the registry
-        context.log.warning(f"stored classifier {path} unreadable, loading from MLflow: {exc}")
-        return None
-    return classifier if isinstance(classifier, TrainedClassifier) else None
+    if promotion.promote:
+        return ServingClassifier(training.model, version, run.info.run_id, evaluation, reference,
+                                 outcome, becomes_champion=True)
+    # The champion stays in service, judged on today's postings on the same folds.
+    kept = load_evaluation(in_service)
+    return ServingClassifier(
+        model=context.resources.model_store.load(in_service.version),
+        version=in_service.version,
+        run_id=in_service.run_id,
+        evaluation=evaluation_of(training.champion, champion_params.describe(), labelled),
+        reference=kept[1] if kept else reference,
+        outcome=outcome,
+    )
 
 
 def drift_flagged_model(instance) -> str | None:
-    """The model version the latest `category_drift` check failed on, if it failed."""
-    key = AssetCheckKey(AssetKey("imputed_silver"), "category_drift")
+    """The model version the latest `category_drift` check flagged drift on, if it did."""
+    evaluation = _latest_check_evaluation(instance, "imputed_silver", "category_drift")
+    if evaluation is None or evaluation.passed:
+        return None
+    if "evaluated" in evaluation.metadata and not evaluation.metadata["evaluated"].value:
+        return None  # a window too small to judge is not drift
+    version = evaluation.metadata.get("model_version")
+    return version.value if version is not None else None
+
+
+def _latest_check_evaluation(instance, asset: str, check: str) -> AssetCheckEvaluation | None:
+    key = AssetCheckKey(AssetKey(asset), check)
     # The newest records include this run's own, still only planned: skip to the last verdict.
     for record in instance.event_log_storage.get_asset_check_execution_history(key, limit=5):
         event = record.event.dagster_event if record.event is not None else None
         evaluation = event.event_specific_data if event is not None else None
         if isinstance(evaluation, AssetCheckEvaluation):
-            if evaluation.passed:
-                return None
-            version = evaluation.metadata.get("model_version")
-            return version.value if version is not None else None
+            return evaluation
     return None
 
 
-def _classifier_metadata(trained: TrainedClassifier) -> dict:
-    run_url = f"{MLFLOW_UI_URL}/#/experiments/{mlflow.get_run(trained.mlflow_run_id).info.experiment_id}/runs/{trained.mlflow_run_id}"
+GATE_CHECKS = ("knn_holdout_accuracy", "knn_holdout_macro_f1")
+
+
+def gate_passed(instance, version: str) -> bool:
+    """Whether the latest verdict of both blocking checks was a pass for this model version."""
+    for check in GATE_CHECKS:
+        evaluation = _latest_check_evaluation(instance, "knn_classifier", check)
+        judged = evaluation.metadata.get("model_version") if evaluation is not None else None
+        if evaluation is None or not evaluation.passed or judged is None or judged.value != version:
+            return False
+    return True
+
+
+def mlflow_run_url(run_id: str) -> str:
+    experiment_id = mlflow.get_run(run_id).info.experiment_id
+    return f"{MLFLOW_UI_URL}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+def _classifier_metadata(serving: ServingClassifier, in_service: RegisteredVersion | None) -> dict:
+    outcome, evaluation = serving.outcome, serving.evaluation
+    champion_after = (
+        f"{serving.version} once the quality gate passes" if serving.becomes_champion
+        else serving.version
+    )
     metadata = {
-        "model_version": trained.model_version,
-        "retrained": trained.retrained,
-        "retrain_reason": trained.retrain_reason or "labelled postings changed",
-        "labelled_changes_since_training": trained.labelled_changes_since_training,
-        "chosen": trained.chosen,
-        **{f"holdout_{name}": value for name, value in trained.holdout.items()},
-        "holdout_postings": trained.n_holdout,
-        "evaluated_on_postings": trained.evaluated_postings,
-        "trained_on_postings": sum(trained.training_counts.values()),
-        "categories_too_rare_to_learn": trained.excluded_categories,
-        "most_confused": trained.most_confused,
+        "model_version": serving.version,
+        "champion": champion_after,
+        "retrained": outcome.retrained,
+        "reason": outcome.reason,
+        "labelled_changes_since_training": outcome.labelled_changes,
+        "chosen": evaluation.chosen,
+        **{f"gate_{name}": value for name, value in rounded(evaluation.estimate).items()},
+        "gate_postings": evaluation.postings,
+        "gate_method": evaluation.method,
+        "categories_too_rare_to_learn": evaluation.excluded_categories,
+        "most_confused": evaluation.most_confused,
         "reliability": MetadataValue.table(
             records=[
-                TableRecord(row)
-                for row in trained.reliability
+                TableRecord(rounded(row))
+                for row in evaluation.reliability
                 if row["postings"]  # an empty bucket has no accuracy to show
             ],
             schema=TableSchema(
@@ -285,11 +295,16 @@ def _classifier_metadata(trained: TrainedClassifier) -> dict:
                 ]
             ),
         ),
-        "mlflow_run": MetadataValue.url(run_url),
+        "trained_on_postings": sum(serving.reference.training_counts.values()),
+        "mlflow_run": MetadataValue.url(mlflow_run_url(serving.run_id)),
     }
-    if trained.confusion is not None:
+    if outcome.challenger_version:
+        metadata["challenger"] = outcome.challenger_version
+        metadata["promotion"] = outcome.promotion
+        metadata |= rounded(outcome.comparison)
+    if evaluation.confusion_png is not None:
         metadata["confusion_matrix"] = png_markdown(
-            trained.confusion_png or confusion_png(trained.confusion), "hold-out confusion matrix"
+            evaluation.confusion_png, "out-of-fold confusion matrix"
         )
     return metadata
 
@@ -302,26 +317,36 @@ def _classifier_metadata(trained: TrainedClassifier) -> dict:
     pool=DUCKDB_POOL,
     metadata={"schema": "silver"},
     description="Every silver posting with a category: observed ones kept, missing ones "
-    "predicted by `knn_classifier`, with `is_imputed`, `imputation_confidence` (share of "
-    "neighbour votes) and `model_version`.",
+    "predicted by the champion classifier, with `is_imputed`, `imputation_confidence` (share of "
+    "neighbour votes) and `model_version`. A new model that passed the quality gate is made "
+    "champion here, before it imputes.",
 )
 def imputed_silver(
-    context: AssetExecutionContext, knn_classifier: TrainedClassifier, duckdb: DuckDBResource
+    context: AssetExecutionContext, knn_classifier: ServingClassifier, duckdb: DuckDBResource
 ) -> pd.DataFrame:
+    version = knn_classifier.version
+    if knn_classifier.becomes_champion:
+        # Blocking checks stop this asset in the run whose gate failed; materialised on its own,
+        # it asks the checks' latest verdicts.
+        if not gate_passed(context.instance, version):
+            raise Failure(
+                f"{version} has not passed the quality gate: materialise knn_classifier with its "
+                "checks first"
+            )
+        set_champion(version)
+        context.log.info(f"{version} passed the quality gate: it is now the champion")
     with duckdb.get_connection() as connection:
         postings = connection.execute(POSTINGS_SQL).fetchdf()
-        earlier = _earlier_imputations(connection, knn_classifier.model_version)
-    imputed, predicted = impute_categories(
-        postings, knn_classifier.model, knn_classifier.model_version, earlier
-    )
+        earlier = _earlier_imputations(connection, version)
+    imputed, predicted = impute_categories(postings, knn_classifier.model, version, earlier)
     imputed = imputed.drop(columns=["description_text"])
     confidence = imputed.loc[imputed["is_imputed"], "imputation_confidence"]
     context.add_output_metadata(
         {
             "imputed_postings": int(imputed["is_imputed"].sum()),
             "predicted_in_this_run": predicted,
-            "mean_imputation_confidence": float(confidence.mean()) if len(confidence) else None,
-            "model_version": knn_classifier.model_version,
+            "mean_imputation_confidence": round(float(confidence.mean()), 3) if len(confidence) else None,
+            "model_version": version,
             "imputed_rows": preview(imputed[imputed["is_imputed"]].drop(columns=["categories", "locations"])),
         }
     )

@@ -12,31 +12,54 @@ from .knn import model_input
 
 
 @dataclass(frozen=True)
-class TrainedClassifier:
-    """What `knn_classifier` hands downstream: the fitted model and how it scored."""
+class Evaluation:
+    """How a model scored: what the quality gate, the summary and the UI read."""
 
-    model: Pipeline
-    chosen: str
-    holdout: dict[str, float]  # accuracy, macro_f1, weighted_f1 and their _ci_low / _ci_high
-    n_holdout: int
-    model_version: str
-    mlflow_run_id: str
-    training_fingerprint: str
-    excluded_categories: dict[str, int] = field(default_factory=dict)
+    chosen: str  # its settings, in words
+    # accuracy, macro_f1, weighted_f1, each with _ci_low / _ci_high (95 %)
+    estimate: dict[str, float]
+    postings: int  # labelled postings the estimate rests on
+    method: str  # how it was estimated, in words
+    excluded_categories: dict[str, int] = field(default_factory=dict)  # too rare to learn
     reliability: list[dict] = field(default_factory=list)  # accuracy by confidence bucket
     most_confused: list[dict] = field(default_factory=list)
-    confusion: pd.DataFrame | None = None  # hold-out confusion matrix, true × predicted
-    confusion_png: bytes | None = None  # the same as a picture, drawn once when trained
-    # The reference for drift: the category mix it learned, and the share of postings that had
-    # no category when it was trained.
+    confusion: pd.DataFrame | None = None  # true × predicted
+    confusion_png: bytes | None = None  # the same, drawn once
+
+
+@dataclass(frozen=True)
+class DriftReference:
+    """The category mix a model learned, and the share of postings without a category then."""
+
     training_counts: dict[str, int] = field(default_factory=dict)
     unlabelled_share: float | None = None
-    retrained: bool = True
-    retrain_reason: str | None = None  # set when trained although the labels were unchanged
-    # Reused although some labelled postings changed since training (too few to retrain for).
-    labelled_changes_since_training: int = 0
-    # Learnable postings the hold-out and time-ordered evaluations ran on (all, or a sample).
-    evaluated_postings: int | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What this run decided about the classifier, and why."""
+
+    retrained: bool
+    reason: str
+    labelled_changes: int = 0  # since the model in service was trained
+    challenger_version: str | None = None  # trained in this run
+    promotion: str | None = None  # why the challenger was or was not promoted
+    comparison: dict[str, float] = field(default_factory=dict)  # champion vs challenger figures
+
+
+@dataclass(frozen=True)
+class ServingClassifier:
+    """What `knn_classifier` hands downstream: the model in service after this run."""
+
+    model: Pipeline
+    version: str  # models:/careerpulse-knn-category/N
+    run_id: str  # its MLflow run
+    evaluation: Evaluation
+    reference: DriftReference
+    outcome: Outcome
+    # Not champion yet: imputed_silver (which runs only when the blocking checks passed) sets
+    # the MLflow alias `champion` on it.
+    becomes_champion: bool = False
 
 
 def impute_categories(

@@ -4,7 +4,7 @@ A two-sample chi-square test says whether the recent counts could come from the 
 distribution; with thousands of postings it calls tiny, harmless differences significant, so an
 effect size must also pass a gate: the Jensen–Shannon distance between the two distributions
 (0 = identical, 1 = disjoint). Both must agree before drift is called. A window too small to
-judge is not drift.
+judge is not drift, and not a verdict either: it is "not evaluated".
 """
 
 from __future__ import annotations
@@ -35,10 +35,12 @@ class DriftResult:
     p_value: float | None = None
     js_distance: float | None = None
     shares: pd.DataFrame | None = None  # category, reference_share, recent_share
+    needed: int = DEFAULT_MIN_POSTINGS
 
     def summary(self) -> str:
         if not self.enough_data:
-            return f"not enough data: {self.window_postings} postings in the window"
+            return (f"not evaluated: {self.window_postings} postings, the check needs "
+                    f"{self.needed}")
         verdict = "drift" if self.drifted else "no drift"
         return (
             f"{verdict}: chi-square {self.chi2:.1f} (p={self.p_value:.2g}), "
@@ -56,7 +58,8 @@ def category_drift(
     """Compare category counts of a recent window with the reference counts."""
     window = int(sum(recent.values()))
     if window < min_postings or sum(reference.values()) == 0:
-        return DriftResult(enough_data=False, drifted=False, window_postings=window)
+        return DriftResult(enough_data=False, drifted=False, window_postings=window,
+                           needed=min_postings)
     categories = [c for c in sorted(set(reference) | set(recent)) if reference.get(c, 0) + recent.get(c, 0)]
     table = np.array(
         [[reference.get(c, 0) for c in categories], [recent.get(c, 0) for c in categories]],

@@ -1,0 +1,76 @@
+"""Champion and challenger through the graph: a worse retraining never reaches imputed_silver."""
+
+import mlflow
+from dagster import AssetKey, DagsterInstance
+
+from careerpulse_assets.definitions import build_definitions, build_resources
+
+from .graph import materialize_graph, query
+from .muse_fixtures import imbalanced_postings, write_archive
+from .test_assets import SMALL_GRID
+
+COUNTS = {"Software Engineering": 90, "Healthcare": 10, "Sales": 10}
+POORER_GRID = {"ks": [15], "vote_rules": ["uniform"], "prior_alphas": [0.0], "title_weights": [],
+               "word_pairs": False}
+
+
+def retrain(settings, instance, knn_config: dict, thresholds: float | None = None):
+    job = build_definitions(settings).resolve_job_def("careerpulse_retrain")
+    ops = {"knn_classifier": {"config": {"force_retrain": True, **knn_config}}}
+    if thresholds is not None:
+        ops["knn_classifier_knn_holdout_accuracy"] = {"config": {"min_accuracy": thresholds}}
+        ops["knn_classifier_knn_holdout_macro_f1"] = {"config": {"min_macro_f1": thresholds}}
+    return job.execute_in_process(run_config={"ops": ops}, instance=instance,
+                                  resources=build_resources(settings), raise_on_error=False)
+
+
+def classifier_metadata(instance) -> dict:
+    event = instance.get_latest_materialization_event(AssetKey("knn_classifier"))
+    return {k: v.value for k, v in event.asset_materialization.metadata.items()}
+
+
+def test_a_forced_retraining_on_a_poorer_grid_is_not_promoted_and_says_why(tmp_path, settings_for):
+    settings = settings_for(archive=write_archive(tmp_path / "archive", imbalanced_postings(COUNTS)))
+    instance = DagsterInstance.ephemeral()
+    assert materialize_graph(settings, SMALL_GRID, instance=instance).success
+    champion = "models:/careerpulse-knn-category/1"
+    before = query(settings, "SELECT DISTINCT model_version FROM silver.imputed_silver WHERE is_imputed")
+    assert before["model_version"].tolist() == [champion]
+
+    result = retrain(settings, instance, POORER_GRID, thresholds=0.0)
+    assert result.success
+    meta = classifier_metadata(instance)
+    assert meta["retrained"] is True and meta["reason"] == "forced by config"
+    assert meta["challenger"] == "models:/careerpulse-knn-category/2"
+    assert meta["model_version"] == meta["champion"] == champion
+    assert meta["promotion"].startswith(f"worse than champion {champion} on the same postings")
+    assert meta["challenger_minus_champion_macro_f1"] < -0.1
+    after = query(settings, "SELECT DISTINCT model_version FROM silver.imputed_silver WHERE is_imputed")
+    assert after["model_version"].tolist() == [champion]
+
+    client = mlflow.MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
+    aliases = {int(v.version): client.get_model_version("careerpulse-knn-category", v.version).aliases
+               for v in client.search_model_versions("name='careerpulse-knn-category'")}
+    assert aliases == {1: ["champion"], 2: ["challenger"]}
+    runs = client.search_runs([client.get_experiment_by_name("careerpulse").experiment_id])
+    assert all(run.data.metrics for run in runs) and len(runs) == 2
+    (second,) = [run for run in runs if run.data.tags["dagster_run_id"] == result.run_id]
+    assert second.data.tags["careerpulse.promotion"].startswith("not promoted: worse than")
+    assert second.data.metrics["challenger_minus_champion_macro_f1_ci_high"] < 0
+
+
+def test_a_challenger_that_fails_the_gate_is_not_made_champion(tmp_path, settings_for):
+    settings = settings_for(archive=write_archive(tmp_path / "archive", imbalanced_postings(COUNTS)))
+    instance = DagsterInstance.ephemeral()
+    strict = {"ops": {**SMALL_GRID["ops"],
+                      "knn_classifier_knn_holdout_macro_f1": {"config": {"min_macro_f1": 1.01}}}}
+    assert not materialize_graph(settings, strict, instance=instance).success
+    client = mlflow.MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
+    assert client.get_model_version("careerpulse-knn-category", "1").aliases == ["challenger"]
+    # The next run does not train the same model again: it judges it again, and with the bar
+    # where it was meant to be, it passes and becomes champion.
+    assert materialize_graph(settings, SMALL_GRID, instance=instance).success
+    meta = classifier_metadata(instance)
+    assert meta["retrained"] is False and meta["model_version"].endswith("/1")
+    assert set(client.get_model_version("careerpulse-knn-category", "1").aliases) == {
+        "champion", "challenger"}

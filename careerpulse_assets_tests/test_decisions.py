@@ -1,0 +1,80 @@
+"""The classifier's decisions as tables of cases: inputs, decision, and the reason given."""
+
+import pytest
+
+from careerpulse_assets.core.decisions import ModelFacts, promotion_decision, training_decision
+
+V1, V2 = "models:/careerpulse-knn-category/1", "models:/careerpulse-knn-category/2"
+
+
+def facts(version=V1, same=True, changed=0, share=0.0, for_drift=False, drifted=False):
+    return ModelFacts(version, same, changed, share, for_drift, drifted)
+
+
+@pytest.mark.parametrize("champion, latest, force, train, reuse, reason", [
+    (None, None, False, True, None, "no model yet"),
+    (facts(), facts(), True, True, None, "forced by config"),
+    (facts(), facts(), False, False, V1, "labels unchanged since models:/careerpulse-knn-category/1, under 5%: reusing it"),
+    (facts(changed=3, share=0.04), facts(changed=3, share=0.04), False, False, V1,
+     "3 labelled postings changed since models:/careerpulse-knn-category/1 (4.0%), under 5%: reusing it"),
+    (facts(changed=6, share=0.06), facts(changed=6, share=0.06), False, True, None,
+     "6 labelled postings changed since models:/careerpulse-knn-category/1 (6.0%): retraining from 5%"),
+    (facts(same=False), facts(same=False), False, True, None,
+     "the grid, taxonomy or training code changed since models:/careerpulse-knn-category/1"),
+    # A challenger on today's labels was not promoted: the champion stays, no training.
+    (facts(changed=6, share=0.06), facts(V2), False, False, V1,
+     "6 labelled postings changed since models:/careerpulse-knn-category/1 (6.0%), but challenger "
+     "models:/careerpulse-knn-category/2 was trained on these labels and not promoted: keeping the champion"),
+    # ... unless labels moved on since that challenger too.
+    (facts(changed=12, share=0.12), facts(V2, changed=6, share=0.06), False, True, None,
+     "12 labelled postings changed since models:/careerpulse-knn-category/1 (12.0%): retraining from 5%"),
+    # No champion yet (the first model failed the gate): judge it again rather than retrain it.
+    (None, facts(V2), False, False, V2,
+     "labels unchanged since models:/careerpulse-knn-category/2, under 5%: reusing it"),
+    (facts(drifted=True), facts(drifted=True), False, True, None,
+     "category drift was flagged on models:/careerpulse-knn-category/1"),
+    (facts(drifted=True, for_drift=True), facts(drifted=True, for_drift=True), False, False, V1,
+     "category drift persists on models:/careerpulse-knn-category/1, itself trained because of "
+     "drift: the same labels cannot help; label recent postings"),
+    (facts(drifted=True), facts(V2, for_drift=True), False, False, V1,
+     "category drift persists; challenger models:/careerpulse-knn-category/2, retrained for it, "
+     "was not promoted: label recent postings"),
+])
+def test_training_decisions(champion, latest, force, train, reuse, reason):
+    decision = training_decision(champion, latest, force, retrain_at=0.05)
+    assert decision.train is train
+    assert (decision.reuse.version if decision.reuse else None) == reuse
+    assert decision.reason == reason
+
+
+def test_a_training_for_drift_is_marked_so():
+    assert training_decision(facts(drifted=True), None).for_drift is True
+    assert training_decision(facts(changed=9, share=0.09), None).for_drift is False
+
+
+SAME = {"macro_f1": 0.80, "accuracy": 0.90}
+
+
+@pytest.mark.parametrize("challenger, intervals, promote, start", [
+    ({"macro_f1": 0.82, "accuracy": 0.91}, {"macro_f1": (-0.01, 0.05), "accuracy": (0.0, 0.02)},
+     True, "not worse than champion"),
+    # Lower, but within 0.01 and an interval that reaches 0: noise.
+    ({"macro_f1": 0.795, "accuracy": 0.90}, {"macro_f1": (-0.03, 0.02), "accuracy": (-0.01, 0.01)},
+     True, "not worse than champion"),
+    # Lower by more than 0.01.
+    ({"macro_f1": 0.78, "accuracy": 0.90}, {"macro_f1": (-0.05, 0.01), "accuracy": (-0.01, 0.01)},
+     False, "worse than champion"),
+    # Lower by little, but every resample says lower.
+    ({"macro_f1": 0.80, "accuracy": 0.895}, {"macro_f1": (-0.01, 0.01), "accuracy": (-0.008, -0.002)},
+     False, "worse than champion"),
+])
+def test_promotion_decisions(challenger, intervals, promote, start):
+    decision = promotion_decision(V1, challenger, SAME, intervals)
+    assert decision.promote is promote
+    assert decision.reason.startswith(start + f" {V1} on the same postings")
+    assert "95 % interval" in decision.reason
+
+
+def test_the_first_model_is_promoted_when_it_passes_the_gate():
+    decision = promotion_decision(None, SAME)
+    assert decision.promote and decision.reason.startswith("no champion yet")
