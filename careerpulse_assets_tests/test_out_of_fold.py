@@ -35,20 +35,39 @@ def test_every_posting_is_predicted_once_a_repeat_by_a_model_that_never_saw_it(l
     folds = make_folds(labelled, repeats=2)
     seen = []
 
-    def spy(postings, labels):
-        seen.append(set(postings["posting_id"]))
-        return fixed_knn(KnnParams(k=3))(postings, labels)
+    def spy(counts, rows, labels):
+        seen.append(set(rows))
+        return KnnParams(k=3)
 
     oof = out_of_fold(labelled, folds, spy)
     assert oof.predicted.shape == (2, len(labelled.postings) + 3)
     assert all(p is not None for p in oof.predicted.ravel())
-    ids = labelled.postings["posting_id"].to_numpy()
+    n = len(labelled.postings)
     for r, splits in enumerate(folds.splits):
         tested = np.concatenate([test for _, test in splits])
-        assert sorted(tested) == list(range(len(ids)))  # each once per repeat
+        assert sorted(tested) == list(range(n))  # each once per repeat
         for (_, test), trained_on in zip(splits, seen[r * 5:(r + 1) * 5], strict=True):
-            assert not set(ids[test]) & trained_on
+            assert not set(test) & trained_on
+            assert max(trained_on) < n  # the too-rare postings are never trained on
     assert (oof.truth[~oof.learnable] == "Legal Services").all()
+
+
+def test_fold_predictions_equal_the_fitted_pipeline(labelled):
+    from careerpulse_assets.core.knn import TextCounts, model_input
+    from careerpulse_assets.core.out_of_fold import predict_rows
+    from careerpulse_assets.core.selection import fit_knn
+
+    postings = labelled.postings
+    counts = TextCounts(model_input(postings))
+    train, query = np.arange(0, len(postings), 2), np.arange(1, len(postings), 2)
+    labels = postings["category"].to_numpy(dtype=object)
+    for params in (KnnParams(k=5), KnnParams(2.0, 1, 3, "distance", 0.5),
+                   KnnParams(None, 2, 7, "uniform", 1.0)):
+        predicted, confidence = predict_rows(counts, params, train, labels[train], query)
+        model = fit_knn(postings.iloc[train], postings["category"].iloc[train], params)
+        probabilities = model.predict_proba(model_input(postings.iloc[query]))
+        assert (predicted == model.classes_[probabilities.argmax(axis=1)]).all()
+        assert np.allclose(confidence, probabilities.max(axis=1), atol=1e-12)
 
 
 def test_the_estimate_equals_scikit_learn_on_the_predictions_averaged_over_repeats(labelled):

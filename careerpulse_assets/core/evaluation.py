@@ -310,7 +310,7 @@ class SplitReport:
     confusion: pd.DataFrame
     most_confused: list[dict]
     reliability: pd.DataFrame
-    fitted: Fitted = field(repr=False)
+    fitted: Fitted | None = field(default=None, repr=False)
 
     def flat_metrics(self, prefix: str = "") -> dict[str, float]:
         """Every number, named for MLflow: holdout_macro_f1, holdout_macro_f1_ci_low, ..."""
@@ -343,21 +343,18 @@ def time_split(labelled: LabelledSet) -> tuple[np.ndarray, np.ndarray]:
 SPLITS = {"holdout": holdout_split, "time": time_split}
 
 
-def evaluate(labelled: LabelledSet, method: Method, split: str = "holdout") -> SplitReport:
-    train_idx, test_idx = SPLITS[split](labelled)
-    train, test = labelled.postings.iloc[train_idx], labelled.postings.iloc[test_idx]
-    if train["category"].nunique() < 2:
-        raise NotEnoughLabels(f"the {split} split leaves fewer than 2 categories to train on")
-    fitted = method(train, train["category"])
-    probabilities = fitted.model.predict_proba(model_input(test))
-    classes = fitted.model.classes_
-    y_pred = classes[probabilities.argmax(axis=1)].astype(object)
+def split_report(
+    split: str, chosen: str, n_train: int, test: pd.DataFrame, y_pred: np.ndarray,
+    confidence: np.ndarray, fitted: Fitted | None = None,
+) -> SplitReport:
+    """Every figure of one split from the test postings and their predictions."""
+    y_pred = np.asarray(y_pred, dtype=object)
     y_true = test["category"].to_numpy(dtype=object)
     confusion = confusion_table(y_true, y_pred)
     return SplitReport(
         split=split,
-        chosen=fitted.chosen,
-        n_train=len(train),
+        chosen=chosen,
+        n_train=n_train,
         n_test=len(test),
         metrics=_metrics(y_true, y_pred),
         intervals=bootstrap_intervals(y_true, y_pred),
@@ -365,6 +362,18 @@ def evaluate(labelled: LabelledSet, method: Method, split: str = "holdout") -> S
         per_class=per_class_table(y_true, y_pred),
         confusion=confusion,
         most_confused=most_confused_pairs(confusion),
-        reliability=reliability_table(y_true, y_pred, probabilities.max(axis=1)),
+        reliability=reliability_table(y_true, y_pred, confidence),
         fitted=fitted,
     )
+
+
+def evaluate(labelled: LabelledSet, method: Method, split: str = "holdout") -> SplitReport:
+    train_idx, test_idx = SPLITS[split](labelled)
+    train, test = labelled.postings.iloc[train_idx], labelled.postings.iloc[test_idx]
+    if train["category"].nunique() < 2:
+        raise NotEnoughLabels(f"the {split} split leaves fewer than 2 categories to train on")
+    fitted = method(train, train["category"])
+    probabilities = fitted.model.predict_proba(model_input(test))
+    y_pred = fitted.model.classes_[probabilities.argmax(axis=1)]
+    return split_report(split, fitted.chosen, len(train), test, y_pred,
+                        probabilities.max(axis=1), fitted)

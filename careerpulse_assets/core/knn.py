@@ -92,25 +92,53 @@ def fold_vocabulary(train_counts: sp.csr_matrix, max_features: int, min_df: int)
     return seen[mask]
 
 
+class TextCounts:
+    """Token counts of one set of postings per text block and n-gram size, each made once.
+
+    Tokenising is most of a vectoriser's time. Every fold and representation of a selection, and
+    every outer fold of the out-of-fold estimate, reads its rows from here instead of tokenising
+    the same texts again (the ×1 and ×2 title weights share their counts too).
+    """
+
+    def __init__(self, features: pd.DataFrame):
+        self.features = features.reset_index(drop=True)
+        self._blocks: dict[tuple[str | None, int], sp.csr_matrix] = {}
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def block(self, column: str | None, ngrams: int) -> sp.csr_matrix:
+        """Counts of `column` (None: title + description joined) over every posting, the columns
+        the terms in alphabetical order."""
+        key = (column, ngrams)
+        if key not in self._blocks:
+            tfidf = _tfidf(ngrams)
+            counter = CountVectorizer(
+                stop_words=tfidf.stop_words, ngram_range=tfidf.ngram_range, dtype=np.float64
+            )
+            texts = (joined_text(self.features) if column is None
+                     else self.features[column].fillna(""))
+            self._blocks[key] = counter.fit_transform(texts).tocsr()
+        return self._blocks[key]
+
+
 class FoldTfidf:
     """TF-IDF features of the same postings for many train / validation splits, tokenised once.
 
     `split(train, val)` returns what `make_vectorizer(title_weight, ngrams)` fitted on the
     training rows and applied to both gives (to rounding, 1e-16): the vocabulary, its max_features
-    cut, min_df and the IDF all come from the training rows. Tokenising is most of a
-    vectoriser's time, and CV used to tokenise every text once per fold.
+    cut, min_df and the IDF all come from the training rows. Rows are positions in `counts`.
     """
 
-    def __init__(self, features: pd.DataFrame, title_weight: float | None, ngrams: int = 1):
+    def __init__(self, counts: TextCounts | pd.DataFrame, title_weight: float | None, ngrams: int = 1):
+        if isinstance(counts, pd.DataFrame):
+            counts = TextCounts(counts)
         self.blocks = []
         for column, weight in _blocks(title_weight):
             tfidf = _tfidf(ngrams)
-            counter = CountVectorizer(
-                stop_words=tfidf.stop_words, ngram_range=tfidf.ngram_range, dtype=np.float64
+            self.blocks.append(
+                (counts.block(column, ngrams), weight, tfidf.max_features, tfidf.min_df)
             )
-            texts = joined_text(features) if column is None else features[column].fillna("")
-            counts = counter.fit_transform(texts).tocsr()
-            self.blocks.append((counts, weight, tfidf.max_features, tfidf.min_df))
 
     def split(self, train_idx: np.ndarray, val_idx: np.ndarray) -> tuple[sp.csr_matrix, sp.csr_matrix]:
         train_parts, val_parts = [], []
@@ -205,6 +233,27 @@ def class_scores(
     totals = scores.sum(axis=1, keepdims=True)
     totals[totals == 0] = 1.0
     return scores / totals
+
+
+def fold_scores(
+    counts: TextCounts,
+    title_weight: float | None,
+    ngrams: int,
+    k: int,
+    vote: str,
+    prior_alpha: float,
+    train_rows: np.ndarray,
+    train_labels: np.ndarray,
+    query_rows: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(classes, class scores of the query rows) of the KNN with these settings trained on the
+    training rows: what `knn_pipeline(...).fit(train).predict_proba(query)` gives, from counts
+    tokenised once (tested equal)."""
+    x_train, x_query = FoldTfidf(counts, title_weight, ngrams).split(train_rows, query_rows)
+    classes, codes = np.unique(np.asarray(train_labels), return_inverse=True)
+    priors = np.bincount(codes, minlength=len(classes)) / len(codes)
+    distances, indices = cosine_neighbors(x_query, x_train, k)
+    return classes, class_scores(codes[indices], distances, len(classes), vote, prior_alpha, priors)
 
 
 class CosineKNNClassifier(ClassifierMixin, BaseEstimator):

@@ -28,7 +28,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import RepeatedStratifiedKFold
-from sklearn.pipeline import Pipeline
 
 from .evaluation import (
     BOOTSTRAP_RESAMPLES,
@@ -39,8 +38,8 @@ from .evaluation import (
     per_class_table,
     reliability_table,
 )
-from .knn import model_input
-from .selection import RANDOM_STATE, KnnGrid, KnnParams, fit_knn, select_knn, selection_sample
+from .knn import TextCounts, fold_scores, model_input
+from .selection import RANDOM_STATE, KnnGrid, KnnParams, select_knn, selection_sample
 
 OUTER_FOLDS = 5
 # Repeats of the outer folds while there are at most REPEAT_UP_TO learnable postings; above, the
@@ -55,27 +54,38 @@ REPEAT_UP_TO = 5_000
 NESTED_SELECTION_MAX_POSTINGS = 4_000
 BOOTSTRAP_CHUNK = 100
 
-Fit = Callable[[pd.DataFrame, pd.Series], tuple[Pipeline, KnnParams]]
+# A recipe chooses a model's settings from its training rows (positions in the shared counts).
+Recipe = Callable[[TextCounts, np.ndarray, np.ndarray], KnnParams]
 
 
-def nested_knn(grid: KnnGrid, max_selection: int = NESTED_SELECTION_MAX_POSTINGS) -> Fit:
-    """The challenger's recipe: choose among `grid` by 5-fold CV on the training part, fit."""
+def nested_knn(grid: KnnGrid, max_selection: int = NESTED_SELECTION_MAX_POSTINGS) -> Recipe:
+    """The challenger's recipe: choose among `grid` by 5-fold CV on (a stratified sample of) the
+    training rows."""
 
-    def fit(postings: pd.DataFrame, labels: pd.Series) -> tuple[Pipeline, KnnParams]:
-        sample = selection_sample(labels, max_selection)
-        best = select_knn(postings.iloc[sample], labels.iloc[sample], grid).best
-        return fit_knn(postings, labels, best), best
+    def choose(counts: TextCounts, rows: np.ndarray, labels: np.ndarray) -> KnnParams:
+        sample = selection_sample(pd.Series(labels), max_selection)
+        return select_knn(counts.features.iloc[rows[sample]], labels[sample], grid,
+                          counts=counts, rows=rows[sample]).best
 
-    return fit
+    return choose
 
 
-def fixed_knn(params: KnnParams) -> Fit:
-    """The champion's recipe: its settings as they are, fitted on the training part."""
+def fixed_knn(params: KnnParams) -> Recipe:
+    """The champion's recipe: its settings as they are."""
+    return lambda counts, rows, labels: params
 
-    def fit(postings: pd.DataFrame, labels: pd.Series) -> tuple[Pipeline, KnnParams]:
-        return fit_knn(postings, labels, params), params
 
-    return fit
+def predict_rows(
+    counts: TextCounts, params: KnnParams, train_rows: np.ndarray, train_labels: np.ndarray,
+    query_rows: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(predicted category, confidence) of the query rows by the KNN with `params` fitted on the
+    training rows: `fit_knn(...).predict_proba`, from the shared counts."""
+    classes, scores = fold_scores(
+        counts, params.title_weight, params.ngrams, params.k, params.vote, params.prior_alpha,
+        train_rows, train_labels, query_rows,
+    )
+    return classes[scores.argmax(axis=1)], scores.max(axis=1)
 
 
 @dataclass(frozen=True)
@@ -122,32 +132,38 @@ class OutOfFold:
     chosen: list[KnnParams]
 
 
+def scored_postings(labelled: LabelledSet) -> pd.DataFrame:
+    """The postings an out-of-fold estimate predicts: the learnable ones, then the too-rare."""
+    rare = labelled.rare if labelled.rare is not None else labelled.postings.iloc[:0]
+    return pd.concat([labelled.postings, rare], ignore_index=True)
+
+
 def out_of_fold(
-    labelled: LabelledSet, folds: Folds, fit: Fit,
+    labelled: LabelledSet, folds: Folds, recipe: Recipe, counts: TextCounts | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> OutOfFold:
-    postings = labelled.postings
-    rare = labelled.rare if labelled.rare is not None else postings.iloc[:0]
-    n_learnable, n = len(postings), len(postings) + len(rare)
+    """`counts` must be `TextCounts(model_input(scored_postings(labelled)))`; pass it to share
+    tokenised texts between estimates over the same postings."""
+    postings = scored_postings(labelled)
+    counts = counts or TextCounts(model_input(postings))
+    n_learnable, n = len(labelled.postings), len(postings)
+    labels = postings["category"].to_numpy(dtype=object)
     predicted = np.empty((folds.repeats, n), dtype=object)
     confidence = np.zeros((folds.repeats, n))
     chosen = []
     for r, (splits, rare_parts) in enumerate(zip(folds.splits, folds.rare, strict=True)):
         for f, ((train, test), rare_part) in enumerate(zip(splits, rare_parts, strict=True)):
-            model, params = fit(postings.iloc[train], postings["category"].iloc[train])
+            params = recipe(counts, train, labels[train])
             chosen.append(params)
-            queries = pd.concat([postings.iloc[test], rare.iloc[rare_part]], ignore_index=True)
-            scores = model.predict_proba(model_input(queries))
             where = np.concatenate([test, n_learnable + rare_part])
-            predicted[r, where] = model.classes_[scores.argmax(axis=1)]
-            confidence[r, where] = scores.max(axis=1)
+            predicted[r, where], confidence[r, where] = predict_rows(
+                counts, params, train, labels[train], where
+            )
             if progress:
                 progress(f"out-of-fold repeat {r + 1}/{folds.repeats}, fold {f + 1}/"
                          f"{len(splits)}: {params.describe()}")
-    truth = np.concatenate([postings["category"].to_numpy(dtype=object),
-                            rare["category"].to_numpy(dtype=object)])
     learnable = np.arange(n) < n_learnable
-    return OutOfFold(truth, learnable, predicted, confidence, chosen)
+    return OutOfFold(labels, learnable, predicted, confidence, chosen)
 
 
 def _bootstrap_metrics(

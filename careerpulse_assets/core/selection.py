@@ -20,6 +20,7 @@ from sklearn.pipeline import Pipeline
 
 from .knn import (
     FoldTfidf,
+    TextCounts,
     class_scores,
     cosine_neighbors,
     knn_pipeline,
@@ -146,24 +147,35 @@ def macro_f1(true_codes: np.ndarray, predicted_codes: np.ndarray, n_classes: int
     return float(np.mean(2 * true_positives[present] / denominator))
 
 
-def select_knn(postings: pd.DataFrame, labels: pd.Series, grid: KnnGrid = KnnGrid()) -> Selection:
-    """Score every candidate of `grid` by mean macro-F1 over stratified 5-fold CV."""
-    features = model_input(postings)
+def select_knn(
+    postings: pd.DataFrame,
+    labels: pd.Series,
+    grid: KnnGrid = KnnGrid(),
+    counts: TextCounts | None = None,
+    rows: np.ndarray | None = None,
+) -> Selection:
+    """Score every candidate of `grid` by mean macro-F1 over stratified 5-fold CV.
+
+    `counts` (with `rows`, the postings' positions in it) shares tokenised texts with other
+    selections over the same postings; by default they are tokenised here.
+    """
+    if counts is None:
+        counts, rows = TextCounts(model_input(postings)), np.arange(len(postings))
     labels = pd.Series(np.asarray(labels))
     candidates = grid.candidates(largest_usable_k(len(labels)))
     if not candidates:
         raise NotEnoughLabels(f"{len(labels)} postings leave CV folds too small for k in {grid.ks}")
     max_k = max(c.k for c in candidates)
     fold_scores: dict[KnnParams, list[float]] = {c: [] for c in candidates}
-    folds = list(cv_folds().split(features, labels))
+    folds = list(cv_folds().split(np.zeros(len(labels)), labels))
     names, codes = np.unique(labels.to_numpy(), return_inverse=True)
     for title_weight, ngrams in grid.representations:
-        tfidf = FoldTfidf(features, title_weight, ngrams)
+        tfidf = FoldTfidf(counts, title_weight, ngrams)
         representation = [c for c in candidates if c.representation == (title_weight, ngrams)]
         for train_idx, val_idx in folds:
             classes, train_codes = np.unique(codes[train_idx], return_inverse=True)
             priors = np.bincount(train_codes) / len(train_codes)
-            x_train, x_val = tfidf.split(train_idx, val_idx)
+            x_train, x_val = tfidf.split(rows[train_idx], rows[val_idx])
             distances, indices = cosine_neighbors(x_val, x_train, max_k)
             neighbor_codes = train_codes[indices]
             for params in representation:

@@ -9,8 +9,12 @@ No MLflow and no Dagster here (`tracking.py` records a training, the asset wires
    difference the promotion decision reads;
 3. a time-ordered split (train on the oldest 80 %, test on the newest 20 %: imputation runs on
    new postings), for information;
-4. the deployed model: the grid's best setting by 5-fold CV on (a sample of) every labelled
-   posting, fitted on all of them.
+4. the deployed model: the grid's best setting by 5-fold CV on (a sample of) the evaluated
+   postings, fitted on every labelled posting.
+
+The evaluated postings are tokenised once (`TextCounts`) for all of 1–4's selections and
+predictions: at 100,000 postings the estimate's five outer folds used to tokenise their texts
+again for every selection, fit and prediction.
 """
 
 from __future__ import annotations
@@ -20,18 +24,13 @@ from dataclasses import dataclass
 
 from sklearn.pipeline import Pipeline
 
-from .evaluation import (
-    LabelledSet,
-    SplitReport,
-    evaluate,
-    evaluation_set,
-    knn_method,
-)
+from .evaluation import LabelledSet, SplitReport, evaluation_set, split_report, time_split
+from .knn import TextCounts, model_input
 from .out_of_fold import (
-    NESTED_SELECTION_MAX_POSTINGS,
     Comparison,
     Estimate,
     OutOfFold,
+    Recipe,
     Tables,
     compare,
     estimate,
@@ -39,9 +38,11 @@ from .out_of_fold import (
     make_folds,
     nested_knn,
     out_of_fold,
+    predict_rows,
+    scored_postings,
     tables,
 )
-from .selection import KnnGrid, KnnParams, NotEnoughLabels, fit_knn, select_knn, selection_sample
+from .selection import KnnGrid, KnnParams, fit_knn, select_knn, selection_sample
 
 Progress = Callable[[str], None]
 
@@ -55,8 +56,10 @@ class Scored:
     oof: OutOfFold
 
 
-def score(labelled: LabelledSet, folds, fit, progress: Progress | None = None) -> Scored:
-    oof = out_of_fold(labelled, folds, fit, progress)
+def score(
+    labelled: LabelledSet, folds, recipe, counts: TextCounts, progress: Progress | None = None
+) -> Scored:
+    oof = out_of_fold(labelled, folds, recipe, counts, progress)
     return Scored(estimate(oof), tables(oof), oof)
 
 
@@ -73,11 +76,19 @@ class Training:
     evaluated_postings: int
 
 
-def _time_split(evaluated: LabelledSet, grid: KnnGrid) -> SplitReport | None:
-    try:
-        return evaluate(evaluated, knn_method(grid, NESTED_SELECTION_MAX_POSTINGS), "time")
-    except NotEnoughLabels:
-        return None  # the oldest 80 % hold fewer than 2 categories
+def time_split_report(
+    evaluated: LabelledSet, counts: TextCounts, recipe: Recipe
+) -> SplitReport | None:
+    """Train on the oldest 80 %, test on the newest 20 % (None when the oldest hold fewer than
+    2 categories)."""
+    train, test = time_split(evaluated)
+    labels = evaluated.labels.to_numpy(dtype=object)
+    if len(set(labels[train])) < 2:
+        return None
+    params = recipe(counts, train, labels[train])
+    y_pred, confidence = predict_rows(counts, params, train, labels[train], test)
+    return split_report("time", params.describe(), len(train), evaluated.postings.iloc[test],
+                        y_pred, confidence)
 
 
 def train(
@@ -89,23 +100,29 @@ def train(
     say = progress or (lambda _: None)
     evaluated = evaluation_set(labelled)
     folds = make_folds(evaluated)
+    say(f"tokenising {len(evaluated.postings):,} postings once for every estimate")
+    # One tokenisation of the evaluated postings serves every fold, recipe and split below.
+    counts = TextCounts(model_input(scored_postings(evaluated)))
     say(f"out-of-fold estimate: {folds.repeats} × {len(folds.splits[0])} folds over "
-        f"{len(evaluated.postings):,} postings, settings chosen inside each")
-    challenger = score(evaluated, folds, nested_knn(grid), progress)
+        f"{len(counts):,} postings, settings chosen inside each")
+    challenger = score(evaluated, folds, nested_knn(grid), counts, progress)
     champion = comparison = None
     if champion_params is not None:
         say(f"the champion's settings on the same folds: {champion_params.describe()}")
-        champion = score(evaluated, folds, fixed_knn(champion_params), progress)
+        champion = score(evaluated, folds, fixed_knn(champion_params), counts, progress)
         comparison = compare(challenger.oof, champion.oof)
     say("time-ordered split (oldest 80 % → newest 20 %)")
-    time_split = _time_split(evaluated, grid)
-    say(f"choosing the deployed setting on {min(len(labelled.postings), 10_000):,} postings and "
-        f"fitting it on {len(labelled.postings):,}")
-    sample = selection_sample(labelled.labels)
-    selection = select_knn(labelled.postings.iloc[sample], labelled.labels.iloc[sample], grid)
+    time_split = time_split_report(evaluated, counts, nested_knn(grid))
+    # The deployed setting is chosen on a stratified sample of the evaluated postings (all of
+    # them up to 10,000), from the same tokenised texts.
+    sample = selection_sample(evaluated.labels)
+    say(f"choosing the deployed setting on {len(sample):,} postings")
+    selection = select_knn(evaluated.postings.iloc[sample], evaluated.labels.iloc[sample], grid,
+                           counts=counts, rows=sample)
     chosen = selection.best.describe()
     if len(sample) < len(labelled.postings):
         chosen += f" (chosen on a sample of {len(sample):,} of {len(labelled.postings):,})"
+    say(f"fitting {chosen} on {len(labelled.postings):,} postings")
     return Training(
         model=fit_knn(labelled.postings, labelled.labels, selection.best),
         params=selection.best,
@@ -115,9 +132,7 @@ def train(
         champion=champion,
         comparison=comparison,
         time_split=time_split,
-        evaluated_postings=len(evaluated.postings) + (
-            0 if evaluated.rare is None else len(evaluated.rare)
-        ),
+        evaluated_postings=len(counts),
     )
 
 
@@ -134,4 +149,3 @@ def params_from_mlflow(params: dict[str, str]) -> KnnParams | None:
         )
     except (KeyError, ValueError):
         return None
-
