@@ -6,18 +6,34 @@ INSTALLED := $(VENV)/.installed
 
 export CAREERPULSE_HOME ?= $(CURDIR)/.careerpulse
 export DAGSTER_HOME ?= $(CAREERPULSE_HOME)/dagster
+# Where `make ui` and `make serve` listen (and where the classifier's MLflow link points).
+export HOST ?= 127.0.0.1
+export DAGSTER_PORT ?= 3000
+export MLFLOW_PORT ?= 5000
 
-.PHONY: run test ui bench clean
+.PHONY: run test ui serve review bench clean
 
+# Each writes $(DAGSTER_HOME)/dagster.yaml first (SQLite, or PostgreSQL with DAGSTER_POSTGRES_URL).
 JOB ?= careerpulse_all
-run: $(INSTALLED) $(DAGSTER_HOME)/dagster.yaml
+run: $(INSTALLED)
 	$(BIN)/python -m careerpulse_assets.run $(JOB)
 
 test: $(INSTALLED)
 	$(BIN)/python -m pytest
 
-ui: $(INSTALLED) $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+# dagster dev (webserver, daemon, code server) on this terminal, and the MLflow UI beside it.
+ui: $(INSTALLED)
+	$(BIN)/python -m careerpulse_assets.serve ui
+
+# The long-running deployment: dagster-webserver, dagster-daemon and mlflow server as separate
+# processes, logs in $(CAREERPULSE_HOME)/logs, all stopped by SIGTERM or Ctrl-C.
+serve: $(INSTALLED)
+	$(BIN)/python -m careerpulse_assets.serve serve
+
+# The first N postings of silver.review_queue as a label file in $(CAREERPULSE_LABELS_DIR) to fill in.
+N ?= 50
+review: $(INSTALLED)
+	$(BIN)/python -m careerpulse_assets.review $(N)
 
 # The whole graph at 2k, 20k and 100k postings (about 20 minutes); rewrites its part of
 # BENCHMARKS.md. Other sizes: make bench BENCH_SIZES="2000 50000".
@@ -31,10 +47,6 @@ $(INSTALLED): setup.py pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
-
-$(DAGSTER_HOME)/dagster.yaml:
-	mkdir -p $(DAGSTER_HOME)
-	cp dagster-instance.yaml $@
 
 clean:
 	rm -rf $(VENV) .careerpulse

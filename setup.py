@@ -14,6 +14,11 @@ setup(
         "dagster-duckdb==0.29.27",
         "dagster-duckdb-pandas==0.29.27",
         "dagster-mlflow==0.29.27",
+        "dagster-postgres==0.29.27",  # DAGSTER_POSTGRES_URL: the instance in PostgreSQL
+        # SQLAlchemy 2.1 reads postgresql:// URLs with psycopg 3, whose server-side parameters
+        # break dagster-postgres's `NOTIFY run_events, %(id)s` (dagster-io/dagster#33958): 2.0
+        # reads them with the psycopg2 that dagster-postgres brings, for Dagster and MLflow.
+        "SQLAlchemy>=2.0.40,<2.1",
         "duckdb==2.0.1",
         "pandas>=2.2,<3",  # the dagster integrations do not support pandas 3
         "mlflow==3.17.2",

@@ -25,10 +25,11 @@ from careerpulse_assets.core.evaluation import (
     knn_method,
     labelled_set,
     logistic_regression_method,
-    seed_method,
 )
 from careerpulse_assets.core.postings import InvalidPosting, check_item, silver_row
-from careerpulse_assets.core.selection import SEED_GRID, gridsearch_seed, select_knn
+from careerpulse_assets.core.selection import SEED_GRID, select_knn
+
+from .baselines import gridsearch_seed, seed_method
 from careerpulse_assets.core.taxonomy import load_taxonomy
 from careerpulse_assets.muse.archive import iter_archive_pages
 
@@ -44,7 +45,7 @@ def silver_from_archive(folder: Path) -> pd.DataFrame:
             except InvalidPosting:
                 continue
             row = silver_row(item)
-            row["category"] = taxonomy.to_current(row["category"])
+            row["category"] = taxonomy.old_to_current.get(row["category"], row["category"])
             rows[row["posting_id"]] = row
     return pd.DataFrame(list(rows.values()))
 

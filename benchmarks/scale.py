@@ -45,11 +45,12 @@ from careerpulse_assets.core.evaluation import labelled_set
 from careerpulse_assets.core.knn import model_input
 from careerpulse_assets.core.selection import (
     SEED_GRID,
-    gridsearch_seed,
     select_knn,
     selection_sample,
 )
 from careerpulse_assets_tests.muse_server import serve_muse
+
+from .baselines import gridsearch_seed
 
 ROOT = Path(__file__).resolve().parent.parent
 STEPS = ["bronze_postings", "silver_postings", "knn_classifier", "imputed_silver",

@@ -58,6 +58,30 @@ def _unreadable_sqlite(path: Path, what: str) -> str | None:
     return None
 
 
+def _unreachable_postgres(url: str, name: str) -> str | None:
+    import psycopg2
+
+    from .settings import redact_url
+
+    try:
+        psycopg2.connect(url, connect_timeout=5).close()
+    except psycopg2.Error as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return f"cannot reach {name} {redact_url(url)} ({reason}): start the database or fix the URL"
+    return None
+
+
+def _unreachable_server(url: str) -> str | None:
+    import requests
+
+    try:
+        requests.get(f"{url.rstrip('/')}/health", timeout=5).raise_for_status()
+    except requests.RequestException as exc:
+        return (f"cannot reach the MLflow server MLFLOW_TRACKING_URI={url} "
+                f"({type(exc).__name__}): start it or fix the URL")
+    return None
+
+
 def problems(settings, dagster_home: Path) -> list[str]:
     """Everything that would make a run fail before it starts, one line each."""
     found = [
@@ -68,6 +92,12 @@ def problems(settings, dagster_home: Path) -> list[str]:
     sqlite_store = settings.mlflow_sqlite_path
     if sqlite_store is not None:
         found.append(_unreadable_sqlite(sqlite_store, "the MLflow store"))
+    elif settings.mlflow_is_server:
+        found.append(_unreachable_server(settings.mlflow_tracking_uri))
+    elif settings.mlflow_tracking_uri.startswith("postgresql"):
+        found.append(_unreachable_postgres(settings.mlflow_tracking_uri, "MLFLOW_TRACKING_URI"))
+    if settings.dagster_postgres_url:
+        found.append(_unreachable_postgres(settings.dagster_postgres_url, "DAGSTER_POSTGRES_URL"))
     if os.access(settings.home, os.W_OK) and settings.mlflow_artifacts.exists():
         found.append(_unwritable(settings.mlflow_artifacts, "the MLflow artifact folder"))
     return [problem for problem in found if problem]

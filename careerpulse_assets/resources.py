@@ -13,20 +13,17 @@ import mlflow
 from dagster import (
     ConfigurableResource,
     Field,
+    Noneable,
     InitResourceContext,
-    OutputContext,
     StringSource,
-    TableColumn,
-    TableSchema,
     resource,
 )
-from dagster._core.storage.db_io_manager import TableSlice
 from dagster_duckdb import DuckDBResource
-from dagster_duckdb_pandas import DuckDBPandasIOManager, DuckDBPandasTypeHandler
 from dagster_mlflow.resources import CONFIG_SCHEMA as MLFLOW_CONFIG_SCHEMA
 from dagster_mlflow.resources import MlFlow
 from mlflow.entities import RunStatus
 
+from .core.labels import LabelFile
 from .core.postings import InvalidPosting, check_item, parse_publication_date
 from .muse.archive import iter_archive_pages
 from .muse.client import fetch_page, iter_api_pages, make_session
@@ -133,52 +130,14 @@ class CareerPulseDuckDB(DuckDBResource):
         name_the_worker(context)
 
 
-class ReplacingDuckDBPandasTypeHandler(DuckDBPandasTypeHandler):
-    """Writes a whole (unpartitioned) table with CREATE OR REPLACE.
-
-    The stock handler inserts by column position into an existing table, so a table written by
-    an older version with other columns would fail or, worse, take values into the wrong
-    columns. Replacing the table keeps it exactly the DataFrame's shape.
-    """
-
-    def handle_output(
-        self, context: OutputContext, table_slice: TableSlice, obj, connection
-    ) -> None:
-        if table_slice.partition_dimensions:
-            super().handle_output(context, table_slice, obj, connection)
-            return
-        connection.register("careerpulse_output", obj)
-        connection.execute(
-            f"CREATE OR REPLACE TABLE {table_slice.schema}.{table_slice.table} AS "
-            "SELECT * FROM careerpulse_output"
-        )
-        connection.unregister("careerpulse_output")
-        columns = connection.execute(
-            f"DESCRIBE {table_slice.schema}.{table_slice.table}"
-        ).fetchall()
-        context.add_output_metadata(
-            {
-                "dagster/row_count": len(obj),
-                "dagster/column_schema": TableSchema(
-                    columns=[TableColumn(name=name, type=type_) for name, type_, *_ in columns]
-                ),
-            }
-        )
-
-
-class CareerPulseDuckDBIOManager(DuckDBPandasIOManager):
-    @staticmethod
-    def type_handlers():
-        return [ReplacingDuckDBPandasTypeHandler()]
-
-    def setup_for_execution(self, context: InitResourceContext) -> None:
-        name_the_worker(context)
-
-
-def ensure_experiment(tracking_uri: str, name: str, artifact_location: str) -> None:
-    """Create the experiment with its artifacts under CAREERPULSE_HOME, not MLflow's ./mlruns."""
+def ensure_experiment(tracking_uri: str, name: str, artifact_location: str | None) -> None:
+    """Create the experiment with its artifacts under CAREERPULSE_HOME, not MLflow's ./mlruns
+    (with a tracking server, where the server keeps them: `artifact_location` None)."""
     client = mlflow.MlflowClient(tracking_uri=tracking_uri)
     if client.get_experiment_by_name(name) is None:
+        if artifact_location is None:
+            client.create_experiment(name)
+            return
         Path(artifact_location).mkdir(parents=True, exist_ok=True)
         client.create_experiment(name, artifact_location=Path(artifact_location).as_uri())
 
@@ -193,6 +152,11 @@ class TrainingTracking(MlFlow):
 
     def _setup(self):
         atexit.unregister(mlflow.end_run)  # as dagster-mlflow does: runs end where they start
+
+    def run_url(self, run_id: str) -> str:
+        """The run's page in the MLflow UI that serves this tracking store."""
+        experiment_id = mlflow.get_run(run_id).info.experiment_id
+        return f"{self.ui_url}/#/experiments/{experiment_id}/runs/{run_id}"
 
     @contextmanager
     def training_run(self, name: str, tags: dict[str, str] | None = None):
@@ -213,7 +177,11 @@ class TrainingTracking(MlFlow):
 @resource(
     config_schema={
         **MLFLOW_CONFIG_SCHEMA,
-        "artifact_location": Field(StringSource, description="Folder for MLflow artifacts."),
+        "artifact_location": Field(
+            Noneable(StringSource), default_value=None,
+            description="Folder for MLflow artifacts (None: where the tracking server keeps them).",
+        ),
+        "ui_url": Field(StringSource, description="Where people open the MLflow UI."),
     },
     description="dagster-mlflow tracking: creates its experiment with a chosen artifact folder "
     "and opens an MLflow run only for a training (one run per training, none for a reuse).",
@@ -224,6 +192,7 @@ def mlflow_tracking(context: InitResourceContext):
         config["mlflow_tracking_uri"], config["experiment_name"], config["artifact_location"]
     )
     tracking = TrainingTracking(context)
+    tracking.ui_url = config["ui_url"].rstrip("/")
     instance = context.instance
 
     def over(dagster_run_id: str) -> bool:
@@ -235,6 +204,25 @@ def mlflow_tracking(context: InitResourceContext):
         context.log.warning(f"MLflow run {run_id} was left RUNNING by a Dagster run that is "
                             "over (killed?): marked FAILED")
     return tracking
+
+
+class ReviewerLabels(ConfigurableResource):
+    """The folder of reviewers' label files (CAREERPULSE_LABELS_DIR); see core/labels.py."""
+
+    folder: str
+
+    def files(self) -> list[LabelFile]:
+        folder = Path(self.folder)
+        if not folder.is_dir():
+            return []
+        found = []
+        for path in sorted(folder.iterdir()):
+            if path.is_file() and path.suffix.lower() == ".csv":
+                try:
+                    found.append(LabelFile(path.name, path.read_bytes()))
+                except OSError as exc:
+                    found.append(LabelFile(path.name, b"", error=exc.strerror or str(exc)))
+        return found
 
 
 class ModelStore(ConfigurableResource):

@@ -17,10 +17,12 @@ from pathlib import Path
 
 import duckdb
 
+from .settings import redact_url
+
 # The graph's order, for listing what a run did not materialise.
 ASSET_ORDER = [
     "bronze_postings", "silver_postings", "knn_classifier", "imputed_silver", "gold_daily_counts",
-    "gold_category_forecast",
+    "gold_category_forecast", "review_queue",
 ]
 
 
@@ -29,8 +31,12 @@ def _dagster_home_path(settings) -> Path:
 
 
 def _dagster_home(settings) -> Path:
+    from .instance import ensure_instance_file
+
     home = _dagster_home_path(settings)
-    home.mkdir(parents=True, exist_ok=True)
+    done = ensure_instance_file(home, postgres=bool(settings.dagster_postgres_url))
+    if not done.endswith("up to date"):
+        say(done)
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 
@@ -75,8 +81,19 @@ def summary_lines(result, settings, seconds: float, asset_names: list[str]) -> l
 
     for event in result.get_asset_materialization_events():
         materialization = event.step_materialization_data.materialization
-        if materialization.asset_key.to_user_string() == "knn_classifier":
-            lines += _classifier_lines({k: v.value for k, v in materialization.metadata.items()})
+        meta = {k: v.value for k, v in materialization.metadata.items()}
+        name = materialization.asset_key.to_user_string()
+        if name == "silver_postings" and "reviewer_labels" in meta:
+            lines.append(
+                f"  labels             {meta['reviewer_labels']} from reviewers, "
+                f"{meta['label_rows_quarantined']} rows quarantined (silver.label_quarantine), "
+                f"{meta['label_rows_awaiting_review']} awaiting review"
+            )
+        elif name == "knn_classifier":
+            lines += _classifier_lines(meta)
+        elif name == "review_queue":
+            lines.append(f"  review queue       {meta['dagster/row_count']} postings "
+                         "(silver.review_queue; `make review N=50` writes a file to fill in)")
     lines.append("  checks:")
     for evaluation in result.get_asset_check_evaluations():
         status = "passed" if evaluation.passed else f"FAILED ({evaluation.severity.value})"
@@ -89,10 +106,14 @@ def summary_lines(result, settings, seconds: float, asset_names: list[str]) -> l
         )
     lines += _step_failures(result)
     lines += _not_materialized(result, asset_names)
+    artifacts = "kept by the server" if settings.mlflow_is_server else settings.mlflow_artifacts
+    storage = (f", storage {redact_url(settings.dagster_postgres_url)}"
+               if settings.dagster_postgres_url else "")
     lines += [
         f"  DuckDB            {settings.duckdb_path}",
-        f"  MLflow            {settings.mlflow_tracking_uri} (artifacts {settings.mlflow_artifacts})",
-        f"  Dagster instance  {os.environ['DAGSTER_HOME']}",
+        f"  MLflow            {redact_url(settings.mlflow_tracking_uri)} (artifacts {artifacts}); "
+        f"UI {settings.mlflow_ui_url}",
+        f"  Dagster instance  {_dagster_home_path(settings)}{storage}",
     ]
     return lines
 

@@ -17,29 +17,38 @@ from .jobs import careerpulse_all_job
 from .muse.client import MuseApiError
 from .recovery import recover_dead_runs
 from .resources import MuseApi
+from .settings import DEFAULT_SENSOR_INTERVAL_SECONDS
 
-# One request per tick: 12 an hour, a small share of the 500 an hour allowed without a key.
-SENSOR_INTERVAL_SECONDS = 300
 # After a failed poll, wait interval × 2^failures (at most 6 hours) before asking again.
 MAX_BACKOFF_SECONDS = 6 * 3600
 
 
-def backoff_seconds(failures: int) -> int:
-    return min(SENSOR_INTERVAL_SECONDS * 2**failures, MAX_BACKOFF_SECONDS)
+def backoff_seconds(failures: int, interval: int = DEFAULT_SENSOR_INTERVAL_SECONDS) -> int:
+    return min(interval * 2**failures, MAX_BACKOFF_SECONDS)
 
 
-@sensor(
-    job=careerpulse_all_job,
-    minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
-    default_status=DefaultSensorStatus.STOPPED,
-    description="Polls page 0 of the Muse listing (newest first) once per tick and requests a "
-    "run of the whole graph when the newest posting or the total changed. A failing API makes "
-    "it skip with the reason and back off (5 min × 2^failures, at most 6 h). Each tick first "
-    "marks runs whose worker process died as failed, which frees their DuckDB pool slot. "
-    "Starts stopped: "
-    "turn it on in the UI once the API settings are right.",
-)
-def muse_new_pages_sensor(context: SensorEvaluationContext, muse: MuseApi):
+def build_new_pages_sensor(interval: int = DEFAULT_SENSOR_INTERVAL_SECONDS):
+    """The sensor ticking every `interval` seconds (CAREERPULSE_SENSOR_INTERVAL_SECONDS)."""
+
+    @sensor(
+        name="muse_new_pages_sensor",
+        job=careerpulse_all_job,
+        minimum_interval_seconds=interval,
+        default_status=DefaultSensorStatus.STOPPED,
+        description=f"Polls page 0 of the Muse listing (newest first) every {interval} s (one "
+        "request a tick; CAREERPULSE_SENSOR_INTERVAL_SECONDS) and requests a run of the whole "
+        "graph when the newest posting or the total changed. A failing API makes it skip with "
+        f"the reason and back off ({interval} s × 2^failures, at most 6 h). Each tick first "
+        "marks runs whose worker process died as failed, which frees their DuckDB pool slot. "
+        "Starts stopped: turn it on in the UI once the API settings are right.",
+    )
+    def muse_new_pages_sensor(context: SensorEvaluationContext, muse: MuseApi):
+        return _tick(context, muse, interval)
+
+    return muse_new_pages_sensor
+
+
+def _tick(context: SensorEvaluationContext, muse: MuseApi, interval: int):
     # A run whose worker died would hold the run queue and the DuckDB pool for ever.
     try:
         instance = context.instance
@@ -61,7 +70,7 @@ def muse_new_pages_sensor(context: SensorEvaluationContext, muse: MuseApi):
         state = muse.listing_state()
     except (MuseApiError, OSError) as exc:
         failures = cursor.get("failures", 0) + 1
-        wait = backoff_seconds(failures)
+        wait = backoff_seconds(failures, interval)
         context.update_cursor(
             json.dumps({**cursor, "failures": failures, "retry_after": now + wait})
         )
@@ -79,3 +88,6 @@ def muse_new_pages_sensor(context: SensorEvaluationContext, muse: MuseApi):
         run_key=hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()[:16],
         tags={"careerpulse/newest_posting_id": str(state["newest_id"])},
     )
+
+
+muse_new_pages_sensor = build_new_pages_sensor()

@@ -6,8 +6,13 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 DEFAULT_MUSE_BASE_URL = "https://www.themuse.com/api/public"
+DEFAULT_SENSOR_INTERVAL_SECONDS = 300
+# Each sensor tick is one request: at 60 s that is 60 of the 500 an hour allowed without a key.
+MIN_SENSOR_INTERVAL_SECONDS = 60
+DEFAULT_GOLD_MAX_AGE_HOURS = 24
 
 
 class SettingsError(ValueError):
@@ -27,6 +32,35 @@ def _optional_positive_int(env: Mapping[str, str], name: str) -> int | None:
     return value
 
 
+def _port(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _optional_positive_int(env, name)
+    if value is not None and value > 65535:
+        raise SettingsError(f"{name} must be a TCP port (1-65535), got {value}")
+    return value or default
+
+
+def redact_url(url: str) -> str:
+    """A URL without its password (postgresql://user:***@host/db), for messages and metadata."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _sensor_interval(env: Mapping[str, str]) -> int:
+    value = _optional_positive_int(env, "CAREERPULSE_SENSOR_INTERVAL_SECONDS")
+    if value is None:
+        return DEFAULT_SENSOR_INTERVAL_SECONDS
+    if value < MIN_SENSOR_INTERVAL_SECONDS:
+        raise SettingsError(
+            f"CAREERPULSE_SENSOR_INTERVAL_SECONDS must be at least {MIN_SENSOR_INTERVAL_SECONDS}, "
+            f"got {value}: each tick is one request, and The Muse allows 500 requests an hour "
+            "without a key (3,600 with one), which ingestion needs too"
+        )
+    return value
+
+
 def _names(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     """A `;`-separated list (Muse category names contain commas)."""
     return tuple(part.strip() for part in env.get(name, "").split(";") if part.strip())
@@ -41,6 +75,15 @@ class Settings:
     max_pages: int | None = None
     crawl_categories: tuple[str, ...] = ()
     crawl_levels: tuple[str, ...] = ()
+    # MLflow's own variable: a database URL (postgresql://...) or a tracking server's URL.
+    mlflow_tracking_uri_setting: str | None = None
+    dagster_postgres_url: str | None = None
+    sensor_interval_seconds: int = DEFAULT_SENSOR_INTERVAL_SECONDS
+    gold_max_age_hours: int = DEFAULT_GOLD_MAX_AGE_HOURS
+    host: str = "127.0.0.1"
+    dagster_port: int = 3000
+    mlflow_port: int = 5000
+    labels_dir_setting: Path | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -59,6 +102,16 @@ class Settings:
             max_pages=_optional_positive_int(env, "CAREERPULSE_MAX_PAGES"),
             crawl_categories=_names(env, "CAREERPULSE_CRAWL_CATEGORIES"),
             crawl_levels=_names(env, "CAREERPULSE_CRAWL_LEVELS"),
+            mlflow_tracking_uri_setting=env.get("MLFLOW_TRACKING_URI", "").strip() or None,
+            dagster_postgres_url=env.get("DAGSTER_POSTGRES_URL", "").strip() or None,
+            sensor_interval_seconds=_sensor_interval(env),
+            gold_max_age_hours=_optional_positive_int(env, "CAREERPULSE_GOLD_MAX_AGE_HOURS")
+            or DEFAULT_GOLD_MAX_AGE_HOURS,
+            host=env.get("HOST", "").strip() or "127.0.0.1",
+            dagster_port=_port(env, "DAGSTER_PORT", 3000),
+            mlflow_port=_port(env, "MLFLOW_PORT", 5000),
+            labels_dir_setting=(Path(env["CAREERPULSE_LABELS_DIR"]).expanduser().resolve()
+                                if env.get("CAREERPULSE_LABELS_DIR", "").strip() else None),
         )
 
     @property
@@ -67,12 +120,37 @@ class Settings:
 
     @property
     def mlflow_tracking_uri(self) -> str:
-        return f"sqlite:///{self.home / 'mlflow.db'}"
+        """MLFLOW_TRACKING_URI when set, else the SQLite file under CAREERPULSE_HOME."""
+        return self.mlflow_tracking_uri_setting or f"sqlite:///{self.home / 'mlflow.db'}"
 
     @property
     def mlflow_sqlite_path(self) -> Path | None:
         """The local SQLite file MLflow tracks in, when it tracks in one."""
-        return self.home / "mlflow.db"
+        uri = self.mlflow_tracking_uri
+        return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+
+    @property
+    def mlflow_is_server(self) -> bool:
+        """MLflow is a tracking server (it keeps the artifacts), not a database we write to."""
+        return self.mlflow_tracking_uri.startswith(("http://", "https://"))
+
+    @property
+    def mlflow_ui_url(self) -> str:
+        """Where people open MLflow: the tracking server itself, or the UI `make ui` and
+        `make serve` start beside Dagster."""
+        if self.mlflow_is_server:
+            return self.mlflow_tracking_uri.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
+        return f"http://{host}:{self.mlflow_port}"
+
+    @property
+    def labels_dir(self) -> Path:
+        """Reviewers' label files: CAREERPULSE_LABELS_DIR, else $CAREERPULSE_HOME/labels."""
+        return self.labels_dir_setting or self.home / "labels"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
 
     @property
     def mlflow_artifacts(self) -> Path:

@@ -146,7 +146,8 @@ def load_evaluation(registered: RegisteredVersion) -> tuple[Evaluation, DriftRef
         reliability=summary["reliability"], most_confused=summary["most_confused"],
         confusion=confusion, confusion_png=picture,
     )
-    reference = DriftReference(summary["training_counts"], summary["unlabelled_share"])
+    reference = DriftReference(summary["training_counts"], summary["unlabelled_share"],
+                               summary.get("reviewer_labels", 0))
     return evaluation, reference
 
 
@@ -173,6 +174,11 @@ def _estimate_dict(scored: Scored) -> dict[str, float]:
     return out
 
 
+def reference_reviewer_labels(labelled: LabelledSet) -> int:
+    sources = labelled.postings.get("category_source")
+    return int((sources == "label").sum()) if sources is not None else 0
+
+
 def log_training(
     training: Training,
     labelled: LabelledSet,
@@ -196,6 +202,7 @@ def log_training(
         "n_labelled": len(labelled.postings), "n_evaluated": training.evaluated_postings,
         "n_classes": labelled.labels.nunique(), "reposts_removed": labelled.reposts_removed,
         "categories_too_rare": json.dumps(labelled.excluded_categories),
+        "reviewer_labels": reference_reviewer_labels(labelled),
         "oof_repeats": training.challenger.estimate.repeats,
         "oof_folds": training.challenger.estimate.folds,
     })
@@ -207,7 +214,8 @@ def log_training(
     mlflow.log_metrics(metrics)
     evaluation = evaluation_of(training.challenger, training.chosen, labelled)
     reference = DriftReference(
-        {str(k): int(v) for k, v in labelled.labels.value_counts().items()}, unlabelled_share
+        {str(k): int(v) for k, v in labelled.labels.value_counts().items()}, unlabelled_share,
+        reference_reviewer_labels(labelled),
     )
     summary = {
         "chosen": evaluation.chosen, "estimate": evaluation.estimate,
@@ -216,6 +224,7 @@ def log_training(
         "reliability": evaluation.reliability, "most_confused": evaluation.most_confused,
         "training_counts": reference.training_counts,
         "unlabelled_share": reference.unlabelled_share,
+        "reviewer_labels": reference.reviewer_labels,
     }
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder)

@@ -7,6 +7,9 @@ from dagster import AssetKey, DagsterInstance
 from .graph import check_results, judged_checks_pass, materialize_graph, query, table_exists
 from .muse_fixtures import edge_case_page, synthetic_postings, write_archive
 
+# Each test materialises the whole graph.
+pytestmark = pytest.mark.slow
+
 # A small grid keeps these tests quick; the full default grid runs in the first test and in
 # the end-to-end test on the shared postings.
 SMALL_GRID = {
@@ -38,6 +41,7 @@ def test_graph_fills_every_category_and_writes_a_full_gold_grid(archive, setting
         "category_drift": False,  # 57 postings: not evaluated, which must not read as a pass
         "gold_full_grid_sums_to_silver": True,
         "forecast_beats_seasonal_naive": True,  # 3 weeks of history: not judged
+        "freshness_check": True,  # gold was just rebuilt
     }
     drift = check_evaluation(result, "category_drift")
     assert drift.severity.value == "WARN" and drift.metadata["evaluated"].value is False

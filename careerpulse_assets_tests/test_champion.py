@@ -1,5 +1,6 @@
 """Champion and challenger through the graph: a worse retraining never reaches imputed_silver."""
 
+import pytest
 import mlflow
 from dagster import AssetKey, DagsterInstance
 
@@ -8,6 +9,9 @@ from careerpulse_assets.definitions import build_definitions, build_resources
 from .graph import materialize_graph, query
 from .muse_fixtures import imbalanced_postings, write_archive
 from .test_assets import SMALL_GRID
+
+# Each test materialises the whole graph, some twice.
+pytestmark = pytest.mark.slow
 
 COUNTS = {"Software Engineering": 90, "Healthcare": 10, "Sales": 10}
 POORER_GRID = {"ks": [15], "vote_rules": ["uniform"], "prior_alphas": [0.0], "title_weights": [],

@@ -27,6 +27,9 @@ def test_imputation_fills_only_missing_categories_with_confidence_and_version():
     )
     confidence = imputed.loc[was_missing, "imputation_confidence"]
     assert confidence.between(1 / 3, 1).all()
+    runner_up = imputed.loc[was_missing, "runner_up_share"].fillna(0)
+    assert (runner_up <= confidence).all() and (runner_up < 1).all()
+    assert (imputed.loc[was_missing, "category_source"] == "imputed").all()
     assert imputed.loc[~was_missing, "imputation_confidence"].isna().all()
     assert set(imputed.loc[was_missing, "model_version"]) == {"models:/careerpulse-knn-category/1"}
     assert imputed.loc[~was_missing, "model_version"].isna().all()
@@ -48,12 +51,15 @@ def test_earlier_imputations_of_the_same_rows_are_kept_and_only_the_rest_predict
         "bronze_row_id": [kept["bronze_row_id"], edited["bronze_row_id"] - 1],
         "category": ["Remembered", "Stale"],
         "imputation_confidence": [0.42, 0.42],
+        "runner_up_category": ["Second", "Stale too"],
+        "runner_up_share": [0.31, 0.31],
     })
     imputed, predicted = impute_categories(frame, model, "models:/careerpulse-knn-category/1", earlier)
     assert predicted == len(missing) - 1  # all but the one kept
     by_id = imputed.set_index("posting_id")
     assert by_id.loc[kept["posting_id"], "category"] == "Remembered"
     assert by_id.loc[kept["posting_id"], "imputation_confidence"] == 0.42
+    assert by_id.loc[kept["posting_id"], "runner_up_category"] == "Second"
     assert by_id.loc[edited["posting_id"], "category"] in model.classes_
     fresh, _ = impute_categories(frame, model, "models:/careerpulse-knn-category/1")
     others = ~imputed["posting_id"].isin([kept["posting_id"]])

@@ -5,11 +5,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 from dagster import DagsterInstance
 
 from .graph import query
 from .muse_fixtures import synthetic_postings, write_archive
+
+# Two processes ingest at once.
+pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
 

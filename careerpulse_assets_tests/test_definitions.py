@@ -4,7 +4,7 @@ from careerpulse_assets.definitions import build_definitions
 from careerpulse_assets.settings import Settings
 
 ASSETS = {"bronze_postings", "silver_postings", "knn_classifier", "imputed_silver",
-          "gold_daily_counts", "gold_category_forecast"}
+          "gold_daily_counts", "gold_category_forecast", "review_queue"}
 
 
 def test_every_asset_has_a_description_group_owner_and_kinds(tmp_path):
@@ -28,10 +28,50 @@ def test_every_check_job_schedule_and_sensor_has_a_description(tmp_path):
     assert set(checks) == {
         "silver_posting_id_unique", "category_names_known", "knn_holdout_accuracy",
         "knn_holdout_macro_f1", "category_drift", "gold_full_grid_sums_to_silver",
-        "forecast_beats_seasonal_naive",
+        "forecast_beats_seasonal_naive", "freshness_check",
     }
     assert all(spec.description for spec in checks.values())
     for name in ("careerpulse_all", "careerpulse_ingestion", "careerpulse_retrain"):
         assert defs.resolve_job_def(name).description
     assert defs.resolve_schedule_def("daily_retraining").description
     assert defs.resolve_sensor_def("muse_new_pages_sensor").description
+    assert defs.resolve_sensor_def("gold_freshness_sensor")
+
+
+def test_the_sensor_interval_is_a_setting_and_refused_below_a_minute(tmp_path):
+    import pytest
+
+    from careerpulse_assets.settings import SettingsError
+
+    settings = Settings.from_env({"CAREERPULSE_HOME": str(tmp_path),
+                                  "CAREERPULSE_SENSOR_INTERVAL_SECONDS": "900"})
+    sensor = build_definitions(settings).resolve_sensor_def("muse_new_pages_sensor")
+    assert sensor.minimum_interval_seconds == 900
+    with pytest.raises(SettingsError, match="at least 60, got 30: each tick is one request, and "
+                                             "The Muse allows 500 requests an hour"):
+        Settings.from_env({"CAREERPULSE_SENSOR_INTERVAL_SECONDS": "30"})
+
+
+def test_the_postgres_instance_file_keeps_the_sqlite_ones_settings():
+    from pathlib import Path
+
+    import yaml
+
+    repo = Path(__file__).resolve().parents[1]
+    sqlite = yaml.safe_load((repo / "dagster-instance.yaml").read_text())
+    postgres = yaml.safe_load((repo / "deploy" / "dagster.yaml").read_text())
+    assert postgres.pop("storage") == {"postgres": {"postgres_url": {"env": "DAGSTER_POSTGRES_URL"}}}
+    assert postgres == sqlite
+
+
+def test_the_instance_file_follows_dagster_postgres_url_but_leaves_ones_own_alone(tmp_path):
+    from careerpulse_assets.instance import POSTGRES_TEMPLATE, SQLITE_TEMPLATE, ensure_instance_file
+
+    target = tmp_path / "dagster.yaml"
+    assert ensure_instance_file(tmp_path, postgres=False).endswith("written (SQLite)")
+    assert target.read_text() == SQLITE_TEMPLATE.read_text()
+    assert ensure_instance_file(tmp_path, postgres=True).endswith("written (PostgreSQL)")
+    assert target.read_text() == POSTGRES_TEMPLATE.read_text()
+    target.write_text("telemetry:\n  enabled: true\n")
+    assert "your own, left as it is" in ensure_instance_file(tmp_path, postgres=True)
+    assert target.read_text() == "telemetry:\n  enabled: true\n"

@@ -1,11 +1,15 @@
 """The real shared postings, served page by page on loopback, through `make run`'s entry point."""
 
+import pytest
 import os
 import subprocess
 import sys
 
 from .graph import query
 from .muse_server import serve_muse
+
+# `make run` over HTTP on the shared postings.
+pytestmark = pytest.mark.slow
 
 SHARED_UNIQUE_POSTINGS = 1598
 

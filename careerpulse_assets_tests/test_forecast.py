@@ -123,13 +123,14 @@ def test_a_dense_90_day_stream_scores_every_category_and_is_not_worse_than_naive
 
 
 def test_on_the_shared_postings_no_category_scores_nan_or_zero_without_a_reason(shared_items):
-    from careerpulse_assets.core.gold import daily_counts
     from careerpulse_assets.core.postings import silver_row
 
+    from .test_gold import daily_counts
+
     silver = pd.DataFrame([silver_row(i) for i in shared_items])
-    silver["category"] = silver["category"].fillna("Unknown category")
-    silver["is_imputed"] = False
-    result = forecast_categories(daily_counts(silver))
+    rows = zip(pd.to_datetime(silver["publication_date"], utc=True).dt.date,
+               silver["category"].fillna("Unknown category"), [False] * len(silver), strict=True)
+    result = forecast_categories(daily_counts(list(rows)))
     backtest = result.backtest
     unexplained = backtest[(backtest["chosen_mase"].isna() | (backtest["baseline_mase"] == 0))
                            & (backtest["note"] == "")]

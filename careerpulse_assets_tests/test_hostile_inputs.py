@@ -103,8 +103,8 @@ def test_a_bronze_row_silver_cannot_take_is_quarantined_and_silver_goes_on(tmp_p
                 "page, fetched_at) VALUES (?, ?, ?, 'test', 0, now())",
                 [item["id"], json.dumps(item), str(n)],
             )
-        assert update_silver(connection) == len(items) - 1
-        assert update_silver(connection) == 0  # re-reads the bad row, merges nothing, ends
+        assert update_silver(connection).rebuilt == len(items) - 1
+        assert update_silver(connection).rebuilt == 0  # re-reads the bad row, merges nothing, ends
         silver = connection.execute("SELECT count(*) FROM silver.silver_postings").fetchone()[0]
         quarantined = connection.execute("SELECT reason FROM bronze.bronze_quarantine").fetchall()
     assert silver == len(items) - 1

@@ -153,6 +153,7 @@ def test_crawl_filters_come_from_the_environment():
     assert settings.crawl_levels == ("Senior Level",)
 
 
+@pytest.mark.slow
 def test_a_run_killed_mid_crawl_leaves_whole_pages_and_the_next_run_finishes(settings_for):
     import subprocess
     import sys
@@ -192,6 +193,7 @@ def test_a_run_killed_mid_crawl_leaves_whole_pages_and_the_next_run_finishes(set
     assert counts["n"][0] == counts["d"][0] == len(items)
 
 
+@pytest.mark.slow
 def test_every_fault_at_once_every_valid_posting_lands_exactly_once(settings_for):
     from .graph import judged_checks_pass, materialize_graph
     from .test_assets import SMALL_GRID

@@ -99,3 +99,18 @@ def test_cosine_neighbors_equal_scikit_learn_brute_force_in_small_blocks(vectors
     expected_distances, expected_indices = expected.kneighbors(queries, n_neighbors=6)
     assert (indices == expected_indices).all()
     np.testing.assert_array_equal(distances, expected_distances)
+
+
+def test_the_knn_passes_scikit_learns_estimator_checks():
+    import warnings
+
+    from sklearn.utils.estimator_checks import check_estimator
+
+    from careerpulse_assets.core.knn import CosineKNNClassifier
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        results = check_estimator(CosineKNNClassifier(), on_fail=None)
+    failed = {r["check_name"]: str(r["exception"])[:200] for r in results if r["status"] == "failed"}
+    assert not failed, failed
+    assert len(results) >= 50

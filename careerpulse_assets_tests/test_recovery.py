@@ -152,7 +152,8 @@ def test_a_sensor_run_killed_under_dagster_dev_gives_its_slot_back_and_the_next_
                          CAREERPULSE_MUSE_BASE_URL=base_url) as url:
             start_sensor(url, "muse_new_pages_sensor")
             sensor_run = wait_for(
-                lambda: [r for r in runs(url) if "careerpulse/worker" in r["tags"]], 180,
+                lambda: [r for r in runs(url) if "careerpulse/worker" in r["tags"]
+                         and r["tags"].get("dagster/sensor_name") == "muse_new_pages_sensor"], 180,
                 "the sensor's run to start",
             )[0]
             assert sensor_run["tags"]["dagster/sensor_name"] == "muse_new_pages_sensor"
@@ -161,8 +162,10 @@ def test_a_sensor_run_killed_under_dagster_dev_gives_its_slot_back_and_the_next_
             os.kill(worker_pid, signal.SIGKILL)
             # The code server sees its run process gone and fails the run; run monitoring frees
             # the slot it held.
+            killed = sensor_run["runId"]
             wait_for(
-                lambda: runs(url)[-1]["status"] == "FAILURE", 120, "the killed run to be failed"
+                lambda: {r["runId"]: r["status"] for r in runs(url)}[killed] == "FAILURE", 120,
+                "the killed run to be failed",
             )
             stub.delay_seconds = 0
             next_run = launch_job(url, "careerpulse_all")

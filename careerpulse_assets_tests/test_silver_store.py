@@ -26,7 +26,7 @@ def test_silver_is_built_from_the_latest_payload_of_each_posting(connection):
     store_page(connection, RawPage("t", 0, items))
     edited = dict(items[0], name="Principal Engineer", id=str(items[0]["id"]))
     store_page(connection, RawPage("t", 1, [edited]))
-    assert update_silver(connection, slice_postings=7) == len(items)
+    assert update_silver(connection, slice_postings=7).rebuilt == len(items)
     rows = silver(connection)
     assert len(rows) == len(items) and rows["posting_id"].is_unique
     assert rows.loc[rows["posting_id"] == items[0]["id"], "title"].item() == "Principal Engineer"
@@ -38,9 +38,9 @@ def test_an_update_rebuilds_only_postings_with_new_payloads(connection):
     update_silver(connection)
     before = silver(connection, "posting_id, bronze_row_id")
 
-    assert update_silver(connection) == 0  # nothing new in bronze
+    assert update_silver(connection).rebuilt == 0  # nothing new in bronze
     store_page(connection, RawPage("t", 0, [dict(items[5], name="Edited")] + items[6:8]))
-    assert update_silver(connection) == 1  # items 6 and 7 were unchanged: bronze kept nothing
+    assert update_silver(connection).rebuilt == 1  # items 6 and 7 were unchanged: bronze kept nothing
     after = silver(connection, "posting_id, bronze_row_id")
     changed = after["bronze_row_id"] != before["bronze_row_id"]
     assert after.loc[changed, "posting_id"].tolist() == [items[5]["id"]]
@@ -62,5 +62,5 @@ def test_a_silver_table_of_another_shape_is_rebuilt(connection):
     store_page(connection, RawPage("t", 0, synthetic_postings()))
     connection.execute("CREATE SCHEMA silver")
     connection.execute("CREATE TABLE silver.silver_postings AS SELECT 1 AS posting_id, 'x' AS title")
-    assert update_silver(connection) == 54
+    assert update_silver(connection).rebuilt == 54
     assert len(silver(connection)) == 54

@@ -24,6 +24,7 @@ def tracking_uri(tmp_path):
     mlflow.set_tracking_uri(previous)
 
 
+@pytest.mark.slow
 def test_a_version_whose_evaluation_an_older_version_wrote_is_not_served_again(tmp_path, tracking_uri):
     experiment_id = mlflow.create_experiment("careerpulse", (tmp_path / "art").as_uri())
     model = DummyClassifier().fit(np.zeros((2, 1)), ["a", "b"])

@@ -1,15 +1,56 @@
-"""What every asset module shares: the DuckDB pool, owners, and how tables are previewed."""
+"""What every asset module shares: how an asset is declared, how tables are described and
+previewed, and a heartbeat for long steps.
+
+Which mechanism writes which table (one per layer: all of them SQL through the `duckdb`
+resource, one DuckDB file; frames computed in Python are registered and written in the same
+transaction):
+
+| table | written by |
+|---|---|
+| bronze.bronze_postings, bronze_quarantine, bronze_crawls | core/bronze_store.py (BronzeWriter: a transaction per page) |
+| silver.silver_postings, reviewer_labels, label_quarantine | core/silver_store.py (SQL merge, taxonomy and labels) |
+| silver.imputed_silver | assets/ml.py imputed_silver (the model's frame, CREATE OR REPLACE) |
+| silver.review_queue | assets/ml.py review_queue (frame, CREATE OR REPLACE) |
+| gold.gold_daily_counts | core/gold.py (SQL over silver.imputed_silver) |
+| gold.gold_category_forecast, gold_forecast_backtest | assets/gold.py (statsforecast's frames) |
+
+The fitted model is no table: `model_io_manager` hands it to the checks and downstream assets,
+and the `model_store` resource keeps versions.
+"""
 
 import base64
+import threading
+import time
+from collections.abc import Callable
 
 import pandas as pd
-from dagster import MetadataValue
+from dagster import MetadataValue, TableColumn, TableSchema, asset
 
 # Every step that opens careerpulse.duckdb is in this pool; dagster-instance.yaml limits it to 1.
 DUCKDB_POOL = "careerpulse_duckdb"
 OWNERS = ["team:careerpulse"]
 PREVIEW_ROWS = 5
 PREVIEW_CELL_CHARS = 60
+
+
+def careerpulse_asset(*, layer: str, group: str, kinds: set[str], **kwargs):
+    """`@asset` as every CareerPulse asset is declared: its group and kinds, the team as owner,
+    its medallion layer as a tag, and the DuckDB pool (every step opens the one DuckDB file)."""
+    return asset(group_name=group, kinds=kinds, owners=OWNERS, tags={"layer": layer},
+                 pool=DUCKDB_POOL, **kwargs)
+
+
+def table_metadata(connection, table: str) -> dict:
+    """Row count and column schema of a DuckDB table, as the UI shows them."""
+    rows = connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    columns = connection.execute(f"DESCRIBE {table}").fetchall()
+    return {
+        "dagster/row_count": rows,
+        "dagster/column_schema": TableSchema(
+            columns=[TableColumn(name=name, type=type_) for name, type_, *_ in columns]
+        ),
+        "table": MetadataValue.text(table),
+    }
 
 
 def preview(frame: pd.DataFrame) -> MetadataValue:
@@ -31,3 +72,45 @@ def png_markdown(png: bytes, alt: str) -> MetadataValue:
 def rounded(values: dict, digits: int = 3) -> dict:
     """Floats rounded for reading in the UI (MLflow keeps the exact values)."""
     return {k: round(v, digits) if isinstance(v, float) else v for k, v in values.items()}
+
+
+HEARTBEAT_SECONDS = 15.0
+
+
+class Heartbeat:
+    """Says what a long step is doing at least every HEARTBEAT_SECONDS, from a thread of its own:
+    a training that works for minutes in one library call is not silent meanwhile.
+
+        with Heartbeat(context.log.info, "training") as beat:
+            beat.phase("out-of-fold estimate")
+    """
+
+    def __init__(self, say: Callable[[str], None], what: str, every: float = HEARTBEAT_SECONDS):
+        self._say, self._what, self._every = say, what, every
+        self._phase = "starting"
+        self._stop = threading.Event()
+        self._started = time.monotonic()
+
+    def phase(self, text: str) -> None:
+        """Log `text` now, and name it in the heartbeats until the next phase."""
+        self._phase = text
+        self._say(text)
+
+    def note(self, text: str) -> None:
+        """Name `text` in the next heartbeat without logging it now (for steps many times a
+        second)."""
+        self._phase = text
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self._every):
+            self._say(f"{self._what}: still working ({time.monotonic() - self._started:.0f} s), "
+                      f"at: {self._phase}")
+
+    def __enter__(self) -> "Heartbeat":
+        self._thread = threading.Thread(target=self._beat, daemon=True, name="careerpulse-beat")
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)

@@ -1,120 +1,90 @@
 import pandas as pd
-from dagster import (
-    AssetCheckResult,
-    AssetCheckSeverity,
-    AssetCheckSpec,
-    AssetExecutionContext,
-    MetadataValue,
-    Output,
-    asset,
-)
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue
+from dagster_duckdb import DuckDBResource
 
-from ..core.forecast import BASELINE, HORIZON, forecast_categories
-from ..core.gold import daily_counts
+from ..core.forecast import HORIZON, forecast_categories
+from ..core.gold import write_daily_counts
 from ..core.plots import daily_counts_png, forecast_png
-from .common import DUCKDB_POOL, OWNERS, png_markdown, preview
+from ..core.sql import transaction_with
+from .common import Heartbeat, careerpulse_asset, png_markdown, preview, table_metadata
+from .ml import imputed_silver
 
 PLOTTED_CATEGORIES = 6
+FORECAST_COLUMNS = ["category", "day", "forecast", "lower", "upper", "model"]
+BACKTEST_COLUMNS = ["category", "candidate", "chosen_on_earlier", "scored_windows",
+                    "chosen_mase", "baseline_mase", "note"]
 
 
-@asset(
-    group_name="reporting",
-    kinds={"duckdb", "pandas"},
-    owners=OWNERS,
-    tags={"layer": "gold"},
-    pool=DUCKDB_POOL,
-    metadata={"schema": "gold"},
-    description="Postings per UTC day and category from the first to the last publication day, "
-    "a row for every day and category (zeros included): the series a demand forecast uses.",
+@careerpulse_asset(
+    layer="gold",
+    group="reporting",
+    kinds={"duckdb"},
+    deps=[imputed_silver],
+    description="`gold.gold_daily_counts`: postings per UTC day and category from the first to "
+    "the last publication day, a row for every day and category (zeros included), "
+    "`imputed_postings` of them imputed: the series a demand forecast uses. Plain SQL over "
+    "`silver.imputed_silver`.",
 )
-def gold_daily_counts(context: AssetExecutionContext, imputed_silver: pd.DataFrame) -> pd.DataFrame:
-    counts = daily_counts(imputed_silver)
-    context.add_output_metadata(
-        {
-            "days": int(counts["day"].nunique()),
-            "categories": int(counts["category"].nunique()),
-            "first_day": str(counts["day"].min()),
-            "last_day": str(counts["day"].max()),
-            "daily_postings": png_markdown(
-                daily_counts_png(counts), "weekly postings per category and imputed share"
-            ),
-            "latest_rows": preview(counts.sort_values(["day", "postings"], ascending=False)),
-        }
-    )
-    return counts
+def gold_daily_counts(context: AssetExecutionContext, duckdb: DuckDBResource) -> MaterializeResult:
+    with duckdb.get_connection() as connection:
+        write_daily_counts(connection)
+        counts = connection.execute("SELECT * FROM gold.gold_daily_counts").fetchdf()
+        metadata = table_metadata(connection, "gold.gold_daily_counts")
+    return MaterializeResult(metadata={
+        **metadata,
+        "days": int(counts["day"].nunique()),
+        "categories": int(counts["category"].nunique()),
+        "first_day": str(counts["day"].min().date()) if len(counts) else None,
+        "last_day": str(counts["day"].max().date()) if len(counts) else None,
+        "daily_postings": png_markdown(
+            daily_counts_png(counts), "weekly postings per category and imputed share"
+        ),
+        "latest_rows": preview(counts.sort_values(["day", "postings"], ascending=False)),
+    })
 
 
-@asset(
-    group_name="reporting",
+@careerpulse_asset(
+    layer="gold",
+    group="reporting",
     kinds={"duckdb", "pandas"},
-    owners=OWNERS,
-    tags={"layer": "gold"},
-    pool=DUCKDB_POOL,
-    metadata={"schema": "gold"},
-    check_specs=[
-        AssetCheckSpec(
-            "forecast_beats_seasonal_naive",
-            asset="gold_category_forecast",
-            description="On the later half of the rolling-origin backtest (each category's model "
-            "chosen on the earlier half), the chosen models' mean MASE is not above seasonal "
-            "naive's (same weekday last week), which is itself a candidate. Categories whose "
-            "history has no week-to-week change have no MASE and are listed as not scored. WARN.",
-        )
-    ],
-    description=f"The next {HORIZON} days of postings for every category, with an 80 % "
-    "interval, from the better of two models in a rolling-origin backtest (8 origins a week "
-    "apart, MASE against each window's own history): SeasonalNaive(7), and AutoETS (weekly "
-    "season) where a category is posted on most days or Croston where it is sparse. Learns from "
+    deps=[gold_daily_counts],
+    description=f"`gold.gold_category_forecast`: the next {HORIZON} days of postings for every "
+    "category, with an 80 % interval, from the better of two models in a rolling-origin "
+    "backtest (8 origins a week apart, MASE against each window's own history): "
+    "SeasonalNaive(7), and AutoETS (weekly season) where a category is posted on most days or "
+    "Croston where it is sparse. The backtest is in `gold.gold_forecast_backtest`. Learns from "
     "the last year of gold; under 8 weeks of history it skips.",
 )
-def gold_category_forecast(context: AssetExecutionContext, gold_daily_counts: pd.DataFrame):
-    result = forecast_categories(gold_daily_counts)
+def gold_category_forecast(
+    context: AssetExecutionContext, duckdb: DuckDBResource
+) -> MaterializeResult:
+    with duckdb.get_connection() as connection:
+        gold = connection.execute("SELECT * FROM gold.gold_daily_counts").fetchdf()
+    with Heartbeat(context.log.info, "gold_category_forecast"):
+        result = forecast_categories(gold)
+    forecast = result.forecast if not result.skipped else pd.DataFrame(columns=FORECAST_COLUMNS)
+    backtest = result.backtest if not result.skipped else pd.DataFrame(columns=BACKTEST_COLUMNS)
+    with duckdb.get_connection() as connection:
+        with transaction_with(connection, forecast_rows=forecast.astype({"day": "datetime64[ns]"}),
+                              backtest_rows=backtest):
+            connection.execute("CREATE OR REPLACE TABLE gold.gold_category_forecast AS "
+                               "SELECT category, CAST(day AS DATE) AS day, forecast, lower, upper, "
+                               "model FROM forecast_rows")
+            connection.execute("CREATE OR REPLACE TABLE gold.gold_forecast_backtest AS "
+                               "SELECT * FROM backtest_rows")
+        metadata = table_metadata(connection, "gold.gold_category_forecast")
     if result.skipped:
         context.log.warning(f"forecast skipped: {result.skipped}")
-        yield Output(
-            pd.DataFrame(columns=["category", "day", "forecast", "lower", "upper", "model"]),
-            metadata={"skipped": result.skipped},
-        )
-        yield forecast_check(True, f"not judged: {result.skipped}")
-        return
+        return MaterializeResult(metadata={**metadata, "skipped": result.skipped})
     volumes = result.history.groupby("category")["postings"].sum().nlargest(PLOTTED_CATEGORIES)
     image = forecast_png(result.history, result.forecast, list(volumes.index))
-    mase = result.mean_mase()
-    yield Output(
-        result.forecast,
-        metadata={
-            "categories": int(result.forecast["category"].nunique()),
-            "first_day": str(result.forecast["day"].min()),
-            "last_day": str(result.forecast["day"].max()),
-            "models": result.forecast.groupby("model")["category"].nunique().to_dict(),
-            "first_rows": preview(result.forecast),
-            "backtest": MetadataValue.md(
-                result.backtest.to_markdown(index=False, floatfmt=".3f")
-            ),
-            "history_and_forecast": png_markdown(image, "history and forecast"),
-        },
-    )
-    if mase is None:
-        yield forecast_check(True, "not judged: too little history for the backtest, or no "
-                             "category with a scorable window")
-        return
-    model_mase, baseline_mase = mase
-    scored = result.backtest.dropna(subset=["chosen_mase"])
-    yield forecast_check(
-        model_mase <= baseline_mase,
-        f"mean MASE {model_mase:.3f} (models chosen on earlier windows) vs {baseline_mase:.3f} "
-        f"({BASELINE}) on the later windows, over {len(scored)} of {len(result.backtest)} "
-        "categories (the others have no week-to-week change to scale by)",
-        {"mean_mase_chosen": round(model_mase, 3), "mean_mase_seasonal_naive": round(baseline_mase, 3),
-         "categories_scored": len(scored), "categories_not_scored": len(result.backtest) - len(scored)},
-    )
-
-
-def forecast_check(passed: bool, description: str, metadata: dict | None = None):
-    return AssetCheckResult(
-        check_name="forecast_beats_seasonal_naive",
-        passed=passed,
-        severity=AssetCheckSeverity.WARN,
-        description=description,
-        metadata=metadata or {},
-    )
+    return MaterializeResult(metadata={
+        **metadata,
+        "categories": int(forecast["category"].nunique()),
+        "first_day": str(forecast["day"].min()),
+        "last_day": str(forecast["day"].max()),
+        "models": forecast.groupby("model")["category"].nunique().to_dict(),
+        "first_rows": preview(forecast),
+        "backtest": MetadataValue.md(backtest.to_markdown(index=False, floatfmt=".3f")),
+        "history_and_forecast": png_markdown(image, "history and forecast"),
+    })

@@ -1,4 +1,3 @@
-import mlflow
 import pandas as pd
 from dagster import (
     AssetCheckEvaluation,
@@ -7,17 +6,21 @@ from dagster import (
     AssetKey,
     Config,
     Failure,
+    MaterializeResult,
     MetadataValue,
     TableColumn,
     TableRecord,
     TableSchema,
-    asset,
 )
 from dagster_duckdb import DuckDBResource
 
 from ..core.classifier import DriftReference, Outcome, ServingClassifier, impute_categories
 from ..core.decisions import PromotionDecision, TrainingDecision, promotion_decision, training_decision
 from ..core.evaluation import MIN_POSTINGS_PER_CATEGORY, LabelledSet, labelled_set
+from ..core.review import DEFAULT_RULE, recall_by_category
+from ..core.review import RULES as REVIEW_RULES
+from ..core.review import review_queue as ordered_queue
+from ..core.sql import transaction_with
 from ..core.selection import KnnGrid, NotEnoughLabels
 from ..core.training import params_from_mlflow, train
 from ..tracking import (
@@ -32,11 +35,19 @@ from ..tracking import (
     record_promotion,
     set_champion,
 )
-from .common import DUCKDB_POOL, OWNERS, png_markdown, preview, rounded
+from .common import (
+    Heartbeat,
+    careerpulse_asset,
+    png_markdown,
+    preview,
+    rounded,
+    table_metadata,
+)
 from .silver import silver_postings
 
 LABELLED_SQL = """
-SELECT posting_id, title, description_text, category, categories, publication_date
+SELECT posting_id, title, description_text, category, category_source, categories,
+       publication_date
 FROM silver.silver_postings WHERE category IS NOT NULL ORDER BY posting_id
 """
 # Only postings without a category need their text (to be classified). The texts stay in
@@ -44,19 +55,19 @@ FROM silver.silver_postings WHERE category IS NOT NULL ORDER BY posting_id
 POSTINGS_SQL = """
 SELECT posting_id, bronze_row_id, title,
        CASE WHEN category IS NULL THEN description_text END AS description_text,
-       category, category_raw, categories, level, locations, company, publication_date
+       category, category_raw, category_source, categories, level, locations, company,
+       publication_date, publication_day
 FROM silver.silver_postings ORDER BY posting_id
 """
 EARLIER_IMPUTATIONS_SQL = """
-SELECT posting_id, bronze_row_id, category, imputation_confidence
+SELECT posting_id, bronze_row_id, category, imputation_confidence, runner_up_category,
+       runner_up_share
 FROM silver.imputed_silver WHERE is_imputed AND model_version = $model_version
 """
 # A model is reused while fewer than this share of the labelled postings it learned from are
 # new, changed or gone: a page of 20 new postings every few minutes should not cost a training
 # (minutes at 100,000 postings). The daily_retraining schedule retrains regardless.
 RETRAIN_AT_LABELLED_CHANGE = 0.05
-
-MLFLOW_UI_URL = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default (see README)
 
 
 _DEFAULT_GRID = KnnGrid()
@@ -86,13 +97,11 @@ class KnnClassifierConfig(Config):
         )
 
 
-@asset(
-    deps=[silver_postings],
-    group_name="ml",
+@careerpulse_asset(
+    layer="ml",
+    group="ml",
     kinds={"scikitlearn", "mlflow"},
-    owners=OWNERS,
-    tags={"layer": "ml"},
-    pool=DUCKDB_POOL,  # it reads silver from DuckDB
+    deps=[silver_postings],
     io_manager_key="model_io_manager",
     # dagster-mlflow is a legacy resource, so resources are named here rather than as arguments.
     required_resource_keys={"mlflow", "duckdb", "model_store"},
@@ -141,7 +150,9 @@ def knn_classifier(
             )
     if serving is None:
         serving = _train(context, grid, labelled, settings, decision, in_service, unlabelled_share)
-    context.add_output_metadata(_classifier_metadata(serving, in_service))
+    context.add_output_metadata(
+        _classifier_metadata(serving, context.resources.mlflow.run_url(serving.run_id))
+    )
     return serving
 
 
@@ -181,8 +192,11 @@ def _train(
         f"{labelled.labels.nunique()} categories ({labelled.reposts_removed} reposts removed)"
     )
     name = f"training: {decision.reason}"[:240]
-    with context.resources.mlflow.training_run(name) as run:
-        training = train(labelled, grid, champion_params, progress=context.log.info)
+    with context.resources.mlflow.training_run(name) as run, Heartbeat(
+        context.log.info, "knn_classifier"
+    ) as beat:
+        training = train(labelled, grid, champion_params, progress=beat.phase)
+        beat.phase("logging the training to MLflow and registering the model")
         version, evaluation, reference = log_training(
             training, labelled, settings, decision.reason, decision.for_drift, unlabelled_share
         )
@@ -257,12 +271,7 @@ def gate_passed(instance, version: str) -> bool:
     return True
 
 
-def mlflow_run_url(run_id: str) -> str:
-    experiment_id = mlflow.get_run(run_id).info.experiment_id
-    return f"{MLFLOW_UI_URL}/#/experiments/{experiment_id}/runs/{run_id}"
-
-
-def _classifier_metadata(serving: ServingClassifier, in_service: RegisteredVersion | None) -> dict:
+def _classifier_metadata(serving: ServingClassifier, run_url: str) -> dict:
     outcome, evaluation = serving.outcome, serving.evaluation
     champion_after = (
         f"{serving.version} once the quality gate passes" if serving.becomes_champion
@@ -296,7 +305,8 @@ def _classifier_metadata(serving: ServingClassifier, in_service: RegisteredVersi
             ),
         ),
         "trained_on_postings": sum(serving.reference.training_counts.values()),
-        "mlflow_run": MetadataValue.url(mlflow_run_url(serving.run_id)),
+        "reviewer_labels_in_training": serving.reference.reviewer_labels,
+        "mlflow_run": MetadataValue.url(run_url),
     }
     if outcome.challenger_version:
         metadata["challenger"] = outcome.challenger_version
@@ -309,21 +319,19 @@ def _classifier_metadata(serving: ServingClassifier, in_service: RegisteredVersi
     return metadata
 
 
-@asset(
-    group_name="ml",
+@careerpulse_asset(
+    layer="silver",
+    group="ml",
     kinds={"duckdb", "pandas"},
-    owners=OWNERS,
-    tags={"layer": "silver"},
-    pool=DUCKDB_POOL,
-    metadata={"schema": "silver"},
-    description="Every silver posting with a category: observed ones kept, missing ones "
-    "predicted by the champion classifier, with `is_imputed`, `imputation_confidence` (share of "
-    "neighbour votes) and `model_version`. A new model that passed the quality gate is made "
+    description="`silver.imputed_silver`: every silver posting with a category: observed ones "
+    "kept (`category_source` `api` or `label`), missing ones predicted by the champion "
+    "classifier (`imputed`), with `is_imputed`, `imputation_confidence` (share of neighbour "
+    "votes), the runner-up and `model_version`. A new model that passed the quality gate is made "
     "champion here, before it imputes.",
 )
 def imputed_silver(
     context: AssetExecutionContext, knn_classifier: ServingClassifier, duckdb: DuckDBResource
-) -> pd.DataFrame:
+) -> MaterializeResult:
     version = knn_classifier.version
     if knn_classifier.becomes_champion:
         # Blocking checks stop this asset in the run whose gate failed; materialised on its own,
@@ -338,27 +346,86 @@ def imputed_silver(
     with duckdb.get_connection() as connection:
         postings = connection.execute(POSTINGS_SQL).fetchdf()
         earlier = _earlier_imputations(connection, version)
-    imputed, predicted = impute_categories(postings, knn_classifier.model, version, earlier)
+    with Heartbeat(context.log.info, "imputed_silver") as beat:
+        beat.phase(f"imputing with {version}")
+        imputed, predicted = impute_categories(postings, knn_classifier.model, version, earlier)
+    # The texts stay in silver: the imputed table is the lean one users count and join.
     imputed = imputed.drop(columns=["description_text"])
+    with duckdb.get_connection() as connection:
+        with transaction_with(connection, imputed_rows=imputed):
+            connection.execute("CREATE OR REPLACE TABLE silver.imputed_silver AS "
+                               "SELECT * FROM imputed_rows ORDER BY posting_id")
+        metadata = table_metadata(connection, "silver.imputed_silver")
     confidence = imputed.loc[imputed["is_imputed"], "imputation_confidence"]
-    context.add_output_metadata(
-        {
-            "imputed_postings": int(imputed["is_imputed"].sum()),
-            "predicted_in_this_run": predicted,
-            "mean_imputation_confidence": round(float(confidence.mean()), 3) if len(confidence) else None,
-            "model_version": version,
-            "imputed_rows": preview(imputed[imputed["is_imputed"]].drop(columns=["categories", "locations"])),
-        }
-    )
-    return imputed
+    return MaterializeResult(metadata={
+        **metadata,
+        "imputed_postings": int(imputed["is_imputed"].sum()),
+        "predicted_in_this_run": predicted,
+        "mean_imputation_confidence": round(float(confidence.mean()), 3) if len(confidence) else None,
+        "model_version": version,
+        "imputed_rows": preview(imputed[imputed["is_imputed"]].drop(columns=["categories", "locations"])),
+    })
 
 
 def _earlier_imputations(connection, model_version: str) -> pd.DataFrame | None:
     # Asked first: DuckDB would look a missing table up among this module's Python names.
-    has_row_ids = connection.execute(
+    has_columns = connection.execute(
         "SELECT count(*) FROM information_schema.columns WHERE table_schema = 'silver' "
-        "AND table_name = 'imputed_silver' AND column_name = 'bronze_row_id'"
+        "AND table_name = 'imputed_silver' AND column_name IN ('bronze_row_id', 'runner_up_share')"
     ).fetchone()[0]
-    if not has_row_ids:  # no imputed table yet, or one from before it kept bronze_row_id
+    if has_columns < 2:  # no imputed table yet, or one written before it kept these
         return None
     return connection.execute(EARLIER_IMPUTATIONS_SQL, {"model_version": model_version}).fetchdf()
+
+
+# Imputed postings with what the queue orders them by, their text's key (reposts share it) and a
+# link to the posting from its latest payload.
+QUEUE_INPUT_SQL = """
+SELECT i.posting_id, i.title, i.category, i.imputation_confidence, i.runner_up_category,
+       i.runner_up_share,
+       md5(coalesce(s.title, '') || chr(31) || coalesce(s.description_text, '')) AS text_key,
+       json_extract_string(b.payload, '$.refs.landing_page') AS link
+FROM silver.imputed_silver AS i
+JOIN silver.silver_postings AS s USING (posting_id)
+LEFT JOIN bronze.bronze_postings AS b ON b.bronze_row_id = s.bronze_row_id
+WHERE i.is_imputed
+"""
+
+
+class ReviewQueueConfig(Config):
+    rule: str = DEFAULT_RULE
+    """least_confident, smallest_margin, low_recall_margin or one_per_duplicate (core/review.py)."""
+
+
+@careerpulse_asset(
+    layer="silver",
+    group="ml",
+    kinds={"duckdb"},
+    deps=[imputed_silver],
+    description="`silver.review_queue`: the imputed postings in the order a reviewer's label "
+    "would help most (priority 1 first), with the model's guess, its share of the votes, the "
+    f"runner-up and the reason. Rule `{DEFAULT_RULE}` by default (the smallest margin between "
+    "the two top categories, one posting per repeated text), measured against random picks in "
+    "BENCHMARKS.md. `make review N=50` writes the first N as a label file to fill in.",
+)
+def review_queue(
+    context: AssetExecutionContext, config: ReviewQueueConfig, knn_classifier: ServingClassifier,
+    duckdb: DuckDBResource,
+) -> MaterializeResult:
+    if config.rule not in REVIEW_RULES:
+        raise Failure(f"unknown review rule {config.rule!r}; the rules are {', '.join(REVIEW_RULES)}")
+    with duckdb.get_connection() as connection:
+        imputed = connection.execute(QUEUE_INPUT_SQL).fetchdf()
+        queue = ordered_queue(imputed, config.rule,
+                              recall_by_category(knn_classifier.evaluation.confusion))
+        with transaction_with(connection, review_rows=queue):
+            connection.execute("CREATE SCHEMA IF NOT EXISTS silver")
+            connection.execute("CREATE OR REPLACE TABLE silver.review_queue AS "
+                               "SELECT * FROM review_rows ORDER BY priority")
+        metadata = table_metadata(connection, "silver.review_queue")
+    return MaterializeResult(metadata={
+        **metadata,
+        "rule": config.rule,
+        "model_version": knn_classifier.version,
+        "first_in_queue": preview(queue.drop(columns=["link"], errors="ignore")),
+    })

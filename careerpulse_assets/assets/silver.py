@@ -1,16 +1,10 @@
-from dagster import (
-    AssetExecutionContext,
-    Failure,
-    MaterializeResult,
-    TableColumn,
-    TableSchema,
-    asset,
-)
+from dagster import AssetExecutionContext, Failure, MaterializeResult
 from dagster_duckdb import DuckDBResource
 
 from ..core.silver_store import update_silver
+from ..resources import ReviewerLabels
 from .bronze import bronze_postings
-from .common import DUCKDB_POOL, OWNERS, preview
+from .common import Heartbeat, careerpulse_asset, preview, table_metadata
 
 SILVER_STATS_SQL = """
 SELECT count(*) AS postings,
@@ -21,25 +15,28 @@ FROM silver.silver_postings
 """
 
 
-@asset(
-    deps=[bronze_postings],
-    group_name="ingestion",
+@careerpulse_asset(
+    layer="silver",
+    group="ingestion",
     kinds={"duckdb"},
-    owners=OWNERS,
-    tags={"layer": "silver"},
-    pool=DUCKDB_POOL,
+    deps=[bronze_postings],
     description="One clean row per posting (its latest bronze payload) in "
     "`silver.silver_postings`: text from the HTML, first real category (NULL when none or "
     "'Unknown') under its current Muse name (`category`; the name as listed in "
-    "`category_raw`), publication date in UTC. Only postings with new bronze payloads are "
-    "rebuilt.",
+    "`category_raw`), or a reviewer's label from CAREERPULSE_LABELS_DIR, which wins "
+    "(`category_source`: `api` or `label`); publication date and day in UTC. Only postings "
+    "with new bronze payloads are rebuilt; labels and the taxonomy apply to every row. Label "
+    "rows that cannot be used are in `silver.label_quarantine` with file, line and reason.",
 )
-def silver_postings(context: AssetExecutionContext, duckdb: DuckDBResource) -> MaterializeResult:
-    with duckdb.get_connection() as connection:
-        updated = update_silver(connection)
+def silver_postings(
+    context: AssetExecutionContext, duckdb: DuckDBResource, reviewer_labels: ReviewerLabels
+) -> MaterializeResult:
+    with duckdb.get_connection() as connection, Heartbeat(context.log.info, "silver_postings"):
+        update = update_silver(connection, label_files=reviewer_labels.files())
+        updated, labels = update.rebuilt, update.labels
         cursor = connection.execute(SILVER_STATS_SQL)
         stats = dict(zip([c[0] for c in cursor.description], cursor.fetchone(), strict=True))
-        columns = connection.execute("DESCRIBE silver.silver_postings").fetchall()
+        metadata = table_metadata(connection, "silver.silver_postings")
         sample = connection.execute(
             "SELECT posting_id, title, category, category_raw, company, publication_date, "
             "description_text FROM silver.silver_postings ORDER BY publication_date DESC LIMIT 5"
@@ -47,16 +44,23 @@ def silver_postings(context: AssetExecutionContext, duckdb: DuckDBResource) -> M
     if not stats["postings"]:
         raise Failure("bronze.bronze_postings holds no postings: nothing to clean")
     context.log.info(f"{updated} postings rebuilt from new bronze payloads")
+    if len(labels.quarantine):
+        context.log.warning(
+            f"{len(labels.quarantine)} label rows quarantined (silver.label_quarantine): "
+            + "; ".join(f"{r.label_file}:{r.label_line}: {r.reason}"
+                        for r in labels.quarantine.head(3).itertuples())
+        )
     return MaterializeResult(
         metadata={
+            **metadata,
             "postings_rebuilt": updated,
-            "dagster/row_count": stats["postings"],
+            "reviewer_labels": len(labels.labels),
+            "label_rows_quarantined": len(labels.quarantine),
+            "label_rows_awaiting_review": labels.awaiting_review,
+            "labels_folder": reviewer_labels.folder,
             "labelled_postings": stats["labelled"],
             "postings_without_category": stats["without_category"],
             "categories": stats["categories"],
-            "dagster/column_schema": TableSchema(
-                columns=[TableColumn(name=row[0], type=row[1]) for row in columns]
-            ),
             "newest_rows": preview(sample),
         }
     )

@@ -29,10 +29,12 @@ class Evaluation:
 
 @dataclass(frozen=True)
 class DriftReference:
-    """The category mix a model learned, and the share of postings without a category then."""
+    """What a model learned from: the category mix (the drift check's reference), the share of
+    postings without a category then, and how many of its labels reviewers gave."""
 
     training_counts: dict[str, int] = field(default_factory=dict)
     unlabelled_share: float | None = None
+    reviewer_labels: int = 0
 
 
 @dataclass(frozen=True)
@@ -62,36 +64,52 @@ class ServingClassifier:
     becomes_champion: bool = False
 
 
+# What an imputation records, beside the category; `earlier` imputations carry the same.
+IMPUTATION_COLUMNS = ["imputation_confidence", "runner_up_category", "runner_up_share"]
+
+
 def impute_categories(
     silver: pd.DataFrame,
     model: Pipeline,
     model_version: str,
     earlier: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, int]:
-    """Every silver posting, with a category: observed ones kept, missing ones predicted; and
-    how many were predicted (the rest were observed or kept from `earlier`).
+    """Every silver posting, with a category: observed ones kept (`category_source` `api` or
+    `label`), missing ones predicted (`imputed`); and how many were predicted (the rest were
+    observed or kept from `earlier`).
 
     `imputation_confidence` is the winning category's share of the (weighted, prior-corrected)
-    neighbour votes; it and `model_version` are NULL on rows whose category was observed.
-    `earlier` holds imputations this same model version made before (posting_id,
-    bronze_row_id, category, imputation_confidence): a posting whose silver row is still the
-    one imputed then keeps them, so a run predicts only what is new or changed.
+    neighbour votes, `runner_up_category` / `runner_up_share` the next one's; they and
+    `model_version` are NULL on rows whose category was observed. `earlier` holds imputations
+    this same model version made before (posting_id, bronze_row_id, category and the columns
+    above): a posting whose silver row is still the one imputed then keeps them, so a run
+    predicts only what is new or changed.
     """
     imputed = silver.reset_index(drop=True)
     missing = imputed["category"].isna()
     imputed["is_imputed"] = missing
+    imputed.loc[missing, "category_source"] = "imputed"
     imputed["imputation_confidence"] = np.nan
+    imputed["runner_up_category"] = None
+    imputed["runner_up_share"] = np.nan
     imputed["model_version"] = None
     imputed.loc[missing, "model_version"] = model_version
     to_predict = missing
     if earlier is not None and len(earlier):
         keys = ["posting_id", "bronze_row_id"]
         known = imputed.loc[missing, keys].reset_index().merge(earlier, on=keys, how="inner")
-        imputed.loc[known["index"], "category"] = known["category"].to_numpy()
-        imputed.loc[known["index"], "imputation_confidence"] = known["imputation_confidence"].to_numpy()
+        for column in ["category", *IMPUTATION_COLUMNS]:
+            imputed.loc[known["index"], column] = known[column].to_numpy()
         to_predict = missing & ~imputed.index.isin(known["index"])
     if to_predict.any():
         probabilities = model.predict_proba(model_input(imputed.loc[to_predict]))
-        imputed.loc[to_predict, "category"] = model.classes_[probabilities.argmax(axis=1)]
-        imputed.loc[to_predict, "imputation_confidence"] = probabilities.max(axis=1)
+        order = np.argsort(-probabilities, axis=1, kind="stable")
+        rows = np.arange(len(probabilities))
+        imputed.loc[to_predict, "category"] = model.classes_[order[:, 0]]
+        imputed.loc[to_predict, "imputation_confidence"] = probabilities[rows, order[:, 0]]
+        if probabilities.shape[1] > 1:
+            second = probabilities[rows, order[:, 1]]
+            imputed.loc[to_predict, "runner_up_category"] = np.where(
+                second > 0, model.classes_[order[:, 1]], None)
+            imputed.loc[to_predict, "runner_up_share"] = second
     return imputed, int(to_predict.sum())

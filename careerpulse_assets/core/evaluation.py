@@ -36,7 +36,6 @@ from sklearn.pipeline import Pipeline
 from .knn import make_vectorizer, model_input
 from .selection import (
     RANDOM_STATE,
-    SEED_GRID,
     SELECTION_MAX_POSTINGS,
     KnnGrid,
     KnnParams,
@@ -148,13 +147,6 @@ class Fitted:
 
 
 Method = Callable[[pd.DataFrame, pd.Series], Fitted]
-
-
-def seed_method(postings: pd.DataFrame, labels: pd.Series) -> Fitted:
-    """The seed: one TF-IDF text, uniform KNN, k from {3, 5, 7, 10, 15} by 5-fold CV."""
-    selection = select_knn(postings, labels, SEED_GRID)
-    return Fitted(fit_knn(postings, labels, selection.best), selection.best.describe(),
-                  selection.best, selection.best_score)
 
 
 def knn_method(grid: KnnGrid = KnnGrid(), max_selection: int = SELECTION_MAX_POSTINGS) -> Method:

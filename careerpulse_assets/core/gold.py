@@ -1,13 +1,18 @@
-"""The gold series: postings per UTC day and category, every day and category present."""
+"""The gold series: postings per UTC day and category, every day and category present.
+
+Plain SQL against the DuckDB file, as silver is: the UTC day was settled once, when silver was
+built (`publication_day`), so gold needs nothing from Python.
+"""
 
 from __future__ import annotations
 
 import duckdb
-import pandas as pd
 
 DAILY_COUNTS_SQL = """
+CREATE OR REPLACE TABLE gold.gold_daily_counts AS
 WITH postings AS (
-    SELECT day, category, is_imputed FROM imputed WHERE category IS NOT NULL
+    SELECT publication_day AS day, category, is_imputed
+    FROM silver.imputed_silver WHERE category IS NOT NULL
 ),
 days AS (
     SELECT CAST(d AS DATE) AS day
@@ -19,7 +24,8 @@ days AS (
 ),
 categories AS (SELECT DISTINCT category FROM postings),
 counts AS (
-    SELECT day, category, count(*) AS postings, count(*) FILTER (WHERE is_imputed) AS imputed_postings
+    SELECT day, category, count(*) AS postings,
+           count(*) FILTER (WHERE is_imputed) AS imputed_postings
     FROM postings GROUP BY day, category
 )
 SELECT days.day, categories.category,
@@ -31,17 +37,8 @@ ORDER BY days.day, categories.category
 """
 
 
-def daily_counts(imputed_silver: pd.DataFrame) -> pd.DataFrame:
-    """One row per day from the first to the last publication day, per category, zeros included."""
-    imputed = pd.DataFrame(
-        {
-            "day": pd.to_datetime(imputed_silver["publication_date"], utc=True).dt.date,
-            "category": imputed_silver["category"],
-            "is_imputed": imputed_silver["is_imputed"].astype(bool),
-        }
-    )
-    with duckdb.connect() as connection:
-        connection.register("imputed", imputed)
-        counts = connection.execute(DAILY_COUNTS_SQL).fetchdf()
-    counts["day"] = pd.to_datetime(counts["day"]).dt.date
-    return counts
+def write_daily_counts(connection: duckdb.DuckDBPyConnection) -> None:
+    """`gold.gold_daily_counts`: one row per day from the first to the last publication day and
+    per category, zeros included, from `silver.imputed_silver`."""
+    connection.execute("CREATE SCHEMA IF NOT EXISTS gold")
+    connection.execute(DAILY_COUNTS_SQL)

@@ -16,7 +16,9 @@ from sklearn.compose import ColumnTransformer
 from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer, TfidfVectorizer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, normalize
+from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.sparsefuncs import sparse_matmul_to_dense
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 MAX_FEATURES = 10_000
 VOTE_RULES = ("uniform", "distance")
@@ -260,7 +262,8 @@ class CosineKNNClassifier(ClassifierMixin, BaseEstimator):
     """K nearest neighbours by cosine distance, with a vote rule and class-prior correction.
 
     With vote="uniform" and prior_alpha=0 it predicts as scikit-learn's
-    KNeighborsClassifier(metric="cosine") (ties go to the first class in sorted order).
+    KNeighborsClassifier(metric="cosine") (ties go to the first class in sorted order). It
+    passes scikit-learn's `check_estimator` (tested).
     """
 
     def __init__(self, n_neighbors: int = 5, vote: str = "uniform", prior_alpha: float = 0.0):
@@ -268,14 +271,23 @@ class CosineKNNClassifier(ClassifierMixin, BaseEstimator):
         self.vote = vote
         self.prior_alpha = prior_alpha
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True  # TF-IDF matrices are sparse
+        return tags
+
     def fit(self, X, y):
-        self.classes_, labels = np.unique(np.asarray(y), return_inverse=True)
+        X, y = validate_data(self, X, y, accept_sparse="csr")
+        check_classification_targets(y)
+        self.classes_, labels = np.unique(y, return_inverse=True)
         self.train_labels_ = labels
         self.class_priors_ = np.bincount(labels, minlength=len(self.classes_)) / len(labels)
         self.training_matrix_ = sp.csr_matrix(X)
         return self
 
     def predict_proba(self, X) -> np.ndarray:
+        check_is_fitted(self)
+        X = validate_data(self, X, accept_sparse="csr", reset=False)
         distances, indices = cosine_neighbors(X, self.training_matrix_, self.n_neighbors)
         return class_scores(
             self.train_labels_[indices], distances, len(self.classes_), self.vote,
@@ -283,7 +295,8 @@ class CosineKNNClassifier(ClassifierMixin, BaseEstimator):
         )
 
     def predict(self, X) -> np.ndarray:
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+        scores = self.predict_proba(X)  # first: it says when the model is not fitted
+        return self.classes_[scores.argmax(axis=1)]
 
 
 def knn_pipeline(

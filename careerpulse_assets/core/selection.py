@@ -10,12 +10,11 @@ as GridSearchCV on the same folds (a test shows it).
 from __future__ import annotations
 
 import itertools
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import GridSearchCV, StratifiedKFold
-from sklearn.neighbors import KNeighborsClassifier
+from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 
 from .knn import (
@@ -24,7 +23,6 @@ from .knn import (
     class_scores,
     cosine_neighbors,
     knn_pipeline,
-    make_vectorizer,
     model_input,
 )
 
@@ -85,10 +83,6 @@ class Selection:
     @property
     def best_score(self) -> float:
         return self.cv_macro_f1[self.best]
-
-    def table(self) -> pd.DataFrame:
-        rows = [{**asdict(p), "cv_macro_f1": s} for p, s in self.cv_macro_f1.items()]
-        return pd.DataFrame(rows).sort_values("cv_macro_f1", ascending=False, kind="stable")
 
 
 class NotEnoughLabels(ValueError):
@@ -196,15 +190,3 @@ def fit_knn(postings: pd.DataFrame, labels: pd.Series, params: KnnParams) -> Pip
     ).fit(
         model_input(postings), np.asarray(labels)
     )
-
-
-def gridsearch_seed(postings: pd.DataFrame, labels: pd.Series, ks=SEED_GRID.ks) -> GridSearchCV:
-    """The seed's own selection, for comparison: GridSearchCV over Pipeline(tfidf, knn)."""
-    usable = [k for k in ks if k <= largest_usable_k(len(labels))]
-    pipeline = Pipeline(
-        [("features", make_vectorizer(None)), ("knn", KNeighborsClassifier(metric="cosine"))]
-    )
-    search = GridSearchCV(
-        pipeline, {"knn__n_neighbors": usable}, cv=cv_folds(), scoring="f1_macro"
-    )
-    return search.fit(model_input(postings), np.asarray(labels))

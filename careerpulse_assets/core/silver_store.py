@@ -14,12 +14,14 @@ posting keeps the silver row it had, so one bad row can never stop silver.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import duckdb
 import pandas as pd
 import pyarrow as pa
 
 from .bronze_store import INSERT_QUARANTINE_SQL, QUARANTINE_SCHEMA, raw_hash
+from .labels import LabelFile, Labels, read_labels
 from .postings import InvalidPosting, check_item, silver_row
 from .sql import transaction_with
 from .taxonomy import Taxonomy, load_taxonomy
@@ -32,11 +34,13 @@ SILVER_COLUMNS = {
     "description_text": "VARCHAR",
     "category": "VARCHAR",
     "category_raw": "VARCHAR",
+    "category_source": "VARCHAR",
     "categories": "VARCHAR[]",
     "level": "VARCHAR",
     "locations": "VARCHAR[]",
     "company": "VARCHAR",
     "publication_date": "TIMESTAMP WITH TIME ZONE",
+    "publication_day": "DATE",  # the UTC day, settled once here for gold and everyone after
 }
 SLICE_POSTINGS = 5_000
 
@@ -93,6 +97,7 @@ def silver_frame(changed: pd.DataFrame) -> tuple[pd.DataFrame, pa.Table]:
     frame = pd.DataFrame.from_records(rows, columns=list(SILVER_COLUMNS))
     frame["category_raw"] = frame["category"]  # `category` becomes the current name below
     frame["publication_date"] = pd.to_datetime(frame["publication_date"], utc=True)
+    frame["publication_day"] = frame["publication_date"].dt.tz_convert("UTC").dt.date
     return frame, pa.Table.from_pylist(rejected, schema=QUARANTINE_SCHEMA)
 
 
@@ -109,29 +114,53 @@ def merge_slice(
             connection.execute(INSERT_QUARANTINE_SQL)
 
 
-# Every row's category under the current taxonomy; only rows whose name changes are written.
-APPLY_TAXONOMY_SQL = """
+# Every row's category: a reviewer's label, else the listed one under its current name; and where
+# it came from. Only rows that change are written.
+APPLY_CATEGORIES_SQL = """
 UPDATE silver.silver_postings AS s
-SET category = coalesce(m.current, s.category_raw)
-FROM (SELECT DISTINCT category_raw FROM silver.silver_postings) AS r
-LEFT JOIN taxonomy_map AS m ON m.old = r.category_raw
-WHERE s.category_raw = r.category_raw
-  AND s.category IS DISTINCT FROM coalesce(m.current, r.category_raw)
+SET category = n.category, category_source = n.source
+FROM (
+    SELECT p.posting_id,
+           coalesce(l.category, m.current, p.category_raw) AS category,
+           CASE WHEN l.category IS NOT NULL THEN 'label'
+                WHEN p.category_raw IS NOT NULL THEN 'api' END AS source
+    FROM silver.silver_postings AS p
+    LEFT JOIN taxonomy_map AS m ON m.old = p.category_raw
+    LEFT JOIN label_rows AS l ON l.posting_id = p.posting_id
+) AS n
+WHERE s.posting_id = n.posting_id
+  AND (s.category IS DISTINCT FROM n.category OR s.category_source IS DISTINCT FROM n.source)
 """
 
 
-def apply_taxonomy(connection: duckdb.DuckDBPyConnection, taxonomy: Taxonomy) -> int:
-    """Rename categories to their current names; return how many rows changed."""
-    with transaction_with(connection, taxonomy_map=taxonomy.mapping_frame()):
-        return connection.execute(APPLY_TAXONOMY_SQL).fetchone()[0]
+def apply_categories(
+    connection: duckdb.DuckDBPyConnection, taxonomy: Taxonomy, labels: Labels
+) -> int:
+    """Current names and reviewers' labels on every row; keep the labels and their quarantine
+    as tables (`silver.reviewer_labels`, `silver.label_quarantine`); return rows changed."""
+    with transaction_with(connection, taxonomy_map=taxonomy.mapping_frame(),
+                          label_rows=labels.labels, label_refused=labels.quarantine):
+        changed = connection.execute(APPLY_CATEGORIES_SQL).fetchone()[0]
+        connection.execute("CREATE OR REPLACE TABLE silver.reviewer_labels AS "
+                           "SELECT * FROM label_rows")
+        connection.execute("CREATE OR REPLACE TABLE silver.label_quarantine AS "
+                           "SELECT * FROM label_refused")
+    return changed
+
+
+@dataclass(frozen=True)
+class SilverUpdate:
+    rebuilt: int  # postings (re)built from new bronze payloads
+    labels: Labels
 
 
 def update_silver(
     connection: duckdb.DuckDBPyConnection,
     taxonomy: Taxonomy | None = None,
     slice_postings: int = SLICE_POSTINGS,
-) -> int:
-    """Bring silver up to date with bronze and the taxonomy; return postings (re)built."""
+    label_files: list[LabelFile] = (),
+) -> SilverUpdate:
+    """Bring silver up to date with bronze, the taxonomy and the reviewers' labels."""
     ensure_silver_schema(connection)
     updated = 0
     # Rejected rows do not raise silver's own watermark: this run moves past them by its own.
@@ -146,5 +175,9 @@ def update_silver(
         merge_slice(connection, frame, rejected)
         updated += len(frame)
         mark = int(changed["bronze_row_id"].max())
-    apply_taxonomy(connection, taxonomy or load_taxonomy())
-    return updated
+    taxonomy = taxonomy or load_taxonomy()
+    known = {pid for (pid,) in connection.execute(
+        "SELECT posting_id FROM silver.silver_postings").fetchall()} if label_files else set()
+    labels = read_labels(list(label_files), known, taxonomy)
+    apply_categories(connection, taxonomy, labels)
+    return SilverUpdate(updated, labels)

@@ -22,16 +22,6 @@ class Taxonomy:
     version: int
     current: frozenset[str]
     old_to_current: dict[str, str]
-    lossy: frozenset[str]
-
-    def to_current(self, name: str | None) -> str | None:
-        """The current name of a category; names the file does not know pass unchanged."""
-        if name is None:
-            return None
-        return self.old_to_current.get(name, name)
-
-    def is_known(self, name: str) -> bool:
-        return name in self.current or name in self.old_to_current
 
     def unknown(self, name_counts: dict[str, int]) -> dict[str, int]:
         """Names neither current nor mapped (a new taxonomy arriving?), most frequent first.
@@ -40,7 +30,8 @@ class Taxonomy:
         """
         unknown = {
             name: count for name, count in name_counts.items()
-            if not self.is_known(name) and name.lower() not in NO_CATEGORY_NAMES
+            if name not in self.current and name not in self.old_to_current
+            and name.lower() not in NO_CATEGORY_NAMES
         }
         return dict(sorted(unknown.items(), key=lambda item: (-item[1], item[0])))
 
@@ -58,7 +49,7 @@ def load_taxonomy(path: Path = TAXONOMY_FILE) -> Taxonomy:
         version = int(data["version"])
     except (KeyError, TypeError, ValueError) as exc:
         raise TaxonomyError(f"{path}: needs version, current and old_to_current ({exc})") from None
-    mapping, lossy = {}, set()
+    mapping = {}
     for entry in entries:
         old, new = entry.get("old"), entry.get("current")
         if new not in current:
@@ -66,10 +57,8 @@ def load_taxonomy(path: Path = TAXONOMY_FILE) -> Taxonomy:
         if old in mapping:
             raise TaxonomyError(f"{path}: {old!r} is mapped twice")
         mapping[old] = new
-        if entry.get("lossy"):
-            lossy.add(old)
     # A name that is both old and current maps to itself; anything else would be ambiguous.
     clashes = [old for old, new in mapping.items() if old in current and old != new]
     if clashes:
         raise TaxonomyError(f"{path}: {clashes} are current names mapped to other names")
-    return Taxonomy(version, current, mapping, frozenset(lossy))
+    return Taxonomy(version, current, mapping)

@@ -47,20 +47,18 @@ def rate_limit_reset(headers) -> float | None:
 
 
 class MuseRetry(Retry):
-    """urllib3's Retry that also waits out The Muse's rate limit (403 + X-RateLimit-Reset)."""
-
-    max_rate_limit_wait: float = 3600.0
+    """urllib3's Retry that also waits out The Muse's rate limit: a 403 with
+    `X-RateLimit-Remaining: 0` is retried after `X-RateLimit-Reset` seconds, read and capped
+    (`retry_after_max`) as urllib3 reads and caps Retry-After."""
 
     def get_retry_after(self, response) -> float | None:
-        reset = rate_limit_reset(response.headers) if response.status == 403 else None
-        if reset is not None:
-            return min(reset, self.max_rate_limit_wait)
+        reset = response.headers.get("X-RateLimit-Reset")
+        if response.status == 403 and response.headers.get("X-RateLimit-Remaining") == "0" and reset:
+            try:
+                return self.parse_retry_after(reset)
+            except Exception:  # not whole seconds: the walk's own pause handles it
+                return None
         return super().get_retry_after(response)
-
-    def new(self, **kwargs):
-        renewed = super().new(**kwargs)
-        renewed.max_rate_limit_wait = self.max_rate_limit_wait
-        return renewed
 
 
 def make_session(
@@ -73,8 +71,8 @@ def make_session(
         status_forcelist=RETRY_STATUSES,
         allowed_methods=frozenset({"GET"}),
         raise_on_status=False,  # the last answer comes back and is reported below
+        retry_after_max=int(max_rate_limit_wait),
     )
-    retry.max_rate_limit_wait = max_rate_limit_wait
     session = requests.Session()
     adapter = HTTPAdapter(max_retries=retry)
     session.mount("http://", adapter)

@@ -1,0 +1,165 @@
+"""Reviewers' labels: CSV files of `posting_id,category` that win over the API and the model.
+
+Plain functions over the files' texts; the silver asset reads the folder and applies the result.
+
+A file holds labels when it is a `*.csv` with a header naming `posting_id` and `category`;
+`note`, `labelled_by` and `labelled_at` (ISO-8601) are optional, other columns are ignored (a
+review file carries the title, the runner-up and a link for the reviewer). A row whose
+`labelled_by` is empty, in a file that has that column, is waiting for a reviewer and is not a
+label yet: `make review` writes its rows that way, with the model's guess in `category`.
+
+Every row that cannot be used goes to the quarantine with its file, line and reason, never
+silently: a malformed file (not UTF-8, no such header, not CSV), a posting id that is not an
+integer or not a posting silver knows, a category that is neither a current Muse name nor an old
+one mapped in the taxonomy, a `labelled_at` that is not a date.
+
+Two rows on one posting that disagree: the one labelled last wins (`labelled_at`; a row without
+one counts as older than any with one), then the file whose name sorts last, then the later
+line. The other is quarantined, naming the row that won. Labels use current category names.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import pandas as pd
+
+from .taxonomy import Taxonomy
+
+REQUIRED = ("posting_id", "category")
+OPTIONAL = ("note", "labelled_by", "labelled_at")
+LABEL_COLUMNS = ["posting_id", "category", "label_file", "label_line", "note", "labelled_by",
+                 "labelled_at"]
+QUARANTINE_COLUMNS = ["label_file", "label_line", "posting_id", "category", "reason"]
+# Typed even when empty: the frames become DuckDB tables and join on posting_id.
+LABEL_TYPES = {"posting_id": "int64", "category": "string", "label_file": "string",
+               "label_line": "Int64", "note": "string", "labelled_by": "string",
+               "labelled_at": "datetime64[ns, UTC]"}
+QUARANTINE_TYPES = {"label_file": "string", "label_line": "Int64", "posting_id": "Int64",
+                    "category": "string", "reason": "string"}
+
+
+@dataclass(frozen=True)
+class LabelFile:
+    name: str
+    data: bytes
+    error: str | None = None  # the file could not be read at all
+
+
+@dataclass(frozen=True)
+class Labels:
+    labels: pd.DataFrame  # LABEL_COLUMNS: one row per posting, the winning label
+    quarantine: pd.DataFrame  # QUARANTINE_COLUMNS
+    awaiting_review: int  # rows with an empty labelled_by in files that have that column
+
+
+def _parse_time(text: str) -> datetime:
+    parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def _rows(file: LabelFile, quarantine: list[dict]) -> tuple[list[dict], int]:
+    """The candidate rows of one file (or none, with the file quarantined)."""
+
+    def refuse(line, reason, posting_id=None, category=None):
+        quarantine.append({"label_file": file.name, "label_line": line,
+                           "posting_id": posting_id, "category": category, "reason": reason})
+
+    if file.error is not None:
+        refuse(None, f"malformed file: cannot be read ({file.error})")
+        return [], 0
+    try:
+        text = file.data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        refuse(None, f"malformed file: not UTF-8 (byte 0x{file.data[exc.start]:02x} at {exc.start})")
+        return [], 0
+    try:
+        reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
+        header = [name.strip() for name in (reader.fieldnames or [])]
+        if not set(REQUIRED) <= set(header):
+            refuse(1, f"malformed file: the header must name {', '.join(REQUIRED)}; it names "
+                      f"{', '.join(header) or 'nothing'}")
+            return [], 0
+        reader.fieldnames = header
+        raw_rows = [(reader.line_num, row) for row in reader]
+    except csv.Error as exc:
+        refuse(None, f"malformed file: not CSV ({exc})")
+        return [], 0
+    waiting, rows = 0, []
+    for line, row in raw_rows:
+        if None in row:  # more fields than the header
+            refuse(line, "malformed row: more fields than the header has")
+            continue
+        values = {k: (row.get(k) or "").strip() for k in (*REQUIRED, *OPTIONAL)}
+        if not any(values.values()):
+            continue  # an empty line
+        if "labelled_by" in header and not values["labelled_by"]:
+            waiting += 1
+            continue
+        raw_id, category = values["posting_id"], values["category"]
+        if not (raw_id.isascii() and raw_id.isdigit()) or not 0 < int(raw_id) < 2**63:
+            refuse(line, f"posting_id is not a posting id: {raw_id[:40]!r}", None, category)
+            continue
+        if not category:
+            refuse(line, "category is empty", int(raw_id))
+            continue
+        labelled_at = None
+        if values["labelled_at"]:
+            try:
+                labelled_at = _parse_time(values["labelled_at"])
+            except ValueError:
+                refuse(line, f"labelled_at is not ISO-8601: {values['labelled_at'][:40]!r}",
+                       int(raw_id), category)
+                continue
+        rows.append({"posting_id": int(raw_id), "category": category, "label_file": file.name,
+                     "label_line": line, "note": values["note"] or None,
+                     "labelled_by": values["labelled_by"] or None, "labelled_at": labelled_at})
+    return rows, waiting
+
+
+def _precedence(row: dict) -> tuple:
+    """Higher wins: labelled later, then the file named last, then the later line."""
+    when = row["labelled_at"]
+    return (when is not None, when or datetime.min.replace(tzinfo=timezone.utc),
+            row["label_file"], row["label_line"])
+
+
+def read_labels(files: list[LabelFile], known_ids: set[int], taxonomy: Taxonomy) -> Labels:
+    quarantine: list[dict] = []
+    candidates, waiting = [], 0
+    for file in sorted(files, key=lambda f: f.name):
+        rows, file_waiting = _rows(file, quarantine)
+        candidates += rows
+        waiting += file_waiting
+    valid = []
+    for row in candidates:
+        name = row["category"]
+        if name not in taxonomy.current and name not in taxonomy.old_to_current:
+            quarantine.append({**_where(row), "reason": f"category {name[:60]!r} is neither a "
+                               "current Muse category nor an old one mapped in the taxonomy"})
+        elif row["posting_id"] not in known_ids:
+            quarantine.append({**_where(row), "reason": "posting_id is not a posting in silver"})
+        else:
+            valid.append({**row, "category": taxonomy.old_to_current.get(name, name)})
+    winners: dict[int, dict] = {}
+    for row in sorted(valid, key=_precedence):
+        winners[row["posting_id"]] = row  # the last in precedence order wins
+    for row in valid:
+        won = winners[row["posting_id"]]
+        if row is not won and row["category"] != won["category"]:
+            quarantine.append({**_where(row), "reason": (
+                f"disagrees with {won['label_file']}:{won['label_line']} "
+                f"({won['category']!r}), which wins (labelled later, or a later file or line)")})
+    return Labels(
+        labels=pd.DataFrame(list(winners.values()), columns=LABEL_COLUMNS).astype(LABEL_TYPES),
+        quarantine=pd.DataFrame(quarantine, columns=QUARANTINE_COLUMNS).astype(QUARANTINE_TYPES),
+        awaiting_review=waiting,
+    )
+
+
+def _where(row: dict) -> dict:
+    return {"label_file": row["label_file"], "label_line": row["label_line"],
+            "posting_id": row["posting_id"], "category": row["category"]}

@@ -1,0 +1,78 @@
+"""What to label first: imputed postings ordered by how much a reviewer's label would help.
+
+Plain functions over a frame of imputed postings (posting_id, title, category,
+imputation_confidence, runner_up_category, runner_up_share, text_key); the `review_queue` asset
+wires them. The rules, all measured against labelling postings drawn at random
+(`benchmarks/review_queue.py`, BENCHMARKS.md):
+
+- `least_confident`: the lowest share of neighbour votes first;
+- `smallest_margin`: the smallest gap between the winner's and the runner-up's share first (a
+  posting torn between two categories is where one label moves a boundary);
+- `low_recall_margin`: the margin, times the out-of-fold recall of the predicted category (a
+  category the model often misses gets its postings reviewed sooner);
+- `one_per_duplicate`: `smallest_margin`, but a text already in the queue (reposts share title and
+  description) goes to the end: one label of a text teaches what all its copies would.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+RULES = ("least_confident", "smallest_margin", "low_recall_margin", "one_per_duplicate")
+DEFAULT_RULE = "one_per_duplicate"
+QUEUE_COLUMNS = ["posting_id", "priority", "title", "category", "imputation_confidence",
+                 "runner_up_category", "runner_up_share", "reason"]
+
+
+def recall_by_category(confusion: pd.DataFrame | None) -> dict[str, float]:
+    """Recall of each true category from a confusion matrix (true × predicted)."""
+    if confusion is None or confusion.empty:
+        return {}
+    support = confusion.sum(axis=1)
+    hits = pd.Series(np.diag(confusion.reindex(columns=confusion.index, fill_value=0)),
+                     index=confusion.index)
+    return {str(c): float(hits[c] / support[c]) for c in confusion.index if support[c] > 0}
+
+
+def review_queue(
+    imputed: pd.DataFrame, rule: str = DEFAULT_RULE, recall: dict[str, float] | None = None
+) -> pd.DataFrame:
+    """The imputed postings of `imputed`, priority 1 first, each with the reason for its place."""
+    if rule not in RULES:
+        raise ValueError(f"unknown review rule {rule!r}; the rules are {', '.join(RULES)}")
+    queue = imputed.reset_index(drop=True).copy()
+    confidence = queue["imputation_confidence"].astype(float)
+    share = queue["runner_up_share"].astype(float).fillna(0.0)
+    margin = confidence - share
+    recall = recall or {}
+    category_recall = queue["category"].map(lambda c: recall.get(c, 1.0)).astype(float)
+    if rule == "least_confident":
+        score = confidence
+    elif rule == "low_recall_margin":
+        score = margin * category_recall
+    else:
+        score = margin
+    repeat = np.zeros(len(queue), dtype=bool)
+    if rule == "one_per_duplicate" and "text_key" in queue:
+        order = np.lexsort((queue["posting_id"].to_numpy(), score.to_numpy()))
+        repeat[order] = queue["text_key"].iloc[order].duplicated().to_numpy()
+    # Ties go to the smaller posting id, so the queue is the same from run to run.
+    queue = queue.assign(repeat=repeat, score=score, margin=margin, recall=category_recall)
+    queue = queue.sort_values(["repeat", "score", "posting_id"], kind="stable",
+                              ignore_index=True)
+    queue["priority"] = np.arange(1, len(queue) + 1)
+    queue["reason"] = [_reason(row, rule) for row in queue.itertuples()]
+    return queue[QUEUE_COLUMNS + [c for c in ("link",) if c in queue]]
+
+
+def _reason(row, rule: str) -> str:
+    runner = (f" vs {row.runner_up_category} {row.runner_up_share:.0%}"
+              if isinstance(row.runner_up_category, str) else " with no runner-up")
+    text = (f"{row.category} {row.imputation_confidence:.0%}{runner} "
+            f"(margin {row.margin:.2f})")
+    if rule == "low_recall_margin":
+        text += f"; the model finds {row.recall:.0%} of {row.category}"
+    if row.repeat:
+        text += "; the same text is earlier in the queue"
+    return text

@@ -1,0 +1,99 @@
+"""`make review N=50`: the first N postings of `silver.review_queue` as a label file to fill in.
+
+    python -m careerpulse_assets.review [N]
+
+Writes `$CAREERPULSE_LABELS_DIR/review-<UTC time>.csv` (never over a file already there) in the
+labels format: `posting_id`, `category` pre-filled with the model's guess, `note`, `labelled_by`
+and `labelled_at` empty, then for the reviewer the title, the guess's share, the runner-up and a
+link to the posting. A row counts as a label once `labelled_by` names who checked it (correct
+`category` first where the guess is wrong); until then it waits, and the next run says how many
+rows wait. Postings already in a label file are not handed out again.
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+
+from .settings import Settings, SettingsError
+
+COLUMNS = ["posting_id", "category", "note", "labelled_by", "labelled_at", "title",
+           "model_share", "runner_up_category", "runner_up_share", "link"]
+
+
+def ids_in_label_files(folder: Path) -> set[int]:
+    found = set()
+    for path in folder.glob("*.csv"):
+        try:
+            with path.open(newline="", encoding="utf-8-sig") as handle:
+                for row in csv.DictReader(handle):
+                    value = (row.get("posting_id") or "").strip()
+                    if value.isdigit():
+                        found.add(int(value))
+        except (OSError, UnicodeDecodeError, csv.Error):
+            continue  # a malformed file is reported by the next run, not here
+    return found
+
+
+def new_file(folder: Path, now: datetime) -> tuple[Path, object]:
+    """A file of a name not yet taken, created exclusively (never over another)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = f"review-{now:%Y%m%d-%H%M%S}"
+    for n in range(1000):
+        path = folder / (f"{stem}.csv" if n == 0 else f"{stem}-{n}.csv")
+        try:
+            return path, path.open("x", newline="", encoding="utf-8")
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"no free review file name in {folder}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = argv if argv is not None else sys.argv[1:]
+    try:
+        settings = Settings.from_env()
+        wanted = int(args[0]) if args else 50
+        if wanted < 1:
+            raise ValueError
+    except SettingsError as exc:
+        print(f"careerpulse: {exc}", file=sys.stderr)
+        return 1
+    except ValueError:
+        print(f"careerpulse: N must be a positive number, got {args[0]!r}", file=sys.stderr)
+        return 1
+    try:
+        with duckdb.connect(str(settings.duckdb_path), read_only=True) as connection:
+            queue = connection.execute(
+                "SELECT * FROM silver.review_queue ORDER BY priority").fetchdf()
+    except duckdb.Error as exc:
+        print(f"careerpulse: no review queue in {settings.duckdb_path} "
+              f"({str(exc).splitlines()[0]}): run `make run` first", file=sys.stderr)
+        return 1
+    taken = ids_in_label_files(settings.labels_dir)
+    rows = queue[~queue["posting_id"].isin(taken)].head(wanted)
+    if rows.empty:
+        print(f"careerpulse: nothing to review: every queued posting is in a file in "
+              f"{settings.labels_dir} already")
+        return 0
+    path, handle = new_file(settings.labels_dir, datetime.now(timezone.utc))
+    with handle:
+        writer = csv.writer(handle)
+        writer.writerow(COLUMNS)
+        for row in rows.itertuples():
+            writer.writerow([
+                row.posting_id, row.category, "", "", "", row.title,
+                f"{row.imputation_confidence:.2f}", row.runner_up_category or "",
+                "" if row.runner_up_share != row.runner_up_share else f"{row.runner_up_share:.2f}",
+                getattr(row, "link", None) or "",
+            ])
+    print(f"careerpulse: {len(rows)} postings to review in {path}: check `category`, put your "
+          "name in `labelled_by`, save; the next run learns from them")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""Reviewers' labels: read as given, every unusable row quarantined with file, line and reason."""
+
+from datetime import datetime, timezone
+
+import pytest
+
+from careerpulse_assets.core.labels import LabelFile, read_labels
+from careerpulse_assets.core.taxonomy import load_taxonomy
+
+KNOWN = {101, 102, 103, 104}
+
+
+def read(*files: tuple[str, str | bytes], known=KNOWN):
+    return read_labels(
+        [LabelFile(name, text if isinstance(text, bytes) else text.encode()) for name, text in files],
+        known, load_taxonomy(),
+    )
+
+
+def test_labels_are_read_as_given_and_old_names_become_current_ones():
+    result = read(("a.csv", "posting_id,category,note\n101,Sales,looks like sales\n"
+                            "102,Engineering,\n"))
+    labels = result.labels.set_index("posting_id")
+    assert labels.loc[101, "category"] == "Sales" and labels.loc[101, "note"] == "looks like sales"
+    assert labels.loc[102, "category"] == "Software Engineering"  # the old name, mapped
+    assert labels.loc[102, "label_file"] == "a.csv" and labels.loc[102, "label_line"] == 3
+    assert result.quarantine.empty
+
+
+@pytest.mark.parametrize("text, reason", [
+    ("posting_id,category\n999,Sales\n", "posting_id is not a posting in silver"),
+    ("posting_id,category\nabc,Sales\n", "posting_id is not a posting id: 'abc'"),
+    ("posting_id,category\n101,Basket Weaving\n", "category 'Basket Weaving' is neither a current"),
+    ("posting_id,category\n101,\n", "category is empty"),
+    ("posting_id,category,labelled_at\n101,Sales,yesterday\n", "labelled_at is not ISO-8601"),
+    ("posting_id,category\n101,Sales,extra\n", "malformed row: more fields than the header"),
+    ("id,label\n101,Sales\n", "malformed file: the header must name posting_id, category"),
+    (b"posting_id,category\n101,Caf\xe9\n", "malformed file: not UTF-8"),
+    ('posting_id,category\n101,"Sales\n', "malformed file: not CSV"),
+])
+def test_every_bad_row_is_quarantined_with_file_line_and_reason(text, reason):
+    result = read(("bad.csv", text))
+    assert result.labels.empty
+    (row,) = result.quarantine.to_dict(orient="records")
+    assert row["label_file"] == "bad.csv" and row["reason"].startswith(reason), row
+
+
+def test_of_two_disagreeing_labels_the_later_one_wins_and_the_other_is_quarantined():
+    first = "posting_id,category,labelled_at\n101,Sales,2026-03-01T10:00:00Z\n103,Healthcare,\n"
+    second = "posting_id,category,labelled_at\n101,Healthcare,2026-02-01\n103,Education,\n"
+    result = read(("b-second.csv", second), ("a-first.csv", first))
+    labels = result.labels.set_index("posting_id")["category"].to_dict()
+    # 101: labelled later wins, whatever the file; 103: neither dated, the file named last wins.
+    assert labels == {101: "Sales", 103: "Education"}
+    reasons = dict(zip(result.quarantine["posting_id"], result.quarantine["reason"], strict=True))
+    assert reasons[101].startswith("disagrees with a-first.csv:2 ('Sales'), which wins")
+    assert reasons[103].startswith("disagrees with b-second.csv:3 ('Education'), which wins")
+    # The same category twice is no disagreement.
+    assert read(("a.csv", "posting_id,category\n101,Sales\n"),
+                ("b.csv", "posting_id,category\n101,Sales\n")).quarantine.empty
+
+
+def test_rows_waiting_for_a_reviewer_are_not_labels_yet():
+    text = ("posting_id,category,note,labelled_by,labelled_at,title\n"
+            "101,Sales,,,,Account Executive\n102,Healthcare,,ana,2026-03-01,Nurse\n")
+    result = read(("review-20260301.csv", "\ufeff" + text))
+    assert result.labels["posting_id"].tolist() == [102]
+    assert result.awaiting_review == 1 and result.quarantine.empty
+    assert result.labels["labelled_at"].iloc[0] == datetime(2026, 3, 1, tzinfo=timezone.utc)
