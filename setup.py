@@ -12,7 +12,6 @@ setup(
         "dagster==1.13.27",
         "dagster-webserver==1.13.27",
         "dagster-duckdb==0.29.27",
-        "dagster-duckdb-pandas==0.29.27",
         "dagster-mlflow==0.29.27",
         "dagster-postgres==0.29.27",  # DAGSTER_POSTGRES_URL: the instance in PostgreSQL
         # SQLAlchemy 2.1 reads postgresql:// URLs with psycopg 3, whose server-side parameters
@@ -28,10 +27,11 @@ setup(
         "lxml==6.0.2",
         "pyarrow==25.0.1",
         "matplotlib==3.11.2",
-        "tabulate==0.10.0",
+        "tabulate==0.10.0",  # DataFrame.to_markdown in metadata and the benchmarks' tables
         "PyYAML==6.0.4",
-        "statsforecast==2.1.1",  # DataFrame.to_markdown in the benchmark's tables
+        "statsforecast==2.1.1",
     ],
     # playwright drives the Debian chromium that .ci/run installs; it downloads no browser.
-    extras_require={"dev": ["pytest==9.2.0", "playwright==1.65.2", "pyinstrument==5.1.3"]},
+    extras_require={"dev": ["pytest==9.2.0", "pytest-xdist==3.8.0", "playwright==1.65.2",
+                            "pyinstrument==5.1.3"]},
 )

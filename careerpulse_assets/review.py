@@ -8,6 +8,10 @@ and `labelled_at` empty, then for the reviewer the title, the guess's share, the
 link to the posting. A row counts as a label once `labelled_by` names who checked it (correct
 `category` first where the guess is wrong); until then it waits, and the next run says how many
 rows wait. Postings already in a label file are not handed out again.
+
+Before any model has passed the quality gate there is no `silver.review_queue` (nothing is
+imputed with a model the gate blocked), yet that is when labels are wanted most: the queue is
+then ordered from the newest trained model's guesses, and the file says which model it was.
 """
 
 from __future__ import annotations
@@ -18,11 +22,36 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 
+from .core.classifier import impute_categories
+from .core.review import DEFAULT_RULE, review_queue
+from .resources import ModelStore
 from .settings import Settings, SettingsError
 
 COLUMNS = ["posting_id", "category", "note", "labelled_by", "labelled_at", "title",
            "model_share", "runner_up_category", "runner_up_share", "link"]
+
+
+# Postings with no category, as imputed_silver's query reads them, with the queue's text key and link.
+UNLABELLED_SQL = """
+SELECT s.posting_id, s.bronze_row_id, s.title, s.description_text, s.category, s.category_source,
+       md5(coalesce(s.title, '') || chr(31) || coalesce(s.description_text, '')) AS text_key,
+       json_extract_string(b.payload, '$.refs.landing_page') AS link
+FROM silver.silver_postings AS s
+LEFT JOIN bronze.bronze_postings AS b ON b.bronze_row_id = s.bronze_row_id
+WHERE s.category IS NULL
+"""
+
+
+def queue_from_newest_model(connection, store: ModelStore) -> tuple[pd.DataFrame, str] | None:
+    """The review queue from the guesses of the last model trained, whether or not in service."""
+    version = store.newest()
+    if version is None:
+        return None
+    postings = connection.execute(UNLABELLED_SQL).fetchdf()
+    imputed, _ = impute_categories(postings, store.load(version), version)
+    return review_queue(imputed, DEFAULT_RULE), version
 
 
 def ids_in_label_files(folder: Path) -> set[int]:
@@ -65,12 +94,25 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError:
         print(f"careerpulse: N must be a positive number, got {args[0]!r}", file=sys.stderr)
         return 1
+    source = "silver.review_queue"
     try:
         with duckdb.connect(str(settings.duckdb_path), read_only=True) as connection:
-            queue = connection.execute(
-                "SELECT * FROM silver.review_queue ORDER BY priority").fetchdf()
+            if connection.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = "
+                                  "'silver' AND table_name = 'review_queue'").fetchone()[0]:
+                queue = connection.execute(
+                    "SELECT * FROM silver.review_queue ORDER BY priority").fetchdf()
+            else:
+                found = queue_from_newest_model(
+                    connection, ModelStore(folder=str(settings.storage_dir / "models")))
+                if found is None:
+                    print("careerpulse: nothing to review yet: no model has been trained; run "
+                          "`make run` first", file=sys.stderr)
+                    return 1
+                queue, version = found
+                source = (f"the guesses of {version}, which is not in service (no model has "
+                          "passed the quality gate yet)")
     except duckdb.Error as exc:
-        print(f"careerpulse: no review queue in {settings.duckdb_path} "
+        print(f"careerpulse: cannot read {settings.duckdb_path} "
               f"({str(exc).splitlines()[0]}): run `make run` first", file=sys.stderr)
         return 1
     taken = ids_in_label_files(settings.labels_dir)
@@ -90,8 +132,8 @@ def main(argv: list[str] | None = None) -> int:
                 "" if row.runner_up_share != row.runner_up_share else f"{row.runner_up_share:.2f}",
                 getattr(row, "link", None) or "",
             ])
-    print(f"careerpulse: {len(rows)} postings to review in {path}: check `category`, put your "
-          "name in `labelled_by`, save; the next run learns from them")
+    print(f"careerpulse: {len(rows)} postings to review in {path}, ordered from {source}: "
+          "check `category`, put your name in `labelled_by`, save; the next run learns from them")
     return 0
 
 

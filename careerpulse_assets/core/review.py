@@ -8,10 +8,14 @@ wires them. The rules, all measured against labelling postings drawn at random
 - `least_confident`: the lowest share of neighbour votes first;
 - `smallest_margin`: the smallest gap between the winner's and the runner-up's share first (a
   posting torn between two categories is where one label moves a boundary);
-- `low_recall_margin`: the margin, times the out-of-fold recall of the predicted category (a
-  category the model often misses gets its postings reviewed sooner);
+- `low_recall_margin`: the margin, times the lower out-of-fold recall of the guess and the
+  runner-up (a category the model often misses is usually the runner-up of its missed postings,
+  so they are reviewed sooner);
 - `one_per_duplicate`: `smallest_margin`, but a text already in the queue (reposts share title and
-  description) goes to the end: one label of a text teaches what all its copies would.
+  description) goes to the end: one label of a text teaches what all its copies would;
+- `spread_over_categories`: `one_per_duplicate` taken in turns over the predicted categories (the
+  smallest margin of each category, then the second smallest of each, ...), so the first labels
+  are not all spent on the border between the two biggest categories.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-RULES = ("least_confident", "smallest_margin", "low_recall_margin", "one_per_duplicate")
+RULES = ("least_confident", "smallest_margin", "low_recall_margin", "one_per_duplicate",
+         "spread_over_categories")
 DEFAULT_RULE = "one_per_duplicate"
 QUEUE_COLUMNS = ["posting_id", "priority", "title", "category", "imputation_confidence",
                  "runner_up_category", "runner_up_share", "reason"]
@@ -46,7 +51,9 @@ def review_queue(
     share = queue["runner_up_share"].astype(float).fillna(0.0)
     margin = confidence - share
     recall = recall or {}
-    category_recall = queue["category"].map(lambda c: recall.get(c, 1.0)).astype(float)
+    category_recall = np.minimum(
+        queue["category"].map(lambda c: recall.get(c, 1.0)).astype(float),
+        queue["runner_up_category"].map(lambda c: recall.get(c, 1.0)).astype(float))
     if rule == "least_confident":
         score = confidence
     elif rule == "low_recall_margin":
@@ -54,13 +61,16 @@ def review_queue(
     else:
         score = margin
     repeat = np.zeros(len(queue), dtype=bool)
-    if rule == "one_per_duplicate" and "text_key" in queue:
+    if rule in ("one_per_duplicate", "spread_over_categories") and "text_key" in queue:
         order = np.lexsort((queue["posting_id"].to_numpy(), score.to_numpy()))
         repeat[order] = queue["text_key"].iloc[order].duplicated().to_numpy()
     # Ties go to the smaller posting id, so the queue is the same from run to run.
     queue = queue.assign(repeat=repeat, score=score, margin=margin, recall=category_recall)
     queue = queue.sort_values(["repeat", "score", "posting_id"], kind="stable",
                               ignore_index=True)
+    queue["turn"] = (queue.groupby(["repeat", "category"]).cumcount()
+                     if rule == "spread_over_categories" else 0)
+    queue = queue.sort_values(["repeat", "turn"], kind="stable", ignore_index=True)
     queue["priority"] = np.arange(1, len(queue) + 1)
     queue["reason"] = [_reason(row, rule) for row in queue.itertuples()]
     return queue[QUEUE_COLUMNS + [c for c in ("link",) if c in queue]]
@@ -72,7 +82,9 @@ def _reason(row, rule: str) -> str:
     text = (f"{row.category} {row.imputation_confidence:.0%}{runner} "
             f"(margin {row.margin:.2f})")
     if rule == "low_recall_margin":
-        text += f"; the model finds {row.recall:.0%} of {row.category}"
+        text += f"; the model finds {row.recall:.0%} of one of them"
+    if rule == "spread_over_categories":
+        text += f"; {row.category}'s number {row.turn + 1} in the queue"
     if row.repeat:
         text += "; the same text is earlier in the queue"
     return text
