@@ -3,7 +3,11 @@
 Plain functions over a frame of imputed postings (posting_id, title, category,
 imputation_confidence, runner_up_category, runner_up_share, text_key); the `review_queue` asset
 wires them. The rules, all measured against labelling postings drawn at random
-(`benchmarks/review_queue.py`, BENCHMARKS.md):
+(`benchmarks/review_queue.py`, BENCHMARKS.md): every rule's first 30 hold about four times as many
+wrong guesses as 30 random postings (16.7 vs 3.9 on the shared postings), so labels there correct
+the most imputations; none of them teaches the model the other postings better than random labels
+do. `one_per_duplicate` is the default: as good as the best on both counts, and it never spends two
+labels on one text.
 
 - `least_confident`: the lowest share of neighbour votes first;
 - `smallest_margin`: the smallest gap between the winner's and the runner-up's share first (a
