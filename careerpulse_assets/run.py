@@ -125,7 +125,7 @@ def _classifier_lines(meta: dict) -> list[str]:
 
     lines = [
         f"  classifier         {meta['chosen']}",
-        f"  {'trained' if meta['retrained'] else 'not trained':<18} {_cut(meta['reason'])}",
+        f"  {'trained' if meta['retrained'] else 'not trained':<18} because {_cut(meta['reason'])}",
     ]
     if "challenger" in meta:
         lines.append(f"  challenger         {meta['challenger']}: {_cut(meta['promotion'])}")
