@@ -150,7 +150,16 @@ def _root_message(error) -> str:
 def _step_failures(result) -> list[str]:
     lines = []
     for event in result.all_events:
-        if event.is_step_failure:
+        if event.is_step_failure and (
+            event.step_failure_data.error.cls_name == "DagsterAssetCheckFailedError"
+        ):
+            # The check's own line above says what failed; say what helps.
+            lines.append(
+                f"  {event.step_key} stopped the run: label postings of the weak categories the "
+                "classifier's metadata names; `make review N=50` hands out those it is least sure "
+                "of (README: People in the loop)"
+            )
+        elif event.is_step_failure:
             lines.append(
                 f"  step {event.step_key} failed: {_root_message(event.step_failure_data.error)}"
             )

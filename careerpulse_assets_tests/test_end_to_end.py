@@ -54,3 +54,5 @@ def test_make_run_over_http_ingests_every_shared_posting(shared_items, settings_
         # The seed method is below the macro-F1 bar on this data: the run must say so and stop.
         assert "FAILED (ERROR)" in summary and "imputations are not written" in summary
         assert "not materialised in this run: imputed_silver, gold_daily_counts" in summary
+        assert "stopped the run: label postings of the weak categories" in summary
+        assert "DagsterAssetCheckFailedError" not in summary
