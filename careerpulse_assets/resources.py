@@ -30,7 +30,7 @@ from .muse.client import fetch_page, iter_api_pages, make_session
 from .muse.pages import RawPage
 from .recovery import WORKER_TAG, worker_identity
 from .settings import DEFAULT_MUSE_BASE_URL
-from .tracking import fail_abandoned_runs, load_model, version_uri
+from .tracking import fail_abandoned_runs, load_model
 
 
 class MuseApi(ConfigurableResource):
@@ -250,12 +250,6 @@ class ModelStore(ConfigurableResource):
         for old in sorted(path.parent.glob("knn-category-v*.pkl"),
                           key=lambda p: p.stat().st_mtime, reverse=True)[self.keep:]:
             old.unlink(missing_ok=True)
-
-    def newest(self) -> str | None:
-        """The newest version kept here, in service or not (the last one trained)."""
-        numbers = [int(number) for path in Path(self.folder).glob("knn-category-v*.pkl")
-                   if (number := path.stem.removeprefix("knn-category-v")).isdigit()]
-        return version_uri(max(numbers)) if numbers else None
 
     def load(self, version: str):
         path = self._path(version)

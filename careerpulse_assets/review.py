@@ -22,50 +22,32 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import duckdb
+import mlflow
 import pandas as pd
 
 from .core.classifier import impute_categories
-from .core.review import DEFAULT_RULE, review_queue
-from .resources import ModelStore
+from .core.labels import posting_ids_named
+from .core.review import DEFAULT_RULE, UNLABELLED_SQL, review_queue
+from .resources import ModelStore, ReviewerLabels
 from .settings import Settings, SettingsError
+from .tracking import latest
 
 COLUMNS = ["posting_id", "category", "note", "labelled_by", "labelled_at", "title",
            "model_share", "runner_up_category", "runner_up_share", "link"]
 
 
-# Postings with no category, as imputed_silver's query reads them, with the queue's text key and link.
-UNLABELLED_SQL = """
-SELECT s.posting_id, s.bronze_row_id, s.title, s.description_text, s.category, s.category_source,
-       md5(coalesce(s.title, '') || chr(31) || coalesce(s.description_text, '')) AS text_key,
-       json_extract_string(b.payload, '$.refs.landing_page') AS link
-FROM silver.silver_postings AS s
-LEFT JOIN bronze.bronze_postings AS b ON b.bronze_row_id = s.bronze_row_id
-WHERE s.category IS NULL
-"""
-
-
-def queue_from_newest_model(connection, store: ModelStore) -> tuple[pd.DataFrame, str] | None:
+def queue_from_newest_model(connection, settings: Settings) -> tuple[pd.DataFrame, str] | None:
     """The review queue from the guesses of the last model trained, whether or not in service."""
-    version = store.newest()
-    if version is None:
+    if settings.mlflow_sqlite_path and not settings.mlflow_sqlite_path.exists():
+        return None  # nothing was ever trained (and asking MLflow would create the file)
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    newest = latest()
+    if newest is None:
         return None
-    postings = connection.execute(UNLABELLED_SQL).fetchdf()
-    imputed, _ = impute_categories(postings, store.load(version), version)
-    return review_queue(imputed, DEFAULT_RULE), version
-
-
-def ids_in_label_files(folder: Path) -> set[int]:
-    found = set()
-    for path in folder.glob("*.csv"):
-        try:
-            with path.open(newline="", encoding="utf-8-sig") as handle:
-                for row in csv.DictReader(handle):
-                    value = (row.get("posting_id") or "").strip()
-                    if value.isdigit():
-                        found.add(int(value))
-        except (OSError, UnicodeDecodeError, csv.Error):
-            continue  # a malformed file is reported by the next run, not here
-    return found
+    model = ModelStore(folder=str(settings.storage_dir / "models")).load(newest.version)
+    imputed, _ = impute_categories(connection.execute(UNLABELLED_SQL).fetchdf(), model,
+                                   newest.version)
+    return review_queue(imputed, DEFAULT_RULE), newest.version
 
 
 def new_file(folder: Path, now: datetime) -> tuple[Path, object]:
@@ -102,8 +84,7 @@ def main(argv: list[str] | None = None) -> int:
                 queue = connection.execute(
                     "SELECT * FROM silver.review_queue ORDER BY priority").fetchdf()
             else:
-                found = queue_from_newest_model(
-                    connection, ModelStore(folder=str(settings.storage_dir / "models")))
+                found = queue_from_newest_model(connection, settings)
                 if found is None:
                     print("careerpulse: nothing to review yet: no model has been trained; run "
                           "`make run` first", file=sys.stderr)
@@ -115,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"careerpulse: cannot read {settings.duckdb_path} "
               f"({str(exc).splitlines()[0]}): run `make run` first", file=sys.stderr)
         return 1
-    taken = ids_in_label_files(settings.labels_dir)
+    taken = posting_ids_named(ReviewerLabels(folder=str(settings.labels_dir)).files())
     rows = queue[~queue["posting_id"].isin(taken)].head(wanted)
     if rows.empty:
         print(f"careerpulse: nothing to review: every queued posting is in a file in "

@@ -4,7 +4,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from careerpulse_assets.core.labels import LabelFile, read_labels
+from careerpulse_assets.core.labels import LabelFile, posting_ids_named, read_labels
 from careerpulse_assets.core.taxonomy import load_taxonomy
 
 KNOWN = {101, 102, 103, 104}
@@ -67,3 +67,14 @@ def test_rows_waiting_for_a_reviewer_are_not_labels_yet():
     assert result.labels["posting_id"].tolist() == [102]
     assert result.awaiting_review == 1 and result.quarantine.empty
     assert result.labels["labelled_at"].iloc[0] == datetime(2026, 3, 1, tzinfo=timezone.utc)
+
+
+def test_the_postings_a_folder_names_include_rows_awaiting_review_but_not_malformed_files():
+    files = [
+        LabelFile("review-1.csv", b"posting_id,category,labelled_by\n101,Sales,\n102,Sales,ana\n"),
+        LabelFile("ana.CSV", b"\xef\xbb\xbfposting_id,category\n 103 ,Sales\nabc,Sales\n"),
+        LabelFile("broken.csv", b"id;label\n104;x\n"),
+        LabelFile("latin.csv", "posting_id,category\n105,Café\n".encode("latin-1")),
+        LabelFile("gone.csv", b"", error="Permission denied"),
+    ]
+    assert posting_ids_named(files) == {101, 102, 103}

@@ -17,7 +17,7 @@ from dagster_duckdb import DuckDBResource
 from ..core.classifier import DriftReference, Outcome, ServingClassifier, impute_categories
 from ..core.decisions import PromotionDecision, TrainingDecision, promotion_decision, training_decision
 from ..core.evaluation import MIN_POSTINGS_PER_CATEGORY, LabelledSet, labelled_set
-from ..core.review import DEFAULT_RULE, recall_by_category
+from ..core.review import DEFAULT_RULE, IMPUTED_SQL, recall_by_category
 from ..core.review import RULES as REVIEW_RULES
 from ..core.review import review_queue as ordered_queue
 from ..core.sql import transaction_with
@@ -378,20 +378,6 @@ def _earlier_imputations(connection, model_version: str) -> pd.DataFrame | None:
     return connection.execute(EARLIER_IMPUTATIONS_SQL, {"model_version": model_version}).fetchdf()
 
 
-# Imputed postings with what the queue orders them by, their text's key (reposts share it) and a
-# link to the posting from its latest payload.
-QUEUE_INPUT_SQL = """
-SELECT i.posting_id, i.title, i.category, i.imputation_confidence, i.runner_up_category,
-       i.runner_up_share,
-       md5(coalesce(s.title, '') || chr(31) || coalesce(s.description_text, '')) AS text_key,
-       json_extract_string(b.payload, '$.refs.landing_page') AS link
-FROM silver.imputed_silver AS i
-JOIN silver.silver_postings AS s USING (posting_id)
-LEFT JOIN bronze.bronze_postings AS b ON b.bronze_row_id = s.bronze_row_id
-WHERE i.is_imputed
-"""
-
-
 class ReviewQueueConfig(Config):
     rule: str = DEFAULT_RULE
     """least_confident, smallest_margin, low_recall_margin or one_per_duplicate (core/review.py)."""
@@ -416,7 +402,7 @@ def review_queue(
     if config.rule not in REVIEW_RULES:
         raise Failure(f"unknown review rule {config.rule!r}; the rules are {', '.join(REVIEW_RULES)}")
     with duckdb.get_connection() as connection:
-        imputed = connection.execute(QUEUE_INPUT_SQL).fetchdf()
+        imputed = connection.execute(IMPUTED_SQL).fetchdf()
         queue = ordered_queue(imputed, config.rule,
                               recall_by_category(knn_classifier.evaluation.confusion))
         with transaction_with(connection, review_rows=queue):

@@ -61,6 +61,53 @@ def _parse_time(text: str) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
+class MalformedFile(ValueError):
+    def __init__(self, reason: str, line: int | None = None):
+        super().__init__(reason)
+        self.reason, self.line = reason, line
+
+
+def _csv_rows(file: LabelFile) -> tuple[list[str], list[tuple[int, dict]]]:
+    """The header and the (line, row) pairs of a label file; MalformedFile when it has none."""
+    if file.error is not None:
+        raise MalformedFile(f"malformed file: cannot be read ({file.error})")
+    try:
+        text = file.data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise MalformedFile(f"malformed file: not UTF-8 (byte 0x{file.data[exc.start]:02x} at "
+                            f"{exc.start})") from None
+    try:
+        reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
+        header = [name.strip() for name in (reader.fieldnames or [])]
+        if not set(REQUIRED) <= set(header):
+            raise MalformedFile(f"malformed file: the header must name {', '.join(REQUIRED)}; it "
+                                f"names {', '.join(header) or 'nothing'}", line=1)
+        reader.fieldnames = header
+        return header, [(reader.line_num, row) for row in reader]
+    except csv.Error as exc:
+        raise MalformedFile(f"malformed file: not CSV ({exc})") from None
+
+
+def _values(row: dict) -> dict[str, str]:
+    return {k: (row.get(k) or "").strip() for k in (*REQUIRED, *OPTIONAL)}
+
+
+def posting_ids_named(files: list[LabelFile]) -> set[int]:
+    """Every posting a label file names, labelled or awaiting review: what `make review` must
+    not hand out again. Malformed files and rows name none (the next run quarantines them)."""
+    named = set()
+    for file in files:
+        try:
+            _, rows = _csv_rows(file)
+        except MalformedFile:
+            continue
+        for _, row in rows:
+            raw_id = _values(row)["posting_id"]
+            if raw_id.isascii() and raw_id.isdigit():
+                named.add(int(raw_id))
+    return named
+
+
 def _rows(file: LabelFile, quarantine: list[dict]) -> tuple[list[dict], int]:
     """The candidate rows of one file (or none, with the file quarantined)."""
 
@@ -68,32 +115,17 @@ def _rows(file: LabelFile, quarantine: list[dict]) -> tuple[list[dict], int]:
         quarantine.append({"label_file": file.name, "label_line": line,
                            "posting_id": posting_id, "category": category, "reason": reason})
 
-    if file.error is not None:
-        refuse(None, f"malformed file: cannot be read ({file.error})")
-        return [], 0
     try:
-        text = file.data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        refuse(None, f"malformed file: not UTF-8 (byte 0x{file.data[exc.start]:02x} at {exc.start})")
-        return [], 0
-    try:
-        reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
-        header = [name.strip() for name in (reader.fieldnames or [])]
-        if not set(REQUIRED) <= set(header):
-            refuse(1, f"malformed file: the header must name {', '.join(REQUIRED)}; it names "
-                      f"{', '.join(header) or 'nothing'}")
-            return [], 0
-        reader.fieldnames = header
-        raw_rows = [(reader.line_num, row) for row in reader]
-    except csv.Error as exc:
-        refuse(None, f"malformed file: not CSV ({exc})")
+        header, raw_rows = _csv_rows(file)
+    except MalformedFile as malformed:
+        refuse(malformed.line, malformed.reason)
         return [], 0
     waiting, rows = 0, []
     for line, row in raw_rows:
         if None in row:  # more fields than the header
             refuse(line, "malformed row: more fields than the header has")
             continue
-        values = {k: (row.get(k) or "").strip() for k in (*REQUIRED, *OPTIONAL)}
+        values = _values(row)
         if not any(values.values()):
             continue  # an empty line
         if "labelled_by" in header and not values["labelled_by"]:

@@ -27,6 +27,29 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+# A posting's text key (reposts share title and description) and its link, from its latest payload.
+_KEY_AND_LINK = """
+       md5(coalesce(s.title, '') || chr(31) || coalesce(s.description_text, '')) AS text_key,
+       json_extract_string(b.payload, '$.refs.landing_page') AS link
+"""
+# The imputed postings the champion wrote, with what the queue orders them by.
+IMPUTED_SQL = f"""
+SELECT i.posting_id, i.title, i.category, i.imputation_confidence, i.runner_up_category,
+       i.runner_up_share, {_KEY_AND_LINK}
+FROM silver.imputed_silver AS i
+JOIN silver.silver_postings AS s USING (posting_id)
+LEFT JOIN bronze.bronze_postings AS b ON b.bronze_row_id = s.bronze_row_id
+WHERE i.is_imputed
+"""
+# Postings without a category, with their texts, for a model that imputed nothing yet.
+UNLABELLED_SQL = f"""
+SELECT s.posting_id, s.bronze_row_id, s.title, s.description_text, s.category, s.category_source,
+       {_KEY_AND_LINK}
+FROM silver.silver_postings AS s
+LEFT JOIN bronze.bronze_postings AS b ON b.bronze_row_id = s.bronze_row_id
+WHERE s.category IS NULL
+"""
+
 RULES = ("least_confident", "smallest_margin", "low_recall_margin", "one_per_duplicate",
          "spread_over_categories")
 DEFAULT_RULE = "one_per_duplicate"
