@@ -6,7 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from careerpulse_assets.core.forecast import HORIZON, forecast_categories
+from careerpulse_assets.core.forecast import (
+    BACKTEST_COLUMNS,
+    FORECAST_COLUMNS,
+    HORIZON,
+    forecast_categories,
+)
 
 
 def gold(days: int, seed: int = 0) -> pd.DataFrame:
@@ -98,6 +103,9 @@ def test_too_little_history_is_a_clear_skip():
     short = forecast_categories(gold(30))
     assert short.skipped == "30 days of history; a forecast needs at least 56"
     assert short.forecast.empty and short.mean_mase() is None
+    # The asset writes these as its tables even when skipped: same columns as a forecast.
+    assert list(short.forecast.columns) == FORECAST_COLUMNS
+    assert list(short.backtest.columns) == BACKTEST_COLUMNS
 
 
 def dense(days: int, seed: int = 1) -> pd.DataFrame:

@@ -1,4 +1,3 @@
-import pandas as pd
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue
 from dagster_duckdb import DuckDBResource
 
@@ -10,9 +9,6 @@ from .common import Heartbeat, careerpulse_asset, png_markdown, preview, table_m
 from .ml import imputed_silver
 
 PLOTTED_CATEGORIES = 6
-FORECAST_COLUMNS = ["category", "day", "forecast", "lower", "upper", "model"]
-BACKTEST_COLUMNS = ["category", "candidate", "chosen_on_earlier", "scored_windows",
-                    "chosen_mase", "baseline_mase", "note"]
 
 
 @careerpulse_asset(
@@ -62,8 +58,7 @@ def gold_category_forecast(
         gold = connection.execute("SELECT * FROM gold.gold_daily_counts").fetchdf()
     with Heartbeat(context.log.info, "gold_category_forecast"):
         result = forecast_categories(gold)
-    forecast = result.forecast if not result.skipped else pd.DataFrame(columns=FORECAST_COLUMNS)
-    backtest = result.backtest if not result.skipped else pd.DataFrame(columns=BACKTEST_COLUMNS)
+    forecast, backtest = result.forecast, result.backtest
     with duckdb.get_connection() as connection:
         with transaction_with(connection, forecast_rows=forecast.astype({"day": "datetime64[ns]"}),
                               backtest_rows=backtest):

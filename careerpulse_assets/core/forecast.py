@@ -37,12 +37,17 @@ INTERVAL_LEVEL = 80
 BASELINE = "SeasonalNaive"
 
 
+FORECAST_COLUMNS = ["category", "day", "forecast", "lower", "upper", "model"]
+BACKTEST_COLUMNS = ["category", "candidate", "chosen_on_earlier", "scored_windows",
+                    "chosen_mase", "baseline_mase", "note"]
+
+
 @dataclass(frozen=True)
 class ForecastResult:
     skipped: str | None = None
-    forecast: pd.DataFrame = field(default_factory=pd.DataFrame)  # category, day, forecast, lower, upper, model
-    # category, candidate, chosen_on_earlier, scored_windows, chosen_mase, baseline_mase, note
-    backtest: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # Empty with their columns when skipped: the tables keep their shape.
+    forecast: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=FORECAST_COLUMNS))
+    backtest: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=BACKTEST_COLUMNS))
     history: pd.DataFrame = field(default_factory=pd.DataFrame)  # category, day, postings
 
     def mean_mase(self) -> tuple[float, float] | None:
@@ -179,8 +184,6 @@ def forecast_categories(daily: pd.DataFrame, horizon: int = HORIZON) -> Forecast
         )
     return ForecastResult(
         forecast=pd.concat(parts, ignore_index=True),
-        backtest=pd.DataFrame(rows, columns=["category", "candidate", "chosen_on_earlier",
-                                             "scored_windows", "chosen_mase", "baseline_mase",
-                                             "note"]),
+        backtest=pd.DataFrame(rows, columns=BACKTEST_COLUMNS),
         history=history,
     )
