@@ -16,10 +16,16 @@ import argparse
 import warnings
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
 
-from careerpulse_assets.core.drift import category_drift
+from careerpulse_assets.checks import RECENT_WINDOW_SQL
+from careerpulse_assets.core.drift import (
+    DEFAULT_MIN_POSTINGS,
+    DEFAULT_WINDOW_DAYS,
+    category_drift,
+)
 from careerpulse_assets.core.evaluation import labelled_set
 from careerpulse_assets.core.knn import model_input
 from careerpulse_assets.core.selection import KnnGrid, fit_knn, select_knn, selection_sample
@@ -49,22 +55,28 @@ def shared_verdict(folder: Path) -> str:
     sample = selection_sample(labelled.labels)
     best = select_knn(labelled.postings.iloc[sample], labelled.labels.iloc[sample], KnnGrid()).best
     model = fit_knn(labelled.postings, labelled.labels, best)
-    imputed = silver.copy()
-    missing = imputed["category"].isna()
-    imputed.loc[missing, "category"] = model.predict(model_input(imputed[missing]))
-    dates = pd.to_datetime(imputed["publication_date"], utc=True)
-    newest = dates.max()
-    ranked = imputed.assign(published=dates).sort_values(
-        ["published", "posting_id"], ascending=False).reset_index(drop=True)
-    window = ranked[(ranked.index < 500) | (ranked["published"] > newest - pd.Timedelta(days=7))]
-    last_week = int((dates > newest - pd.Timedelta(days=7)).sum())
+    imputed = silver.assign(is_imputed=silver["category"].isna())
+    imputed.loc[imputed["is_imputed"], "category"] = model.predict(
+        model_input(imputed[imputed["is_imputed"]]))
+    imputed["publication_date"] = pd.to_datetime(imputed["publication_date"], utc=True)
+    # The window as the check takes it: its own SQL over a table shaped like imputed_silver.
+    with duckdb.connect() as connection:
+        connection.execute("CREATE SCHEMA silver")
+        connection.register("frame", imputed[["posting_id", "category", "is_imputed",
+                                              "publication_date"]])
+        connection.execute("CREATE TABLE silver.imputed_silver AS SELECT * FROM frame")
+        window = connection.execute(RECENT_WINDOW_SQL, {"days": DEFAULT_WINDOW_DAYS,
+                                                        "min_postings": DEFAULT_MIN_POSTINGS}).fetchdf()
+    dates = imputed["publication_date"]
+    last_week = int((dates > dates.max() - pd.Timedelta(days=DEFAULT_WINDOW_DAYS)).sum())
     result = category_drift(
         {str(k): int(v) for k, v in labelled.labels.value_counts().items()},
-        window["category"].value_counts().to_dict(),
+        dict(zip(window["category"], window["postings"].astype(int), strict=True)),
     )
     shares = result.shares.head(5).to_markdown(index=False, floatfmt=".3f") if result.shares is not None else ""
-    return (f"last 7 days alone: {last_week} postings; the check's window: {len(window)} postings, "
-            f"{window['published'].min().date()} to {window['published'].max().date()}\n"
+    return (f"last 7 days alone: {last_week} postings; the check's window: "
+            f"{int(window['postings'].sum())} postings, {window['first_day'].iloc[0].date()} to "
+            f"{window['last_day'].iloc[0].date()}\n"
             f"verdict: {result.summary()}\n\n{shares}")
 
 

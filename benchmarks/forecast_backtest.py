@@ -5,8 +5,9 @@
 1. Synthetic streams of `careerpulse_assets_tests/test_forecast.py`: a busy category with a
    weekly rhythm and a sparse one over 120 days; five categories posted every day for 90 days
    with a weekly rhythm and a slow trend.
-2. The shared postings' gold grid by their API category (postings without one as "Unknown
-   category"), as `gold_daily_counts` builds it.
+2. The shared postings' gold grid by their API category under its current name (postings without
+   one as "Unknown category"), silver as the pipeline builds it, the grid as `gold_daily_counts`
+   does.
 
 For each: per category the candidate, whether the earlier windows chose it over seasonal naive,
 the later windows scored and both MASEs on them (utilsforecast's, each window against its own
@@ -17,22 +18,20 @@ compares.
 from __future__ import annotations
 
 import argparse
-import json
 import warnings
 from pathlib import Path
 
 import pandas as pd
 
 from careerpulse_assets.core.forecast import forecast_categories
-from careerpulse_assets.core.postings import silver_row
 from careerpulse_assets_tests.test_forecast import dense, gold
 from careerpulse_assets_tests.test_gold import daily_counts
 
+from .classifier_comparison import silver_from_archive
+
 
 def shared_counts(folder: Path) -> pd.DataFrame:
-    items = [item for path in sorted(folder.glob("*.json"))
-             for item in json.loads(path.read_text())]
-    silver = pd.DataFrame([silver_row(item) for item in items]).drop_duplicates("posting_id")
+    silver = silver_from_archive(folder)
     days = pd.to_datetime(silver["publication_date"], utc=True).dt.date
     rows = zip(days, silver["category"].fillna("Unknown category"), [False] * len(silver),
                strict=True)
