@@ -138,8 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: supervisor.stop_requested.set())
     supervisor.start()
-    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
-    print(f"careerpulse: Dagster UI http://{host}:{settings.dagster_port}", flush=True)
+    print(f"careerpulse: Dagster UI {settings.dagster_ui_url}", flush=True)
     print(f"careerpulse: MLflow UI  {settings.mlflow_ui_url} (tracking "
           f"{redact_url(settings.mlflow_tracking_uri)})", flush=True)
     if mode == "serve":

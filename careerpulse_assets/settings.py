@@ -140,8 +140,16 @@ class Settings:
         `make serve` start beside Dagster."""
         if self.mlflow_is_server:
             return self.mlflow_tracking_uri.rstrip("/")
-        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
-        return f"http://{host}:{self.mlflow_port}"
+        return f"http://{self.browser_host}:{self.mlflow_port}"
+
+    @property
+    def dagster_ui_url(self) -> str:
+        return f"http://{self.browser_host}:{self.dagster_port}"
+
+    @property
+    def browser_host(self) -> str:
+        """HOST as a browser on this machine reaches it (a wildcard bind is not an address)."""
+        return "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
 
     @property
     def labels_dir(self) -> Path:
