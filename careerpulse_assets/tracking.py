@@ -25,12 +25,11 @@ import sklearn
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
-from .core.classifier import DriftReference, Evaluation
+from .core.classifier import SUMMARY_KEYS, DriftReference, Evaluation, from_summary, summary_of
 from .core.decisions import ModelFacts
 from .core.evaluation import LabelledSet, labelled_changes
 from .core.knn import MAX_FEATURES, MAX_FEATURES_WITH_BIGRAMS, model_input
-from .core.plots import confusion_png
-from .core.training import Scored, Training
+from .core.training import Training, drift_reference, evaluation_of, reviewer_labels
 
 REGISTERED_MODEL_NAME = "careerpulse-knn-category"
 CHAMPION, CHALLENGER = "champion", "challenger"
@@ -119,11 +118,6 @@ def model_facts(
     )
 
 
-# What evaluation.json must hold for its model to be served again.
-SUMMARY_KEYS = ("chosen", "estimate", "postings", "method", "excluded_categories",
-                "reliability", "most_confused", "training_counts", "unlabelled_share")
-
-
 def load_evaluation(registered: RegisteredVersion) -> tuple[Evaluation, DriftReference] | None:
     """The evaluation a version was trained with; None when it cannot be read."""
     run = registered.run_id
@@ -140,43 +134,7 @@ def load_evaluation(registered: RegisteredVersion) -> tuple[Evaluation, DriftRef
     if missing:  # written by an older version of this code
         log.warning("evaluation of %s lacks %s", registered.version, missing)
         return None
-    evaluation = Evaluation(
-        chosen=summary["chosen"], estimate=summary["estimate"], postings=summary["postings"],
-        method=summary["method"], excluded_categories=summary["excluded_categories"],
-        reliability=summary["reliability"], most_confused=summary["most_confused"],
-        confusion=confusion, confusion_png=picture,
-    )
-    reference = DriftReference(summary["training_counts"], summary["unlabelled_share"],
-                               summary.get("reviewer_labels", 0))
-    return evaluation, reference
-
-
-def evaluation_of(scored: Scored, chosen: str, labelled: LabelledSet) -> Evaluation:
-    """A recipe's out-of-fold figures as the gate and the UI read them."""
-    return Evaluation(
-        chosen=chosen,
-        estimate=_estimate_dict(scored),
-        postings=scored.estimate.postings,
-        method=scored.estimate.describe(),
-        excluded_categories=labelled.excluded_categories,
-        reliability=scored.tables.reliability.to_dict(orient="records"),
-        most_confused=scored.tables.most_confused,
-        confusion=scored.tables.confusion,
-        confusion_png=confusion_png(scored.tables.confusion),
-    )
-
-
-def _estimate_dict(scored: Scored) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for name, value in scored.estimate.metrics.items():
-        low, high = scored.estimate.intervals[name]
-        out |= {name: value, f"{name}_ci_low": low, f"{name}_ci_high": high}
-    return out
-
-
-def reference_reviewer_labels(labelled: LabelledSet) -> int:
-    sources = labelled.postings.get("category_source")
-    return int((sources == "label").sum()) if sources is not None else 0
+    return from_summary(summary, confusion, picture)
 
 
 def log_training(
@@ -202,7 +160,7 @@ def log_training(
         "n_labelled": len(labelled.postings), "n_evaluated": training.evaluated_postings,
         "n_classes": labelled.labels.nunique(), "reposts_removed": labelled.reposts_removed,
         "categories_too_rare": json.dumps(labelled.excluded_categories),
-        "reviewer_labels": reference_reviewer_labels(labelled),
+        "reviewer_labels": reviewer_labels(labelled),
         "oof_repeats": training.challenger.estimate.repeats,
         "oof_folds": training.challenger.estimate.folds,
     })
@@ -213,19 +171,8 @@ def log_training(
         metrics |= training.comparison.flat()
     mlflow.log_metrics(metrics)
     evaluation = evaluation_of(training.challenger, training.chosen, labelled)
-    reference = DriftReference(
-        {str(k): int(v) for k, v in labelled.labels.value_counts().items()}, unlabelled_share,
-        reference_reviewer_labels(labelled),
-    )
-    summary = {
-        "chosen": evaluation.chosen, "estimate": evaluation.estimate,
-        "postings": evaluation.postings, "method": evaluation.method,
-        "excluded_categories": evaluation.excluded_categories,
-        "reliability": evaluation.reliability, "most_confused": evaluation.most_confused,
-        "training_counts": reference.training_counts,
-        "unlabelled_share": reference.unlabelled_share,
-        "reviewer_labels": reference.reviewer_labels,
-    }
+    reference = drift_reference(labelled, unlabelled_share)
+    summary = summary_of(evaluation, reference)
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder)
         training.challenger.tables.per_class.to_csv(out / "per_class.csv", index=False)

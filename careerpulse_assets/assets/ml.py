@@ -14,7 +14,7 @@ from dagster import (
 )
 from dagster_duckdb import DuckDBResource
 
-from ..core.classifier import DriftReference, Outcome, ServingClassifier, impute_categories
+from ..core.classifier import Outcome, ServingClassifier, impute_categories
 from ..core.decisions import PromotionDecision, TrainingDecision, promotion_decision, training_decision
 from ..core.evaluation import MIN_POSTINGS_PER_CATEGORY, LabelledSet, labelled_set
 from ..core.review import DEFAULT_RULE, IMPUTED_SQL, recall_by_category
@@ -22,12 +22,11 @@ from ..core.review import RULES as REVIEW_RULES
 from ..core.review import review_queue as ordered_queue
 from ..core.sql import transaction_with
 from ..core.selection import KnnGrid, NotEnoughLabels
-from ..core.training import params_from_mlflow, train
+from ..core.training import evaluation_of, params_from_mlflow, train
 from ..tracking import (
     REGISTERED_MODEL_NAME,
     RegisteredVersion,
     champion,
-    evaluation_of,
     latest,
     load_evaluation,
     log_training,

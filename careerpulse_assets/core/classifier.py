@@ -37,6 +37,40 @@ class DriftReference:
     reviewer_labels: int = 0
 
 
+# evaluation.json: what a stored model's Evaluation and DriftReference are read back from (the
+# confusion matrix and its picture are artifacts of their own).
+# (`reviewer_labels` came later: a summary without it counts none.)
+SUMMARY_KEYS = ("chosen", "estimate", "postings", "method", "excluded_categories",
+                "reliability", "most_confused", "training_counts", "unlabelled_share")
+
+
+def summary_of(evaluation: Evaluation, reference: DriftReference) -> dict:
+    return {
+        "chosen": evaluation.chosen, "estimate": evaluation.estimate,
+        "postings": evaluation.postings, "method": evaluation.method,
+        "excluded_categories": evaluation.excluded_categories,
+        "reliability": evaluation.reliability, "most_confused": evaluation.most_confused,
+        "training_counts": reference.training_counts,
+        "unlabelled_share": reference.unlabelled_share,
+        "reviewer_labels": reference.reviewer_labels,
+    }
+
+
+def from_summary(
+    summary: dict, confusion: pd.DataFrame, confusion_png: bytes
+) -> tuple[Evaluation, DriftReference]:
+    """summary_of's inverse; KeyError when a key is missing (written by older code)."""
+    evaluation = Evaluation(
+        chosen=summary["chosen"], estimate=summary["estimate"], postings=summary["postings"],
+        method=summary["method"], excluded_categories=summary["excluded_categories"],
+        reliability=summary["reliability"], most_confused=summary["most_confused"],
+        confusion=confusion, confusion_png=confusion_png,
+    )
+    reference = DriftReference(summary["training_counts"], summary["unlabelled_share"],
+                               summary.get("reviewer_labels", 0))
+    return evaluation, reference
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What this run decided about the classifier, and why."""

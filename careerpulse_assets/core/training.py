@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from sklearn.pipeline import Pipeline
 
+from .classifier import DriftReference, Evaluation
 from .evaluation import LabelledSet, SplitReport, evaluation_set, split_report, time_split
 from .knn import TextCounts, model_input
 from .out_of_fold import (
@@ -42,6 +43,7 @@ from .out_of_fold import (
     scored_postings,
     tables,
 )
+from .plots import confusion_png
 from .selection import KnnGrid, KnnParams, fit_knn, select_knn, selection_sample
 
 Progress = Callable[[str], None]
@@ -61,6 +63,36 @@ def score(
 ) -> Scored:
     oof = out_of_fold(labelled, folds, recipe, counts, progress)
     return Scored(estimate(oof), tables(oof), oof)
+
+
+def evaluation_of(scored: Scored, chosen: str, labelled: LabelledSet) -> Evaluation:
+    """A recipe's out-of-fold figures as the gate and the UI read them."""
+    estimate_with_intervals: dict[str, float] = {}
+    for name, value in scored.estimate.metrics.items():
+        low, high = scored.estimate.intervals[name]
+        estimate_with_intervals |= {name: value, f"{name}_ci_low": low, f"{name}_ci_high": high}
+    return Evaluation(
+        chosen=chosen,
+        estimate=estimate_with_intervals,
+        postings=scored.estimate.postings,
+        method=scored.estimate.describe(),
+        excluded_categories=labelled.excluded_categories,
+        reliability=scored.tables.reliability.to_dict(orient="records"),
+        most_confused=scored.tables.most_confused,
+        confusion=scored.tables.confusion,
+        confusion_png=confusion_png(scored.tables.confusion),
+    )
+
+
+def reviewer_labels(labelled: LabelledSet) -> int:
+    sources = labelled.postings.get("category_source")
+    return int((sources == "label").sum()) if sources is not None else 0
+
+
+def drift_reference(labelled: LabelledSet, unlabelled_share: float) -> DriftReference:
+    """The category mix a model learned from, for the drift check to compare against."""
+    return DriftReference({str(k): int(v) for k, v in labelled.labels.value_counts().items()},
+                          unlabelled_share, reviewer_labels(labelled))
 
 
 @dataclass(frozen=True)
