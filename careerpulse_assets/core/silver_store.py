@@ -97,7 +97,7 @@ def silver_frame(changed: pd.DataFrame) -> tuple[pd.DataFrame, pa.Table]:
     frame = pd.DataFrame.from_records(rows, columns=list(SILVER_COLUMNS))
     frame["category_raw"] = frame["category"]  # `category` becomes the current name below
     frame["publication_date"] = pd.to_datetime(frame["publication_date"], utc=True)
-    frame["publication_day"] = frame["publication_date"].dt.tz_convert("UTC").dt.date
+    frame["publication_day"] = frame["publication_date"].dt.date  # already in UTC
     return frame, pa.Table.from_pylist(rejected, schema=QUARANTINE_SCHEMA)
 
 
