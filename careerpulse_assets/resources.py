@@ -154,9 +154,9 @@ class TrainingTracking(MlFlow):
         atexit.unregister(mlflow.end_run)  # as dagster-mlflow does: runs end where they start
 
     def run_url(self, run_id: str) -> str:
-        """The run's page in the MLflow UI that serves this tracking store."""
-        experiment_id = mlflow.get_run(run_id).info.experiment_id
-        return f"{self.ui_url}/#/experiments/{experiment_id}/runs/{run_id}"
+        """The run's page in the MLflow UI that serves this tracking store (every training's
+        run is in this resource's experiment)."""
+        return f"{self.ui_url}/#/experiments/{self.experiment.experiment_id}/runs/{run_id}"
 
     @contextmanager
     def training_run(self, name: str, tags: dict[str, str] | None = None):
