@@ -235,7 +235,7 @@ GOLD_GRID_SQL = """
 WITH g AS (SELECT * FROM gold.gold_daily_counts),
 source AS (
     SELECT count(*) AS postings, count(*) FILTER (WHERE is_imputed) AS imputed
-    FROM silver.imputed_silver WHERE category IS NOT NULL
+    FROM silver.imputed_silver
 )
 SELECT
     (SELECT count(*) FROM g) AS rows,
@@ -246,6 +246,10 @@ SELECT
         AS duplicated_cells,
     (SELECT count(*) FROM g WHERE postings IS NULL OR imputed_postings IS NULL
         OR postings < 0 OR imputed_postings < 0 OR imputed_postings > postings) AS bad_counts,
+    (SELECT count(*) FROM g WHERE observed IS NULL OR complete IS NULL
+        OR (complete AND NOT observed)) AS bad_flags,
+    (SELECT count(DISTINCT day) FROM g WHERE observed) AS days_observed,
+    (SELECT count(DISTINCT day) FROM g WHERE complete) AS days_complete,
     (SELECT sum(postings) FROM g) AS gold_postings,
     (SELECT postings FROM source) AS silver_postings,
     (SELECT sum(imputed_postings) FROM g) AS gold_imputed,
@@ -258,7 +262,8 @@ SELECT
     additional_deps=["imputed_silver"],
     pool=DUCKDB_POOL,
     description="Gold is a full day × category grid with no gaps or duplicates, counts are "
-    "non-negative, and they add up to the postings in imputed silver.",
+    "non-negative, every day says whether it was observed and complete (never complete without "
+    "being observed), and the counts add up to every posting in imputed silver.",
 )
 def gold_full_grid_sums_to_silver(duckdb: DuckDBResource) -> AssetCheckResult:
     with duckdb.get_connection() as connection:
@@ -277,6 +282,8 @@ def gold_full_grid_sums_to_silver(duckdb: DuckDBResource) -> AssetCheckResult:
         problems.append(f"{stats['duplicated_cells']} duplicated day × category cells")
     if stats["bad_counts"]:
         problems.append(f"{stats['bad_counts']} rows with NULL, negative or inconsistent counts")
+    if stats["bad_flags"]:
+        problems.append(f"{stats['bad_flags']} rows with NULL flags or complete but not observed")
     if stats["gold_postings"] != stats["silver_postings"]:
         problems.append(
             f"gold counts {stats['gold_postings']} postings, silver has {stats['silver_postings']}"

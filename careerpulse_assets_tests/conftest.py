@@ -23,6 +23,17 @@ def shared_items() -> list[dict]:
     return items
 
 
+@pytest.fixture(scope="session")
+def shared_gold():
+    """gold.gold_daily_counts of the shared postings as listed (no classifier: postings without
+    a category are Unclassified), built through bronze and silver as the pipeline does."""
+    if not SHARED_MUSE.is_dir():
+        pytest.skip(f"shared Muse postings not found at {SHARED_MUSE}")
+    from .gold_frames import archive_gold
+
+    return archive_gold(SHARED_MUSE)
+
+
 @pytest.fixture
 def settings_for(tmp_path):
     """Settings with a fresh CAREERPULSE_HOME under tmp_path, for an archive or a base URL."""

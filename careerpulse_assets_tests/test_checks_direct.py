@@ -92,7 +92,7 @@ def test_gold_daily_counts_called_directly_writes_the_grid_and_describes_it(data
     assert result.metadata["dagster/row_count"] == 9
     assert (result.metadata["first_day"], result.metadata["last_day"]) == ("2026-03-01", "2026-03-03")
     assert [c.name for c in result.metadata["dagster/column_schema"].columns] == [
-        "day", "category", "postings", "imputed_postings"]
+        "day", "category", "postings", "imputed_postings", "observed", "complete"]
 
 
 def test_duplicate_ids_and_unknown_names_fail_their_checks(database):

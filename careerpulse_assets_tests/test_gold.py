@@ -1,25 +1,13 @@
 import json
 from datetime import date
 
-import duckdb
 import pandas as pd
 
-from careerpulse_assets.core.gold import write_daily_counts
+from careerpulse_assets.core.coverage import NO_POSTING_DAYS
 from careerpulse_assets.core.silver_store import silver_frame
 
+from .gold_frames import daily_counts
 from .muse_fixtures import synthetic_postings
-
-
-def daily_counts(rows) -> pd.DataFrame:
-    """gold.gold_daily_counts from imputed rows (publication_day, category, is_imputed)."""
-    imputed = pd.DataFrame(rows, columns=["publication_day", "category", "is_imputed"])
-    imputed["publication_day"] = pd.to_datetime(imputed["publication_day"]).dt.date
-    with duckdb.connect() as connection:
-        connection.execute("CREATE SCHEMA silver")
-        connection.register("frame", imputed)
-        connection.execute("CREATE TABLE silver.imputed_silver AS SELECT * FROM frame")
-        write_daily_counts(connection)
-        return connection.execute("SELECT * FROM gold.gold_daily_counts").fetchdf()
 
 
 def test_every_day_and_category_is_present_with_zeros():
@@ -32,10 +20,17 @@ def test_every_day_and_category_is_present_with_zeros():
     counts["day"] = pd.to_datetime(counts["day"]).dt.date
     assert counts["day"].tolist()[::2] == [date(2026, 1, d) for d in (1, 2, 3, 4)]
     by_cell = counts.set_index(["day", "category"])
-    assert by_cell.loc[(date(2026, 1, 1), "Sales")].tolist() == [2, 1]
-    assert by_cell.loc[(date(2026, 1, 2), "Sales")].tolist() == [0, 0]
-    assert by_cell.loc[(date(2026, 1, 4), "Healthcare")].tolist() == [1, 1]
+    # No bronze: the postings' source is unknown, read like an archive (observed, not complete).
+    assert by_cell.loc[(date(2026, 1, 1), "Sales")].tolist() == [2, 1, True, False]
+    assert by_cell.loc[(date(2026, 1, 2), "Sales")].tolist() == [0, 0, True, False]
+    assert by_cell.loc[(date(2026, 1, 4), "Healthcare")].tolist() == [1, 1, True, False]
     assert counts["postings"].sum() == 3 and counts["imputed_postings"].sum() == 2
+
+
+def test_a_posting_without_a_category_is_counted_as_unclassified():
+    counts = daily_counts([("2026-01-01", "Sales", False), ("2026-01-02", None, False)])
+    assert sorted(counts["category"].unique()) == ["Sales", "Unclassified"]
+    assert counts["postings"].sum() == 2
 
 
 def test_days_are_utc_days():
@@ -47,3 +42,38 @@ def test_days_are_utc_days():
     }])
     frame, _ = silver_frame(changed)
     assert frame["publication_day"].tolist() == [date(2026, 1, 2)]
+
+
+def silent_stretches(gold: pd.DataFrame) -> list[pd.DatetimeIndex]:
+    """Runs of NO_POSTING_DAYS or more days without any posting in any category."""
+    totals = gold.groupby("day")["postings"].sum()
+    silent = (totals == 0).to_numpy()
+    runs, start = [], None
+    for index, quiet in enumerate([*silent, False]):
+        if quiet and start is None:
+            start = index
+        elif not quiet and start is not None:
+            if index - start >= NO_POSTING_DAYS:
+                runs.append(totals.index[start:index])
+            start = None
+    return runs
+
+
+def test_on_the_shared_postings_nobody_saw_2018_to_2020_nor_any_four_silent_weeks(shared_gold):
+    gold = shared_gold.assign(day=pd.to_datetime(shared_gold["day"]))
+    assert gold["postings"].sum() == 1598  # every posting, Unclassified included
+    assert "Unclassified" in set(gold["category"])
+    assert not gold["complete"].any()  # archives are snapshots of what was still open
+    gap = gold[(gold["day"] >= "2018-01-01") & (gold["day"] < "2021-01-01")]
+    assert len(gap) and not gap["observed"].any()
+    stretches = silent_stretches(gold)
+    assert len(stretches) >= 15  # 2017-02 to 2021-07 among them
+    for days in stretches:
+        assert not gold[gold["day"].isin(days)]["observed"].any(), days[0]
+    observed_days = gold.groupby("day")["observed"].any()
+    assert 0.15 < observed_days.mean() < 0.3  # of 4,422 days from 2014-05-29 to 2026-07-06
+    # 2021 to 2024 holds only a listing of Software Engineering: nothing was seen of the rest.
+    listing_only = gold[(gold["day"] >= "2021-07-16") & (gold["day"] < "2024-12-01")]
+    software = listing_only["category"] == "Software Engineering"
+    assert listing_only[software]["observed"].any()
+    assert not listing_only[~software]["observed"].any()

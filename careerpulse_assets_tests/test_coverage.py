@@ -1,0 +1,129 @@
+"""Which days gold may call observed and complete: the rule of core/coverage.py, piece by piece."""
+
+from datetime import date, timedelta
+
+import pandas as pd
+
+from careerpulse_assets.core.coverage import (
+    MAX_WALK_GAP_DAYS,
+    NO_POSTING_DAYS,
+    complete_days,
+    day_coverage,
+    listing_filters,
+    seen_days,
+    source_scope,
+)
+
+API = "api:http://127.0.0.1:1/api/public"
+
+
+def utc(text: str) -> pd.Timestamp:
+    return pd.Timestamp(text, tz="UTC")
+
+
+def days(first: date, count: int) -> list[date]:
+    return [first + timedelta(days=n) for n in range(count)]
+
+
+def test_days_between_close_covering_walks_are_complete_but_not_the_newest_walks_day():
+    starts = [utc("2026-03-01 10:00"), utc("2026-03-02 09:00"), utc("2026-03-03 23:00")]
+    assert complete_days(starts) == {date(2026, 3, 1), date(2026, 3, 2)}
+
+
+def test_a_gap_longer_than_postings_surely_stay_listed_is_not_complete():
+    late = utc("2026-03-01 10:00") + pd.Timedelta(days=MAX_WALK_GAP_DAYS, hours=1)
+    assert complete_days([utc("2026-03-01 10:00"), late]) == set()
+    on_time = utc("2026-03-01 10:00") + pd.Timedelta(days=MAX_WALK_GAP_DAYS)
+    assert complete_days([utc("2026-03-01 10:00"), on_time]) == set(days(date(2026, 3, 1), 3))
+
+
+def test_walk_times_in_another_zone_are_counted_on_their_utc_day():
+    # 23:30 in New York on March 1 is March 2 in UTC.
+    starts = [pd.Timestamp("2026-03-01 23:30", tz="America/New_York"), utc("2026-03-03 12:00")]
+    assert complete_days(starts) == {date(2026, 3, 2)}
+
+
+def test_four_silent_weeks_are_not_observed_three_are():
+    first = date(2026, 1, 1)
+    posted = [first, first + timedelta(days=NO_POSTING_DAYS + 1),  # 28 days without a posting
+              first + timedelta(days=NO_POSTING_DAYS + 1 + NO_POSTING_DAYS)]  # then 27
+    last = posted[-1]
+    seen = seen_days(first, last, posted)
+    assert first in seen and posted[1] in seen
+    assert not any(first + timedelta(days=n) in seen for n in range(1, NO_POSTING_DAYS + 1))
+    assert all(posted[1] + timedelta(days=n) in seen for n in range(NO_POSTING_DAYS))
+
+
+def test_listing_filters_keep_values_with_an_ampersand():
+    assert listing_filters(f"{API}?category=Marketing & PR&level=Senior Level") == [
+        ("category", "Marketing & PR"), ("level", "Senior Level")]
+    assert listing_filters(API) == []
+
+
+def test_scope_of_listings_and_archives():
+    some = pd.Series(["Sales", "Healthcare"] * 60)
+    assert source_scope(API, some) == (None, True)
+    assert source_scope(f"{API}?category=Sales", some) == (frozenset({"Sales"}), True)
+    # A level listing holds part of every category: it observes, never completes.
+    assert source_scope(f"{API}?level=Senior Level", some) == (None, False)
+    assert source_scope("archive:mixed.json", some) == (None, False)
+    assert source_scope("archive:se.json", pd.Series(["Software Engineering"] * 100)) == (
+        frozenset({"Software Engineering"}), False)
+    # 99 postings of one category may be a sample of everything.
+    assert source_scope("archive:few.json", pd.Series(["Sales"] * 99)) == (None, False)
+
+
+def postings(rows):
+    return pd.DataFrame(rows, columns=["source", "day", "category"])
+
+
+def walks(rows):
+    return pd.DataFrame(rows, columns=["source", "started_at", "complete"])
+
+
+def flags(grid, day, category):
+    row = grid[(grid["day"] == day) & (grid["category"] == category)].iloc[0]
+    return bool(row["observed"]), bool(row["complete"])
+
+
+def test_a_first_walk_backfills_the_past_and_daily_walks_complete_the_days_after_it():
+    # The first walk on March 10 sees postings back to March 1; walks follow daily to March 14.
+    grid = day_coverage(
+        postings([(API, date(2026, 3, 1), "Sales"), (API, date(2026, 3, 9), "Healthcare"),
+                  (API, date(2026, 3, 12), "Sales")]),
+        walks([(API, utc(f"2026-03-{d} 06:00"), True) for d in range(10, 15)]
+              + [(API, utc("2026-03-09 06:00"), False)]),  # an earlier walk cut short
+    )
+    assert grid["day"].min() == date(2026, 3, 1) and grid["day"].max() == date(2026, 3, 14)
+    assert len(grid) == 14 * 2
+    for day in days(date(2026, 3, 1), 9):
+        assert flags(grid, day, "Sales") == (True, False), day  # backfilled
+    for day in days(date(2026, 3, 10), 4):
+        assert flags(grid, day, "Healthcare") == (True, True), day  # complete, zeros included
+    assert flags(grid, date(2026, 3, 14), "Sales") == (True, False)  # not over when walked
+
+
+def test_a_category_listing_completes_its_own_category_only():
+    sales = f"{API}?category=Sales"
+    grid = day_coverage(
+        postings([(sales, date(2026, 3, 1), "Sales"), ("archive:a.json", date(2026, 3, 1), "Healthcare"),
+                  ("archive:a.json", date(2026, 3, 5), "Healthcare")]),
+        walks([(sales, utc("2026-03-02 06:00"), True), (sales, utc("2026-03-03 06:00"), True)]),
+    )
+    assert flags(grid, date(2026, 3, 2), "Sales") == (True, True)
+    assert flags(grid, date(2026, 3, 2), "Healthcare") == (True, False)  # the archive saw it
+
+
+def test_an_archive_of_one_category_says_nothing_about_the_others():
+    one = [("archive:se.json", date(2024, 1, 1) + timedelta(days=n), "Software Engineering")
+           for n in range(100)]
+    mixed = [("archive:all.json", date(2024, 3, 1), "Healthcare"),
+             ("archive:all.json", date(2024, 3, 20), "Software Engineering")]
+    grid = day_coverage(postings(one + mixed), walks([]))
+    assert flags(grid, date(2024, 1, 15), "Software Engineering") == (True, False)
+    assert flags(grid, date(2024, 1, 15), "Healthcare") == (False, False)
+    assert flags(grid, date(2024, 3, 10), "Healthcare") == (True, False)
+
+
+def test_no_postings_is_an_empty_grid():
+    assert day_coverage(postings([]), walks([])).empty
