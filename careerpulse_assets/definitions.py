@@ -19,6 +19,7 @@ from .assets.gold import gold_category_forecast, gold_daily_counts
 from .assets.ml import imputed_silver, knn_classifier, review_queue
 from .assets.silver import silver_postings
 from .checks import (
+    build_newest_posting_age_check,
     category_drift,
     category_names_known,
     forecast_beats_seasonal_naive,
@@ -94,6 +95,7 @@ def build_definitions(settings: Settings) -> Definitions:
             knn_holdout_accuracy,
             knn_holdout_macro_f1,
             silver_posting_id_unique,
+            build_newest_posting_age_check(settings.max_posting_age_days),
             category_names_known,
             category_drift,
             gold_full_grid_sums_to_silver,

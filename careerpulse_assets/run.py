@@ -91,6 +91,11 @@ def summary_lines(result, settings, seconds: float, asset_names: list[str]) -> l
             )
         elif name == "knn_classifier":
             lines += _classifier_lines(meta)
+        elif name == "gold_category_forecast":
+            lines.append("  forecast           " + (
+                f"skipped: {meta['skipped']}" if "skipped" in meta else
+                f"{meta['first_day']} to {meta['last_day']}, learnt from data until "
+                f"{meta['data_until']} ({meta['data_age_days']} days before today)"))
         elif name == "review_queue":
             lines.append(f"  review queue       {meta['dagster/row_count']} postings "
                          "(silver.review_queue; `make review N=50` writes a file to fill in)")

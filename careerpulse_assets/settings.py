@@ -13,6 +13,8 @@ DEFAULT_SENSOR_INTERVAL_SECONDS = 300
 # Each sensor tick is one request: at 60 s that is 60 of the 500 an hour allowed without a key.
 MIN_SENSOR_INTERVAL_SECONDS = 60
 DEFAULT_GOLD_MAX_AGE_HOURS = 24
+# The live listing gets new postings every hour; three days without one is a stopped source.
+DEFAULT_MAX_POSTING_AGE_DAYS = 3
 
 
 class SettingsError(ValueError):
@@ -80,6 +82,7 @@ class Settings:
     dagster_postgres_url: str | None = None
     sensor_interval_seconds: int = DEFAULT_SENSOR_INTERVAL_SECONDS
     gold_max_age_hours: int = DEFAULT_GOLD_MAX_AGE_HOURS
+    max_posting_age_days: int = DEFAULT_MAX_POSTING_AGE_DAYS
     host: str = "127.0.0.1"
     dagster_port: int = 3000
     mlflow_port: int = 5000
@@ -107,6 +110,8 @@ class Settings:
             sensor_interval_seconds=_sensor_interval(env),
             gold_max_age_hours=_optional_positive_int(env, "CAREERPULSE_GOLD_MAX_AGE_HOURS")
             or DEFAULT_GOLD_MAX_AGE_HOURS,
+            max_posting_age_days=_optional_positive_int(env, "CAREERPULSE_MAX_POSTING_AGE_DAYS")
+            or DEFAULT_MAX_POSTING_AGE_DAYS,
             host=env.get("HOST", "").strip() or "127.0.0.1",
             dagster_port=_port(env, "DAGSTER_PORT", 3000),
             mlflow_port=_port(env, "MLFLOW_PORT", 5000),

@@ -39,9 +39,17 @@ def check_results(result) -> dict[str, bool]:
     return {e.asset_check_key.name: e.passed for e in result.get_asset_check_evaluations()}
 
 
+# The project's fixtures were published in January 2026: their newest posting is months old,
+# and newest_posting_age fails on them by design (its own tests are in test_checks_direct.py and
+# test_demand_series.py).
+STALE_BY_DESIGN = {"newest_posting_age"}
+
+
 def judged_checks_pass(result) -> bool:
-    """Every check passed, but for those that said they could not evaluate (too little data)."""
+    """Every check passed, but for those that said they could not evaluate (too little data)
+    and the postings' age on the fixtures."""
     return all(
         e.passed or ("evaluated" in e.metadata and e.metadata["evaluated"].value is False)
+        or e.asset_check_key.name in STALE_BY_DESIGN
         for e in result.get_asset_check_evaluations()
     )

@@ -10,6 +10,7 @@ from dagster_duckdb import DuckDBResource
 from careerpulse_assets.assets.gold import gold_daily_counts
 from careerpulse_assets.checks import (
     CategoryDriftConfig,
+    build_newest_posting_age_check,
     MinAccuracyConfig,
     MinMacroF1Config,
     category_drift,
@@ -115,21 +116,51 @@ def test_drift_too_few_postings_is_not_evaluated_and_does_not_read_as_a_pass(dat
     assert small.metadata["evaluated"].value is True and small.metadata["window_postings"].value == 3
 
 
-def test_the_forecast_check_reads_the_backtest_table(database):
-    sql(database, """CREATE TABLE gold.gold_daily_counts AS
-        SELECT CAST(d AS DATE) AS day, 'Sales' AS category, 1 AS postings, 0 AS imputed_postings
-        FROM range(TIMESTAMP '2026-01-01', TIMESTAMP '2026-04-01', INTERVAL 1 DAY) AS t(d)""")
-    backtest = pd.DataFrame({
-        "category": ["Sales", "Healthcare", "Legal"], "candidate": ["AutoETS"] * 3,
-        "chosen_on_earlier": ["AutoETS"] * 3, "scored_windows": [4, 4, 0],
-        "chosen_mase": [0.8, 1.1, None], "baseline_mase": [1.0, 1.0, None],
-        "note": ["", "", "not scored"],
-    })
+def backtest_table(database, rows):
+    columns = ["category", "posted_day_share", "chosen_mase", "baseline_mase", "chosen_rmsse",
+               "baseline_rmsse", "interval_coverage", "pit_coverage"]
     with database.get_connection() as connection:
-        connection.register("backtest", backtest)
-        connection.execute("CREATE TABLE gold.gold_forecast_backtest AS SELECT * FROM backtest")
+        connection.register("backtest", pd.DataFrame(rows, columns=columns))
+        connection.execute("CREATE OR REPLACE TABLE gold.gold_forecast_backtest AS "
+                           "SELECT * FROM backtest")
+
+
+def test_the_forecast_check_judges_busy_categories_by_mase_and_reports_intermittent_ones(database):
+    backtest_table(database, [
+        ("Sales", 0.9, 0.8, 1.0, 0.7, 0.9, 0.82, 0.79),
+        ("Healthcare", 1.0, 1.1, 1.0, 1.0, 1.0, 0.78, 0.80),
+        ("Legal", 0.1, 0.3, 0.2, 0.5, 0.6, 0.95, 0.81),
+        ("Retail", 0.0, None, None, None, None, 1.0, 0.80),
+    ])
     result = forecast_beats_seasonal_naive(duckdb=database)
     assert result.passed and result.severity.value == "WARN"
-    assert result.description == ("mean MASE 0.950 (models chosen on earlier windows) vs 1.000 "
-                                  "(SeasonalNaive) on the later windows, over 2 of 3 categories "
-                                  "(1 have no week-to-week change to scale by)")
+    assert result.description == (
+        "mean MASE 0.950 (models chosen on earlier windows) vs 1.000 (SeasonalNaive) on the later "
+        "windows over the 2 categories posted on most days, 80 % intervals cover 80% of their "
+        "days; intermittent: 1 of 1 scored categories beat SeasonalNaive (RMSSE 0.500 vs 0.600)")
+    # Seasonal naive chosen everywhere: equal is not better.
+    backtest_table(database, [("Sales", 0.9, 1.0, 1.0, 0.9, 0.9, 0.8, 0.8)])
+    equal = forecast_beats_seasonal_naive(duckdb=database)
+    assert not equal.passed and "nothing beat last week's count" in equal.description
+
+
+def test_the_forecast_check_with_no_busy_category_says_not_evaluated(database):
+    backtest_table(database, [("Legal", 0.1, 0.3, 0.2, 0.5, 0.6, 0.95, 0.81)])
+    result = forecast_beats_seasonal_naive(duckdb=database)
+    assert not result.passed and result.metadata["evaluated"].value is False
+    assert result.description.startswith("not evaluated: no category posted on most days")
+
+
+def test_newest_posting_age_fails_with_the_age_of_stale_postings(database):
+    check = build_newest_posting_age_check(max_age_days=3)
+    sql(database, "CREATE OR REPLACE TABLE silver.silver_postings AS SELECT * FROM (VALUES "
+                  "(1, now() - INTERVAL 147 DAY), (2, now() - INTERVAL 200 DAY)) "
+                  "AS t(posting_id, publication_date)")
+    stale = check(duckdb=database)
+    assert not stale.passed and stale.severity.value == "WARN"
+    assert stale.metadata["age_days"].value == 147.0
+    assert "147.0 days ago (more than 3): no new postings are coming in, and the forecast runs " \
+           "147 days past its data" in stale.description
+    sql(database, "INSERT INTO silver.silver_postings VALUES (3, now() - INTERVAL 2 HOUR)")
+    fresh = check(duckdb=database)
+    assert fresh.passed and fresh.metadata["age_days"].value == 0.1

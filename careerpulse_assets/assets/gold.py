@@ -1,8 +1,10 @@
+from datetime import datetime, timezone
+
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue
 from dagster_duckdb import DuckDBResource
 
-from ..core.forecast import HORIZON, forecast_categories
-from ..core.gold import write_daily_counts
+from ..core.forecast import HORIZON, forecast_categories, weekly_forecast
+from ..core.gold import UNCLASSIFIED, write_daily_counts
 from ..core.plots import daily_counts_png, forecast_png
 from ..core.sql import transaction_with
 from .common import Heartbeat, careerpulse_asset, png_markdown, preview, table_metadata
@@ -17,24 +19,34 @@ PLOTTED_CATEGORIES = 6
     kinds={"duckdb"},
     deps=[imputed_silver],
     description="`gold.gold_daily_counts`: postings per UTC day and category from the first to "
-    "the last publication day, a row for every day and category (zeros included), "
-    "`imputed_postings` of them imputed: the series a demand forecast uses. Plain SQL over "
-    "`silver.imputed_silver`.",
+    "the last publication day (or the newest walk of an API listing), a row for every day and "
+    f"category (zeros included; `{UNCLASSIFIED}` for postings nothing was imputed for), "
+    "`imputed_postings` of them imputed, and two flags: `observed` (somebody looked at that day: "
+    "a walk of a listing or an archive covered it and it is not inside four weeks without any "
+    "posting) and `complete` (every posting of the day was seen: covered by two walks of a "
+    "listing at most 3 days apart, after its first complete walk). Observed but not complete "
+    "days are backfilled from the postings still open when someone looked: undercounts. Plain "
+    "SQL over `silver.imputed_silver`; the flags from `bronze.bronze_crawls` and the postings' "
+    "sources (core/coverage.py).",
 )
 def gold_daily_counts(context: AssetExecutionContext, duckdb: DuckDBResource) -> MaterializeResult:
     with duckdb.get_connection() as connection:
         write_daily_counts(connection)
         counts = connection.execute("SELECT * FROM gold.gold_daily_counts").fetchdf()
         metadata = table_metadata(connection, "gold.gold_daily_counts")
+    days = counts.groupby("day").agg(observed=("observed", "any"), complete=("complete", "all"))
     return MaterializeResult(metadata={
         **metadata,
-        "days": int(counts["day"].nunique()),
+        "days": len(days),
+        "days_observed": int(days["observed"].sum()),
+        "days_complete": int(days["complete"].sum()),
         "categories": int(counts["category"].nunique()),
         "first_day": str(counts["day"].min().date()) if len(counts) else None,
         "last_day": str(counts["day"].max().date()) if len(counts) else None,
         "daily_postings": png_markdown(
-            daily_counts_png(counts), "weekly postings per category and imputed share"
-        ),
+            daily_counts_png(counts),
+            "weekly postings per category, weeks not seen whole shaded, and the imputed share",
+        ) if len(counts) else None,
         "latest_rows": preview(counts.sort_values(["day", "postings"], ascending=False)),
     })
 
@@ -44,42 +56,61 @@ def gold_daily_counts(context: AssetExecutionContext, duckdb: DuckDBResource) ->
     group="reporting",
     kinds={"duckdb", "pandas"},
     deps=[gold_daily_counts],
-    description=f"`gold.gold_category_forecast`: the next {HORIZON} days of postings for every "
-    "category, with an 80 % interval, from the better of two models in a rolling-origin "
-    "backtest (8 origins a week apart, MASE against each window's own history): "
-    "SeasonalNaive(7), and AutoETS (weekly season) where a category is posted on most days or "
-    "Croston where it is sparse. The backtest is in `gold.gold_forecast_backtest`. Learns from "
-    "the last year of gold; under 8 weeks of history it skips.",
+    description=f"`gold.gold_category_forecast`: postings per category for the {HORIZON} days "
+    "after the run, with an 80 % interval in counts (negative binomial around the forecast, "
+    "its spread from the model's backtest errors), the model, and `data_until` / "
+    "`data_age_days`: the newest day it learnt from and how old that is. Learns per category "
+    "from the complete days of the last year (observed ones when there are too few), never "
+    "from days nobody saw. Models: seasonal naive (the baseline), AutoETS and a seasonal window "
+    "average where a category is posted on most days, ADIDA, IMAPA, TSB and Croston SBA where it "
+    "is intermittent; the better one in a rolling-origin backtest (8 origins a week apart), "
+    "kept in `gold.gold_forecast_backtest` with interval coverage. Under 8 weeks of data it "
+    "skips.",
 )
 def gold_category_forecast(
     context: AssetExecutionContext, duckdb: DuckDBResource
 ) -> MaterializeResult:
+    today = datetime.now(timezone.utc).date()
     with duckdb.get_connection() as connection:
         gold = connection.execute("SELECT * FROM gold.gold_daily_counts").fetchdf()
     with Heartbeat(context.log.info, "gold_category_forecast"):
-        result = forecast_categories(gold)
+        result = forecast_categories(gold, today)
     forecast, backtest = result.forecast, result.backtest
     with duckdb.get_connection() as connection:
         with transaction_with(connection, forecast_rows=forecast.astype({"day": "datetime64[ns]"}),
                               backtest_rows=backtest):
-            connection.execute("CREATE OR REPLACE TABLE gold.gold_category_forecast AS "
-                               "SELECT category, CAST(day AS DATE) AS day, forecast, lower, upper, "
-                               "model FROM forecast_rows")
+            connection.execute(
+                "CREATE OR REPLACE TABLE gold.gold_category_forecast AS SELECT category, "
+                "CAST(day AS DATE) AS day, forecast, lower, upper, model, "
+                "CAST(data_until AS DATE) AS data_until, CAST(data_age_days AS INTEGER) AS "
+                "data_age_days FROM forecast_rows")
             connection.execute("CREATE OR REPLACE TABLE gold.gold_forecast_backtest AS "
                                "SELECT * FROM backtest_rows")
         metadata = table_metadata(connection, "gold.gold_category_forecast")
     if result.skipped:
         context.log.warning(f"forecast skipped: {result.skipped}")
         return MaterializeResult(metadata={**metadata, "skipped": result.skipped})
+    newest = max(forecast["data_until"])
+    age = (today - newest).days
+    if age > 1:
+        context.log.warning(f"the forecast runs {age} days past its data: the newest day it "
+                            f"learnt from is {newest} (see the check newest_posting_age)")
     volumes = result.history.groupby("category")["postings"].sum().nlargest(PLOTTED_CATEGORIES)
-    image = forecast_png(result.history, result.forecast, list(volumes.index))
+    image = forecast_png(result.history, forecast, list(volumes.index), result.intermittent,
+                         weekly_forecast(forecast, result.alphas))
+    coverage, busy_coverage = result.coverage(), result.coverage(busy_only=True)
     return MaterializeResult(metadata={
         **metadata,
         "categories": int(forecast["category"].nunique()),
         "first_day": str(forecast["day"].min()),
         "last_day": str(forecast["day"].max()),
+        "data_until": str(newest),
+        "data_age_days": age,
         "models": forecast.groupby("model")["category"].nunique().to_dict(),
+        "interval_coverage": round(coverage, 3) if coverage is not None else None,
+        "interval_coverage_busy": round(busy_coverage, 3) if busy_coverage is not None else None,
         "first_rows": preview(forecast),
-        "backtest": MetadataValue.md(backtest.to_markdown(index=False, floatfmt=".3f")),
+        "backtest": MetadataValue.md(backtest.drop(columns=["candidates"]).to_markdown(
+            index=False, floatfmt=".3f")),
         "history_and_forecast": png_markdown(image, "history and forecast"),
     })

@@ -1,45 +1,88 @@
-"""The demand forecast: the next 28 days of postings per category, and how good it is.
+"""The demand forecast: postings per category for the 28 days after the run, and how good it is.
 
-Each category has two candidates: SeasonalNaive(7) (same weekday last week: the baseline) and a
-model picked by a stated rule, AutoETS with weekly seasonality where the category is posted on
-most days, Croston (built for intermittent demand) where more than half the days have none. A
-rolling-origin backtest (8 origins a week apart, horizons 1..28 days) scores both in each window
-by MASE against that window's own training history (`utilsforecast.losses.mase`: the mean
-absolute error scaled by the in-sample error of the weekly naive forecast up to the cutoff).
+**What it learns from.** Per category, the days gold marks `complete` (every posting of the day
+seen) or, when fewer than MIN_HISTORY_DAYS of those lie in the last year, the days it marks
+`observed`: a day nobody saw is not a day without demand. Of the HISTORY_DAYS up to the newest
+such day, the other days are cut out, each stretch with up to 6 neighbouring days so that the
+weekdays stay aligned (a weekly model must not learn Mondays as Tuesdays). The run's own day is
+never learnt: it is not over.
 
-The score stays honest by nesting: each category's model is chosen on the 4 earlier windows and
-both it and the baseline are scored on the 4 later ones. The forecast published uses the model
-that did better over all 8 windows. "Better" needs a lower mean MASE and a lower MASE in most
-windows: on intermittent series a mean alone switches models on one window of noise. A window whose training history never changes from one week
-to the next (a category with no postings in it) has no MASE (its scale is 0): it is left out,
-and a category left with no scorable later window is listed with that reason, not as 0 or nan.
+**Dated from the run.** The first forecast day is the day after the run (UTC). When the newest
+data is older than yesterday, the models forecast across the gap; the table says how old the
+data is (`data_until`, `data_age_days`), and so does the backtest table.
+
+**Models.** Seasonal naive (the same weekday last week) is the baseline. A category posted on at
+least half of its learning days is offered AutoETS (weekly season) and a seasonal window average
+(the same weekday's mean over the last 4 weeks); an intermittent one the intermittent-demand
+methods ADIDA and IMAPA (temporal aggregation), TSB and Croston SBA. A rolling-origin backtest (8
+origins a week apart, horizons 1..28 days) scores every model in every window by MASE against the
+window's own history (`utilsforecast.losses.mase`: the mean absolute error over the in-sample
+error of the weekly naive forecast). The score is nested: each category's model is chosen on the
+4 earlier windows and scored, with the baseline, on the 4 later ones; the forecast uses the model
+chosen over all 8. A candidate replaces the baseline when its mean MASE is lower *and* it is
+lower in most windows (on intermittent series one window where last week's posting did not
+return would otherwise switch models on noise); of several such, the lowest mean wins. A window
+whose history never changes week to week has no MASE (scale 0) and is left out with the reason.
+
+**Intervals.** Counts of a few postings a day are not normal, and an interval of 0.88-1.12
+around a forecast of 1 says nothing. The 80 % interval is the 10th to the 90th percentile of a
+negative binomial distribution with the point forecast as its mean and an overdispersion
+estimated from the model's own backtest errors (method of moments on Var = mean + alpha * mean^2;
+alpha = 0 is Poisson; Cameron and Trivedi, Regression Analysis of Count Data, 2013, ch. 3.2). Its
+bounds are counts, never below 0, for any horizon. Its coverage, the share of actual counts
+inside, is measured on the later windows with alpha estimated on the earlier ones.
 """
 
 from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 from statsforecast import StatsForecast
-from statsforecast.models import AutoETS, CrostonOptimized, SeasonalNaive
-from statsforecast.utils import ConformalIntervals
-from utilsforecast.losses import mase
+from statsforecast.models import (
+    ADIDA,
+    IMAPA,
+    TSB,
+    AutoETS,
+    CrostonSBA,
+    SeasonalNaive,
+    SeasonalWindowAverage,
+)
+from utilsforecast.losses import mase, rmsse
 
 HORIZON = 28
 SEASON = 7
 MIN_HISTORY_DAYS = 56  # 8 weeks: fewer gives a clear skip, not a forecast
 BACKTEST_ORIGINS = 8
 HISTORY_DAYS = 365  # the forecast learns from the last year; older demand says little
-SPARSE_ZERO_SHARE = 0.5
+BUSY_POSTED_SHARE = 0.5  # posted on at least this share of days: "busy", else intermittent
 INTERVAL_LEVEL = 80
 BASELINE = "SeasonalNaive"
 
+CANDIDATES = {
+    "busy": {
+        "AutoETS": lambda: AutoETS(season_length=SEASON),
+        "SeasonalWindowAverage": lambda: SeasonalWindowAverage(
+            season_length=SEASON, window_size=4, alias="SeasonalWindowAverage"),
+    },
+    "intermittent": {
+        "ADIDA": ADIDA,
+        "IMAPA": IMAPA,
+        "TSB": lambda: TSB(alpha_d=0.1, alpha_p=0.1),
+        "CrostonSBA": CrostonSBA,
+    },
+}
 
-FORECAST_COLUMNS = ["category", "day", "forecast", "lower", "upper", "model"]
-BACKTEST_COLUMNS = ["category", "candidate", "chosen_on_earlier", "scored_windows",
-                    "chosen_mase", "baseline_mase", "note"]
+FORECAST_COLUMNS = ["category", "day", "forecast", "lower", "upper", "model", "data_until",
+                    "data_age_days"]
+BACKTEST_COLUMNS = ["category", "learned_from", "learning_days", "posted_day_share",
+                    "data_until", "candidates", "chosen_by", "chosen_on_earlier",
+                    "scored_windows", "chosen_mase", "baseline_mase", "chosen_rmsse",
+                    "baseline_rmsse", "interval_coverage", "pit_coverage", "alpha", "note"]
 
 
 @dataclass(frozen=True)
@@ -48,142 +91,324 @@ class ForecastResult:
     # Empty with their columns when skipped: the tables keep their shape.
     forecast: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=FORECAST_COLUMNS))
     backtest: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=BACKTEST_COLUMNS))
-    history: pd.DataFrame = field(default_factory=pd.DataFrame)  # category, day, postings
+    # Gold's rows of the forecast categories before the run's day (real dates), for plots.
+    history: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # Per later-window day of the chosen models: category, day, y, forecast, lower, upper.
+    later_windows: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # The overdispersion of each category's interval (negative binomial alpha).
+    alphas: dict = field(default_factory=dict)
 
-    def mean_mase(self) -> tuple[float, float] | None:
+    @property
+    def intermittent(self) -> set[str]:
+        """Categories posted on fewer than half of their learning days."""
+        return set(self.backtest.loc[self.backtest["posted_day_share"] < BUSY_POSTED_SHARE,
+                                     "category"])
+
+    def mean_mase(self, busy_only: bool = False) -> tuple[float, float] | None:
         """(chosen models, baseline) MASE on the later windows, averaged over the categories
-        that could be scored."""
-        if self.backtest.empty:
-            return None
+        that could be scored (only those posted on most days, with `busy_only`)."""
         scored = self.backtest.dropna(subset=["chosen_mase", "baseline_mase"])
+        if busy_only:
+            scored = scored[scored["posted_day_share"] >= BUSY_POSTED_SHARE]
         if scored.empty:
             return None
         return float(scored["chosen_mase"].mean()), float(scored["baseline_mase"].mean())
 
-
-def candidate_model(series: pd.Series) -> str:
-    return "CrostonOptimized" if (series == 0).mean() > SPARSE_ZERO_SHARE else "AutoETS"
-
-
-def _models(candidate: str):
-    """The baseline and the candidate: each category is fitted with these two only."""
-    models = {
-        "AutoETS": lambda: AutoETS(season_length=SEASON),
-        # Croston gives no interval of its own: conformal intervals from its past errors.
-        "CrostonOptimized": lambda: CrostonOptimized(
-            prediction_intervals=ConformalIntervals(h=HORIZON, n_windows=2)
-        ),
-    }
-    return [SeasonalNaive(season_length=SEASON), models[candidate]()]
+    def coverage(self, busy_only: bool = False) -> float | None:
+        """Share of actual counts inside the 80 % intervals on the later windows, over every
+        category and day (only categories posted on most days, with `busy_only`)."""
+        rows = self.later_windows
+        if busy_only and len(rows):
+            busy = self.backtest.loc[self.backtest["posted_day_share"] >= BUSY_POSTED_SHARE,
+                                     "category"]
+            rows = rows[rows["category"].isin(busy)]
+        if rows.empty:
+            return None
+        return float(((rows["y"] >= rows["lower"]) & (rows["y"] <= rows["upper"])).mean())
 
 
-def window_mase(cv: pd.DataFrame, history: pd.DataFrame, candidate: str) -> pd.DataFrame:
-    """MASE of the baseline and the candidate in each backtest window (unique_id, cutoff,
-    SeasonalNaive, <candidate>), each against the history up to its own cutoff; inf where
-    that history's weekly naive error is 0. `actual_postings`: the window's postings."""
-    scores = mase(cv, [BASELINE, candidate], SEASON, history)
-    actual = cv.groupby("cutoff", as_index=False)["y"].sum().rename(columns={"y": "actual_postings"})
-    return scores.merge(actual, on="cutoff", how="left")
+def aligned_days(usable: np.ndarray) -> np.ndarray:
+    """Which of a run of consecutive days to learn from, oldest first: the usable ones, less as
+    few usable days as it takes for each day to keep its weekday once the others are cut out
+    (walking back from the newest, a day is kept when as many days were kept after it as lie
+    after it, modulo 7)."""
+    keep = np.zeros(len(usable), dtype=bool)
+    kept_after = 0
+    for offset, index in enumerate(range(len(usable) - 1, -1, -1)):
+        if usable[index] and (offset - kept_after) % SEASON == 0:
+            keep[index] = True
+            kept_after += 1
+    return keep
 
 
-def _better(scores: pd.DataFrame, candidate: str) -> str:
-    """The candidate when it has the lower mean MASE over the windows that have one *and* the
-    lower MASE in most of them; else the baseline. On intermittent series one window where last
-    week's posting did not come back again makes a mean alone switch models on noise."""
-    finite = scores[np.isfinite(scores[BASELINE]) & np.isfinite(scores[candidate])]
+def learning_series(gold: pd.DataFrame, today: date) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per category, the days to learn from (module docstring).
+
+    `gold`: gold_daily_counts' columns (day, category, postings, observed, complete).
+    Returns (series: unique_id, ds, y with ds consecutive days ending at the newest day learnt
+    from; about: one row per category with learned_from, learning_days, posted_day_share,
+    data_until, note). A category with fewer than MIN_HISTORY_DAYS such days has no series and
+    its `note` says why."""
+    frame = gold.assign(day=pd.to_datetime(gold["day"]))
+    frame = frame[frame["day"] < pd.Timestamp(today)].sort_values(["category", "day"])
+    series, about = [], []
+    for category, days in frame.groupby("category", sort=True):
+        row = {"category": category, "learned_from": None, "learning_days": 0,
+               "posted_day_share": np.nan, "data_until": None, "note": ""}
+        keep = np.zeros(0, dtype=bool)
+        for basis in ("complete", "observed"):
+            flagged = days[days[basis].astype(bool)]
+            if flagged.empty:
+                continue
+            newest = flagged["day"].max()
+            window = days[days["day"] > newest - pd.Timedelta(days=HISTORY_DAYS)]
+            window = window[window["day"] <= newest]
+            keep = aligned_days(window[basis].astype(bool).to_numpy())
+            if keep.sum() >= MIN_HISTORY_DAYS:
+                break
+        else:
+            row["note"] = (f"not forecast: {int(keep.sum())} observed days in the last year, a "
+                           f"forecast needs {MIN_HISTORY_DAYS}")
+            about.append(row)
+            continue
+        y = window["postings"].to_numpy(dtype=float)[keep]
+        series.append(pd.DataFrame({
+            "unique_id": category, "ds": pd.date_range(end=newest, periods=len(y)), "y": y}))
+        cut = len(window) - int(keep.sum())
+        row |= {"learned_from": basis, "learning_days": len(y),
+                "posted_day_share": float((y > 0).mean()), "data_until": newest.date(),
+                "note": f"{cut} days of the last year cut out (not {basis})" if cut else ""}
+        about.append(row)
+    columns = ["unique_id", "ds", "y"]
+    return (pd.concat(series, ignore_index=True) if series else pd.DataFrame(columns=columns),
+            pd.DataFrame(about))
+
+
+def overdispersion(actual: np.ndarray, mean: np.ndarray) -> float:
+    """alpha of Var(y) = mean + alpha * mean^2, by the method of moments over forecasts `mean`
+    (clipped at 0) and the counts `actual` that came: 0 (Poisson) when the errors are no larger
+    than Poisson's or nothing was forecast."""
+    mean = np.clip(np.asarray(mean, dtype=float), 0, None)
+    actual = np.asarray(actual, dtype=float)
+    scale = float((mean**2).sum())
+    if scale == 0:
+        return 0.0
+    return max(0.0, float(((actual - mean) ** 2 - mean).sum()) / scale)
+
+
+def count_interval(mean: np.ndarray, alpha: float, level: float = INTERVAL_LEVEL):
+    """(lower, upper) integer bounds of the central `level` % of a negative binomial with these
+    means and overdispersion alpha (Poisson when alpha is 0)."""
+    mean = np.clip(np.asarray(mean, dtype=float), 0, None)
+    tail = (1 - level / 100) / 2
+    if alpha <= 0:
+        return stats.poisson.ppf(tail, mean), stats.poisson.ppf(1 - tail, mean)
+    size = 1 / alpha
+    probability = size / (size + mean)
+    return stats.nbinom.ppf(tail, size, probability), stats.nbinom.ppf(1 - tail, size, probability)
+
+
+def weekly_forecast(forecast: pd.DataFrame, alphas: dict) -> pd.DataFrame:
+    """The forecast summed over the weeks from its first day (category, week: its first day,
+    forecast, lower, upper): a week's total is the sum of its days, its 80 % interval that of
+    the negative binomial with the same mean and variance (sum of mean + alpha * mean^2 over
+    the days; exact for the flat forecasts of the intermittent models)."""
+    frame = forecast.assign(day=pd.to_datetime(forecast["day"]))
+    frame["week"] = frame["day"].min() + pd.to_timedelta(
+        (frame["day"] - frame["day"].min()).dt.days // SEASON * SEASON, unit="D")
+    frame["squared"] = frame["forecast"] ** 2
+    weeks = frame.groupby(["category", "week"], as_index=False)[["forecast", "squared"]].sum()
+    lower, upper = [], []
+    for row in weeks.itertuples(index=False):
+        alpha = alphas.get(row.category, 0.0) * row.squared / row.forecast**2 if row.forecast else 0.0
+        low, high = count_interval(np.array([row.forecast]), alpha)
+        lower.append(float(low[0]))
+        upper.append(float(high[0]))
+    return weeks.drop(columns="squared").assign(lower=lower, upper=upper)
+
+
+def window_scores(cv: pd.DataFrame, history: pd.DataFrame, models: list[str]) -> dict[str, pd.DataFrame]:
+    """{"MASE": ..., "RMSSE": ...}: each model's score in each backtest window (unique_id,
+    cutoff, one column per model), against the history up to the window's own cutoff
+    (`utilsforecast.losses.mase` / `rmsse`); inf where that history's weekly naive error is 0."""
+    return {"MASE": mase(cv, models, SEASON, history), "RMSSE": rmsse(cv, models, SEASON, history)}
+
+
+def _better(scores: pd.DataFrame, incumbent: str, challengers: list[str]) -> str:
+    """The challenger with the lowest mean score among those with a lower mean than the
+    `incumbent` *and* a lower score in most windows, over the windows where all have one; else
+    the incumbent (also when no window has a score). Most windows as well as the mean: on
+    intermittent series one window where last week's posting did not return would otherwise
+    switch models on noise."""
+    finite = scores[np.isfinite(scores[[incumbent, *challengers]]).all(axis=1)]
     if finite.empty:
-        return BASELINE
-    wins = (finite[candidate] < finite[BASELINE]).sum()
-    if finite[candidate].mean() < finite[BASELINE].mean() and wins * 2 > len(finite):
-        return candidate
-    return BASELINE
+        return incumbent
+    better = {
+        name: finite[name].mean() for name in challengers
+        if finite[name].mean() < finite[incumbent].mean()
+        and (finite[name] < finite[incumbent]).sum() * 2 > len(finite)
+    }
+    return min(better, key=better.get) if better else incumbent
 
 
-def backtest_row(category: str, candidate: str, scores: pd.DataFrame) -> dict:
-    """Choose on the earlier half of the windows, score on the later half."""
-    cutoffs = sorted(scores["cutoff"].unique())
-    earlier = scores[scores["cutoff"].isin(cutoffs[: len(cutoffs) // 2])]
-    later = scores[scores["cutoff"].isin(cutoffs[len(cutoffs) // 2 :])]
-    chosen = _better(earlier, candidate)
-    scorable = later[np.isfinite(later[BASELINE])]
-    row = {"category": category, "candidate": candidate, "chosen_on_earlier": chosen,
-           "scored_windows": len(scorable), "chosen_mase": np.nan, "baseline_mase": np.nan,
-           "note": ""}
-    if scorable.empty:
-        row["note"] = (f"not scored: none of the {len(later)} later windows has a history that "
-                       "changes week to week (MASE scale 0)")
-        return row
-    row["chosen_mase"] = float(scorable[chosen].mean())
-    row["baseline_mase"] = float(scorable[BASELINE].mean())
+def pit_coverage(actual, mean, alpha: float, level: float = INTERVAL_LEVEL) -> float:
+    """Coverage of the central `level` % of the predictive distribution with ties split: the
+    mean over days of the share of [F(y-1), F(y)] inside [tail, 1 - tail], F the negative
+    binomial's CDF (the non-randomised PIT of Czado, Gneiting and Held, Biometrics 2009). A
+    calibrated forecast has `level` % however sparse the counts, where the share of counts inside
+    integer bounds cannot fall below the chance of a day without postings."""
+    actual = np.asarray(actual, dtype=float)
+    mean = np.clip(np.asarray(mean, dtype=float), 0, None)
+    if alpha <= 0:
+        above, at = stats.poisson.cdf(actual - 1, mean), stats.poisson.cdf(actual, mean)
+    else:
+        size = 1 / alpha
+        probability = size / (size + mean)
+        above = stats.nbinom.cdf(actual - 1, size, probability)
+        at = stats.nbinom.cdf(actual, size, probability)
+    tail = (1 - level / 100) / 2
+    overlap = np.clip(np.minimum(at, 1 - tail) - np.maximum(above, tail), 0, None)
+    width = at - above
+    share = np.where(width > 0, overlap / np.where(width > 0, width, 1),
+                     (at >= tail) & (at <= 1 - tail))
+    return float(share.mean()) if len(share) else float("nan")
+
+
+SELECTION_METRIC = {"busy": "MASE", "intermittent": "RMSSE"}
+# The model a category keeps unless another one does better in the backtest. For a category
+# posted on a few days that is Croston SBA, the standard for intermittent demand (Syntetos and
+# Boylan, IJF 2005), not seasonal naive, which would repeat last week's lone posting for ever.
+INCUMBENT = {"busy": BASELINE, "intermittent": "CrostonSBA"}
+
+
+def _challengers(group: str) -> list[str]:
+    return [name for name in [BASELINE, *CANDIDATES[group]] if name != INCUMBENT[group]]
+
+
+def backtest_row(category: str, group: str, scores: dict[str, pd.DataFrame],
+                 cv: pd.DataFrame) -> tuple[dict, pd.DataFrame]:
+    """Choose on the earlier half of the windows by the group's metric (MASE for busy
+    categories; RMSSE for intermittent ones, where MAE rewards forecasting no posting at all,
+    the median of most days: Kolassa, IJF 2016), score on the later half: the row's fields, and
+    the later windows' days with the chosen model's forecast and interval."""
+    candidates = list(CANDIDATES[group])
+    metric = SELECTION_METRIC[group]
+    cutoffs = sorted(scores["MASE"]["cutoff"].unique())
+    earlier_cutoffs = cutoffs[: len(cutoffs) // 2]
+    chosen = _better(scores[metric][scores[metric]["cutoff"].isin(earlier_cutoffs)],
+                     INCUMBENT[group], _challengers(group))
+    earlier_days = cv[cv["cutoff"].isin(earlier_cutoffs)]
+    later_days = cv[~cv["cutoff"].isin(earlier_cutoffs)]
+    alpha = overdispersion(earlier_days["y"], earlier_days[chosen])
+    lower, upper = count_interval(later_days[chosen], alpha)
+    days = pd.DataFrame({"category": category, "day": later_days["ds"].to_numpy(),
+                         "y": later_days["y"].to_numpy(),
+                         "forecast": later_days[chosen].clip(lower=0).to_numpy(),
+                         "lower": lower, "upper": upper})
+    row = {"candidates": ", ".join(candidates), "chosen_by": metric, "chosen_on_earlier": chosen,
+           "interval_coverage": float(days["y"].between(days["lower"], days["upper"]).mean()),
+           "pit_coverage": pit_coverage(days["y"], days["forecast"], alpha), "alpha": alpha}
+    later = {name: table[~table["cutoff"].isin(earlier_cutoffs)] for name, table in scores.items()}
+    scorable = {name: table[np.isfinite(table[BASELINE])] for name, table in later.items()}
+    row["scored_windows"] = len(scorable["MASE"])
+    if scorable["MASE"].empty:
+        row["note"] = (f"not scored: none of the {len(later['MASE'])} later windows has a history "
+                       "that changes week to week (MASE scale 0)")
+        return row, days
+    for name, table in scorable.items():
+        row[f"chosen_{name.lower()}"] = float(table[chosen].mean())
+        row[f"baseline_{name.lower()}"] = float(table[BASELINE].mean())
     notes = []
-    if len(scorable) < len(later):
-        notes.append(f"{len(later) - len(scorable)} later windows left out: MASE scale 0")
+    if len(scorable["MASE"]) < len(later["MASE"]):
+        notes.append(f"{len(later['MASE']) - len(scorable['MASE'])} later windows left out: "
+                     "MASE scale 0")
     if row["chosen_mase"] == 0 or row["baseline_mase"] == 0:
         notes.append("MASE 0: no postings in the later windows and none forecast")
     row["note"] = "; ".join(notes)
-    return row
+    return row, days
 
 
-def forecast_categories(daily: pd.DataFrame, horizon: int = HORIZON) -> ForecastResult:
-    """Forecast `postings` of a gold-shaped frame (day, category, postings) per category."""
-    frame = pd.DataFrame(
-        {
-            "unique_id": daily["category"].astype(str),
-            "ds": pd.to_datetime(daily["day"]),
-            "y": daily["postings"].astype(float),
-        }
-    )
-    last_day = frame["ds"].max()
-    frame = frame[frame["ds"] > last_day - pd.Timedelta(days=HISTORY_DAYS)]
-    frame = frame.sort_values(["unique_id", "ds"], ignore_index=True)
-    days = frame["ds"].nunique()
-    if days < MIN_HISTORY_DAYS:
-        return ForecastResult(
-            skipped=f"{days} days of history; a forecast needs at least {MIN_HISTORY_DAYS}"
+def _join_notes(*notes: str) -> str:
+    return "; ".join(note for note in notes if note)
+
+
+def forecast_categories(daily: pd.DataFrame, today: date, horizon: int = HORIZON) -> ForecastResult:
+    """Forecast `postings` of a gold-shaped frame (day, category, postings, observed, complete)
+    per category for the `horizon` days after `today` (the run's UTC day).
+
+    Returns a ForecastResult: `forecast` (FORECAST_COLUMNS, counts per day with integer 80 %
+    bounds), `backtest` (BACKTEST_COLUMNS, one row per category), or `skipped` with the reason
+    when no category has MIN_HISTORY_DAYS days to learn from."""
+    series, about = learning_series(daily, today)
+    if series.empty:
+        reasons = "; ".join(about["note"].unique()) if len(about) else "no postings"
+        return ForecastResult(skipped=f"no category to forecast: {reasons}")
+    about = about.set_index("category")
+    history = daily.assign(day=pd.to_datetime(daily["day"]))
+    history = history[history["category"].isin(series["unique_id"].unique())
+                      & (history["day"] < pd.Timestamp(today))]
+    first_day = pd.Timestamp(today + timedelta(days=1))
+    last_day = pd.Timestamp(today + timedelta(days=horizon))
+    group_of = about["posted_day_share"].map(
+        lambda share: "busy" if share >= BUSY_POSTED_SHARE else "intermittent")
+    forecasts, rows, later_parts, alphas = [], [], [], {}
+    for group, categories in group_of.dropna().groupby(group_of.dropna()).groups.items():
+        frame = series[series["unique_id"].isin(categories)]
+        candidates = list(CANDIDATES[group])
+        engine = StatsForecast(
+            models=[SeasonalNaive(season_length=SEASON)] + [make() for make in CANDIDATES[group].values()],
+            freq="D", n_jobs=1,
         )
-    history = frame.rename(columns={"unique_id": "category", "ds": "day", "y": "postings"})
-    candidates = frame.groupby("unique_id")["y"].apply(candidate_model)
-    # Origins a week apart; before the first one at least two weeks to learn from.
-    backtest_horizon = min(horizon, days - SEASON * (BACKTEST_ORIGINS - 1) - 2 * SEASON)
-    predicted_parts, rows, deployed = [], [], {}
-    # AutoETS only where it is the candidate: fitting it on every category, sparse ones
-    # included, was 12 of the 14 s this took at 20,000 postings.
-    for candidate, categories in candidates.groupby(candidates).groups.items():
-        group = frame[frame["unique_id"].isin(categories)]
-        engine = StatsForecast(models=_models(candidate), freq="D", n_jobs=1)
+        shortest = int(frame.groupby("unique_id").size().min())
+        # Origins a week apart; before the first one at least two weeks to learn from.
+        backtest_horizon = min(horizon, shortest - SEASON * (BACKTEST_ORIGINS - 1) - 2 * SEASON)
+        # Each series is forecast from its own newest day: enough steps for the stalest.
+        steps = int((last_day - frame.groupby("unique_id")["ds"].max().min()).days)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            predicted_parts.append(engine.forecast(df=group, h=horizon, level=[INTERVAL_LEVEL]))
+            predicted = engine.forecast(df=frame, h=steps)
             cv = engine.cross_validation(
-                df=group, h=backtest_horizon, n_windows=BACKTEST_ORIGINS, step_size=SEASON
+                df=frame, h=backtest_horizon, n_windows=BACKTEST_ORIGINS, step_size=SEASON
             ) if backtest_horizon >= SEASON else None
+        scores = window_scores(cv, frame, [BASELINE, *candidates]) if cv is not None else None
         for category in categories:
-            if cv is None:
-                deployed[category] = BASELINE
-                continue
-            scores = window_mase(cv[cv["unique_id"] == category], group[group["unique_id"] == category],
-                                 candidate)
-            deployed[category] = _better(scores, candidate)
-            rows.append(backtest_row(category, candidate, scores))
-    predicted = pd.concat(predicted_parts, ignore_index=True)
-    parts = []
-    for category, model in deployed.items():
-        part = predicted[predicted["unique_id"] == category]
-        parts.append(
-            pd.DataFrame(
-                {
-                    "category": category,
-                    "day": part["ds"].dt.date.to_numpy(),
-                    # Counts cannot be negative, whatever a smooth model says.
-                    "forecast": part[model].clip(lower=0).to_numpy(),
-                    "lower": part[f"{model}-lo-{INTERVAL_LEVEL}"].clip(lower=0).to_numpy(),
-                    "upper": part[f"{model}-hi-{INTERVAL_LEVEL}"].clip(lower=0).to_numpy(),
-                    "model": model,
-                }
-            )
-        )
+            info = about.loc[category]
+            model, alpha, row = BASELINE, 0.0, {}
+            if cv is not None:
+                own_cv = cv[cv["unique_id"] == category]
+                own_scores = {name: table[table["unique_id"] == category]
+                              for name, table in scores.items()}
+                row, later_days = backtest_row(category, group, own_scores, own_cv)
+                later_parts.append(later_days)
+                model = _better(own_scores[SELECTION_METRIC[group]], INCUMBENT[group],
+                                _challengers(group))
+                alpha = overdispersion(own_cv["y"], own_cv[model])
+            else:
+                row = {"candidates": ", ".join(candidates), "note": (
+                    f"not backtested: {int(info['learning_days'])} learning days are too few "
+                    f"for {BACKTEST_ORIGINS} weekly origins")}
+            rows.append({"category": category, **info.to_dict(), **row,
+                         "note": _join_notes(info["note"], row.get("note", ""))})
+            alphas[category] = alpha
+            own = predicted[predicted["unique_id"] == category]
+            own = own[(own["ds"] >= first_day) & (own["ds"] <= last_day)]
+            lower, upper = count_interval(own[model], alpha)
+            forecasts.append(pd.DataFrame({
+                "category": category,
+                "day": own["ds"].dt.date.to_numpy(),
+                # Counts cannot be negative, whatever a smooth model says.
+                "forecast": own[model].clip(lower=0).to_numpy(),
+                "lower": lower, "upper": upper, "model": model,
+                "data_until": info["data_until"],
+                "data_age_days": (today - info["data_until"]).days,
+            }))
+    not_forecast = about[about["learned_from"].isna()].reset_index()
+    backtest = pd.concat([pd.DataFrame(rows), not_forecast], ignore_index=True)
     return ForecastResult(
-        forecast=pd.concat(parts, ignore_index=True),
-        backtest=pd.DataFrame(rows, columns=BACKTEST_COLUMNS),
+        forecast=pd.concat(forecasts, ignore_index=True)[FORECAST_COLUMNS],
+        backtest=backtest.reindex(columns=BACKTEST_COLUMNS).sort_values("category",
+                                                                         ignore_index=True),
         history=history,
+        later_windows=pd.concat(later_parts, ignore_index=True) if later_parts else pd.DataFrame(),
+        alphas=alphas,
     )

@@ -7,7 +7,9 @@ import io
 import matplotlib
 
 matplotlib.use("Agg")  # no display: draw to memory
+import matplotlib.patches  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from sklearn.metrics import ConfusionMatrixDisplay  # noqa: E402
 
@@ -29,25 +31,15 @@ def confusion_png(confusion: pd.DataFrame, title: str = "Out-of-fold confusion m
     return buffer.getvalue()
 
 
-def forecast_png(
-    history: pd.DataFrame, forecast: pd.DataFrame, categories: list[str], history_days: int = 90
-) -> bytes:
-    """Daily postings of a few categories (last `history_days`) and their forecast with band."""
-    figure, axes = plt.subplots(
-        len(categories), 1, figsize=(9, 2.2 * len(categories)), sharex=True, squeeze=False
-    )
-    start = pd.to_datetime(history["day"]).max() - pd.Timedelta(days=history_days)
-    for axis, category in zip(axes[:, 0], categories, strict=True):
-        past = history[(history["category"] == category) & (pd.to_datetime(history["day"]) > start)]
-        future = forecast[forecast["category"] == category]
-        axis.plot(pd.to_datetime(past["day"]), past["postings"], color="0.3", lw=1, label="postings")
-        days = pd.to_datetime(future["day"])
-        axis.plot(days, future["forecast"], color="tab:blue", lw=1.5, label="forecast")
-        axis.fill_between(days, future["lower"], future["upper"], color="tab:blue", alpha=0.2,
-                          label="80 % interval")
-        axis.set_title(f"{category} ({future['model'].iloc[0] if len(future) else ''})", fontsize=9)
-        axis.set_ylabel("per day", fontsize=8)
-    axes[0, 0].legend(fontsize=7, loc="upper left")
+WEEK_STATUS_COLOURS = {"backfilled": ("#f6d7a7", "observed, not complete (backfilled)"),
+                       "not observed": ("0.85", "not observed")}
+
+
+def _week_start(days: pd.Series) -> pd.Series:
+    return pd.to_datetime(days).dt.to_period("W").dt.start_time
+
+
+def _png(figure) -> bytes:
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=80)
@@ -55,27 +47,90 @@ def forecast_png(
     return buffer.getvalue()
 
 
-def daily_counts_png(gold: pd.DataFrame, top: int = 6, weeks: int = 52) -> bytes:
-    """Weekly postings of the busiest categories, and the share of them that was imputed."""
-    frame = gold.assign(week=pd.to_datetime(gold["day"]).dt.to_period("W").dt.start_time)
-    frame = frame[frame["week"] >= frame["week"].max() - pd.Timedelta(weeks=weeks)]
+def weekly_status(gold: pd.DataFrame) -> pd.Series:
+    """Per week (index: its Monday): "complete" when every day of it was complete for every
+    category, "not observed" when no day was observed for any, else "backfilled"."""
+    frame = gold.assign(week=_week_start(gold["day"]))
+    weeks = frame.groupby("week").agg(complete=("complete", "all"), observed=("observed", "any"))
+    return pd.Series(np.select([weeks["complete"], ~weeks["observed"]],
+                               ["complete", "not observed"], "backfilled"), index=weeks.index)
+
+
+def _shade(axis, status: pd.Series) -> None:
+    """Background spans for runs of weeks that were not seen whole."""
+    runs = (status != status.shift()).cumsum()
+    for _, weeks in status.groupby(runs):
+        if weeks.iloc[0] in WEEK_STATUS_COLOURS:
+            axis.axvspan(weeks.index[0], weeks.index[-1] + pd.Timedelta(days=7),
+                         color=WEEK_STATUS_COLOURS[weeks.iloc[0]][0], lw=0, zorder=0)
+
+
+def daily_counts_png(gold: pd.DataFrame, top: int = 6) -> bytes:
+    """Weekly postings of the busiest categories over gold's whole range (a category's line
+    breaks in weeks nobody observed it; shaded weeks were not seen whole: backfilled or not
+    observed at all), and the share of postings that was imputed."""
+    frame = gold.assign(week=_week_start(gold["day"]))
     busiest = frame.groupby("category")["postings"].sum().nlargest(top).index
-    weekly = frame.pivot_table(index="week", columns="category", values="postings", aggfunc="sum")
+    weekly = frame.groupby(["week", "category"]).agg(postings=("postings", "sum"),
+                                                     observed=("observed", "any"))
+    weekly = weekly["postings"].where(weekly["observed"]).unstack("category")
     totals = frame.groupby("week")[["postings", "imputed_postings"]].sum()
+    status = weekly_status(gold)
     figure, (counts_axis, share_axis) = plt.subplots(
-        2, 1, figsize=(9, 5), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+        2, 1, figsize=(10, 5.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
     )
+    for axis in (counts_axis, share_axis):
+        _shade(axis, status)
     for category in busiest:
-        counts_axis.plot(weekly.index, weekly[category], lw=1.2, label=category)
+        counts_axis.plot(weekly.index, weekly[category], lw=1.1, label=category)
+    handles = counts_axis.get_legend_handles_labels()[0] + [
+        matplotlib.patches.Patch(color=colour, label=label)
+        for colour, label in WEEK_STATUS_COLOURS.values()]
+    counts_axis.legend(handles=handles, fontsize=7, ncol=2)
     counts_axis.set_ylabel("postings / week")
-    counts_axis.legend(fontsize=7, ncol=2)
-    counts_axis.set_title(f"Last {weeks} weeks, {top} busiest categories", fontsize=9)
-    share = (totals["imputed_postings"] / totals["postings"].where(totals["postings"] > 0))
-    share_axis.plot(share.index, share * 100, color="tab:red", lw=1.2)
+    complete_weeks = int((status == "complete").sum())
+    counts_axis.set_title(f"{top} busiest categories, weekly; {complete_weeks} of {len(status)} "
+                          "weeks complete", fontsize=9)
+    share = totals["imputed_postings"] / totals["postings"].where(totals["postings"] > 0)
+    share_axis.plot(share.index, share * 100, color="tab:red", lw=1.1)
     share_axis.set_ylabel("imputed %")
     share_axis.set_ylim(0, 100)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=80)
-    plt.close(figure)
-    return buffer.getvalue()
+    return _png(figure)
+
+
+def forecast_png(history: pd.DataFrame, forecast: pd.DataFrame, categories: list[str],
+                 intermittent: set[str], weekly_forecast: pd.DataFrame,
+                 history_days: int = 91) -> bytes:
+    """History and forecast of a few categories: daily with the 80 % band for busy ones, weekly
+    totals for `intermittent` ones (`weekly_forecast`: category, week, forecast, lower, upper),
+    which is what a count that is mostly 0 says. History: gold's observed days of the
+    `history_days` before the newest one; the gap to the first forecast day is the data's age."""
+    figure, axes = plt.subplots(len(categories), 1, figsize=(9, 2.3 * len(categories)),
+                                squeeze=False)
+    for axis, category in zip(axes[:, 0], categories, strict=True):
+        past = history[(history["category"] == category) & history["observed"].astype(bool)]
+        past = past.assign(day=pd.to_datetime(past["day"]))
+        past = past[past["day"] > past["day"].max() - pd.Timedelta(days=history_days)]
+        future = forecast[forecast["category"] == category]
+        model = future["model"].iloc[0] if len(future) else ""
+        if category in intermittent:
+            weeks = past.groupby(_week_start(past["day"]))["postings"].sum()
+            axis.bar(weeks.index, weeks.to_numpy(), width=6, color="0.55", label="postings / week")
+            ahead = weekly_forecast[weekly_forecast["category"] == category]
+            # A skewed count's 80 % interval need not hold its mean: drawn apart, not as error bars.
+            axis.vlines(ahead["week"], ahead["lower"], ahead["upper"], color="tab:blue", lw=4,
+                        alpha=0.3, label="80 % interval / week")
+            axis.plot(ahead["week"], ahead["forecast"], "o", color="tab:blue",
+                      label="forecast / week")
+            axis.set_ylabel("per week", fontsize=8)
+        else:
+            axis.plot(past["day"], past["postings"], color="0.3", lw=1, label="postings")
+            days = pd.to_datetime(future["day"])
+            axis.plot(days, future["forecast"], color="tab:blue", lw=1.5, label="forecast")
+            axis.fill_between(days, future["lower"], future["upper"], color="tab:blue",
+                              alpha=0.2, label="80 % interval")
+            axis.set_ylabel("per day", fontsize=8)
+        age = f", data {int(future['data_age_days'].iloc[0])} days old" if len(future) else ""
+        axis.set_title(f"{category} ({model}{age})", fontsize=9)
+        axis.legend(fontsize=7, loc="upper left")
+    return _png(figure)
