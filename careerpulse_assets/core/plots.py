@@ -100,17 +100,21 @@ def daily_counts_png(gold: pd.DataFrame, top: int = 6) -> bytes:
 
 def forecast_png(history: pd.DataFrame, forecast: pd.DataFrame, categories: list[str],
                  intermittent: set[str], weekly_forecast: pd.DataFrame,
-                 history_days: int = 91) -> bytes:
+                 history_days: int = 182) -> bytes:
     """History and forecast of a few categories: daily with the 80 % band for busy ones, weekly
     totals for `intermittent` ones (`weekly_forecast`: category, week, forecast, lower, upper),
     which is what a count that is mostly 0 says. History: gold's observed days of the
-    `history_days` before the newest one; the gap to the first forecast day is the data's age."""
+    `history_days` before the newest one, weeks not seen whole shaded; the gap to the first
+    forecast day is the data's age."""
     figure, axes = plt.subplots(len(categories), 1, figsize=(9, 2.3 * len(categories)),
                                 squeeze=False)
     for axis, category in zip(axes[:, 0], categories, strict=True):
-        past = history[(history["category"] == category) & history["observed"].astype(bool)]
-        past = past.assign(day=pd.to_datetime(past["day"]))
-        past = past[past["day"] > past["day"].max() - pd.Timedelta(days=history_days)]
+        own = history[history["category"] == category].assign(
+            day=lambda frame: pd.to_datetime(frame["day"]))
+        newest = own.loc[own["observed"].astype(bool), "day"].max()
+        own = own[own["day"] > newest - pd.Timedelta(days=history_days)]
+        _shade(axis, weekly_status(own))
+        past = own[own["observed"].astype(bool)]
         future = forecast[forecast["category"] == category]
         model = future["model"].iloc[0] if len(future) else ""
         if category in intermittent:
@@ -124,7 +128,9 @@ def forecast_png(history: pd.DataFrame, forecast: pd.DataFrame, categories: list
                       label="forecast / week")
             axis.set_ylabel("per week", fontsize=8)
         else:
-            axis.plot(past["day"], past["postings"], color="0.3", lw=1, label="postings")
+            # Broken where nobody looked: an unseen day is not a day without postings.
+            axis.plot(own["day"], own["postings"].where(own["observed"].astype(bool)),
+                      color="0.3", lw=1, label="postings")
             days = pd.to_datetime(future["day"])
             axis.plot(days, future["forecast"], color="tab:blue", lw=1.5, label="forecast")
             axis.fill_between(days, future["lower"], future["upper"], color="tab:blue",
