@@ -69,12 +69,17 @@ def test_scope_of_listings_and_archives():
     assert source_scope("archive:mixed.json", some) == (None, False)
     assert source_scope("archive:se.json", pd.Series(["Software Engineering"] * 100)) == (
         frozenset({"Software Engineering"}), False)
+    # Postings imputed into one category say nothing about the listing they came from.
+    assert source_scope("archive:se.json", pd.Series(["Software Engineering"] * 100 + [None])) == (
+        None, False)
     # 99 postings of one category may be a sample of everything.
     assert source_scope("archive:few.json", pd.Series(["Sales"] * 99)) == (None, False)
 
 
 def postings(rows):
-    return pd.DataFrame(rows, columns=["source", "day", "category"])
+    """Postings as listed under their category."""
+    frame = pd.DataFrame(rows, columns=["source", "day", "category"])
+    return frame.assign(listed_category=frame["category"])
 
 
 def walks(rows):

@@ -157,8 +157,8 @@ def test_the_forecast_learns_from_complete_days_else_observed_and_never_from_uns
 def test_too_little_history_is_a_clear_skip():
     short = gold(30)
     skipped = forecast_categories(short, day_after(short))
-    assert skipped.skipped == ("no category to forecast: not forecast: 30 observed days in the "
-                               "last year, a forecast needs 56")
+    assert skipped.skipped == ("no category has 56 days to learn from: at most 30 observed days "
+                               "in the last year")
     assert skipped.forecast.empty and skipped.mean_mase() is None
     # The asset writes these as its tables even when skipped: same columns as a forecast.
     assert list(skipped.forecast.columns) == FORECAST_COLUMNS

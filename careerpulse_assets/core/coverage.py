@@ -67,17 +67,20 @@ def listing_filters(source: str) -> list[tuple[str, str]]:
     return _FILTER.findall(query)
 
 
-def source_scope(source: str, posting_categories: pd.Series) -> tuple[frozenset[str] | None, bool]:
+def source_scope(source: str, listed_categories: pd.Series) -> tuple[frozenset[str] | None, bool]:
     """(categories the source sees, None for all; whether its walks may make days complete).
 
-    `posting_categories`: the gold category of each posting the source stored."""
+    `listed_categories`: the category each posting the source stored was listed under (None
+    when it was imputed or has none: an archive with such postings was not a category's
+    listing)."""
     if source.startswith("api:"):
         filters = listing_filters(source)
         categories = frozenset(value for name, value in filters if name == "category")
         partial = any(name != "category" for name, _ in filters)
         return categories or None, not partial
-    counts = posting_categories.value_counts()
-    if len(counts) == 1 and counts.iloc[0] >= MIN_POSTINGS_FOR_CATEGORY_LISTING:
+    counts = listed_categories.value_counts(dropna=False)
+    if (len(counts) == 1 and pd.notna(counts.index[0])
+            and counts.iloc[0] >= MIN_POSTINGS_FOR_CATEGORY_LISTING):
         return frozenset(counts.index), False
     return None, False
 
@@ -123,9 +126,10 @@ def seen_days(first: date, last: date, posting_days: Iterable[date]) -> set[date
 def source_coverage(
     source: str, postings: pd.DataFrame, all_postings: pd.DataFrame, walks: pd.DataFrame
 ) -> SourceCoverage:
-    """Rules 1-4 for one source. `postings`: its (day, category) rows; `all_postings`: every
-    source's, for the silences in its scope; `walks`: its (started_at, complete) rows."""
-    categories, may_complete = source_scope(source, postings["category"])
+    """Rules 1-4 for one source. `postings`: its (day, category, listed_category) rows;
+    `all_postings`: every source's, for the silences in its scope; `walks`: its (started_at,
+    complete) rows."""
+    categories, may_complete = source_scope(source, postings["listed_category"])
     covering = walks.loc[walks["complete"].astype(bool), "started_at"] if len(walks) else []
     complete = complete_days(covering) if may_complete else set()
     last_walk = [_utc(walks["started_at"].max()).date()] if len(walks) else []
@@ -142,7 +146,8 @@ def day_coverage(postings: pd.DataFrame, walks: pd.DataFrame) -> pd.DataFrame:
     and per category, columns day (date), category, observed, complete (bool).
 
     `postings`: one row per posting and source that stored it, columns source, day (UTC
-    publication day, date), category (as gold counts it). `walks`: `bronze.bronze_crawls` rows,
+    publication day, date), category (as gold counts it), listed_category (the category the
+    source listed it under; None when imputed or missing). `walks`: `bronze.bronze_crawls` rows,
     columns source, started_at (UTC timestamps), complete. No postings: an empty grid."""
     if postings.empty:
         return pd.DataFrame(columns=COVERAGE_COLUMNS)

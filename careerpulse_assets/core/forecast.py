@@ -167,6 +167,7 @@ def learning_series(gold: pd.DataFrame, today: date) -> tuple[pd.DataFrame, pd.D
             if keep.sum() >= MIN_HISTORY_DAYS:
                 break
         else:
+            row["learning_days"] = int(keep.sum())
             row["note"] = (f"not forecast: {int(keep.sum())} observed days in the last year, a "
                            f"forecast needs {MIN_HISTORY_DAYS}")
             about.append(row)
@@ -341,8 +342,10 @@ def forecast_categories(daily: pd.DataFrame, today: date, horizon: int = HORIZON
     when no category has MIN_HISTORY_DAYS days to learn from."""
     series, about = learning_series(daily, today)
     if series.empty:
-        reasons = "; ".join(about["note"].unique()) if len(about) else "no postings"
-        return ForecastResult(skipped=f"no category to forecast: {reasons}")
+        most = int(about["learning_days"].max()) if len(about) else 0
+        return ForecastResult(skipped=(
+            f"no category has {MIN_HISTORY_DAYS} days to learn from: at most {most} observed days "
+            "in the last year"))
     about = about.set_index("category")
     history = daily.assign(day=pd.to_datetime(daily["day"]))
     history = history[history["category"].isin(series["unique_id"].unique())

@@ -22,13 +22,17 @@ UNCLASSIFIED = "Unclassified"
 # (a gold built from an imputed_silver alone counts like an archive).
 POSTING_SOURCES_SQL = """
 SELECT DISTINCT coalesce(b.source, 'unknown') AS source, i.posting_id,
-       i.publication_day AS day, coalesce(i.category, $unclassified) AS category
+       i.publication_day AS day, coalesce(i.category, $unclassified) AS category,
+       CASE WHEN NOT coalesce(i.is_imputed, false) AND i.category <> $unclassified
+            THEN i.category END AS listed_category
 FROM silver.imputed_silver i
 LEFT JOIN (SELECT DISTINCT posting_id, source FROM bronze.bronze_postings) b USING (posting_id)
 """
 POSTINGS_WITHOUT_BRONZE_SQL = """
 SELECT 'unknown' AS source, posting_id, publication_day AS day,
-       coalesce(category, $unclassified) AS category
+       coalesce(category, $unclassified) AS category,
+       CASE WHEN NOT coalesce(is_imputed, false) AND category <> $unclassified
+            THEN category END AS listed_category
 FROM silver.imputed_silver
 """
 WALKS_SQL = "SELECT source, started_at, complete FROM bronze.bronze_crawls"
