@@ -61,7 +61,7 @@ def gold_daily_counts(context: AssetExecutionContext, duckdb: DuckDBResource) ->
     "its spread from the model's backtest errors), the model, and `data_until` / "
     "`data_age_days`: the newest day it learnt from and how old that is. Learns per category "
     "from the complete days of the last year (observed ones when there are too few), never "
-    "from days nobody saw. Models: seasonal naive (the baseline), AutoETS and a seasonal window "
+    "from days nobody saw. Models: seasonal naive (the baseline), ETS and a seasonal window "
     "average where a category is posted on most days, ADIDA, IMAPA, TSB and Croston SBA where it "
     "is intermittent; the better one in a rolling-origin backtest (8 origins a week apart), "
     "kept in `gold.gold_forecast_backtest` with interval coverage. Under 8 weeks of data it "

@@ -12,7 +12,8 @@ data is older than yesterday, the models forecast across the gap; the table says
 data is (`data_until`, `data_age_days`), and so does the backtest table.
 
 **Models.** Seasonal naive (the same weekday last week) is the baseline. A category posted on at
-least half of its learning days is offered AutoETS (weekly season) and a seasonal window average
+least half of its learning days is offered ETS (additive error and weekly season, no trend) and
+a seasonal window average
 (the same weekday's mean over the last 4 weeks); an intermittent one the intermittent-demand
 methods ADIDA and IMAPA (temporal aggregation), TSB and Croston SBA. A rolling-origin backtest (8
 origins a week apart, horizons 1..28 days) scores every model in every window by MASE against the
@@ -65,7 +66,10 @@ BASELINE = "SeasonalNaive"
 
 CANDIDATES = {
     "busy": {
-        "AutoETS": lambda: AutoETS(season_length=SEASON),
+        # Additive error and weekly season, no trend: searching every ETS form took 24x as long
+        # (35.9 s vs 1.5 s for the backtest of 10 one-year series) for MASE 0.867 vs 0.871, and
+        # the multiplicative ones refuse days without postings anyway.
+        "AutoETS": lambda: AutoETS(season_length=SEASON, model="ANA"),
         "SeasonalWindowAverage": lambda: SeasonalWindowAverage(
             season_length=SEASON, window_size=4, alias="SeasonalWindowAverage"),
     },
