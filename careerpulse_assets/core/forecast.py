@@ -12,18 +12,20 @@ data is older than yesterday, the models forecast across the gap; the table says
 data is (`data_until`, `data_age_days`), and so does the backtest table.
 
 **Models.** Seasonal naive (the same weekday last week) is the baseline. A category posted on at
-least half of its learning days is offered ETS (additive error and weekly season, no trend) and
-a seasonal window average
-(the same weekday's mean over the last 4 weeks); an intermittent one the intermittent-demand
-methods ADIDA and IMAPA (temporal aggregation), TSB and Croston SBA. A rolling-origin backtest (8
-origins a week apart, horizons 1..28 days) scores every model in every window by MASE against the
-window's own history (`utilsforecast.losses.mase`: the mean absolute error over the in-sample
-error of the weekly naive forecast). The score is nested: each category's model is chosen on the
-4 earlier windows and scored, with the baseline, on the 4 later ones; the forecast uses the model
-chosen over all 8. A candidate replaces the baseline when its mean MASE is lower *and* it is
-lower in most windows (on intermittent series one window where last week's posting did not
-return would otherwise switch models on noise); of several such, the lowest mean wins. A window
-whose history never changes week to week has no MASE (scale 0) and is left out with the reason.
+least half of its learning days ("busy") is offered ETS (additive error and weekly season, no
+trend) and a seasonal window average (the same weekday's mean over the last 4 weeks), chosen by
+MASE; an intermittent one the intermittent-demand methods ADIDA and IMAPA (temporal
+aggregation), TSB and Croston SBA, chosen by RMSSE, since on counts that are mostly 0 the
+absolute error is smallest for a forecast of no posting at all (Kolassa, IJF 2016). A
+rolling-origin backtest (8 origins a week apart, horizons 1..28 days) scores every model in every
+window against the window's own history (`utilsforecast.losses.mase` / `rmsse`: the error over
+the in-sample error of the weekly naive forecast). The score is nested: each category's model is
+chosen on the 4 earlier windows and scored, with the baseline, on the 4 later ones; the forecast
+uses the model chosen over all 8. A busy category keeps seasonal naive and an intermittent one
+Croston SBA unless another model has a lower mean score *and* a lower score in most windows (on
+intermittent series one window where last week's posting did not return would otherwise switch
+models on noise); of several such, the lowest mean wins. A window whose history never changes
+week to week has no score (scale 0) and is left out with the reason.
 
 **Intervals.** Counts of a few postings a day are not normal, and an interval of 0.88-1.12
 around a forecast of 1 says nothing. The 80 % interval is the 10th to the 90th percentile of a
