@@ -28,7 +28,12 @@ from ..core.decisions import (
     promotion_decision,
     training_decision,
 )
-from ..core.evaluation import MIN_POSTINGS_PER_CATEGORY, LabelledSet, labelled_set
+from ..core.evaluation import (
+    MIN_POSTINGS_PER_CATEGORY,
+    TEXT_KEY_SQL,
+    LabelledSet,
+    labelled_set,
+)
 from ..core.review import DEFAULT_RULE, JUDGED_SQL, recall_by_category
 from ..core.review import RULES as REVIEW_RULES
 from ..core.review import review_queue as ordered_queue
@@ -58,9 +63,15 @@ from .common import (
 )
 from .silver import silver_postings
 
-LABELLED_SQL = """
+# What decides whether to train: the labelled postings' categories and text keys (no texts).
+LABELLED_KEYS_SQL = f"""
+SELECT posting_id, category, category_source, {TEXT_KEY_SQL} AS text_key
+FROM silver.silver_postings WHERE category IS NOT NULL ORDER BY posting_id
+"""
+# What a training reads.
+LABELLED_SQL = f"""
 SELECT posting_id, title, description_text, category, category_source, categories,
-       publication_date
+       publication_date, {TEXT_KEY_SQL} AS text_key
 FROM silver.silver_postings WHERE category IS NOT NULL ORDER BY posting_id
 """
 # Only postings without a category need their text (to be classified). The texts stay in
@@ -151,7 +162,7 @@ def knn_classifier(
 ) -> ServingClassifier:
     bars = run_bars(context.run_config, context.resources.quality_bars.bars())
     with context.resources.duckdb.get_connection() as connection:
-        silver_labelled = connection.execute(LABELLED_SQL).fetchdf()
+        silver_labelled = connection.execute(LABELLED_KEYS_SQL).fetchdf()
         unlabelled_share = float(connection.execute(
             "SELECT avg(CASE WHEN category IS NULL THEN 1.0 ELSE 0.0 END) "
             "FROM silver.silver_postings"
@@ -185,6 +196,9 @@ def knn_classifier(
                 True, f"{reused.version} cannot be read back from MLflow: training a new one"
             )
     if serving is None:
+        with context.resources.duckdb.get_connection() as connection:
+            texts = connection.execute(LABELLED_SQL).fetchdf()
+        labelled = labelled_set(texts, config.min_postings_per_category)
         serving = _train(context, grid, labelled, settings, decision, in_service,
                          unlabelled_share, bars)
     context.log.info(f"imputation: {serving.policy.reason}")

@@ -17,6 +17,7 @@ choose a setting.
 
 from __future__ import annotations
 
+import hashlib
 from functools import cached_property
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -79,10 +80,10 @@ class LabelledSet:
     def labels(self) -> pd.Series:
         return self.postings["category"]
 
-    @cached_property  # 0.5 s at 86,000 postings: computed once
+    @cached_property
     def row_hashes(self) -> np.ndarray:
-        """One 64-bit hash per distinct (title, text, category), sorted: what a model learned
-        from. Equal exactly when the training data is (texts or labels), whatever the order."""
+        """One 64-bit hash per distinct (text, category), sorted: what a model learned from.
+        Equal exactly when the training data is (texts or labels), whatever the order."""
         return _row_hashes(self.postings)
 
     @cached_property
@@ -96,8 +97,20 @@ class LabelledSet:
 
 
 def _row_hashes(postings: pd.DataFrame) -> np.ndarray:
-    rows = postings[["title", "description_text", "category"]].fillna("")
+    rows = postings[["text_key", "category"]].fillna("")
     return np.unique(pd.util.hash_pandas_object(rows, index=False).to_numpy())
+
+
+# A posting's text as one key, in SQL: the MD5 of title, U+001F, description text. Reposts share
+# it; the labelled set and its hashes need only this key, not the texts (86,000 texts are read
+# only when a training needs them).
+TEXT_KEY_SQL = "md5(coalesce(title, '') || chr(31) || coalesce(description_text, ''))"
+
+
+def text_keys(postings: pd.DataFrame) -> pd.Series:
+    """`TEXT_KEY_SQL` computed in Python (equal, tested), for frames not read from DuckDB."""
+    joined = postings["title"].fillna("") + "\x1f" + postings["description_text"].fillna("")
+    return joined.map(lambda text: hashlib.md5(text.encode()).hexdigest())
 
 
 # Above this many learnable postings the hold-out and time-ordered evaluations (selection, fit,
@@ -142,13 +155,18 @@ def labelled_changes(trained_on: np.ndarray, now: np.ndarray) -> tuple[int, floa
 def labelled_set(
     silver: pd.DataFrame, min_postings: int = MIN_POSTINGS_PER_CATEGORY
 ) -> LabelledSet:
+    """The learnable labelled postings of `silver` (posting_id, category, category_source and
+    `text_key`, or the texts it is computed from; the texts too when a model is to be fit),
+    reposts removed; NotEnoughLabels when fewer than 2 categories are learnable."""
     # Sorted by id, so splits and the repost kept do not depend on the order rows were read in;
     # of reposts, one a reviewer labelled is kept (a reviewer's label is the one to learn).
     labelled = silver[silver["category"].notna()].sort_values("posting_id", kind="stable")
+    if "text_key" not in labelled:
+        labelled = labelled.assign(text_key=text_keys(labelled))
     by_reviewer = (labelled["category_source"] == "label" if "category_source" in labelled
                    else pd.Series(False, index=labelled.index))
     unique = (labelled.assign(_api=~by_reviewer).sort_values("_api", kind="stable")
-              .drop_duplicates(["title", "description_text"], keep="first")
+              .drop_duplicates("text_key", keep="first")
               .sort_values("posting_id", kind="stable").drop(columns="_api"))
     counts = unique["category"].value_counts()
     learnable = counts[counts >= min_postings].index
