@@ -122,3 +122,47 @@ def test_with_labels_too_few_to_train_a_classifier_the_run_still_delivers(tmp_pa
     assert query(settings, "SELECT sum(postings) AS n FROM gold.gold_daily_counts")["n"][0] == 35
     assert check_results(result)["gold_full_grid_sums_to_silver"] is True
     assert check_results(result)["imputation_coverage"] is False
+
+
+def test_spelling_variants_are_one_category_and_a_category_the_api_serves_is_a_label(
+    tmp_path, settings_for
+):
+    import mlflow
+
+    from .muse_fixtures import synthetic_postings
+
+    items = synthetic_postings()  # 14 each of Software Engineering, Healthcare, Sales; 12 without
+    variants = {"Healthcare": ["Nursing & Care", "nursing and care", "Nursing  and  Care"],
+                "Sales": ["Data & Analytics", "data and analytics", "Data\u00a0and Analytics"]}
+    seen = {name: 0 for name in variants}
+    for item in items:
+        names = variants.get(item["categories"][0]["name"]) if item["categories"] else None
+        if names:  # 8 of each category's 14 in the first spelling, 3 in each of the others
+            n = seen[item["categories"][0]["name"]]
+            seen[item["categories"][0]["name"]] += 1
+            item["categories"] = [{"name": names[0 if n < 8 else 1 if n < 11 else 2]}]
+    unlabelled = next(i for i in items if not i["categories"] and "Nurse" in i["name"])
+    settings = settings_for(archive=write_archive(tmp_path / "archive", items))
+    settings.labels_dir.mkdir(parents=True)
+    (settings.labels_dir / "ana.csv").write_text(
+        f"posting_id,category\n{unlabelled['id']},NURSING AND CARE\n")
+    result = materialize_graph(settings, SMALL_GRID)
+
+    assert result.success
+    counted = query(settings, "SELECT category, count(*) AS n FROM silver.silver_postings "
+                              "WHERE category_source = 'api' GROUP BY 1 ORDER BY 1")
+    assert counted.values.tolist() == [["Data and Analytics", 14], ["Nursing & Care", 14],
+                                       ["Software Engineering", 14]]
+    client = mlflow.MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("careerpulse").experiment_id])
+    assert run.data.params["n_classes"] == "3"
+    label = query(settings, f"SELECT category, category_source FROM silver.imputed_silver "
+                            f"WHERE posting_id = {unlabelled['id']}")
+    assert label.values.tolist() == [["Nursing & Care", "label"]]
+    assert query(settings, "SELECT count(*) AS n FROM silver.label_quarantine")["n"][0] == 0
+    known = [e for e in result.get_asset_check_evaluations()
+             if e.asset_check_key.name == "category_names_known"][0]
+    assert not known.passed
+    assert set(known.metadata["unknown_names"].value) == {
+        "Nursing & Care", "nursing and care", "Nursing  and  Care"}
+    assert "map each to a current name" in known.description
