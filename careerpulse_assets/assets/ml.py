@@ -235,12 +235,9 @@ def _reuse(
     if loaded is None:
         return None
     evaluation, reference, stored = loaded
-    policy = stored if stored is not None and stored.bars == bars else None
-    if policy is None:  # the bars changed since it was trained: choose its threshold again
-        oof = load_out_of_fold(registered)
-        if oof is None:
-            return None
-        policy = imputation_policy(oof, bars)
+    policy = _policy_for(registered, stored, bars)
+    if policy is None:
+        return None
     return ServingClassifier(
         model=context.resources.model_store.load(registered.version),
         version=registered.version,
@@ -251,6 +248,17 @@ def _reuse(
         policy=policy,
         becomes_champion=becomes_champion,
     )
+
+
+def _policy_for(
+    registered: RegisteredVersion, stored: ImputationPolicy | None, bars: Bars
+) -> ImputationPolicy | None:
+    """A version's imputation policy for `bars`: the one chosen at its training, or chosen again
+    from its out-of-fold predictions when the bars changed since; None when neither is readable."""
+    if stored is not None and stored.bars == bars:
+        return stored
+    oof = load_out_of_fold(registered)
+    return imputation_policy(oof, bars) if oof is not None else None
 
 
 def _train(
@@ -303,7 +311,9 @@ def _train(
     if promotion.promote:
         return ServingClassifier(training.model, version, run.info.run_id, evaluation, reference,
                                  outcome, policy, becomes_champion=True)
-    # The champion stays in service, judged on today's postings on the same folds.
+    # The champion stays in service, judged on today's postings on the same folds; it imputes
+    # as its own nested estimate allows (its settings scored on today's folds were chosen on
+    # about these postings: no threshold is chosen on that).
     kept = load_evaluation(in_service)
     return ServingClassifier(
         model=context.resources.model_store.load(in_service.version),
@@ -312,7 +322,8 @@ def _train(
         evaluation=evaluation_of(training.champion, champion_params.describe(), labelled),
         reference=kept[1] if kept else reference,
         outcome=outcome,
-        policy=imputation_policy(training.champion.oof, bars),
+        policy=(kept and _policy_for(in_service, kept[2], bars))
+        or imputation_policy(training.champion.oof, bars),
     )
 
 
