@@ -165,12 +165,16 @@ def _classifier_lines(meta: dict) -> list[str]:
                                     else "0: every posting" if threshold == 0
                                     else f"confidence ≥ {threshold:.3f}"),
     ]
-    if threshold is not None:
+    candidate = meta.get("candidate_threshold")
+    if candidate is not None:
+        # What is written, or what the candidate threshold would write: how far from the bars.
+        label = ("written (est.)" if threshold is not None
+                 else f"at ≥ {candidate:.3f} (est.)")
         lines.append(
-            f"  written (est.)     accuracy {_interval(meta, 'written', 'accuracy')}, macro-F1 "
-            f"{_interval(meta, 'written', 'macro_f1')}, coverage "
-            f"{_interval(meta, 'written', 'coverage', percent=True)} (95 % intervals; nested "
-            f"out-of-fold over {meta['oof_postings']:,} labelled postings; {meta['bars']})"
+            f"  {label:<18} accuracy {_interval(meta, 'candidate', 'accuracy')}, macro-F1 "
+            f"{_interval(meta, 'candidate', 'macro_f1')}, coverage "
+            f"{_interval(meta, 'candidate', 'coverage', percent=True)} (95 % intervals; nested "
+            f"out-of-fold over {meta['oof_postings']:,} labelled postings; bars: {meta['bars']})"
         )
     if "oof_accuracy" in meta:
         lines.append(

@@ -193,6 +193,7 @@ def log_training(
     if training.comparison is not None:
         metrics |= training.comparison.flat()
     metrics |= {f"written_{name}": value for name, value in policy.written.items()}
+    metrics |= {f"candidate_{name}": value for name, value in policy.estimate.items()}
     if policy.threshold is not None:
         metrics["imputation_threshold"] = policy.threshold
     mlflow.log_metrics(metrics)

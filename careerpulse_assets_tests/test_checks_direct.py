@@ -71,11 +71,11 @@ def serving(accuracy=0.93, macro_f1=0.8, coverage=0.9, threshold=0.6, counts=Non
             bars=Bars(0.9, 0.7)) -> ServingClassifier:
     written = with_intervals(accuracy=accuracy, macro_f1=macro_f1, coverage=coverage)
     policy = (ImputationPolicy(threshold, bars, f"imputes postings with confidence ≥ {threshold}",
-                               written, 1200, ["Healthcare", "Sales"])
+                               threshold, written, 1200, ["Healthcare", "Sales"])
               if threshold is not None else
               ImputationPolicy(None, bars, "no confidence threshold gives out-of-fold imputations "
                                "with accuracy ≥ 0.90 and macro-F1 ≥ 0.70: nothing is imputed",
-                               {"coverage": 0.0}, 1200, ["Healthcare", "Sales"]))
+                               None, {}, 1200, ["Healthcare", "Sales"]))
     return ServingClassifier(
         model=None, version="models:/careerpulse-knn-category/3", run_id="r",
         evaluation=Evaluation("k=5", with_intervals(accuracy=0.88, macro_f1=0.7), 1200,

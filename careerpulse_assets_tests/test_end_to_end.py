@@ -1,7 +1,9 @@
 """The real shared postings, served page by page on loopback, through `make run`'s entry point."""
 
-import pytest
 import os
+import re
+
+import pytest
 import subprocess
 import sys
 
@@ -57,6 +59,10 @@ def test_make_run_over_http_ingests_every_shared_posting(shared_items, settings_
     assert unclassified + written == 172  # the postings without one (170 + 2 'Unknown')
     assert f"imputed            {written} of 172 postings without a category" in summary
     assert "threshold          " in summary and "gold_full_grid_sums_to_silver    passed" in summary
+    # The estimate of what is (or, held back, would be) written, with its intervals.
+    assert re.search(r"  (written \(est\.\)|at ≥ 0\.\d{3} \(est\.\)) +accuracy 0\.\d{3} "
+                     r"\[0\.\d{3}–0\.\d{3}\], macro-F1 0\.\d{3} \[0\.\d{3}–0\.\d{3}\], "
+                     r"coverage \d+\.\d% \[", summary), summary
     gold = query(settings, "SELECT sum(postings) AS n FROM gold.gold_daily_counts")["n"][0]
     assert gold == SHARED_UNIQUE_POSTINGS
     assert query(settings, "SELECT count(*) AS n FROM gold.gold_category_forecast")["n"][0] > 0

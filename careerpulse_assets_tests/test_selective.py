@@ -98,6 +98,11 @@ def test_the_policy_imputes_only_when_the_nested_estimate_meets_the_bars():
     assert everything.reason.startswith("imputes every posting")
     nothing = imputation_policy(oof, Bars(0.999, 0.9), resamples=50)
     assert not nothing.imputes and nothing.written == {"coverage": 0.0}
+    # A candidate that does not hold up nested is kept, with its estimate, to say how far off.
+    held_back = imputation_policy(oof, Bars(0.9, 0.85), resamples=50)
+    assert not held_back.imputes and held_back.candidate is not None
+    assert held_back.estimate["accuracy"] < 0.9 and "accuracy_ci_low" in held_back.estimate
+    assert held_back.written == {"coverage": 0.0}
 
 
 @pytest.mark.parametrize("threshold, nested, imputes, start", [

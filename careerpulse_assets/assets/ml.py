@@ -220,7 +220,7 @@ def _no_model(
         evaluation=Evaluation("no model", {}, 0, "not estimated: no model"),
         reference=DriftReference({str(k): int(v) for k, v in counts.items()}, unlabelled_share),
         outcome=Outcome(False, reason),
-        policy=ImputationPolicy(None, bars, reason, {"coverage": 0.0}, 0),
+        policy=ImputationPolicy(None, bars, reason, None, {}, 0),
     )
 
 
@@ -380,6 +380,10 @@ def _classifier_metadata(serving: ServingClassifier, run_url: str | None) -> dic
         "imputation_threshold": policy.threshold,
         "bars": policy.bars.describe(),
         **{f"written_{name}": value for name, value in rounded(policy.written).items()},
+        # The threshold chosen on every out-of-fold prediction, and the nested estimate of what
+        # it writes (the same as written_* when it is in use).
+        "candidate_threshold": policy.candidate,
+        **{f"candidate_{name}": value for name, value in rounded(policy.estimate).items()},
         "judged_categories": policy.judged_categories,
         # The model's every out-of-fold prediction, the threshold aside.
         **{f"oof_{name}": value for name, value in rounded(evaluation.estimate).items()},

@@ -32,7 +32,7 @@ import numpy as np
 
 from .decisions import Bars, imputation_decision
 from .evaluation import BOOTSTRAP_RESAMPLES, judged_categories
-from .out_of_fold import OutOfFold, estimate, point_metrics
+from .out_of_fold import OutOfFold, estimate
 
 
 @dataclass(frozen=True)
@@ -124,27 +124,32 @@ def deployed_threshold(oof: OutOfFold, bars: Bars, judged: list[str]) -> float |
 class ImputationPolicy:
     """Which postings the model in service may impute, and how good what it writes is.
 
-    `threshold`: impute a posting when its confidence is at least this (0: every posting);
-    None: impute nothing. `written`: the nested estimate of the written imputations (accuracy,
-    macro_f1, coverage, each with `_ci_low` / `_ci_high`, 95 %); `coverage` 0 alone when nothing
-    is written. `best_effort`: the nested figures the threshold would have had, when it was not
-    good enough to use (for the reason and the summary)."""
+    `candidate`: the threshold chosen on every out-of-fold prediction for `bars` (0: every
+    posting; None: no confidence meets them); `estimate`: the nested estimate of what the
+    candidate writes (accuracy, macro_f1, coverage, each with `_ci_low` / `_ci_high`, 95 %;
+    empty without a candidate). `threshold`: the candidate when its estimate meets the bars,
+    else None: nothing is imputed. `written`: the estimate of what is written (coverage 0 alone
+    when nothing is)."""
 
     threshold: float | None
     bars: Bars
     reason: str
-    written: dict[str, float]
+    candidate: float | None
+    estimate: dict[str, float]
     postings: int
     judged_categories: list[str] = field(default_factory=list)
-    best_effort: dict[str, float] = field(default_factory=dict)
 
     @property
     def imputes(self) -> bool:
         return self.threshold is not None
 
+    @property
+    def written(self) -> dict[str, float]:
+        return self.estimate if self.imputes else {"coverage": 0.0}
+
     def summary(self) -> dict:
         """As JSON (evaluation.json keeps it beside the model's figures)."""
-        return {**asdict(self), "bars": asdict(self.bars)}
+        return asdict(self)
 
     @classmethod
     def from_summary(cls, summary: dict) -> ImputationPolicy:
@@ -164,15 +169,10 @@ def imputation_policy(
 ) -> ImputationPolicy:
     """The threshold for `bars` and the nested estimate of what it writes (see the module)."""
     judged = judged_categories(oof.truth)
-    threshold = deployed_threshold(oof, bars, judged)
-    nested = nested_written(oof, bars, judged) if threshold is not None else None
-    point = point_metrics(oof, nested) if nested is not None else None
-    decision = imputation_decision(bars, threshold, point, bool(judged))
-    if decision.threshold is None:
-        return ImputationPolicy(None, bars, decision.reason, {"coverage": 0.0}, len(oof.truth),
-                                judged, point or {})
-    return ImputationPolicy(
-        decision.threshold, bars, decision.reason,
-        _with_intervals(estimate(oof, resamples=resamples, written=nested)), len(oof.truth),
-        judged,
-    )
+    candidate = deployed_threshold(oof, bars, judged)
+    nested = nested_written(oof, bars, judged) if candidate is not None else None
+    figures = (_with_intervals(estimate(oof, resamples=resamples, written=nested))
+               if nested is not None else {})
+    decision = imputation_decision(bars, candidate, figures or None, bool(judged))
+    return ImputationPolicy(decision.threshold, bars, decision.reason, candidate, figures,
+                            len(oof.truth), judged)
