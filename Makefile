@@ -14,9 +14,11 @@ export MLFLOW_PORT ?= 5000
 .PHONY: run test ui serve review bench clean
 
 # Each writes $(DAGSTER_HOME)/dagster.yaml first (SQLite, or PostgreSQL with DAGSTER_POSTGRES_URL).
+# CONFIG=path.yaml: the run config (op config, the checks' bars) for this run.
 JOB ?= careerpulse_all
+CONFIG ?=
 run: $(INSTALLED)
-	$(BIN)/python -m careerpulse_assets.run $(JOB)
+	$(BIN)/python -m careerpulse_assets.run $(JOB) $(if $(CONFIG),--config "$(CONFIG)")
 
 # Two workers, one test file each at a time (files share fixtures and servers): 7 minutes here
 # instead of 12. `.venv/bin/pytest -m "not slow"` is the quick loop (under a minute).

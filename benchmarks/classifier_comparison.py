@@ -30,13 +30,13 @@ from careerpulse_assets.core.postings import InvalidPosting, check_item, silver_
 from careerpulse_assets.core.selection import SEED_GRID, select_knn
 
 from .baselines import gridsearch_seed, seed_method
-from careerpulse_assets.core.taxonomy import load_taxonomy
+from careerpulse_assets.core.taxonomy import category_names, load_taxonomy
 from careerpulse_assets.muse.archive import iter_archive_pages
 
 
 def silver_from_archive(folder: Path) -> pd.DataFrame:
-    """Silver as the pipeline builds it: latest payload per id, categories under current names."""
-    taxonomy = load_taxonomy()
+    """Silver as the pipeline builds it: latest payload per id, categories under the names they
+    are counted under (current names; spellings compared as `core.taxonomy.name_key` does)."""
     rows = {}
     for page in iter_archive_pages(folder):
         for item in page.items:
@@ -45,9 +45,11 @@ def silver_from_archive(folder: Path) -> pd.DataFrame:
             except InvalidPosting:
                 continue
             row = silver_row(item)
-            row["category"] = taxonomy.old_to_current.get(row["category"], row["category"])
             rows[row["posting_id"]] = row
-    return pd.DataFrame(list(rows.values()))
+    silver = pd.DataFrame(list(rows.values()))
+    names = category_names(load_taxonomy(), silver["categories"].explode().value_counts().to_dict())
+    silver["category"] = [names.counted_as(c) if c is not None else None for c in silver["category"]]
+    return silver
 
 
 def fmt(report, name):

@@ -68,6 +68,9 @@ class RunFigures:
     step_seconds: dict[str, float] = field(default_factory=dict)
     checks_seconds: float = 0.0
     summary: str = ""
+    # The machine's 1-minute load average at the start and the end of the run: times measured
+    # beside other work are not the machine's (2 cores: a load of 4 about halves a run's speed).
+    load: tuple[float, float] = (0.0, 0.0)
 
 
 @dataclass
@@ -92,7 +95,7 @@ def run_make_run(env: dict, profile_to: Path | None = None) -> RunFigures:
     if profile_to is not None:
         command = [sys.executable, "-m", "pyinstrument", "--show-all", "-o", str(profile_to),
                    "-m", "careerpulse_assets.run"]
-    started = time.perf_counter()
+    started, load_before = time.perf_counter(), os.getloadavg()[0]
     child = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True)
     output = child.stdout.read()
@@ -100,7 +103,8 @@ def run_make_run(env: dict, profile_to: Path | None = None) -> RunFigures:
     seconds = time.perf_counter() - started
     child.returncode = os.waitstatus_to_exitcode(status)
     summary = output[output.find("CareerPulse run"):]
-    figures = RunFigures(seconds, usage.ru_maxrss / 1024**2, child.returncode, summary=summary)
+    figures = RunFigures(seconds, usage.ru_maxrss / 1024**2, child.returncode, summary=summary,
+                         load=(load_before, os.getloadavg()[0]))
     figures.step_seconds, figures.checks_seconds = step_times(Path(env["DAGSTER_HOME"]))
     return figures
 
@@ -249,6 +253,9 @@ def report(results: list[SizeFigures], seconds: float) -> str:
             f"{'' if r.incremental.exit_code == 0 else ' (exit ' + str(r.incremental.exit_code) + ')'} | "
             f"{_steps(r.incremental)} | {r.incremental.peak_rss_gib:.2f} |"
         )
+    loads = "; ".join(f"{r.n:,}: full run {r.full.load[0]:.1f}–{r.full.load[1]:.1f}, incremental "
+                      f"{r.incremental.load[0]:.1f}–{r.incremental.load[1]:.1f}" for r in results)
+    lines += ["", f"Load average (1 min) at the start and end of each run: {loads}."]
     lines += [
         "",
         "| postings | TF-IDF of postings to impute (postings/s) | imputation predict, ours "

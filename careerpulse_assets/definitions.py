@@ -24,6 +24,7 @@ from .checks import (
     category_names_known,
     forecast_beats_seasonal_naive,
     gold_full_grid_sums_to_silver,
+    imputation_coverage,
     knn_holdout_accuracy,
     knn_holdout_macro_f1,
     silver_posting_id_unique,
@@ -33,6 +34,7 @@ from .resources import (
     CareerPulseDuckDB,
     ModelStore,
     MuseApi,
+    QualityBars,
     ReviewerLabels,
     mlflow_tracking,
 )
@@ -58,6 +60,9 @@ def build_resources(settings: Settings) -> dict:
         "model_io_manager": FilesystemIOManager(base_dir=str(settings.storage_dir)),
         "model_store": ModelStore(folder=str(settings.storage_dir / "models")),
         "reviewer_labels": ReviewerLabels(folder=str(settings.labels_dir)),
+        "quality_bars": QualityBars(min_accuracy=settings.min_accuracy,
+                                    min_macro_f1=settings.min_macro_f1,
+                                    min_coverage=settings.min_coverage),
         "mlflow": mlflow_tracking.configured(
             {
                 "experiment_name": EXPERIMENT_NAME,
@@ -98,6 +103,7 @@ def build_definitions(settings: Settings) -> Definitions:
             build_newest_posting_age_check(settings.max_posting_age_days),
             category_names_known,
             category_drift,
+            imputation_coverage,
             gold_full_grid_sums_to_silver,
             forecast_beats_seasonal_naive,
             *freshness_checks,

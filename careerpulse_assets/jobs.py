@@ -19,8 +19,9 @@ retraining_job = define_asset_job(
     "careerpulse_retrain",
     selection=AssetSelection.assets("knn_classifier").downstream(),
     config={"ops": {"knn_classifier": {"config": {"force_retrain": True}}}},
-    description="Retrain the classifier even on unchanged labels, then re-impute and rebuild "
-    "gold and the forecast.",
+    description="Retrain the classifier whatever share of the labels changed (never on the very "
+    "labels and code of the model in service: that would learn the same model), then re-impute "
+    "and rebuild gold and the forecast.",
 )
 
 daily_retraining_schedule = ScheduleDefinition(
@@ -29,6 +30,7 @@ daily_retraining_schedule = ScheduleDefinition(
     cron_schedule="0 3 * * *",
     execution_timezone="UTC",
     default_status=DefaultScheduleStatus.STOPPED,
-    description="Retrains the classifier every day at 03:00 UTC. Stopped by default: the "
-    "classifier already retrains when its labels change or drift is flagged.",
+    description="Retrains the classifier every day at 03:00 UTC when any label changed. Stopped "
+    "by default: the classifier already retrains when reviewers' labels or 5 % of the labels "
+    "change.",
 )

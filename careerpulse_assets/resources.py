@@ -23,13 +23,19 @@ from dagster_mlflow.resources import CONFIG_SCHEMA as MLFLOW_CONFIG_SCHEMA
 from dagster_mlflow.resources import MlFlow
 from mlflow.entities import RunStatus
 
+from .core.decisions import Bars
 from .core.labels import LabelFile
 from .core.postings import InvalidPosting, check_item, parse_publication_date
 from .muse.archive import iter_archive_pages
 from .muse.client import fetch_page, iter_api_pages, make_session
 from .muse.pages import RawPage
 from .recovery import WORKER_TAG, worker_identity
-from .settings import DEFAULT_MUSE_BASE_URL
+from .settings import (
+    DEFAULT_MIN_ACCURACY,
+    DEFAULT_MIN_COVERAGE,
+    DEFAULT_MIN_MACRO_F1,
+    DEFAULT_MUSE_BASE_URL,
+)
 from .tracking import fail_abandoned_runs, load_model
 
 
@@ -204,6 +210,20 @@ def mlflow_tracking(context: InitResourceContext):
         context.log.warning(f"MLflow run {run_id} was left RUNNING by a Dagster run that is "
                             "over (killed?): marked FAILED")
     return tracking
+
+
+class QualityBars(ConfigurableResource):
+    """The bars the classifier's written imputations must reach (`CAREERPULSE_MIN_ACCURACY`,
+    `CAREERPULSE_MIN_MACRO_F1`) and the coverage below which `imputation_coverage` warns
+    (`CAREERPULSE_MIN_COVERAGE`), read by `knn_classifier` (it chooses the threshold for them)
+    and by the checks (they judge against them)."""
+
+    min_accuracy: float = DEFAULT_MIN_ACCURACY
+    min_macro_f1: float = DEFAULT_MIN_MACRO_F1
+    min_coverage: float = DEFAULT_MIN_COVERAGE
+
+    def bars(self) -> Bars:
+        return Bars(self.min_accuracy, self.min_macro_f1)
 
 
 class ReviewerLabels(ConfigurableResource):

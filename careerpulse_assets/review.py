@@ -45,8 +45,9 @@ def queue_from_newest_model(connection, settings: Settings) -> tuple[pd.DataFram
     if newest is None:
         return None
     model = ModelStore(folder=str(settings.storage_dir / "models")).load(newest.version)
+    # Not in service: it imputes nothing (threshold None), but its guesses order the queue.
     imputed, _ = impute_categories(connection.execute(UNLABELLED_SQL).fetchdf(), model,
-                                   newest.version)
+                                   newest.version, threshold=None)
     return review_queue(imputed, DEFAULT_RULE), newest.version
 
 

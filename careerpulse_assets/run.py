@@ -1,8 +1,11 @@
 """`make run`: bring every asset up to date in one run and print what came out.
 
-`python -m careerpulse_assets.run [JOB]` runs another job (`careerpulse_ingestion`,
-`careerpulse_retrain`) the same way; `make run JOB=...` passes it. The run is recorded in the
-Dagster instance at DAGSTER_HOME, so `make ui` shows it afterwards.
+`python -m careerpulse_assets.run [JOB] [--config FILE]` runs another job
+(`careerpulse_ingestion`, `careerpulse_retrain`) the same way (`make run JOB=...`), with the run
+config in a YAML file (`make run CONFIG=path.yaml`: op config, check bars). The run is recorded
+in the Dagster instance at DAGSTER_HOME, so `make ui` shows it afterwards. It exits 0 when every
+asset of the job was written, whatever a check said (failed checks head the summary), 1 when
+one was not.
 """
 
 from __future__ import annotations
@@ -60,14 +63,39 @@ def _table_counts(path: Path) -> dict:
             "imputed": _count(
                 connection, "SELECT count(*) FROM silver.imputed_silver WHERE is_imputed"
             ),
+            "unclassified": _count(
+                connection, "SELECT count(*) FROM silver.imputed_silver "
+                "WHERE category_source = 'unclassified'"
+            ),
             "gold rows": _count(connection, "SELECT count(*) FROM gold.gold_daily_counts"),
             "forecast rows": _count(connection, "SELECT count(*) FROM gold.gold_category_forecast"),
         }
 
 
+def _check_line(evaluation) -> str:
+    status = "passed" if evaluation.passed else f"FAILED ({evaluation.severity.value})"
+    evaluated = evaluation.metadata.get("evaluated")
+    if evaluated is not None and not evaluated.value:
+        status = f"NOT EVALUATED ({evaluation.severity.value})"
+    return (f"{evaluation.asset_check_key.name:<32} {status}"
+            + (f": {_cut(evaluation.description)}" if evaluation.description else ""))
+
+
+def delivered(result, asset_names: list[str]) -> bool:
+    """Whether every asset of the run's job was written (`make run` exits 0 then, whatever a
+    check said: the failed ones head the summary)."""
+    return not _missing(result, asset_names)
+
+
 def summary_lines(result, settings, seconds: float, asset_names: list[str]) -> list[str]:
-    lines = [f"CareerPulse run {result.run_id}: {'succeeded' if result.success else 'FAILED'} "
-             f"in {seconds:.1f} s"]
+    verdict = ("succeeded" if result.success
+               else "delivered, with failures listed below" if delivered(result, asset_names)
+               else "FAILED")
+    lines = [f"CareerPulse run {result.run_id}: {verdict} in {seconds:.1f} s"]
+    failed = [e for e in result.get_asset_check_evaluations() if not e.passed]
+    if failed:
+        lines.append("  failed checks:")
+        lines += [f"    {_check_line(e)}" for e in failed]
     if not settings.duckdb_path.exists():
         return lines + [f"  nothing was written to {settings.duckdb_path}"] + _step_failures(result)
     try:
@@ -96,19 +124,13 @@ def summary_lines(result, settings, seconds: float, asset_names: list[str]) -> l
                 f"skipped: {meta['skipped']}" if "skipped" in meta else
                 f"{meta['first_day']} to {meta['last_day']}, learnt from data until "
                 f"{meta['data_until']} ({meta['data_age_days']} days before today)"))
+        elif name == "imputed_silver" and "unclassified_postings" in meta:
+            lines.append(_imputed_line(meta))
         elif name == "review_queue":
             lines.append(f"  review queue       {meta['dagster/row_count']} postings "
                          "(silver.review_queue; `make review N=50` writes a file to fill in)")
     lines.append("  checks:")
-    for evaluation in result.get_asset_check_evaluations():
-        status = "passed" if evaluation.passed else f"FAILED ({evaluation.severity.value})"
-        evaluated = evaluation.metadata.get("evaluated")
-        if evaluated is not None and not evaluated.value:
-            status = f"NOT EVALUATED ({evaluation.severity.value})"
-        lines.append(
-            f"    {evaluation.asset_check_key.name:<32} {status}"
-            + (f": {_cut(evaluation.description)}" if evaluation.description else "")
-        )
+    lines += [f"    {_check_line(e)}" for e in result.get_asset_check_evaluations()]
     lines += _step_failures(result)
     lines += _not_materialized(result, asset_names)
     artifacts = "kept by the server" if settings.mlflow_is_server else settings.mlflow_artifacts
@@ -123,23 +145,56 @@ def summary_lines(result, settings, seconds: float, asset_names: list[str]) -> l
     return lines
 
 
-def _classifier_lines(meta: dict) -> list[str]:
-    def interval(name: str) -> str:
-        return (f"{meta[f'gate_{name}']:.3f} [{meta[f'gate_{name}_ci_low']:.3f}–"
-                f"{meta[f'gate_{name}_ci_high']:.3f}]")
+def _interval(meta: dict, prefix: str, name: str, percent: bool = False) -> str:
+    value = meta.get(f"{prefix}_{name}")
+    if value is None or value != value:  # absent, or NaN: not estimated
+        return "not estimated"
+    low, high = meta[f"{prefix}_{name}_ci_low"], meta[f"{prefix}_{name}_ci_high"]
+    if percent:
+        return f"{value:.1%} [{low:.1%}–{high:.1%}]"
+    return f"{value:.3f} [{low:.3f}–{high:.3f}]"
 
+
+def _classifier_lines(meta: dict) -> list[str]:
     lines = [
         f"  classifier         {meta['chosen']}",
         f"  {'trained' if meta['retrained'] else 'not trained':<18} because {_cut(meta['reason'])}",
     ]
     if "challenger" in meta:
         lines.append(f"  challenger         {meta['challenger']}: {_cut(meta['promotion'])}")
+    threshold = meta.get("imputation_threshold")
     lines += [
         f"  champion           {meta['champion']}",
-        f"  quality gate       accuracy {interval('accuracy')}, macro-F1 {interval('macro_f1')} "
-        f"(95 % intervals; {meta['gate_method']})",
+        f"  imputation         {_cut(meta['imputation'])}",
+        "  threshold          " + ("none: nothing is imputed" if threshold is None
+                                    else "0: every posting" if threshold == 0
+                                    else f"confidence ≥ {threshold:.3f}"),
     ]
+    candidate = meta.get("candidate_threshold")
+    if candidate is not None:
+        # What is written, or what the candidate threshold would write: how far from the bars.
+        label = ("written (est.)" if threshold is not None
+                 else f"at ≥ {candidate:.3f} (est.)")
+        lines.append(
+            f"  {label:<18} accuracy {_interval(meta, 'candidate', 'accuracy')}, macro-F1 "
+            f"{_interval(meta, 'candidate', 'macro_f1')}, coverage "
+            f"{_interval(meta, 'candidate', 'coverage', percent=True)} (95 % intervals; nested "
+            f"out-of-fold over {meta['oof_postings']:,} labelled postings; bars: {meta['bars']})"
+        )
+    if "oof_accuracy" in meta:
+        lines.append(
+            f"  every prediction   accuracy {_interval(meta, 'oof', 'accuracy')}, macro-F1 "
+            f"{_interval(meta, 'oof', 'macro_f1')} (no threshold; {meta['oof_method']})"
+        )
     return lines
+
+
+def _imputed_line(meta: dict) -> str:
+    imputed, unclassified = meta["imputed_postings"], meta["unclassified_postings"]
+    coverage = meta.get("coverage")
+    return (f"  imputed            {imputed} of {imputed + unclassified} postings without a "
+            f"category" + (f" (coverage {coverage:.1%})" if coverage is not None else "")
+            + f", {unclassified} Unclassified")
 
 
 def _cut(text: str, limit: int = 300) -> str:
@@ -160,9 +215,9 @@ def _step_failures(result) -> list[str]:
         ):
             # The check's own line above says what failed; say what helps.
             lines.append(
-                f"  {event.step_key} stopped the run: label postings of the weak categories the "
-                "classifier's metadata names; `make review N=50` hands out those it is least sure "
-                "of (README: People in the loop)"
+                f"  {event.step_key} stopped the run: the imputations it would write fall short "
+                "of a bar set in the run config; the classifier chooses its threshold for the "
+                "bars the checks use (README: The classifier and its checks)"
             )
         elif event.is_step_failure:
             lines.append(
@@ -175,12 +230,16 @@ def _step_failures(result) -> list[str]:
     return lines
 
 
-def _not_materialized(result, asset_names: list[str]) -> list[str]:
+def _missing(result, asset_names: list[str]) -> list[str]:
     done = {
         event.step_materialization_data.materialization.asset_key.to_user_string()
         for event in result.get_asset_materialization_events()
     }
-    missing = [name for name in asset_names if name not in done]
+    return [name for name in asset_names if name not in done]
+
+
+def _not_materialized(result, asset_names: list[str]) -> list[str]:
+    missing = _missing(result, asset_names)
     if not missing:
         return []
     return [f"  not materialised in this run: {', '.join(missing)} (tables keep earlier contents)"]
@@ -236,8 +295,35 @@ def watching_the_pool(instance, pool: str, run_id: str):
         thread.join(timeout=5)
 
 
+# Step starts, page counts and failures; Dagster's DEBUG events stay in the UI.
+LOGGERS = {"console": {"config": {"log_level": "INFO"}}}
+
+
+def run_config_from(path: str | None) -> dict:
+    """The run config in a YAML file (a mapping: `ops`, `resources`, ...), with the console
+    logger at INFO unless it sets `loggers`; ValueError saying what is wrong with it."""
+    if path is None:
+        return {"loggers": LOGGERS}
+    import yaml
+
+    try:
+        config = yaml.safe_load(Path(path).read_text())
+    except OSError as exc:
+        raise ValueError(f"cannot read the run config {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ValueError(f"the run config {path} is not YAML: {str(exc).splitlines()[0]}") from None
+    if config is None:
+        config = {}
+    if not isinstance(config, dict):
+        raise ValueError(f"the run config {path} must be a mapping (ops: ..., resources: ...), "
+                         f"not a {type(config).__name__}")
+    return {"loggers": LOGGERS, **config}
+
+
 def main(argv: list[str] | None = None) -> int:
-    from dagster import BetaWarning, DagsterInstance
+    import argparse
+
+    from dagster import BetaWarning, DagsterInstance, DagsterInvalidConfigError
 
     warnings.filterwarnings("ignore", category=BetaWarning)  # dagster-mlflow is marked beta
 
@@ -248,9 +334,14 @@ def main(argv: list[str] | None = None) -> int:
     from .recovery import WORKER_TAG, recover_dead_runs, worker_identity
     from .settings import Settings, SettingsError
 
+    parser = argparse.ArgumentParser(prog="python -m careerpulse_assets.run")
+    parser.add_argument("job", nargs="?", default="careerpulse_all")
+    parser.add_argument("--config", help="a YAML file of run config")
+    args = parser.parse_args(argv if argv is not None else sys.argv[1:])
     try:
         settings = Settings.from_env()
-    except SettingsError as exc:
+        run_config = run_config_from(args.config)
+    except (SettingsError, ValueError) as exc:
         print(f"careerpulse: {exc}", file=sys.stderr)
         return 1
     found = problems(settings, _dagster_home_path(settings))
@@ -262,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     from .definitions import build_definitions
 
     defs = build_definitions(settings)
-    job_name = (argv if argv is not None else sys.argv[1:] or ["careerpulse_all"])[0]
+    job_name = args.job
     try:
         job = defs.resolve_job_def(job_name)
     except Exception:
@@ -277,16 +368,21 @@ def main(argv: list[str] | None = None) -> int:
             say(line)
         run_id = make_new_run_id()
         with watching_the_pool(instance, DUCKDB_POOL, run_id):
-            result = job.execute_in_process(
-                instance=instance,
-                run_id=run_id,
-                tags={WORKER_TAG: worker_identity()},
-                raise_on_error=False,
-                # Step starts, page counts and failures; Dagster's DEBUG events stay in the UI.
-                run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
-            )
+            try:
+                result = job.execute_in_process(
+                    instance=instance,
+                    run_id=run_id,
+                    tags={WORKER_TAG: worker_identity()},
+                    raise_on_error=False,
+                    run_config=run_config,
+                )
+            except DagsterInvalidConfigError as exc:
+                errors = "; ".join(error.message for error in exc.errors) or str(exc)
+                print(f"careerpulse: the run config {args.config or ''} does not fit job "
+                      f"{job_name}: {_cut(errors)}", file=sys.stderr)
+                return 1
     print("\n".join(summary_lines(result, settings, time.monotonic() - started, asset_names)))
-    return 0 if result.success else 1
+    return 0 if delivered(result, asset_names) else 1
 
 
 if __name__ == "__main__":

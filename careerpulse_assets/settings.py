@@ -15,6 +15,11 @@ MIN_SENSOR_INTERVAL_SECONDS = 60
 DEFAULT_GOLD_MAX_AGE_HOURS = 24
 # The live listing gets new postings every hour; three days without one is a stopped source.
 DEFAULT_MAX_POSTING_AGE_DAYS = 3
+# The quality bars of the classifier's written imputations (one in ten in the wrong category is
+# what a demand chart can carry), and the coverage below which `imputation_coverage` warns.
+DEFAULT_MIN_ACCURACY = 0.90
+DEFAULT_MIN_MACRO_F1 = 0.70
+DEFAULT_MIN_COVERAGE = 0.80
 
 
 class SettingsError(ValueError):
@@ -63,6 +68,20 @@ def _sensor_interval(env: Mapping[str, str]) -> int:
     return value
 
 
+def _share(env: Mapping[str, str], name: str, default: float) -> float:
+    """A number from 0 to 1 (a share or a bar), the default when unset."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number from 0 to 1, got {raw!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise SettingsError(f"{name} must be a number from 0 to 1, got {raw!r}")
+    return value
+
+
 def _names(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     """A `;`-separated list (Muse category names contain commas)."""
     return tuple(part.strip() for part in env.get(name, "").split(";") if part.strip())
@@ -87,6 +106,9 @@ class Settings:
     dagster_port: int = 3000
     mlflow_port: int = 5000
     labels_dir_setting: Path | None = None
+    min_accuracy: float = DEFAULT_MIN_ACCURACY
+    min_macro_f1: float = DEFAULT_MIN_MACRO_F1
+    min_coverage: float = DEFAULT_MIN_COVERAGE
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -117,6 +139,9 @@ class Settings:
             mlflow_port=_port(env, "MLFLOW_PORT", 5000),
             labels_dir_setting=(Path(env["CAREERPULSE_LABELS_DIR"]).expanduser().resolve()
                                 if env.get("CAREERPULSE_LABELS_DIR", "").strip() else None),
+            min_accuracy=_share(env, "CAREERPULSE_MIN_ACCURACY", DEFAULT_MIN_ACCURACY),
+            min_macro_f1=_share(env, "CAREERPULSE_MIN_MACRO_F1", DEFAULT_MIN_MACRO_F1),
+            min_coverage=_share(env, "CAREERPULSE_MIN_COVERAGE", DEFAULT_MIN_COVERAGE),
         )
 
     @property

@@ -28,6 +28,8 @@ from mlflow.models import infer_signature
 from .core.classifier import SUMMARY_KEYS, DriftReference, Evaluation, from_summary, summary_of
 from .core.decisions import ModelFacts
 from .core.evaluation import LabelledSet, labelled_changes
+from .core.out_of_fold import OutOfFold
+from .core.selective import ImputationPolicy
 from .core.knn import MAX_FEATURES, MAX_FEATURES_WITH_BIGRAMS, model_input
 from .core.training import Training, drift_reference, evaluation_of, reviewer_labels
 
@@ -35,11 +37,13 @@ REGISTERED_MODEL_NAME = "careerpulse-knn-category"
 CHAMPION, CHALLENGER = "champion", "challenger"
 SETTINGS_TAG = "careerpulse.training_settings"
 RETRAIN_REASON_TAG = "careerpulse.retrain_reason"
-FOR_DRIFT_TAG = "careerpulse.trained_for_drift"
 PROMOTION_TAG = "careerpulse.promotion"
 LABELLED_ROWS_ARTIFACT = "labelled_rows.npy"
+# The out-of-fold predictions the imputation threshold is chosen on (again, when the bars change).
+OUT_OF_FOLD_ARTIFACT = "out_of_fold.npz"
+POLICY_KEY = "imputation_policy"  # in evaluation.json
 # Bump when the training code changes in a way that should retrain on unchanged data.
-TRAINING_SPEC_VERSION = "5"
+TRAINING_SPEC_VERSION = "6"
 # MLflow saves scikit-learn models with skops, which loads only types it is told to trust.
 SKOPS_TRUSTED_TYPES = [
     "scipy.sparse._csr.csr_matrix",
@@ -105,21 +109,26 @@ def model_facts(
         rows = np.load(mlflow.artifacts.download_artifacts(
             f"runs:/{registered.run_id}/{LABELLED_ROWS_ARTIFACT}"))
         changed, share = labelled_changes(rows, labelled.row_hashes)
+        reviewers = int(np.isin(labelled.reviewer_row_hashes, rows, invert=True).sum())
     except (MlflowException, OSError, ValueError) as exc:
         log.warning("labelled rows of %s unreadable: %s", registered.version, exc)
         changed, share = len(labelled.postings), 1.0
+        reviewers = len(labelled.reviewer_row_hashes)
     return ModelFacts(
         version=registered.version,
         same_settings=registered.tags.get(SETTINGS_TAG) == settings_fingerprint(settings),
         labelled_changed=changed,
         labelled_changed_share=share,
-        retrained_for_drift=registered.tags.get(FOR_DRIFT_TAG) == "true",
+        reviewer_labels_changed=reviewers,
         drift_flagged=drift_flagged_version == registered.version,
     )
 
 
-def load_evaluation(registered: RegisteredVersion) -> tuple[Evaluation, DriftReference] | None:
-    """The evaluation a version was trained with; None when it cannot be read."""
+def load_evaluation(
+    registered: RegisteredVersion,
+) -> tuple[Evaluation, DriftReference, ImputationPolicy | None] | None:
+    """The evaluation a version was trained with, and the imputation policy chosen then (None
+    when it has none); None when it cannot be read."""
     run = registered.run_id
     try:
         summary = mlflow.artifacts.load_dict(f"runs:/{run}/evaluation.json")
@@ -134,7 +143,21 @@ def load_evaluation(registered: RegisteredVersion) -> tuple[Evaluation, DriftRef
     if missing:  # written by an older version of this code
         log.warning("evaluation of %s lacks %s", registered.version, missing)
         return None
-    return from_summary(summary, confusion, picture)
+    policy = summary.get(POLICY_KEY)
+    return (*from_summary(summary, confusion, picture),
+            ImputationPolicy.from_summary(policy) if policy else None)
+
+
+def load_out_of_fold(registered: RegisteredVersion) -> OutOfFold | None:
+    """The out-of-fold predictions a version was judged on; None when they cannot be read."""
+    try:
+        path = mlflow.artifacts.download_artifacts(
+            f"runs:/{registered.run_id}/{OUT_OF_FOLD_ARTIFACT}")
+        with np.load(path, allow_pickle=False) as arrays:
+            return OutOfFold.from_arrays(arrays)
+    except (MlflowException, OSError, ValueError, KeyError) as exc:
+        log.warning("out-of-fold predictions of %s unreadable: %s", registered.version, exc)
+        return None
 
 
 def log_training(
@@ -142,16 +165,16 @@ def log_training(
     labelled: LabelledSet,
     settings: str,
     reason: str,
-    for_drift: bool,
     unlabelled_share: float,
+    policy: ImputationPolicy,
 ) -> tuple[str, Evaluation, DriftReference]:
-    """Record a training in the active MLflow run and register its model as the challenger.
-    Returns the version and the challenger's evaluation and drift reference."""
+    """Record a training in the active MLflow run (with the imputation policy chosen for the
+    challenger) and register its model as the challenger. Returns the version and the
+    challenger's evaluation and drift reference."""
     params = training.params
     mlflow.set_tags({
         SETTINGS_TAG: settings_fingerprint(settings),
         RETRAIN_REASON_TAG: reason,
-        FOR_DRIFT_TAG: str(for_drift).lower(),
     })
     mlflow.log_params({
         "k": params.k, "vote": params.vote, "prior_alpha": params.prior_alpha,
@@ -169,10 +192,14 @@ def log_training(
         metrics |= training.time_split.flat_metrics()
     if training.comparison is not None:
         metrics |= training.comparison.flat()
+    metrics |= {f"written_{name}": value for name, value in policy.written.items()}
+    metrics |= {f"candidate_{name}": value for name, value in policy.estimate.items()}
+    if policy.threshold is not None:
+        metrics["imputation_threshold"] = policy.threshold
     mlflow.log_metrics(metrics)
     evaluation = evaluation_of(training.challenger, training.chosen, labelled)
     reference = drift_reference(labelled, unlabelled_share)
-    summary = summary_of(evaluation, reference)
+    summary = summary_of(evaluation, reference) | {POLICY_KEY: policy.summary()}
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder)
         training.challenger.tables.per_class.to_csv(out / "per_class.csv", index=False)
@@ -183,6 +210,7 @@ def log_training(
             training.time_split.per_class.to_csv(out / "per_class_time_split.csv", index=False)
         (out / "evaluation.json").write_text(json.dumps(summary, indent=2))
         np.save(out / LABELLED_ROWS_ARTIFACT, labelled.row_hashes)
+        np.savez_compressed(out / OUT_OF_FOLD_ARTIFACT, **training.challenger.oof.arrays())
         mlflow.log_artifacts(folder)
     example = model_input(labelled.postings.head(3))
     info = mlflow.sklearn.log_model(

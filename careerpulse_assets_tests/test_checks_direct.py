@@ -12,11 +12,13 @@ from careerpulse_assets.checks import (
     CategoryDriftConfig,
     build_newest_posting_age_check,
     MinAccuracyConfig,
+    MinCoverageConfig,
     MinMacroF1Config,
     category_drift,
     category_names_known,
     forecast_beats_seasonal_naive,
     gold_full_grid_sums_to_silver,
+    imputation_coverage,
     knn_holdout_accuracy,
     knn_holdout_macro_f1,
     silver_posting_id_unique,
@@ -27,6 +29,11 @@ from careerpulse_assets.core.classifier import (
     Outcome,
     ServingClassifier,
 )
+from careerpulse_assets.core.decisions import Bars
+from careerpulse_assets.core.selective import ImputationPolicy
+from careerpulse_assets.resources import QualityBars
+
+BARS = QualityBars()  # the settings' defaults: 0.90, 0.70, coverage 0.80
 
 
 @pytest.fixture
@@ -40,12 +47,12 @@ def database(tmp_path):
                 AS t(posting_id, categories)""")
         connection.execute("""
             CREATE TABLE silver.imputed_silver AS
-            SELECT posting_id, category, is_imputed, publication_day,
+            SELECT posting_id, category, category_source, is_imputed, publication_day,
                    TIMESTAMPTZ '2026-03-01 12:00:00+00' + (posting_id * INTERVAL 1 HOUR) AS publication_date
-            FROM (VALUES (1, 'Sales', false, DATE '2026-03-01'),
-                         (2, 'Software Engineering', false, DATE '2026-03-01'),
-                         (3, 'Healthcare', true, DATE '2026-03-03'))
-                AS t(posting_id, category, is_imputed, publication_day)""")
+            FROM (VALUES (1, 'Sales', 'api', false, DATE '2026-03-01'),
+                         (2, 'Software Engineering', 'api', false, DATE '2026-03-01'),
+                         (3, 'Healthcare', 'imputed', true, DATE '2026-03-03'))
+                AS t(posting_id, category, category_source, is_imputed, publication_day)""")
     return DuckDBResource(database=str(path))
 
 
@@ -54,29 +61,82 @@ def sql(resource: DuckDBResource, statement: str):
         connection.execute(statement)
 
 
-def serving(accuracy=0.9, macro_f1=0.8, counts=None) -> ServingClassifier:
-    estimate = {"accuracy": accuracy, "accuracy_ci_low": accuracy - 0.02,
-                "accuracy_ci_high": accuracy + 0.02, "macro_f1": macro_f1,
-                "macro_f1_ci_low": macro_f1 - 0.05, "macro_f1_ci_high": macro_f1 + 0.05,
-                "weighted_f1": accuracy}
+def with_intervals(**figures) -> dict:
+    out = {}
+    for name, value in figures.items():
+        out |= {name: value, f"{name}_ci_low": value - 0.02, f"{name}_ci_high": value + 0.02}
+    return out
+
+
+def serving(accuracy=0.93, macro_f1=0.8, coverage=0.9, threshold=0.6, counts=None,
+            bars=Bars(0.9, 0.7)) -> ServingClassifier:
+    written = with_intervals(accuracy=accuracy, macro_f1=macro_f1, coverage=coverage)
+    policy = (ImputationPolicy(threshold, bars, f"imputes postings with confidence ≥ {threshold}",
+                               threshold, written, 1200, ["Healthcare", "Sales"])
+              if threshold is not None else
+              ImputationPolicy(None, bars, "no confidence threshold gives out-of-fold imputations "
+                               "with accuracy ≥ 0.90 and macro-F1 ≥ 0.70: nothing is imputed",
+                               None, {}, 1200, ["Healthcare", "Sales"]))
     return ServingClassifier(
         model=None, version="models:/careerpulse-knn-category/3", run_id="r",
-        evaluation=Evaluation("k=5", estimate, 1200, "out-of-fold over 1,200 labelled postings"),
+        evaluation=Evaluation("k=5", with_intervals(accuracy=0.88, macro_f1=0.7), 1200,
+                              "out-of-fold over 1,200 labelled postings"),
         reference=DriftReference(counts or {"Sales": 500, "Healthcare": 500}, 0.1),
         outcome=Outcome(False, "labels unchanged"),
+        policy=policy,
     )
 
 
-def test_the_gate_checks_judge_the_estimate_and_say_what_it_rests_on():
-    passed = knn_holdout_accuracy(MinAccuracyConfig(min_accuracy=0.75), serving(accuracy=0.9))
+def test_the_gate_checks_judge_what_is_written_and_say_what_it_rests_on():
+    passed = knn_holdout_accuracy(MinAccuracyConfig(), serving(), quality_bars=BARS)
     assert passed.passed and passed.severity.value == "ERROR"
-    assert passed.description.startswith("accuracy 0.900 (95 % interval 0.880–0.920) >= threshold "
-                                         "0.75, out-of-fold over 1,200 labelled postings")
+    assert passed.description.startswith(
+        "accuracy 0.930 (95 % interval 0.910–0.950) of the imputations written >= threshold 0.90; "
+        "confidence ≥ 0.60, coverage 0.900 (95 % interval 0.880–0.920) of postings without a "
+        "category; estimated nested over 1,200 labelled postings")
     assert passed.metadata["estimated_on_postings"].value == 1200
-    blocked = knn_holdout_macro_f1(MinMacroF1Config(min_macro_f1=0.7), serving(macro_f1=0.62))
+    assert passed.metadata["threshold"].value == 0.9  # the setting, as the config left it unset
+    # A bar above what the threshold was chosen for: the written imputations fall short.
+    blocked = knn_holdout_macro_f1(MinMacroF1Config(min_macro_f1=0.85), serving(macro_f1=0.8),
+                                   quality_bars=BARS)
     assert not blocked.passed
-    assert blocked.description.endswith("imputations are not written with this model")
+    assert blocked.description.endswith(
+        "they were chosen for accuracy ≥ 0.90 and macro-F1 ≥ 0.70; imputations are not written")
     assert blocked.metadata["model_version"].value == "models:/careerpulse-knn-category/3"
+    # The setting is the bar when the run config leaves it unset.
+    strict = QualityBars(min_accuracy=0.95)
+    assert not knn_holdout_accuracy(MinAccuracyConfig(), serving(), quality_bars=strict).passed
+
+
+def test_when_nothing_is_imputed_the_gate_says_so_and_does_not_block():
+    for check, config in ((knn_holdout_accuracy, MinAccuracyConfig()),
+                          (knn_holdout_macro_f1, MinMacroF1Config())):
+        result = check(config, serving(threshold=None), quality_bars=BARS)
+        assert result.passed and result.metadata["evaluated"].value is False
+        assert result.metadata["coverage"].value == 0.0
+        assert result.description.startswith("nothing is imputed (coverage 0): no confidence "
+                                              "threshold gives")
+    unjudged = knn_holdout_macro_f1(MinMacroF1Config(), serving(macro_f1=float("nan")),
+                                    quality_bars=BARS)
+    assert unjudged.passed and unjudged.metadata["evaluated"].value is False
+    assert unjudged.description.startswith("macro-F1 not estimated: no category has postings "
+                                           "enough to estimate its F1 among the 1200 labelled")
+
+
+def test_the_coverage_check_warns_below_the_setting(database):
+    result = imputation_coverage(MinCoverageConfig(), serving(), duckdb=database, quality_bars=BARS)
+    assert result.passed and result.severity.value == "WARN"
+    assert result.description.startswith("coverage 100.0% (1 of 1 postings without a category imputed")
+    sql(database, "INSERT INTO silver.imputed_silver VALUES (4, 'Unclassified', 'unclassified', "
+                  "false, DATE '2026-03-03', TIMESTAMPTZ '2026-03-03 12:00:00+00')")
+    low = imputation_coverage(MinCoverageConfig(), serving(threshold=None), duckdb=database,
+                              quality_bars=BARS)
+    assert not low.passed and low.severity.value == "WARN"
+    assert low.description.startswith("coverage 50.0% (1 of 2 postings without a category "
+                                      "imputed, 1 Unclassified) < 80%: no confidence threshold")
+    assert low.metadata["unclassified"].value == 1
+    assert imputation_coverage(MinCoverageConfig(min_coverage=0.5), serving(), duckdb=database,
+                               quality_bars=BARS).passed
 
 
 def test_the_grid_check_passes_a_full_grid_and_names_what_is_missing(database):
@@ -104,7 +164,15 @@ def test_duplicate_ids_and_unknown_names_fail_their_checks(database):
     assert not duplicated.passed and duplicated.metadata["duplicated_posting_ids"].value == 1
     unknown = category_names_known(duckdb=database)
     assert not unknown.passed
-    assert unknown.description == f"1 category names neither current nor mapped: {'Q' * 60}… (10,000 characters)"
+    assert unknown.description.startswith(
+        f"1 category names neither current nor mapped: {'Q' * 60}… (10,000 characters); map each "
+        "to a current name (old_to_current) or add it to current in "
+        "careerpulse_assets/taxonomy/muse_categories.yaml")
+    # Spelling variants of a known name are that name.
+    sql(database, "DELETE FROM silver.silver_postings WHERE posting_id = 4")
+    sql(database, "INSERT INTO silver.silver_postings VALUES (5, ['data & analytics']), "
+                  "(6, ['Data\u00a0 and  Analytics'])")
+    assert category_names_known(duckdb=database).passed
 
 
 def test_drift_too_few_postings_is_not_evaluated_and_does_not_read_as_a_pass(database):

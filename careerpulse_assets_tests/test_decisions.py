@@ -7,49 +7,62 @@ from careerpulse_assets.core.decisions import ModelFacts, promotion_decision, tr
 V1, V2 = "models:/careerpulse-knn-category/1", "models:/careerpulse-knn-category/2"
 
 
-def facts(version=V1, same=True, changed=0, share=0.0, for_drift=False, drifted=False):
-    return ModelFacts(version, same, changed, share, for_drift, drifted)
+def facts(version=V1, same=True, changed=0, share=0.0, reviewers=0, drifted=False):
+    return ModelFacts(version, same, changed, share, reviewers, drifted)
 
 
 @pytest.mark.parametrize("champion, latest, force, train, reuse, reason", [
     (None, None, False, True, None, "no model yet"),
-    (facts(), facts(), True, True, None, "forced by config"),
-    (facts(), facts(), False, False, V1, "labels unchanged since models:/careerpulse-knn-category/1, under 5%: reusing it"),
+    (facts(), facts(), False, False, V1,
+     "labels unchanged since models:/careerpulse-knn-category/1: reusing it"),
+    # Same labels, same code: a training would give the same model, so even forced it is not run.
+    (facts(), facts(), True, False, V1,
+     "labels unchanged since models:/careerpulse-knn-category/1: a training (forced) would learn "
+     "the same model"),
+    (facts(changed=2, share=0.02), facts(changed=2, share=0.02), True, True, None, "forced by config"),
     (facts(changed=3, share=0.04), facts(changed=3, share=0.04), False, False, V1,
      "3 labelled postings changed since models:/careerpulse-knn-category/1 (4.0%), under 5%: reusing it"),
     (facts(changed=6, share=0.06), facts(changed=6, share=0.06), False, True, None,
      "6 labelled postings changed since models:/careerpulse-knn-category/1 (6.0%): retraining from 5%"),
+    # Reviewers' labels are learned on the next run, however few.
+    (facts(changed=4, share=0.003, reviewers=2), facts(changed=4, share=0.003, reviewers=2), False,
+     True, None, "2 reviewer labels new or changed since models:/careerpulse-knn-category/1: learning them"),
     (facts(same=False), facts(same=False), False, True, None,
      "the grid, taxonomy or training code changed since models:/careerpulse-knn-category/1"),
-    # A challenger on today's labels was not promoted: the champion stays, no training.
-    (facts(changed=6, share=0.06), facts(V2), False, False, V1,
+    # A challenger on about today's labels was not promoted: the champion stays, no training.
+    (facts(changed=6, share=0.06), facts(V2, changed=1, share=0.01), False, False, V1,
      "6 labelled postings changed since models:/careerpulse-knn-category/1 (6.0%), but challenger "
-     "models:/careerpulse-knn-category/2 was trained on these labels and not promoted: keeping the champion"),
+     "models:/careerpulse-knn-category/2 was trained on about these labels and not promoted: "
+     "keeping the champion"),
+    # ... on these very labels: not even reviewers' labels or a forced run train it again.
+    (facts(changed=6, share=0.06, reviewers=3), facts(V2), True, False, V1,
+     "6 labelled postings changed since models:/careerpulse-knn-category/1 (6.0%), but challenger "
+     "models:/careerpulse-knn-category/2 was trained on these very labels and not promoted: "
+     "keeping the champion"),
     # ... unless labels moved on since that challenger too.
     (facts(changed=12, share=0.12), facts(V2, changed=6, share=0.06), False, True, None,
      "12 labelled postings changed since models:/careerpulse-knn-category/1 (12.0%): retraining from 5%"),
-    # No champion yet (the first model failed the gate): judge it again rather than retrain it.
+    # No champion yet: judge the newest again rather than retrain it.
     (None, facts(V2), False, False, V2,
-     "labels unchanged since models:/careerpulse-knn-category/2, under 5%: reusing it"),
-    (facts(drifted=True), facts(drifted=True), False, True, None,
-     "category drift was flagged on models:/careerpulse-knn-category/1"),
-    (facts(drifted=True, for_drift=True), facts(drifted=True, for_drift=True), False, False, V1,
-     "category drift persists on models:/careerpulse-knn-category/1, itself trained because of "
-     "drift: the same labels cannot help; label recent postings"),
-    (facts(drifted=True), facts(V2, for_drift=True), False, False, V1,
-     "category drift persists; challenger models:/careerpulse-knn-category/2, retrained for it, "
-     "was not promoted: label recent postings"),
+     "labels unchanged since models:/careerpulse-knn-category/2: reusing it"),
+    # Drift is answered by labels, not by refitting the same ones.
+    (facts(drifted=True), facts(drifted=True), False, False, V1,
+     "labels unchanged since models:/careerpulse-knn-category/1: reusing it; category drift was "
+     "flagged on it: labels of recent postings answer it (`make review`), a retraining on the "
+     "same labels would not"),
+    (facts(changed=20, share=0.01, drifted=True), facts(changed=20, share=0.01, drifted=True),
+     False, False, V1,
+     "20 labelled postings changed since models:/careerpulse-knn-category/1 (1.0%), under 5%: "
+     "reusing it; category drift was flagged on it: labels of recent postings answer it "
+     "(`make review`), a retraining on the same labels would not"),
+    (facts(changed=20, share=0.01, reviewers=20, drifted=True), None, False, True, None,
+     "20 reviewer labels new or changed since models:/careerpulse-knn-category/1: learning them"),
 ])
 def test_training_decisions(champion, latest, force, train, reuse, reason):
     decision = training_decision(champion, latest, force, retrain_at=0.05)
     assert decision.train is train
     assert (decision.reuse.version if decision.reuse else None) == reuse
     assert decision.reason == reason
-
-
-def test_a_training_for_drift_is_marked_so():
-    assert training_decision(facts(drifted=True), None).for_drift is True
-    assert training_decision(facts(changed=9, share=0.09), None).for_drift is False
 
 
 SAME = {"macro_f1": 0.80, "accuracy": 0.90}

@@ -1,7 +1,9 @@
 """The real shared postings, served page by page on loopback, through `make run`'s entry point."""
 
-import pytest
 import os
+import re
+
+import pytest
 import subprocess
 import sys
 
@@ -46,13 +48,22 @@ def test_make_run_over_http_ingests_every_shared_posting(shared_items, settings_
     assert "e2e-secret-key" not in stored["p"][0]
 
     assert "knn_holdout_macro_f1" in summary and "k=" in summary
-    if done.returncode == 0:
-        imputed = query(settings, "SELECT count(*) AS n, count(category) AS c FROM silver.imputed_silver")
-        assert imputed["n"][0] == imputed["c"][0] == SHARED_UNIQUE_POSTINGS
-        assert "gold_full_grid_sums_to_silver    passed" in summary
-    else:
-        # The seed method is below the macro-F1 bar on this data: the run must say so and stop.
-        assert "FAILED (ERROR)" in summary and "imputations are not written" in summary
-        assert "not materialised in this run: imputed_silver, gold_daily_counts" in summary
-        assert "stopped the run: label postings of the weak categories" in summary
-        assert "DagsterAssetCheckFailedError" not in summary
+    # Every run delivers, whatever the model scores: exit 0, every table written.
+    assert done.returncode == 0, summary[-3000:]
+    assert "not materialised" not in summary and "DagsterAssetCheckFailedError" not in summary
+    imputed = query(settings, "SELECT count(*) AS n, count(category) AS c, "
+                              "count(*) FILTER (WHERE category_source = 'unclassified') AS u, "
+                              "count(*) FILTER (WHERE is_imputed) AS i FROM silver.imputed_silver")
+    n, c, unclassified, written = imputed.iloc[0].tolist()
+    assert n == c == SHARED_UNIQUE_POSTINGS  # a category on every posting, never NULL
+    assert unclassified + written == 172  # the postings without one (170 + 2 'Unknown')
+    assert f"imputed            {written} of 172 postings without a category" in summary
+    assert "threshold          " in summary and "gold_full_grid_sums_to_silver    passed" in summary
+    # The estimate of what is (or, held back, would be) written, with its intervals.
+    assert re.search(r"  (written \(est\.\)|at ≥ 0\.\d{3} \(est\.\)) +accuracy 0\.\d{3} "
+                     r"\[0\.\d{3}–0\.\d{3}\], macro-F1 0\.\d{3} \[0\.\d{3}–0\.\d{3}\], "
+                     r"coverage \d+\.\d% \[", summary), summary
+    gold = query(settings, "SELECT sum(postings) AS n FROM gold.gold_daily_counts")["n"][0]
+    assert gold == SHARED_UNIQUE_POSTINGS
+    assert query(settings, "SELECT count(*) AS n FROM gold.gold_category_forecast")["n"][0] > 0
+    assert query(settings, "SELECT count(*) AS n FROM silver.review_queue")["n"][0] >= unclassified

@@ -169,3 +169,16 @@ def test_evaluation_runs_on_a_stratified_sample_only_above_the_cap(silver):
     assert len(sample.postings) < len(labelled.postings)
     assert set(sample.labels) == set(labelled.labels)  # every category is still there
     assert sample.postings["posting_id"].isin(labelled.postings["posting_id"]).all()
+
+
+def test_text_keys_in_python_equal_duckdbs():
+    import duckdb
+
+    from careerpulse_assets.core.evaluation import TEXT_KEY_SQL, text_keys
+
+    frame = pd.DataFrame({"title": ["Nurse", None, "Café · 咖啡", "a"],
+                          "description_text": ["Care\u00a0plans", "text", None, "b\x1fc"]})
+    with duckdb.connect() as connection:
+        connection.register("frame", frame)
+        expected = connection.execute(f"SELECT {TEXT_KEY_SQL} FROM frame").fetchall()
+    assert text_keys(frame).tolist() == [key for (key,) in expected]

@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 import pytest
 
 from careerpulse_assets.core.labels import LabelFile, posting_ids_named, read_labels
-from careerpulse_assets.core.taxonomy import load_taxonomy
+from careerpulse_assets.core.taxonomy import category_names, load_taxonomy
 
 KNOWN = {101, 102, 103, 104}
 
@@ -78,3 +78,20 @@ def test_the_postings_a_folder_names_include_rows_awaiting_review_but_not_malfor
         LabelFile("gone.csv", b"", error="Permission denied"),
     ]
     assert posting_ids_named(files) == {101, 102, 103}
+
+
+def test_a_category_the_api_serves_is_a_label_and_spellings_are_one_name():
+    # Postings of another board, served through the API, list categories the taxonomy lacks.
+    served = category_names(load_taxonomy(), {"Nursing & Care": 30, "nursing and care": 2,
+                                              "Unknown": 4, "Software Engineering": 50})
+    files = [LabelFile("ana.csv", "posting_id,category\n101,nursing  and care\n"
+                                  "102,NURSING & CARE\n103,data & analytics\n"
+                                  "104,Unknown\n".encode())]
+    result = read_labels(files, KNOWN, served)
+    labels = result.labels.set_index("posting_id")["category"].to_dict()
+    # Counted under the API's most used spelling, or the taxonomy's current name.
+    assert labels == {101: "Nursing & Care", 102: "Nursing & Care", 103: "Data and Analytics"}
+    (refused,) = result.quarantine.to_dict(orient="records")
+    assert refused["posting_id"] == 104 and "nor one the API serves" in refused["reason"]
+    # Without the API's names (a bare taxonomy), the board's category is unknown.
+    assert len(read_labels(files, KNOWN, load_taxonomy()).quarantine) == 3

@@ -5,7 +5,7 @@ import csv
 import pytest
 from dagster import AssetKey, DagsterInstance
 
-from .graph import materialize_graph, query, table_exists
+from .graph import materialize_graph, query
 from .muse_fixtures import synthetic_postings, write_archive
 from .test_assets import SMALL_GRID
 
@@ -143,29 +143,31 @@ def test_the_review_queue_and_make_review_hand_out_postings_to_label(world, monk
 
 
 @pytest.mark.slow
-def test_make_review_orders_by_the_blocked_model_before_any_model_is_in_service(
+def test_a_model_that_may_impute_nothing_still_queues_its_guesses_unclassified_first(
     tmp_path, settings_for, monkeypatch, capsys
 ):
-    """A model the gate blocks imputes nothing, so there is no queue table; labels are wanted
-    most then, and `make review` orders the unlabelled postings by that model's guesses."""
+    """A model no threshold lets impute leaves every posting without a category Unclassified;
+    labels are wanted most then, and the queue hands those out with the model's guesses."""
     from careerpulse_assets import review
 
     items = synthetic_postings(shuffle_labels=True)
     settings = settings_for(archive=write_archive(tmp_path / "archive", items))
     result = materialize_graph(settings, SMALL_GRID)
-    assert not result.success
-    assert not table_exists(settings, "silver.review_queue")
+    assert result.success
+    queue = query(settings, "SELECT * FROM silver.review_queue ORDER BY priority")
+    assert len(queue) == 12 and queue["unclassified"].all()
+    assert queue["reason"].str.startswith("Unclassified (not sure enough to impute)").all()
 
     monkeypatch.setenv("CAREERPULSE_HOME", str(settings.home))
     monkeypatch.delenv("CAREERPULSE_LABELS_DIR", raising=False)
     assert review.main(["5"]) == 0
-    said = capsys.readouterr().out
-    assert "models:/careerpulse-knn-category/1, which is not in service" in said
+    assert "ordered from silver.review_queue" in capsys.readouterr().out
     (written,) = settings.labels_dir.glob("review-*.csv")
     rows = list(csv.DictReader(written.open()))
     unlabelled = {i["id"] for i in items if not i["categories"]}
     assert len(rows) == 5 and {int(r["posting_id"]) for r in rows} <= unlabelled
-    assert all(r["category"] and r["labelled_by"] == "" for r in rows)
+    assert all(r["category"] and r["category"] != "Unclassified" and r["labelled_by"] == ""
+               for r in rows)
     # The default rule: the smallest margin between the guess and the runner-up first.
     margins = [float(r["model_share"]) - float(r["runner_up_share"] or 0) for r in rows]
     assert margins == sorted(margins)

@@ -1,4 +1,4 @@
-"""The review queue's rules on a frame of imputed postings, called directly."""
+"""The review queue's rules on a frame of judged postings, called directly."""
 
 import pandas as pd
 import pytest
@@ -17,7 +17,8 @@ def imputed() -> pd.DataFrame:
         6: ("Education", 0.70, "Sales", 0.30, "e"),  # margin 0.40
     }
     return pd.DataFrame([
-        {"posting_id": pid, "title": f"t{pid}", "category": c, "imputation_confidence": s,
+        {"posting_id": pid, "title": f"t{pid}", "predicted_category": c,
+         "category_source": "imputed", "imputation_confidence": s,
          "runner_up_category": r, "runner_up_share": rs, "text_key": text}
         for pid, (c, s, r, rs, text) in rows.items()
     ])
@@ -68,3 +69,15 @@ def test_ties_go_to_the_smaller_posting_id_whatever_the_input_order():
     frame.loc[frame["posting_id"] == 6, "imputation_confidence"] = 0.40  # ties with posting 2
     shuffled = frame.sample(frac=1, random_state=3)
     assert review_queue(shuffled, "least_confident")["posting_id"].tolist()[:2] == [2, 6]
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_unclassified_postings_lead_the_queue_in_every_rule(rule):
+    judged = imputed()
+    judged.loc[judged["posting_id"].isin([5, 6]), "category_source"] = "unclassified"
+    queue = review_queue(judged, rule)
+    assert queue["posting_id"].tolist()[:2] == [6, 5]  # margin 0.40 before 0.90
+    assert queue["unclassified"].tolist()[:2] == [True, True]
+    assert not queue["unclassified"].iloc[2:].any()
+    assert queue["reason"].iloc[0].startswith("Unclassified (not sure enough to impute): Education 70%")
+    assert queue.set_index("posting_id").loc[5, "category"] == "Healthcare"  # the guess, pre-filled

@@ -10,7 +10,9 @@ from careerpulse_assets.core.taxonomy import (
     TAXONOMY_FILE,
     Taxonomy,
     TaxonomyError,
+    category_names,
     load_taxonomy,
+    name_key,
 )
 from careerpulse_assets.muse.pages import RawPage
 
@@ -82,3 +84,42 @@ def test_unknown_names_are_listed_most_frequent_first_and_unknown_is_no_name():
     assert taxonomy.unknown({"Sales": 5, "Unknown": 3, "Robotics": 2, "Alchemy": 7}) == {
         "Alchemy": 7, "Robotics": 2,
     }
+
+
+def test_names_are_compared_without_case_spacing_or_ampersands():
+    assert name_key("Data & Analytics") == name_key("data and analytics") == name_key(
+        "Data\u00a0 and \t Analytics") == "data and analytics"
+    taxonomy = load_taxonomy()
+    assert taxonomy.current_name("  SOFTWARE engineering ") == "Software Engineering"
+    assert taxonomy.current_name("marketing and pr") == "Advertising and Marketing"  # old, mapped
+    assert taxonomy.unknown({"Data & Analytics": 3, "healthcare & medicine": 1, "Robotics": 2}) == {
+        "Robotics": 2}
+    with pytest.raises(TaxonomyError, match="reads as 'sales'"):
+        Taxonomy(1, frozenset({"Sales", "SALES"}), {})
+
+
+def test_names_the_taxonomy_lacks_are_counted_under_the_spelling_served_most():
+    names = category_names(load_taxonomy(), {"Nursing & Care": 3, "nursing and care": 5,
+                                             "Data & Analytics": 7, "Unknown": 9})
+    assert names.counted_as("NURSING & CARE") == "nursing and care"
+    assert names.counted_as("Data  and Analytics") == "Data and Analytics"
+    assert names.counted_as("Unknown") is None and names.counted_as("Robotics") is None
+    frame = names.mapping_frame(["Nursing & Care", "Data & Analytics", "Robotics"])
+    assert frame.values.tolist() == [["Nursing & Care", "nursing and care"],
+                                     ["Data & Analytics", "Data and Analytics"]]
+
+
+def test_silver_counts_spelling_variants_as_one_category():
+    items = synthetic_postings(per_category=3, unlabelled=0)
+    spellings = ["Data & Analytics", "data and analytics", "Data  and  Analytics",
+                 "Nursing & Care", "nursing and care", "Nursing & Care"]
+    for item, name in zip(items, spellings, strict=False):
+        item["categories"] = [{"name": name}]
+    with duckdb.connect() as connection:
+        ensure_bronze_schema(connection)
+        store_page(connection, RawPage("t", 0, items))
+        update_silver(connection)
+        counted = dict(connection.execute(
+            "SELECT category, count(*) FROM silver.silver_postings WHERE posting_id IN "
+            f"({', '.join(str(i['id']) for i in items[:6])}) GROUP BY category").fetchall())
+    assert counted == {"Data and Analytics": 3, "Nursing & Care": 3}

@@ -14,14 +14,32 @@ from dagster import (
 )
 from dagster_duckdb import DuckDBResource
 
-from ..core.classifier import Outcome, ServingClassifier, impute_categories
-from ..core.decisions import PromotionDecision, TrainingDecision, promotion_decision, training_decision
-from ..core.evaluation import MIN_POSTINGS_PER_CATEGORY, LabelledSet, labelled_set
-from ..core.review import DEFAULT_RULE, IMPUTED_SQL, recall_by_category
+from ..core.classifier import (
+    DriftReference,
+    Evaluation,
+    Outcome,
+    ServingClassifier,
+    impute_categories,
+)
+from ..core.decisions import (
+    Bars,
+    PromotionDecision,
+    TrainingDecision,
+    promotion_decision,
+    training_decision,
+)
+from ..core.evaluation import (
+    MIN_POSTINGS_PER_CATEGORY,
+    TEXT_KEY_SQL,
+    LabelledSet,
+    labelled_set,
+)
+from ..core.review import DEFAULT_RULE, JUDGED_SQL, recall_by_category
 from ..core.review import RULES as REVIEW_RULES
 from ..core.review import review_queue as ordered_queue
 from ..core.sql import transaction_with
 from ..core.selection import KnnGrid, NotEnoughLabels
+from ..core.selective import ImputationPolicy, imputation_policy
 from ..core.training import evaluation_of, params_from_mlflow, train
 from ..tracking import (
     REGISTERED_MODEL_NAME,
@@ -29,6 +47,7 @@ from ..tracking import (
     champion,
     latest,
     load_evaluation,
+    load_out_of_fold,
     log_training,
     model_facts,
     record_promotion,
@@ -44,9 +63,15 @@ from .common import (
 )
 from .silver import silver_postings
 
-LABELLED_SQL = """
+# What decides whether to train: the labelled postings' categories and text keys (no texts).
+LABELLED_KEYS_SQL = f"""
+SELECT posting_id, category, category_source, {TEXT_KEY_SQL} AS text_key
+FROM silver.silver_postings WHERE category IS NOT NULL ORDER BY posting_id
+"""
+# What a training reads.
+LABELLED_SQL = f"""
 SELECT posting_id, title, description_text, category, category_source, categories,
-       publication_date
+       publication_date, {TEXT_KEY_SQL} AS text_key
 FROM silver.silver_postings WHERE category IS NOT NULL ORDER BY posting_id
 """
 # Only postings without a category need their text (to be classified). The texts stay in
@@ -58,11 +83,16 @@ SELECT posting_id, bronze_row_id, title,
        publication_date, publication_day
 FROM silver.silver_postings ORDER BY posting_id
 """
-EARLIER_IMPUTATIONS_SQL = """
-SELECT posting_id, bronze_row_id, category, imputation_confidence, runner_up_category,
+EARLIER_PREDICTIONS_SQL = """
+SELECT posting_id, bronze_row_id, predicted_category, imputation_confidence, runner_up_category,
        runner_up_share
-FROM silver.imputed_silver WHERE is_imputed AND model_version = $model_version
+FROM silver.imputed_silver
+WHERE model_version = $model_version AND predicted_category IS NOT NULL
 """
+# The checks whose run config holds the bars (`min_accuracy`, `min_macro_f1`): the classifier
+# chooses its imputation threshold for the bars they will judge it by.
+BAR_OPS = {"accuracy": ("knn_classifier_knn_holdout_accuracy", "min_accuracy"),
+           "macro_f1": ("knn_classifier_knn_holdout_macro_f1", "min_macro_f1")}
 # A model is reused while fewer than this share of the labelled postings it learned from are
 # new, changed or gone: a page of 20 new postings every few minutes should not cost a training
 # (minutes at 100,000 postings). The daily_retraining schedule retrains regardless.
@@ -96,6 +126,17 @@ class KnnClassifierConfig(Config):
         )
 
 
+def run_bars(run_config: dict, settings: Bars) -> Bars:
+    """The bars of this run: the checks' `min_accuracy` / `min_macro_f1` where the run config
+    sets them, else the settings (CAREERPULSE_MIN_ACCURACY / CAREERPULSE_MIN_MACRO_F1)."""
+    ops = run_config.get("ops") or {}
+    bars = {}
+    for name, (op, key) in BAR_OPS.items():
+        value = ((ops.get(op) or {}).get("config") or {}).get(key)
+        bars[name] = getattr(settings, name) if value is None else float(value)
+    return Bars(**bars)
+
+
 @careerpulse_asset(
     layer="ml",
     group="ml",
@@ -103,21 +144,25 @@ class KnnClassifierConfig(Config):
     deps=[silver_postings],
     io_manager_key="model_io_manager",
     # dagster-mlflow is a legacy resource, so resources are named here rather than as arguments.
-    required_resource_keys={"mlflow", "duckdb", "model_store"},
+    required_resource_keys={"mlflow", "duckdb", "model_store", "quality_bars"},
     description="TF-IDF + cosine KNN that learns the category from title and description; vote "
     "rule, class-prior correction, title weight, word pairs and k chosen by stratified 5-fold CV "
     "on macro-F1. Judged out-of-fold over every labelled posting (settings chosen inside each "
-    f"outer fold). Registered in MLflow as `{REGISTERED_MODEL_NAME}`: the alias `champion` is "
-    "the version in service, `challenger` the newest trained. Retrains when 5 % or more of the "
-    "champion's labelled postings changed, its settings or code changed, once after category "
-    "drift was flagged on it, or when forced; a challenger replaces the champion only when it is "
-    "not worse on the same postings and folds, and passes the quality gate.",
+    "outer fold). Imputes only postings whose confidence reaches a threshold chosen so that the "
+    "imputations written meet the accuracy and macro-F1 bars, estimated nested (each fold's "
+    "threshold chosen on the other folds); none: nothing is imputed. Registered in MLflow as "
+    f"`{REGISTERED_MODEL_NAME}`: the alias `champion` is the version in service, `challenger` "
+    "the newest trained. Retrains when reviewers' labels are new or changed, when 5 % or more "
+    "of the champion's labelled postings changed, its settings or code changed, or when forced, "
+    "never on the labels and code it was trained on; a challenger replaces the champion only "
+    "when it is not worse on the same postings and folds.",
 )
 def knn_classifier(
     context: AssetExecutionContext, config: KnnClassifierConfig
 ) -> ServingClassifier:
+    bars = run_bars(context.run_config, context.resources.quality_bars.bars())
     with context.resources.duckdb.get_connection() as connection:
-        silver_labelled = connection.execute(LABELLED_SQL).fetchdf()
+        silver_labelled = connection.execute(LABELLED_KEYS_SQL).fetchdf()
         unlabelled_share = float(connection.execute(
             "SELECT avg(CASE WHEN category IS NULL THEN 1.0 ELSE 0.0 END) "
             "FROM silver.silver_postings"
@@ -125,7 +170,10 @@ def knn_classifier(
     try:
         labelled = labelled_set(silver_labelled, config.min_postings_per_category)
     except NotEnoughLabels as exc:
-        raise Failure(f"cannot train the category classifier: {exc}") from None
+        serving = _no_model(silver_labelled, bars, unlabelled_share, str(exc))
+        context.log.warning(f"no classifier: {exc}")
+        context.add_output_metadata(_classifier_metadata(serving, None))
+        return serving
     grid = config.grid()
     settings = f"{grid!r}|min_postings={config.min_postings_per_category}"
     drift_version = drift_flagged_model(context.instance)
@@ -142,17 +190,38 @@ def knn_classifier(
     serving = None
     if not decision.train:
         reused = in_service if in_service and decision.reuse.version == in_service.version else newest
-        serving = _reuse(context, reused, decision, becomes_champion=in_service is None)
+        serving = _reuse(context, reused, decision, in_service is None, bars)
         if serving is None:
             decision = TrainingDecision(
                 True, f"{reused.version} cannot be read back from MLflow: training a new one"
             )
     if serving is None:
-        serving = _train(context, grid, labelled, settings, decision, in_service, unlabelled_share)
+        with context.resources.duckdb.get_connection() as connection:
+            texts = connection.execute(LABELLED_SQL).fetchdf()
+        labelled = labelled_set(texts, config.min_postings_per_category)
+        serving = _train(context, grid, labelled, settings, decision, in_service,
+                         unlabelled_share, bars)
+    context.log.info(f"imputation: {serving.policy.reason}")
     context.add_output_metadata(
         _classifier_metadata(serving, context.resources.mlflow.run_url(serving.run_id))
     )
     return serving
+
+
+def _no_model(
+    silver_labelled: pd.DataFrame, bars: Bars, unlabelled_share: float, why: str
+) -> ServingClassifier:
+    """What is served when no classifier can be trained: nothing is imputed, and gold, the
+    forecast and the queue are still written (every posting without a category Unclassified)."""
+    counts = silver_labelled["category"].value_counts()
+    reason = f"no classifier can be trained ({why}): nothing is imputed"
+    return ServingClassifier(
+        model=None, version=None, run_id=None,
+        evaluation=Evaluation("no model", {}, 0, "not estimated: no model"),
+        reference=DriftReference({str(k): int(v) for k, v in counts.items()}, unlabelled_share),
+        outcome=Outcome(False, reason),
+        policy=ImputationPolicy(None, bars, reason, None, {}, 0),
+    )
 
 
 def _reuse(
@@ -160,11 +229,15 @@ def _reuse(
     registered: RegisteredVersion,
     decision: TrainingDecision,
     becomes_champion: bool,
+    bars: Bars,
 ) -> ServingClassifier | None:
     loaded = load_evaluation(registered)
     if loaded is None:
         return None
-    evaluation, reference = loaded
+    evaluation, reference, stored = loaded
+    policy = _policy_for(registered, stored, bars)
+    if policy is None:
+        return None
     return ServingClassifier(
         model=context.resources.model_store.load(registered.version),
         version=registered.version,
@@ -172,8 +245,20 @@ def _reuse(
         evaluation=evaluation,
         reference=reference,
         outcome=Outcome(False, decision.reason, decision.reuse.labelled_changed),
+        policy=policy,
         becomes_champion=becomes_champion,
     )
+
+
+def _policy_for(
+    registered: RegisteredVersion, stored: ImputationPolicy | None, bars: Bars
+) -> ImputationPolicy | None:
+    """A version's imputation policy for `bars`: the one chosen at its training, or chosen again
+    from its out-of-fold predictions when the bars changed since; None when neither is readable."""
+    if stored is not None and stored.bars == bars:
+        return stored
+    oof = load_out_of_fold(registered)
+    return imputation_policy(oof, bars) if oof is not None else None
 
 
 def _train(
@@ -184,6 +269,7 @@ def _train(
     decision: TrainingDecision,
     in_service: RegisteredVersion | None,
     unlabelled_share: float,
+    bars: Bars,
 ) -> ServingClassifier:
     champion_params = params_from_mlflow(in_service.params) if in_service else None
     context.log.info(
@@ -195,20 +281,22 @@ def _train(
         context.log.info, "knn_classifier"
     ) as beat:
         training = train(labelled, grid, champion_params, progress=beat.phase)
+        beat.phase("choosing the imputation threshold")
+        policy = imputation_policy(training.challenger.oof, bars)
         beat.phase("logging the training to MLflow and registering the model")
         version, evaluation, reference = log_training(
-            training, labelled, settings, decision.reason, decision.for_drift, unlabelled_share
+            training, labelled, settings, decision.reason, unlabelled_share, policy
         )
         comparison = training.comparison
         if in_service is not None and comparison is None:
             promotion = PromotionDecision(
                 True, f"champion {in_service.version}'s settings cannot be read from MLflow: "
-                "the challenger replaces it once it passes the quality gate"
+                "the challenger replaces it"
             )
         else:
             promotion = promotion_decision(
                 in_service.version if in_service else None,
-                training.challenger.estimate.metrics,
+                comparison.challenger if comparison else None,
                 comparison.champion if comparison else None,
                 comparison.intervals if comparison else None,
             )
@@ -222,8 +310,10 @@ def _train(
     )
     if promotion.promote:
         return ServingClassifier(training.model, version, run.info.run_id, evaluation, reference,
-                                 outcome, becomes_champion=True)
-    # The champion stays in service, judged on today's postings on the same folds.
+                                 outcome, policy, becomes_champion=True)
+    # The champion stays in service, judged on today's postings on the same folds; it imputes
+    # as its own nested estimate allows (its settings scored on today's folds were chosen on
+    # about these postings: no threshold is chosen on that).
     kept = load_evaluation(in_service)
     return ServingClassifier(
         model=context.resources.model_store.load(in_service.version),
@@ -232,6 +322,8 @@ def _train(
         evaluation=evaluation_of(training.champion, champion_params.describe(), labelled),
         reference=kept[1] if kept else reference,
         outcome=outcome,
+        policy=(kept and _policy_for(in_service, kept[2], bars))
+        or imputation_policy(training.champion.oof, bars),
     )
 
 
@@ -270,8 +362,8 @@ def gate_passed(instance, version: str) -> bool:
     return True
 
 
-def _classifier_metadata(serving: ServingClassifier, run_url: str) -> dict:
-    outcome, evaluation = serving.outcome, serving.evaluation
+def _classifier_metadata(serving: ServingClassifier, run_url: str | None) -> dict:
+    outcome, evaluation, policy = serving.outcome, serving.evaluation, serving.policy
     champion_after = (
         f"{serving.version} once the quality gate passes" if serving.becomes_champion
         else serving.version
@@ -283,9 +375,20 @@ def _classifier_metadata(serving: ServingClassifier, run_url: str) -> dict:
         "reason": outcome.reason,
         "labelled_changes_since_training": outcome.labelled_changes,
         "chosen": evaluation.chosen,
-        **{f"gate_{name}": value for name, value in rounded(evaluation.estimate).items()},
-        "gate_postings": evaluation.postings,
-        "gate_method": evaluation.method,
+        # What the checks judge: the imputations written above the threshold.
+        "imputation": policy.reason,
+        "imputation_threshold": policy.threshold,
+        "bars": policy.bars.describe(),
+        **{f"written_{name}": value for name, value in rounded(policy.written).items()},
+        # The threshold chosen on every out-of-fold prediction, and the nested estimate of what
+        # it writes (the same as written_* when it is in use).
+        "candidate_threshold": policy.candidate,
+        **{f"candidate_{name}": value for name, value in rounded(policy.estimate).items()},
+        "judged_categories": policy.judged_categories,
+        # The model's every out-of-fold prediction, the threshold aside.
+        **{f"oof_{name}": value for name, value in rounded(evaluation.estimate).items()},
+        "oof_postings": evaluation.postings,
+        "oof_method": evaluation.method,
         "categories_too_rare_to_learn": evaluation.excluded_categories,
         "most_confused": evaluation.most_confused,
         "reliability": MetadataValue.table(
@@ -305,8 +408,9 @@ def _classifier_metadata(serving: ServingClassifier, run_url: str) -> dict:
         ),
         "trained_on_postings": sum(serving.reference.training_counts.values()),
         "reviewer_labels_in_training": serving.reference.reviewer_labels,
-        "mlflow_run": MetadataValue.url(run_url),
     }
+    if run_url:
+        metadata["mlflow_run"] = MetadataValue.url(run_url)
     if outcome.challenger_version:
         metadata["challenger"] = outcome.challenger_version
         metadata["promotion"] = outcome.promotion
@@ -322,18 +426,20 @@ def _classifier_metadata(serving: ServingClassifier, run_url: str) -> dict:
     layer="silver",
     group="ml",
     kinds={"duckdb", "pandas"},
-    description="`silver.imputed_silver`: every silver posting with a category: observed ones "
-    "kept (`category_source` `api` or `label`), missing ones predicted by the champion "
-    "classifier (`imputed`), with `is_imputed`, `imputation_confidence` (share of neighbour "
-    "votes), the runner-up and `model_version`. A new model that passed the quality gate is made "
-    "champion here, before it imputes.",
+    description="`silver.imputed_silver`: every silver posting with a category, never NULL: "
+    "observed ones kept (`category_source` `api` or `label`); missing ones imputed by the "
+    "champion classifier (`imputed`, `is_imputed`) when its confidence reaches the threshold "
+    "chosen for the quality bars, else `Unclassified` (`unclassified`). On every posting the "
+    "model judged: its guess (`predicted_category`), `imputation_confidence` (share of neighbour "
+    "votes), the runner-up and `model_version`. A new model that passed the quality gate is "
+    "made champion here, before it imputes.",
 )
 def imputed_silver(
     context: AssetExecutionContext, knn_classifier: ServingClassifier, duckdb: DuckDBResource
 ) -> MaterializeResult:
-    version = knn_classifier.version
+    version, policy = knn_classifier.version, knn_classifier.policy
     if knn_classifier.becomes_champion:
-        # Blocking checks stop this asset in the run whose gate failed; materialised on its own,
+        # Blocking checks stop this asset in a run whose gate failed; materialised on its own,
         # it asks the checks' latest verdicts.
         if not gate_passed(context.instance, version):
             raise Failure(
@@ -344,10 +450,11 @@ def imputed_silver(
         context.log.info(f"{version} passed the quality gate: it is now the champion")
     with duckdb.get_connection() as connection:
         postings = connection.execute(POSTINGS_SQL).fetchdf()
-        earlier = _earlier_imputations(connection, version)
+        earlier = _earlier_imputations(connection, version) if version else None
     with Heartbeat(context.log.info, "imputed_silver") as beat:
-        beat.phase(f"imputing with {version}")
-        imputed, predicted = impute_categories(postings, knn_classifier.model, version, earlier)
+        beat.phase(f"imputing with {version}" if version else "no model: nothing to impute")
+        imputed, predicted = impute_categories(postings, knn_classifier.model, version,
+                                               policy.threshold, earlier)
     # The texts stay in silver: the imputed table is the lean one users count and join.
     imputed = imputed.drop(columns=["description_text"])
     with duckdb.get_connection() as connection:
@@ -355,14 +462,19 @@ def imputed_silver(
             connection.execute("CREATE OR REPLACE TABLE silver.imputed_silver AS "
                                "SELECT * FROM imputed_rows ORDER BY posting_id")
         metadata = table_metadata(connection, "silver.imputed_silver")
-    confidence = imputed.loc[imputed["is_imputed"], "imputation_confidence"]
+    written = imputed["is_imputed"]
+    without_category = int(imputed["category_source"].isin(["imputed", "unclassified"]).sum())
+    confidence = imputed.loc[written, "imputation_confidence"]
     return MaterializeResult(metadata={
         **metadata,
-        "imputed_postings": int(imputed["is_imputed"].sum()),
+        "imputed_postings": int(written.sum()),
+        "unclassified_postings": without_category - int(written.sum()),
+        "coverage": round(int(written.sum()) / without_category, 3) if without_category else None,
+        "imputation_threshold": policy.threshold,
         "predicted_in_this_run": predicted,
         "mean_imputation_confidence": round(float(confidence.mean()), 3) if len(confidence) else None,
         "model_version": version,
-        "imputed_rows": preview(imputed[imputed["is_imputed"]].drop(columns=["categories", "locations"])),
+        "imputed_rows": preview(imputed[written].drop(columns=["categories", "locations"])),
     })
 
 
@@ -370,11 +482,11 @@ def _earlier_imputations(connection, model_version: str) -> pd.DataFrame | None:
     # Asked first: DuckDB would look a missing table up among this module's Python names.
     has_columns = connection.execute(
         "SELECT count(*) FROM information_schema.columns WHERE table_schema = 'silver' "
-        "AND table_name = 'imputed_silver' AND column_name IN ('bronze_row_id', 'runner_up_share')"
+        "AND table_name = 'imputed_silver' AND column_name IN ('bronze_row_id', 'predicted_category')"
     ).fetchone()[0]
     if has_columns < 2:  # no imputed table yet, or one written before it kept these
         return None
-    return connection.execute(EARLIER_IMPUTATIONS_SQL, {"model_version": model_version}).fetchdf()
+    return connection.execute(EARLIER_PREDICTIONS_SQL, {"model_version": model_version}).fetchdf()
 
 
 class ReviewQueueConfig(Config):
@@ -387,9 +499,10 @@ class ReviewQueueConfig(Config):
     group="ml",
     kinds={"duckdb"},
     deps=[imputed_silver],
-    description="`silver.review_queue`: the imputed postings in the order a reviewer's label "
-    "would help most (priority 1 first), with the model's guess, its share of the votes, the "
-    f"runner-up and the reason. Rule `{DEFAULT_RULE}` by default (the smallest margin between "
+    description="`silver.review_queue`: the postings without a category in the order a "
+    "reviewer's label would help most (priority 1 first): those left `Unclassified` first, then "
+    "the imputed ones; with the model's guess, its share of the votes, the runner-up and the "
+    f"reason. Rule `{DEFAULT_RULE}` by default (the smallest margin between "
     "the two top categories, one posting per repeated text): its first 30 are wrong guesses "
     "about four times as often as 30 random postings (BENCHMARKS.md). `make review N=50` "
     "writes the first N as a label file to fill in.",
@@ -401,8 +514,8 @@ def review_queue(
     if config.rule not in REVIEW_RULES:
         raise Failure(f"unknown review rule {config.rule!r}; the rules are {', '.join(REVIEW_RULES)}")
     with duckdb.get_connection() as connection:
-        imputed = connection.execute(IMPUTED_SQL).fetchdf()
-        queue = ordered_queue(imputed, config.rule,
+        judged = connection.execute(JUDGED_SQL).fetchdf()
+        queue = ordered_queue(judged, config.rule,
                               recall_by_category(knn_classifier.evaluation.confusion))
         with transaction_with(connection, review_rows=queue):
             connection.execute("CREATE SCHEMA IF NOT EXISTS silver")

@@ -9,6 +9,11 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from .knn import model_input
+from .selective import ImputationPolicy
+
+# The category of a posting without one that the model in service may not impute: counted in
+# gold like any category, so gold still sums to silver and every series stays gap-free.
+UNCLASSIFIED = "Unclassified"
 
 
 @dataclass(frozen=True)
@@ -85,7 +90,8 @@ class Outcome:
 
 @dataclass(frozen=True)
 class ServingClassifier:
-    """What `knn_classifier` hands downstream: the model in service after this run."""
+    """What `knn_classifier` hands downstream: the model in service after this run, and what
+    it may impute (`policy`: the confidence threshold and the estimate of what it writes)."""
 
     model: Pipeline
     version: str  # models:/careerpulse-knn-category/N
@@ -93,57 +99,73 @@ class ServingClassifier:
     evaluation: Evaluation
     reference: DriftReference
     outcome: Outcome
+    policy: ImputationPolicy
     # Not champion yet: imputed_silver (which runs only when the blocking checks passed) sets
     # the MLflow alias `champion` on it.
     becomes_champion: bool = False
 
 
-# What an imputation records, beside the category; `earlier` imputations carry the same.
-IMPUTATION_COLUMNS = ["imputation_confidence", "runner_up_category", "runner_up_share"]
+# What the model says of a posting without a category, written or not; `earlier` predictions
+# carry the same.
+PREDICTION_COLUMNS = ["predicted_category", "imputation_confidence", "runner_up_category",
+                      "runner_up_share"]
 
 
 def impute_categories(
     silver: pd.DataFrame,
-    model: Pipeline,
-    model_version: str,
+    model: Pipeline | None,
+    model_version: str | None,
+    threshold: float | None,
     earlier: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, int]:
     """Every silver posting, with a category: observed ones kept (`category_source` `api` or
-    `label`), missing ones predicted (`imputed`); and how many were predicted (the rest were
-    observed or kept from `earlier`).
+    `label`); missing ones imputed (`imputed`, `is_imputed`) when the model's confidence is at
+    least `threshold`, else `Unclassified` (`unclassified`; `threshold` None: every one, as
+    without a model). Returns the frame and how many postings were predicted in this call (the
+    rest were observed or kept from `earlier`).
 
-    `imputation_confidence` is the winning category's share of the (weighted, prior-corrected)
-    neighbour votes, `runner_up_category` / `runner_up_share` the next one's; they and
-    `model_version` are NULL on rows whose category was observed. `earlier` holds imputations
-    this same model version made before (posting_id, bronze_row_id, category and the columns
-    above): a posting whose silver row is still the one imputed then keeps them, so a run
-    predicts only what is new or changed.
+    On every posting the model judged (imputed or not): `predicted_category` (its guess),
+    `imputation_confidence` (the guess's share of the weighted, prior-corrected neighbour
+    votes), `runner_up_category` / `runner_up_share` (the next one's) and `model_version`; NULL
+    on observed rows. `earlier` holds predictions this same model version made before
+    (posting_id, bronze_row_id and the columns above): a posting whose silver row is still the
+    one predicted then keeps them, so a run predicts only what is new or changed, and a changed
+    threshold re-sorts them without predicting again.
     """
     imputed = silver.reset_index(drop=True)
     missing = imputed["category"].isna()
-    imputed["is_imputed"] = missing
-    imputed.loc[missing, "category_source"] = "imputed"
+    imputed["is_imputed"] = False
+    imputed["predicted_category"] = None
     imputed["imputation_confidence"] = np.nan
     imputed["runner_up_category"] = None
     imputed["runner_up_share"] = np.nan
     imputed["model_version"] = None
-    imputed.loc[missing, "model_version"] = model_version
-    to_predict = missing
-    if earlier is not None and len(earlier):
+    to_predict = missing & (model is not None)
+    if model is not None:
+        imputed.loc[missing, "model_version"] = model_version
+    if model is not None and earlier is not None and len(earlier):
         keys = ["posting_id", "bronze_row_id"]
         known = imputed.loc[missing, keys].reset_index().merge(earlier, on=keys, how="inner")
-        for column in ["category", *IMPUTATION_COLUMNS]:
+        for column in PREDICTION_COLUMNS:
             imputed.loc[known["index"], column] = known[column].to_numpy()
-        to_predict = missing & ~imputed.index.isin(known["index"])
+        to_predict = to_predict & ~imputed.index.isin(known["index"])
     if to_predict.any():
         probabilities = model.predict_proba(model_input(imputed.loc[to_predict]))
         order = np.argsort(-probabilities, axis=1, kind="stable")
         rows = np.arange(len(probabilities))
-        imputed.loc[to_predict, "category"] = model.classes_[order[:, 0]]
+        imputed.loc[to_predict, "predicted_category"] = model.classes_[order[:, 0]]
         imputed.loc[to_predict, "imputation_confidence"] = probabilities[rows, order[:, 0]]
         if probabilities.shape[1] > 1:
             second = probabilities[rows, order[:, 1]]
             imputed.loc[to_predict, "runner_up_category"] = np.where(
                 second > 0, model.classes_[order[:, 1]], None)
             imputed.loc[to_predict, "runner_up_share"] = second
+    written = missing & (imputed["imputation_confidence"] >= (
+        np.inf if threshold is None else threshold))
+    imputed.loc[written, "category"] = imputed.loc[written, "predicted_category"]
+    imputed.loc[written, "category_source"] = "imputed"
+    imputed.loc[written, "is_imputed"] = True
+    unclassified = missing & ~written
+    imputed.loc[unclassified, "category"] = UNCLASSIFIED
+    imputed.loc[unclassified, "category_source"] = "unclassified"
     return imputed, int(to_predict.sum())

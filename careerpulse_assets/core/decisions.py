@@ -2,12 +2,16 @@
 
 1. **Train or reuse?** (`training_decision`) The model to reuse is the champion (the registered
    version with the MLflow alias `champion`, the one in service), or while there is none the
-   newest trained version. It is reused unless a training was forced; its grid, taxonomy or
-   training code changed; `retrain_at` (5 %) or more of the labelled postings it learned from
-   are new, changed or gone; or category drift was flagged on it and it was not itself trained
-   because of drift (retraining on the same labels helps once at most). A challenger already
-   trained on about these labels (under `retrain_at` changed since) and not promoted is not
-   trained again: the champion stays, and the reason says so.
+   newest trained version. Labels answer everything a training can: a model is never trained
+   again on the labels and code it was trained on (the training is deterministic: it would
+   learn the same model, so it is not run even when forced, and cannot demote or block
+   anything), nor when a challenger trained on these very labels was not promoted. Otherwise it
+   is trained when forced; when its grid, taxonomy or training code changed; when reviewers'
+   labels are new or changed since it was trained (a reviewer's label is the most valuable
+   training data there is: learned on the next run whatever their number); or when `retrain_at`
+   (5 %) or more of the labelled postings it learned from are new, changed or gone. Category
+   drift alone retrains nothing: refitting the same labels cannot answer it; labels of recent
+   postings can, and the reason says so.
 2. **Promote the challenger?** (`promotion_decision`) Both recipes (the challenger's selection,
    the champion's settings) are scored out-of-fold on today's labelled postings, on the same
    folds and bootstrap resamples. The challenger is *worse* when its macro-F1 or accuracy is
@@ -15,15 +19,85 @@
    interval of the difference below 0. A challenger that is not worse is promoted once the
    quality gate passes; the first model is promoted when it passes the gate.
 
+3. **What may the model impute?** (`imputation_decision`) A posting is imputed when its
+   confidence reaches the threshold chosen on the out-of-fold predictions for the bars
+   (`selective.py`), and only if the nested estimate of what that threshold writes meets the
+   bars too; otherwise nothing is imputed (every posting without a category is counted as
+   `Unclassified`), and the reason gives the figures.
+
 Plain values in, a decision and its reason out: the asset does the I/O.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 WORSE_BY = 0.01
 COMPARED = ("macro_f1", "accuracy")
+
+
+@dataclass(frozen=True)
+class Bars:
+    """The accuracy and macro-F1 (0 to 1) the imputations written must reach: the settings
+    CAREERPULSE_MIN_ACCURACY / CAREERPULSE_MIN_MACRO_F1, or the checks' run config."""
+
+    accuracy: float
+    macro_f1: float
+
+    def met_by(self, metrics: dict[str, float], macro_judged: bool = True) -> bool:
+        """NaN (nothing written) meets no bar; macro-F1 is left out when no category has
+        postings enough to judge it (`macro_judged` False)."""
+        met = metrics["accuracy"] >= self.accuracy
+        if macro_judged:
+            met = met and metrics["macro_f1"] >= self.macro_f1
+        return bool(met)
+
+    def describe(self) -> str:
+        return f"accuracy ≥ {self.accuracy:.2f} and macro-F1 ≥ {self.macro_f1:.2f}"
+
+
+@dataclass(frozen=True)
+class ImputationDecision:
+    threshold: float | None  # impute when confidence >= threshold; None: nothing
+    reason: str
+
+
+def _written_figures(metrics: dict[str, float]) -> str:
+    if math.isnan(metrics["accuracy"]):
+        return "nothing would be written"
+    macro = metrics["macro_f1"]
+    return (f"accuracy {metrics['accuracy']:.3f}, "
+            + ("macro-F1 not judged" if math.isnan(macro) else f"macro-F1 {macro:.3f}")
+            + f", coverage {metrics['coverage']:.1%}")
+
+
+def imputation_decision(
+    bars: Bars, threshold: float | None, nested: dict[str, float] | None, macro_judged: bool
+) -> ImputationDecision:
+    """`threshold`: the lowest confidence whose out-of-fold predictions meet `bars` (None when
+    none does); `nested`: accuracy, macro_f1 and coverage of what it writes, each posting's
+    threshold chosen without it."""
+    nothing = "nothing is imputed: every posting without a category is Unclassified"
+    if threshold is None or nested is None:
+        return ImputationDecision(
+            None, f"no confidence threshold gives out-of-fold imputations with "
+            f"{bars.describe()}: {nothing}"
+        )
+    figures = _written_figures(nested)
+    if not bars.met_by(nested, macro_judged):
+        return ImputationDecision(
+            None, f"confidence ≥ {threshold:.2f} meets {bars.describe()} on the out-of-fold "
+            f"predictions it was chosen on, but not nested (each fold's threshold chosen "
+            f"without it: {figures}): {nothing}"
+        )
+    what = "every posting" if threshold == 0 else f"postings with confidence ≥ {threshold:.2f}"
+    unjudged = "" if macro_judged else (
+        "; macro-F1 not judged: no category has postings enough to estimate its F1")
+    return ImputationDecision(
+        threshold, f"imputes {what}: what it writes is estimated nested at {figures} "
+        f"({bars.describe()}){unjudged}"
+    )
 
 
 @dataclass(frozen=True)
@@ -34,8 +108,8 @@ class ModelFacts:
     same_settings: bool  # today's grid, taxonomy and training code
     labelled_changed: int  # labelled postings new, changed or gone since it was trained
     labelled_changed_share: float
-    retrained_for_drift: bool
-    drift_flagged: bool  # the latest category_drift check failed on this version
+    reviewer_labels_changed: int = 0  # reviewers' labels new or changed since it was trained
+    drift_flagged: bool = False  # the latest category_drift check failed on this version
 
 
 @dataclass(frozen=True)
@@ -43,7 +117,6 @@ class TrainingDecision:
     train: bool
     reason: str
     reuse: ModelFacts | None = None  # the version to serve when not training
-    for_drift: bool = False  # a training because category drift was flagged
 
 
 def _changes(facts: ModelFacts) -> str:
@@ -53,14 +126,19 @@ def _changes(facts: ModelFacts) -> str:
             f"({facts.labelled_changed_share:.1%})")
 
 
+def _drift_note(facts: ModelFacts) -> str:
+    if not facts.drift_flagged:
+        return ""
+    return ("; category drift was flagged on it: labels of recent postings answer it "
+            "(`make review`), a retraining on the same labels would not")
+
+
 def training_decision(
     champion: ModelFacts | None,
     latest: ModelFacts | None,
     force: bool = False,
     retrain_at: float = 0.05,
 ) -> TrainingDecision:
-    if force:
-        return TrainingDecision(True, "forced by config")
     candidate = champion or latest
     if candidate is None:
         return TrainingDecision(True, "no model yet")
@@ -68,36 +146,36 @@ def training_decision(
         return TrainingDecision(
             True, f"the grid, taxonomy or training code changed since {candidate.version}"
         )
-    # A challenger on about today's labels that was not promoted: training again gives it again.
-    judged = (
-        latest if latest is not None and latest.version != candidate.version
-        and latest.same_settings and latest.labelled_changed_share < retrain_at else None
-    )
+    if not candidate.labelled_changed:
+        forced = ": a training (forced) would learn the same model" if force else ": reusing it"
+        return TrainingDecision(False, _changes(candidate) + forced + _drift_note(candidate),
+                                candidate)
+    challenger = latest if (latest is not None and latest.version != candidate.version
+                            and latest.same_settings) else None
+    if challenger is not None and not challenger.labelled_changed:
+        return TrainingDecision(
+            False, f"{_changes(candidate)}, but challenger {challenger.version} was trained on "
+            "these very labels and not promoted: keeping the champion", candidate,
+        )
+    if force:
+        return TrainingDecision(True, "forced by config")
+    if candidate.reviewer_labels_changed:
+        return TrainingDecision(
+            True, f"{candidate.reviewer_labels_changed} reviewer labels new or changed since "
+            f"{candidate.version}: learning them"
+        )
     if candidate.labelled_changed_share >= retrain_at:
-        if judged is not None:
+        if challenger is not None and challenger.labelled_changed_share < retrain_at:
             return TrainingDecision(
-                False, f"{_changes(candidate)}, but challenger {judged.version} was trained on "
-                "these labels and not promoted: keeping the champion", candidate,
+                False, f"{_changes(candidate)}, but challenger {challenger.version} was trained "
+                "on about these labels and not promoted: keeping the champion", candidate,
             )
         return TrainingDecision(
             True, f"{_changes(candidate)}: retraining from {retrain_at:.0%}"
         )
-    if candidate.drift_flagged:
-        if candidate.retrained_for_drift:
-            return TrainingDecision(
-                False, f"category drift persists on {candidate.version}, itself trained because "
-                "of drift: the same labels cannot help; label recent postings", candidate,
-            )
-        if judged is not None and judged.retrained_for_drift:
-            return TrainingDecision(
-                False, f"category drift persists; challenger {judged.version}, retrained for it, "
-                "was not promoted: label recent postings", candidate,
-            )
-        return TrainingDecision(
-            True, f"category drift was flagged on {candidate.version}", for_drift=True
-        )
     return TrainingDecision(
-        False, f"{_changes(candidate)}, under {retrain_at:.0%}: reusing it", candidate
+        False, f"{_changes(candidate)}, under {retrain_at:.0%}: reusing it"
+        + _drift_note(candidate), candidate,
     )
 
 

@@ -17,6 +17,7 @@ choose a setting.
 
 from __future__ import annotations
 
+import hashlib
 from functools import cached_property
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -52,6 +53,13 @@ HOLDOUT_FRACTION = 0.2
 # the model never predicts them. Raising it drops the hardest classes and flatters macro-F1;
 # it is not a knob for passing the quality checks.
 MIN_POSTINGS_PER_CATEGORY = 7
+# A category enters the macro-F1 the gate judges when the estimate holds at least this many of
+# its labelled postings, whether the model learns it or not: an F1 needs postings to be
+# estimated. With n postings a category's recall (and so its F1) has a binomial standard error
+# of about sqrt(0.25 / n): 0.19 at 7, as wide as the gap between a weak category and a good one,
+# 0.11 at 20. Rarer categories still count in accuracy, and their postings written under a
+# judged category count against its precision. Not a knob for passing the gate.
+MIN_JUDGED_POSTINGS = 20
 BOOTSTRAP_RESAMPLES = 1000
 CONFIDENCE_BUCKETS = (0.0, 0.5, 0.7, 0.9, 1.0)
 
@@ -72,12 +80,37 @@ class LabelledSet:
     def labels(self) -> pd.Series:
         return self.postings["category"]
 
-    @cached_property  # 0.5 s at 86,000 postings: computed once
+    @cached_property
     def row_hashes(self) -> np.ndarray:
-        """One 64-bit hash per distinct (title, text, category), sorted: what a model learned
-        from. Equal exactly when the training data is (texts or labels), whatever the order."""
-        rows = self.postings[["title", "description_text", "category"]].fillna("")
-        return np.unique(pd.util.hash_pandas_object(rows, index=False).to_numpy())
+        """One 64-bit hash per distinct (text, category), sorted: what a model learned from.
+        Equal exactly when the training data is (texts or labels), whatever the order."""
+        return _row_hashes(self.postings)
+
+    @cached_property
+    def reviewer_row_hashes(self) -> np.ndarray:
+        """`row_hashes` of the postings whose category a reviewer gave (`category_source`
+        'label'): a hash a model was not trained on is a reviewer's label new to it."""
+        sources = self.postings.get("category_source")
+        if sources is None:
+            return np.array([], dtype=np.uint64)
+        return _row_hashes(self.postings[sources.to_numpy() == "label"])
+
+
+def _row_hashes(postings: pd.DataFrame) -> np.ndarray:
+    rows = postings[["text_key", "category"]].fillna("")
+    return np.unique(pd.util.hash_pandas_object(rows, index=False).to_numpy())
+
+
+# A posting's text as one key, in SQL: the MD5 of title, U+001F, description text. Reposts share
+# it; the labelled set and its hashes need only this key, not the texts (86,000 texts are read
+# only when a training needs them).
+TEXT_KEY_SQL = "md5(coalesce(title, '') || chr(31) || coalesce(description_text, ''))"
+
+
+def text_keys(postings: pd.DataFrame) -> pd.Series:
+    """`TEXT_KEY_SQL` computed in Python (equal, tested), for frames not read from DuckDB."""
+    joined = postings["title"].fillna("") + "\x1f" + postings["description_text"].fillna("")
+    return joined.map(lambda text: hashlib.md5(text.encode()).hexdigest())
 
 
 # Above this many learnable postings the hold-out and time-ordered evaluations (selection, fit,
@@ -105,6 +138,13 @@ def evaluation_set(labelled: LabelledSet, max_postings: int = EVALUATION_MAX_POS
     )
 
 
+def judged_categories(truth, min_postings: int = MIN_JUDGED_POSTINGS) -> list[str]:
+    """The categories whose F1 the judged macro-F1 averages: those `truth` (the categories of
+    the postings an estimate rests on) holds at least `min_postings` times, sorted."""
+    names, counts = np.unique(np.asarray(truth).astype(str), return_counts=True)
+    return [str(name) for name in names[counts >= min_postings]]
+
+
 def labelled_changes(trained_on: np.ndarray, now: np.ndarray) -> tuple[int, float]:
     """Labelled postings new, changed or gone since a model was trained, and their share of
     what it was trained on (a relabelled posting counts twice: its old row went, a new came)."""
@@ -115,9 +155,19 @@ def labelled_changes(trained_on: np.ndarray, now: np.ndarray) -> tuple[int, floa
 def labelled_set(
     silver: pd.DataFrame, min_postings: int = MIN_POSTINGS_PER_CATEGORY
 ) -> LabelledSet:
-    # Sorted by id, so splits and the repost kept do not depend on the order rows were read in.
+    """The learnable labelled postings of `silver` (posting_id, category, category_source and
+    `text_key`, or the texts it is computed from; the texts too when a model is to be fit),
+    reposts removed; NotEnoughLabels when fewer than 2 categories are learnable."""
+    # Sorted by id, so splits and the repost kept do not depend on the order rows were read in;
+    # of reposts, one a reviewer labelled is kept (a reviewer's label is the one to learn).
     labelled = silver[silver["category"].notna()].sort_values("posting_id", kind="stable")
-    unique = labelled.drop_duplicates(["title", "description_text"], keep="first")
+    if "text_key" not in labelled:
+        labelled = labelled.assign(text_key=text_keys(labelled))
+    by_reviewer = (labelled["category_source"] == "label" if "category_source" in labelled
+                   else pd.Series(False, index=labelled.index))
+    unique = (labelled.assign(_api=~by_reviewer).sort_values("_api", kind="stable")
+              .drop_duplicates("text_key", keep="first")
+              .sort_values("posting_id", kind="stable").drop(columns="_api"))
     counts = unique["category"].value_counts()
     learnable = counts[counts >= min_postings].index
     kept = unique[unique["category"].isin(learnable)].reset_index(drop=True)
@@ -187,11 +237,17 @@ def _metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
     }
 
 
-def metrics_from_confusions(confusions: np.ndarray) -> dict[str, np.ndarray]:
-    """Accuracy, macro-F1 and weighted-F1 of a stack of confusion matrices (B × C × C).
+def metrics_from_confusions(
+    confusions: np.ndarray, judged: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """Accuracy, macro-F1 and weighted-F1 of a stack of confusion matrices (B × C × C, rows the
+    truth).
 
     The same definitions as scikit-learn's: macro averages over the classes that occur in the
     truth or the predictions, weighted averages by true support, 0 where a ratio is undefined.
+    `judged` (C booleans) restricts both F1 averages to those classes; their precision still
+    counts every prediction of the class, whatever the truth. Accuracy is over every row. NaN
+    where nothing is left to average (no postings, no judged class present).
     """
     true_positives = np.diagonal(confusions, axis1=1, axis2=2).astype(float)
     support = confusions.sum(axis=2)
@@ -200,13 +256,16 @@ def metrics_from_confusions(confusions: np.ndarray) -> dict[str, np.ndarray]:
         precision = np.where(predicted > 0, true_positives / predicted, 0.0)
         recall = np.where(support > 0, true_positives / support, 0.0)
         f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
-    present = (support + predicted) > 0
-    n = support.sum(axis=1)
-    return {
-        "accuracy": true_positives.sum(axis=1) / n,
-        "macro_f1": (f1 * present).sum(axis=1) / present.sum(axis=1),
-        "weighted_f1": (f1 * support).sum(axis=1) / n,
-    }
+        present = (support + predicted) > 0
+        weighted_support = support
+        if judged is not None:
+            present = present & judged
+            weighted_support = support * judged
+        return {
+            "accuracy": true_positives.sum(axis=1) / support.sum(axis=1),
+            "macro_f1": (f1 * present).sum(axis=1) / present.sum(axis=1),
+            "weighted_f1": (f1 * weighted_support).sum(axis=1) / weighted_support.sum(axis=1),
+        }
 
 
 def bootstrap_intervals(

@@ -11,12 +11,10 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 
+from .classifier import UNCLASSIFIED
 from .coverage import day_coverage
 from .sql import transaction_with
 
-# The category of postings that are not imputed (issue 20 writes it into imputed_silver; a NULL
-# left by an older imputed_silver is counted under it too, so gold always sums to silver).
-UNCLASSIFIED = "Unclassified"
 
 # One row per posting and source that stored it; the 'unknown' source when bronze is not there
 # (a gold built from an imputed_silver alone counts like an archive).

@@ -10,12 +10,15 @@ label yet: `make review` writes its rows that way, with the model's guess in `ca
 
 Every row that cannot be used goes to the quarantine with its file, line and reason, never
 silently: a malformed file (not UTF-8, no such header, not CSV), a posting id that is not an
-integer or not a posting silver knows, a category that is neither a current Muse name nor an old
-one mapped in the taxonomy, a `labelled_at` that is not a date.
+integer or not a posting silver knows, a category no one knows (neither a current Muse name, nor
+an old one mapped in the taxonomy, nor one the API serves: names compared by
+`taxonomy.name_key`, so case, `&`/"and" and spacing do not matter), a `labelled_at` that is not
+a date.
 
 Two rows on one posting that disagree: the one labelled last wins (`labelled_at`; a row without
 one counts as older than any with one), then the file whose name sorts last, then the later
-line. The other is quarantined, naming the row that won. Labels use current category names.
+line. The other is quarantined, naming the row that won. A label is kept under the name the
+category is counted under (the current name, or the API's spelling).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from datetime import datetime, timezone
 
 import pandas as pd
 
-from .taxonomy import Taxonomy
+from .taxonomy import CategoryNames, Taxonomy, category_names
 
 REQUIRED = ("posting_id", "category")
 OPTIONAL = ("note", "labelled_by", "labelled_at")
@@ -159,7 +162,12 @@ def _precedence(row: dict) -> tuple:
             row["label_file"], row["label_line"])
 
 
-def read_labels(files: list[LabelFile], known_ids: set[int], taxonomy: Taxonomy) -> Labels:
+def read_labels(
+    files: list[LabelFile], known_ids: set[int], names: CategoryNames | Taxonomy
+) -> Labels:
+    """`names`: the category names a label may use (a bare Taxonomy: its names only)."""
+    if isinstance(names, Taxonomy):
+        names = category_names(names, {})
     quarantine: list[dict] = []
     candidates, waiting = [], 0
     for file in sorted(files, key=lambda f: f.name):
@@ -169,13 +177,15 @@ def read_labels(files: list[LabelFile], known_ids: set[int], taxonomy: Taxonomy)
     valid = []
     for row in candidates:
         name = row["category"]
-        if name not in taxonomy.current and name not in taxonomy.old_to_current:
+        counted_as = names.counted_as(name)
+        if counted_as is None:
             quarantine.append({**_where(row), "reason": f"category {name[:60]!r} is neither a "
-                               "current Muse category nor an old one mapped in the taxonomy"})
+                               "current Muse category, nor an old one mapped in the taxonomy, nor "
+                               "one the API serves"})
         elif row["posting_id"] not in known_ids:
             quarantine.append({**_where(row), "reason": "posting_id is not a posting in silver"})
         else:
-            valid.append({**row, "category": taxonomy.old_to_current.get(name, name)})
+            valid.append({**row, "category": counted_as})
     winners: dict[int, dict] = {}
     for row in sorted(valid, key=_precedence):
         winners[row["posting_id"]] = row  # the last in precedence order wins

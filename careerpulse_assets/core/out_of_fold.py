@@ -8,9 +8,14 @@ Postings of categories too rare to learn are predicted too (by one outer fold's 
 no model can impute them right, and the estimate says so in accuracy.
 
 - accuracy: over every scored posting, the too-rare ones included;
-- macro-F1 and weighted-F1: over the postings of the categories the model learns;
+- macro-F1 and weighted-F1: averaged over the *judged* categories, those the scored postings
+  hold at least 20 times (`evaluation.MIN_JUDGED_POSTINGS`: enough to estimate an F1), learned
+  or not; a judged category's precision counts every prediction of it, whatever the truth;
 - each averaged over the repeats, with a 95 % bootstrap interval over postings (the same
   resampled postings for every repeat).
+
+`estimate(oof, written)` scores only the predictions a selective imputation would write
+(`selective.py`), and adds their coverage.
 
 Against a hold-out of a fifth of the postings, the estimate rests on five times as many, so its
 interval is about sqrt(5) = 2.2 times narrower; and the outer training parts hold 80 % of the
@@ -31,8 +36,10 @@ from sklearn.model_selection import RepeatedStratifiedKFold
 
 from .evaluation import (
     BOOTSTRAP_RESAMPLES,
+    MIN_JUDGED_POSTINGS,
     LabelledSet,
     confusion_table,
+    judged_categories,
     metrics_from_confusions,
     most_confused_pairs,
     per_class_table,
@@ -123,13 +130,28 @@ def make_folds(labelled: LabelledSet, repeats: int | None = None) -> Folds:
 @dataclass(frozen=True)
 class OutOfFold:
     """Out-of-fold predictions: `truth` holds the learnable postings' labels, then the rare
-    ones'; `predicted` and `confidence` are repeats × postings."""
+    ones'; `predicted`, `confidence` and `fold` (the outer fold whose model predicted the
+    posting) are repeats × postings."""
 
     truth: np.ndarray
     learnable: np.ndarray
     predicted: np.ndarray
     confidence: np.ndarray
-    chosen: list[KnnParams]
+    fold: np.ndarray
+    chosen: list[KnnParams] = ()
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """What `from_arrays` reads back (an MLflow artifact: the threshold is chosen again from
+        it when the bars change)."""
+        return {"truth": self.truth.astype(str), "learnable": self.learnable,
+                "predicted": self.predicted.astype(str), "confidence": self.confidence,
+                "fold": self.fold}
+
+    @classmethod
+    def from_arrays(cls, arrays) -> OutOfFold:
+        return cls(np.asarray(arrays["truth"], dtype=object), np.asarray(arrays["learnable"]),
+                   np.asarray(arrays["predicted"], dtype=object),
+                   np.asarray(arrays["confidence"]), np.asarray(arrays["fold"]))
 
 
 def scored_postings(labelled: LabelledSet) -> pd.DataFrame:
@@ -150,6 +172,7 @@ def out_of_fold(
     labels = postings["category"].to_numpy(dtype=object)
     predicted = np.empty((folds.repeats, n), dtype=object)
     confidence = np.zeros((folds.repeats, n))
+    fold = np.full((folds.repeats, n), -1)
     chosen = []
     for r, (splits, rare_parts) in enumerate(zip(folds.splits, folds.rare, strict=True)):
         for f, ((train, test), rare_part) in enumerate(zip(splits, rare_parts, strict=True)):
@@ -159,35 +182,41 @@ def out_of_fold(
             predicted[r, where], confidence[r, where] = predict_rows(
                 counts, params, train, labels[train], where
             )
+            fold[r, where] = f
             if progress:
                 progress(f"out-of-fold repeat {r + 1}/{folds.repeats}, fold {f + 1}/"
                          f"{len(splits)}: {params.describe()}")
     learnable = np.arange(n) < n_learnable
-    return OutOfFold(labels, learnable, predicted, confidence, chosen)
+    return OutOfFold(labels, learnable, predicted, confidence, fold, chosen)
 
 
 def _bootstrap_metrics(
-    truth: np.ndarray, learnable: np.ndarray, predicted: np.ndarray, picks: np.ndarray
+    truth: np.ndarray, predicted: np.ndarray, picks: np.ndarray, judged: list[str],
+    written: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Metrics of each resample (rows of `picks`), averaged over the repeats (rows of
-    `predicted`): accuracy over all picked postings, the F1s over the learnable ones."""
+    `predicted`): accuracy over the picked postings, the F1s over the `judged` categories; with
+    `written` (repeats × postings), over the written predictions only, and their coverage."""
     classes, codes = np.unique(
         np.concatenate([truth, predicted.ravel()]).astype(str), return_inverse=True
     )
     c, n = len(classes), len(truth)
-    true_codes = np.where(learnable, codes[:n], c)  # too-rare truths go to a bin left out
+    judged_classes = np.isin(classes, judged)
+    true_codes = codes[:n]
+    offsets = (np.arange(len(picks)) * c * c)[:, None]
     out: dict[str, list[np.ndarray]] = {"accuracy": [], "macro_f1": [], "weighted_f1": []}
+    if written is not None:
+        out["coverage"] = []
     for r in range(predicted.shape[0]):
         pred_codes = codes[n + r * n : n + (r + 1) * n]
-        correct = truth == predicted[r]
-        cells = true_codes[picks] * c + pred_codes[picks]
-        offsets = (np.arange(len(picks)) * (c + 1) * c)[:, None]
-        confusions = np.bincount((cells + offsets).ravel(), minlength=len(picks) * (c + 1) * c)
-        confusions = confusions.reshape(len(picks), c + 1, c)[:, :c, :]
-        f1s = metrics_from_confusions(confusions)
-        out["accuracy"].append(correct[picks].mean(axis=1))
-        out["macro_f1"].append(f1s["macro_f1"])
-        out["weighted_f1"].append(f1s["weighted_f1"])
+        cells = (true_codes[picks] * c + pred_codes[picks] + offsets).ravel()
+        weights = None if written is None else written[r][picks].ravel().astype(float)
+        confusions = np.bincount(cells, weights=weights, minlength=len(picks) * c * c)
+        metrics = metrics_from_confusions(confusions.reshape(len(picks), c, c), judged_classes)
+        for name in ("accuracy", "macro_f1", "weighted_f1"):
+            out[name].append(metrics[name])
+        if written is not None:
+            out["coverage"].append(written[r][picks].mean(axis=1))
     return {name: np.mean(values, axis=0) for name, values in out.items()}
 
 
@@ -199,12 +228,15 @@ def _resamples(n: int, resamples: int) -> list[np.ndarray]:
 
 
 def _interval(values: np.ndarray) -> tuple[float, float]:
-    return float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))
+    # A resample with nothing written (or no judged category) has no figure: left out.
+    return float(np.nanpercentile(values, 2.5)), float(np.nanpercentile(values, 97.5))
 
 
 @dataclass(frozen=True)
 class Estimate:
-    """What the quality gate judges."""
+    """Out-of-fold figures with their 95 % intervals: accuracy, macro_f1, weighted_f1, and
+    coverage for an estimate of written predictions. A figure is NaN where there is nothing to
+    average (macro-F1 when no category is judged)."""
 
     metrics: dict[str, float]
     intervals: dict[str, tuple[float, float]]
@@ -212,6 +244,7 @@ class Estimate:
     rare_postings: int
     repeats: int
     folds: int
+    judged: tuple[str, ...] = ()  # the categories macro-F1 averages over
 
     def flat(self, prefix: str = "oof") -> dict[str, float]:
         """Named for MLflow: oof_macro_f1, oof_macro_f1_ci_low, ..."""
@@ -228,10 +261,24 @@ class Estimate:
                 f"({self.repeats} × {self.folds}-fold, settings chosen inside each fold)")
 
 
-def estimate(oof: OutOfFold, resamples: int = BOOTSTRAP_RESAMPLES) -> Estimate:
+def point_metrics(oof: OutOfFold, written: np.ndarray | None = None) -> dict[str, float]:
+    """`estimate(oof, written).metrics` without the intervals."""
     full = np.arange(len(oof.truth))[None, :]
-    point = _bootstrap_metrics(oof.truth, oof.learnable, oof.predicted, full)
-    draws = [_bootstrap_metrics(oof.truth, oof.learnable, oof.predicted, picks)
+    point = _bootstrap_metrics(oof.truth, oof.predicted, full, judged_categories(oof.truth),
+                               written)
+    return {name: float(value[0]) for name, value in point.items()}
+
+
+def estimate(
+    oof: OutOfFold, resamples: int = BOOTSTRAP_RESAMPLES, written: np.ndarray | None = None,
+    judged_min: int = MIN_JUDGED_POSTINGS,
+) -> Estimate:
+    """The figures of `oof`'s predictions, or with `written` (repeats × postings) of the
+    predictions written only; macro-F1 over the categories with `judged_min` postings."""
+    judged = judged_categories(oof.truth, judged_min)
+    full = np.arange(len(oof.truth))[None, :]
+    point = _bootstrap_metrics(oof.truth, oof.predicted, full, judged, written)
+    draws = [_bootstrap_metrics(oof.truth, oof.predicted, picks, judged, written)
              for picks in _resamples(len(oof.truth), resamples)]
     return Estimate(
         metrics={name: float(value[0]) for name, value in point.items()},
@@ -239,7 +286,8 @@ def estimate(oof: OutOfFold, resamples: int = BOOTSTRAP_RESAMPLES) -> Estimate:
         postings=len(oof.truth),
         rare_postings=int((~oof.learnable).sum()),
         repeats=oof.predicted.shape[0],
-        folds=len(oof.chosen) // oof.predicted.shape[0],
+        folds=int(oof.fold.max()) + 1,
+        judged=tuple(judged),
     )
 
 
@@ -268,13 +316,13 @@ def compare(
     if not (challenger.truth == champion.truth).all():
         raise ValueError("a paired comparison needs both models' predictions of the same postings")
     full = np.arange(len(challenger.truth))[None, :]
-    args = (challenger.truth, challenger.learnable)
-    new = _bootstrap_metrics(*args, challenger.predicted, full)
-    old = _bootstrap_metrics(*args, champion.predicted, full)
+    truth, judged = challenger.truth, judged_categories(challenger.truth)
+    new = _bootstrap_metrics(truth, challenger.predicted, full, judged)
+    old = _bootstrap_metrics(truth, champion.predicted, full, judged)
     differences: dict[str, list[np.ndarray]] = {name: [] for name in new}
     for picks in _resamples(len(challenger.truth), resamples):
-        a = _bootstrap_metrics(*args, challenger.predicted, picks)
-        b = _bootstrap_metrics(*args, champion.predicted, picks)
+        a = _bootstrap_metrics(truth, challenger.predicted, picks, judged)
+        b = _bootstrap_metrics(truth, champion.predicted, picks, judged)
         for name in differences:
             differences[name].append(a[name] - b[name])
     return Comparison(

@@ -1,8 +1,10 @@
-"""What to label first: imputed postings ordered by how much a reviewer's label would help.
+"""What to label first: the postings the model judged, ordered by how much a reviewer's label
+would help. Postings it left `Unclassified` (confidence under the threshold, or no model allowed
+to impute) come first: nothing else gives them a category.
 
-Plain functions over a frame of imputed postings (posting_id, title, category,
-imputation_confidence, runner_up_category, runner_up_share, text_key); the `review_queue` asset
-wires them. The rules, all measured against labelling postings drawn at random
+Plain functions over a frame of judged postings (posting_id, title, predicted_category,
+category_source, imputation_confidence, runner_up_category, runner_up_share, text_key); the
+`review_queue` asset wires them. The rules, all measured against labelling postings drawn at random
 (`benchmarks/review_queue.py`, BENCHMARKS.md): every rule's first 30 hold about four times as many
 wrong guesses as 30 random postings (16.7 vs 3.9 on the shared postings), so labels there correct
 the most imputations; none of them teaches the model the other postings better than random labels
@@ -32,14 +34,15 @@ _KEY_AND_LINK = """
        md5(coalesce(s.title, '') || chr(31) || coalesce(s.description_text, '')) AS text_key,
        json_extract_string(b.payload, '$.refs.landing_page') AS link
 """
-# The imputed postings the champion wrote, with what the queue orders them by.
-IMPUTED_SQL = f"""
-SELECT i.posting_id, i.title, i.category, i.imputation_confidence, i.runner_up_category,
-       i.runner_up_share, {_KEY_AND_LINK}
+# The postings the champion judged (imputed or left Unclassified), with what the queue orders
+# them by.
+JUDGED_SQL = f"""
+SELECT i.posting_id, i.title, i.predicted_category, i.category_source, i.imputation_confidence,
+       i.runner_up_category, i.runner_up_share, {_KEY_AND_LINK}
 FROM silver.imputed_silver AS i
 JOIN silver.silver_postings AS s USING (posting_id)
 LEFT JOIN bronze.bronze_postings AS b ON b.bronze_row_id = s.bronze_row_id
-WHERE i.is_imputed
+WHERE i.predicted_category IS NOT NULL
 """
 # Postings without a category, with their texts, for a model that imputed nothing yet.
 UNLABELLED_SQL = f"""
@@ -53,8 +56,10 @@ WHERE s.category IS NULL
 RULES = ("least_confident", "smallest_margin", "low_recall_margin", "one_per_duplicate",
          "spread_over_categories")
 DEFAULT_RULE = "one_per_duplicate"
-QUEUE_COLUMNS = ["posting_id", "priority", "title", "category", "imputation_confidence",
-                 "runner_up_category", "runner_up_share", "reason"]
+# `category` is the model's guess (what `make review` pre-fills), `unclassified` whether it was
+# left out of the imputations.
+QUEUE_COLUMNS = ["posting_id", "priority", "title", "category", "unclassified",
+                 "imputation_confidence", "runner_up_category", "runner_up_share", "reason"]
 
 
 def recall_by_category(confusion: pd.DataFrame | None) -> dict[str, float]:
@@ -68,12 +73,15 @@ def recall_by_category(confusion: pd.DataFrame | None) -> dict[str, float]:
 
 
 def review_queue(
-    imputed: pd.DataFrame, rule: str = DEFAULT_RULE, recall: dict[str, float] | None = None
+    judged: pd.DataFrame, rule: str = DEFAULT_RULE, recall: dict[str, float] | None = None
 ) -> pd.DataFrame:
-    """The imputed postings of `imputed`, priority 1 first, each with the reason for its place."""
+    """The postings of `judged`, priority 1 first, each with the reason for its place: the
+    Unclassified ones first, each part in the order of `rule` (a repeated text after all)."""
     if rule not in RULES:
         raise ValueError(f"unknown review rule {rule!r}; the rules are {', '.join(RULES)}")
-    queue = imputed.reset_index(drop=True).copy()
+    queue = judged.reset_index(drop=True).copy()
+    queue["category"] = queue["predicted_category"]
+    queue["unclassified"] = (queue["category_source"] == "unclassified").to_numpy()
     confidence = queue["imputation_confidence"].astype(float)
     share = queue["runner_up_share"].astype(float).fillna(0.0)
     margin = confidence - share
@@ -95,9 +103,10 @@ def review_queue(
     queue = queue.assign(repeat=repeat, score=score, margin=margin, recall=category_recall)
     queue = queue.sort_values(["repeat", "score", "posting_id"], kind="stable",
                               ignore_index=True)
-    queue["turn"] = (queue.groupby(["repeat", "category"]).cumcount()
+    queue["turn"] = (queue.groupby(["repeat", "unclassified", "category"]).cumcount()
                      if rule == "spread_over_categories" else 0)
-    queue = queue.sort_values(["repeat", "turn"], kind="stable", ignore_index=True)
+    queue = queue.assign(imputed=~queue["unclassified"]).sort_values(
+        ["repeat", "imputed", "turn"], kind="stable", ignore_index=True)
     queue["priority"] = np.arange(1, len(queue) + 1)
     queue["reason"] = [_reason(row, rule) for row in queue.itertuples()]
     return queue[QUEUE_COLUMNS + [c for c in ("link",) if c in queue]]
@@ -108,6 +117,8 @@ def _reason(row, rule: str) -> str:
               if isinstance(row.runner_up_category, str) else " with no runner-up")
     text = (f"{row.category} {row.imputation_confidence:.0%}{runner} "
             f"(margin {row.margin:.2f})")
+    if row.unclassified:
+        text = f"Unclassified (not sure enough to impute): {text}"
     if rule == "low_recall_margin":
         text += f"; the model finds {row.recall:.0%} of one of them"
     if rule == "spread_over_categories":

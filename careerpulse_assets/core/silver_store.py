@@ -24,7 +24,7 @@ from .bronze_store import INSERT_QUARANTINE_SQL, QUARANTINE_SCHEMA, raw_hash
 from .labels import LabelFile, Labels, read_labels
 from .postings import InvalidPosting, check_item, silver_row
 from .sql import transaction_with
-from .taxonomy import Taxonomy, load_taxonomy
+from .taxonomy import CategoryNames, Taxonomy, category_names, load_taxonomy
 
 SILVER_COLUMNS = {
     "posting_id": "BIGINT NOT NULL",
@@ -114,8 +114,13 @@ def merge_slice(
             connection.execute(INSERT_QUARANTINE_SQL)
 
 
-# Every row's category: a reviewer's label, else the listed one under its current name; and where
-# it came from. Only rows that change are written.
+# Every name the postings list, and how many list it.
+SERVED_NAMES_SQL = """
+SELECT name, count(*) FROM (SELECT unnest(categories) AS name FROM silver.silver_postings)
+GROUP BY name
+"""
+# Every row's category: a reviewer's label, else the listed one under the name it is counted
+# under (`CategoryNames`); and where it came from. Only rows that change are written.
 APPLY_CATEGORIES_SQL = """
 UPDATE silver.silver_postings AS s
 SET category = n.category, category_source = n.source
@@ -133,12 +138,20 @@ WHERE s.posting_id = n.posting_id
 """
 
 
+def served_names(connection: duckdb.DuckDBPyConnection, taxonomy: Taxonomy) -> CategoryNames:
+    """The category names of the taxonomy and of the postings in silver."""
+    return category_names(taxonomy, dict(connection.execute(SERVED_NAMES_SQL).fetchall()))
+
+
 def apply_categories(
-    connection: duckdb.DuckDBPyConnection, taxonomy: Taxonomy, labels: Labels
+    connection: duckdb.DuckDBPyConnection, names: CategoryNames, labels: Labels
 ) -> int:
-    """Current names and reviewers' labels on every row; keep the labels and their quarantine
+    """Counted names and reviewers' labels on every row; keep the labels and their quarantine
     as tables (`silver.reviewer_labels`, `silver.label_quarantine`); return rows changed."""
-    with transaction_with(connection, taxonomy_map=taxonomy.mapping_frame(),
+    raw = [name for (name,) in connection.execute(
+        "SELECT DISTINCT category_raw FROM silver.silver_postings WHERE category_raw IS NOT NULL"
+    ).fetchall()]
+    with transaction_with(connection, taxonomy_map=names.mapping_frame(raw),
                           label_rows=labels.labels, label_refused=labels.quarantine):
         changed = connection.execute(APPLY_CATEGORIES_SQL).fetchone()[0]
         connection.execute("CREATE OR REPLACE TABLE silver.reviewer_labels AS "
@@ -175,9 +188,9 @@ def update_silver(
         merge_slice(connection, frame, rejected)
         updated += len(frame)
         mark = int(changed["bronze_row_id"].max())
-    taxonomy = taxonomy or load_taxonomy()
+    names = served_names(connection, taxonomy or load_taxonomy())
     known = {pid for (pid,) in connection.execute(
         "SELECT posting_id FROM silver.silver_postings").fetchall()} if label_files else set()
-    labels = read_labels(list(label_files), known, taxonomy)
-    apply_categories(connection, taxonomy, labels)
+    labels = read_labels(list(label_files), known, names)
+    apply_categories(connection, names, labels)
     return SilverUpdate(updated, labels)
