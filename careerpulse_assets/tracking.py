@@ -43,6 +43,7 @@ TRAINING_SPEC_VERSION = "5"
 # MLflow saves scikit-learn models with skops, which loads only types it is told to trust.
 SKOPS_TRUSTED_TYPES = [
     "scipy.sparse._csr.csr_matrix",
+    "careerpulse_assets.core.saved_state.CompactTfidfVectorizer",
     "careerpulse_assets.core.knn.CosineKNNClassifier",
     "careerpulse_assets.core.knn.joined_text",
 ]
@@ -190,7 +191,10 @@ def log_training(
         name="model",
         registered_model_name=REGISTERED_MODEL_NAME,
         input_example=example,
-        signature=infer_signature(example, training.model.predict(example)),
+        # The output is a category name per row, as the example's own labels are: no prediction
+        # needed for the schema (one costs seconds at 100,000 postings; MLflow makes one anyway
+        # to check the input example).
+        signature=infer_signature(example, labelled.labels.head(3).to_numpy()),
         pip_requirements=[f"scikit-learn=={sklearn.__version__}", "careerpulse_assets"],
         skops_trusted_types=SKOPS_TRUSTED_TYPES,
     )
