@@ -29,6 +29,7 @@ from .core.classifier import SUMMARY_KEYS, DriftReference, Evaluation, from_summ
 from .core.decisions import ModelFacts
 from .core.evaluation import LabelledSet, labelled_changes
 from .core.knn import MAX_FEATURES, MAX_FEATURES_WITH_BIGRAMS, model_input
+from .core.spreadsheet import read_frame, write_frame
 from .core.training import Training, drift_reference, evaluation_of, reviewer_labels
 
 REGISTERED_MODEL_NAME = "careerpulse-knn-category"
@@ -124,8 +125,8 @@ def load_evaluation(registered: RegisteredVersion) -> tuple[Evaluation, DriftRef
     run = registered.run_id
     try:
         summary = mlflow.artifacts.load_dict(f"runs:/{run}/evaluation.json")
-        confusion = pd.read_csv(
-            mlflow.artifacts.download_artifacts(f"runs:/{run}/confusion.csv"), index_col=0
+        confusion = read_frame(
+            mlflow.artifacts.download_artifacts(f"runs:/{run}/confusion.csv"), index=True
         )
         picture = Path(mlflow.artifacts.download_artifacts(f"runs:/{run}/confusion.png")).read_bytes()
     except (MlflowException, OSError, ValueError) as exc:
@@ -176,12 +177,13 @@ def log_training(
     summary = summary_of(evaluation, reference)
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder)
-        training.challenger.tables.per_class.to_csv(out / "per_class.csv", index=False)
-        training.challenger.tables.confusion.to_csv(out / "confusion.csv")
-        training.challenger.tables.reliability.to_csv(out / "reliability.csv", index=False)
+        # Category names come from the API: no cell a spreadsheet would evaluate.
+        write_frame(training.challenger.tables.per_class, out / "per_class.csv")
+        write_frame(training.challenger.tables.confusion, out / "confusion.csv", index=True)
+        write_frame(training.challenger.tables.reliability, out / "reliability.csv")
         (out / "confusion.png").write_bytes(evaluation.confusion_png)
         if training.time_split is not None:
-            training.time_split.per_class.to_csv(out / "per_class_time_split.csv", index=False)
+            write_frame(training.time_split.per_class, out / "per_class_time_split.csv")
         (out / "evaluation.json").write_text(json.dumps(summary, indent=2))
         np.save(out / LABELLED_ROWS_ARTIFACT, labelled.row_hashes)
         mlflow.log_artifacts(folder)
