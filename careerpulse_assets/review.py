@@ -29,7 +29,7 @@ from .core.labels import posting_ids_named
 from .core.review import DEFAULT_RULE, UNLABELLED_SQL, review_queue
 from .core.spreadsheet import write_rows
 from .resources import ModelStore, ReviewerLabels
-from .settings import Settings, SettingsError
+from .settings import Settings, SettingsError, apply_env_file
 from .tracking import latest
 
 COLUMNS = ["posting_id", "category", "note", "labelled_by", "labelled_at", "title",
@@ -65,6 +65,7 @@ def new_file(folder: Path, now: datetime) -> tuple[Path, object]:
 
 def main(argv: list[str] | None = None) -> int:
     args = argv if argv is not None else sys.argv[1:]
+    apply_env_file()
     try:
         settings = Settings.from_env()
         wanted = int(args[0]) if args else 50

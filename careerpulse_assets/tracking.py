@@ -51,6 +51,29 @@ SKOPS_TRUSTED_TYPES = [
 log = logging.getLogger(__name__)
 
 
+def create_store(tracking_uri: str) -> None:
+    """Create a new local SQLite tracking store (tables and schema migrations) once, whoever
+    comes first; nothing for a store that is complete, or one that is no SQLite file.
+
+    Every MLflow process creates missing tables when it opens a store, with no lock: two opening
+    a new file at once (`make ui` and `make run` started together) failed inside the migration
+    in 9 of 9 tries (`duplicate column name`, `table _alembic_tmp_tags already exists`). Here the
+    creation runs under MLflow's own init lock (an exclusive file lock per database URL,
+    mlflow.store.db.utils._safe_initialize_tables): the second process waits, then finds the
+    tables made. Call it before anything else opens the store.
+    """
+    if not tracking_uri.startswith("sqlite:///"):
+        return
+    from mlflow.store.db.utils import _safe_initialize_tables, create_sqlalchemy_engine_with_retry
+
+    Path(tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_sqlalchemy_engine_with_retry(tracking_uri)
+    try:
+        _safe_initialize_tables(engine)
+    finally:
+        engine.dispose()
+
+
 def settings_fingerprint(settings: str) -> str:
     """Same training settings + same code version, whatever the data."""
     return hashlib.sha256(f"{settings}|spec {TRAINING_SPEC_VERSION}".encode()).hexdigest()
