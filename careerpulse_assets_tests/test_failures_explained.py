@@ -72,3 +72,41 @@ def test_a_home_on_a_read_only_filesystem_is_named_at_once(tmp_path, archive):
         f"careerpulse: cannot write to CAREERPULSE_HOME {read_only} (Read-only file system): "
         "point CAREERPULSE_HOME at a writable folder"
     )
+
+
+# What `make run` must not print: Python warnings (SupersessionWarning among them), stack
+# traces, Dagster's event lines and its "Dependencies for step ... Not executing" chatter.
+NOISE = ("Warning", "Traceback", "Stack Trace", "Dependencies for step", "Not executing",
+         " - dagster - ", "Successfully registered model")
+
+
+@pytest.mark.slow
+def test_a_run_prints_its_steps_progress_and_the_summary_and_nothing_else(tmp_path, archive):
+    done = make_run(tmp_path / "home", archive)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-3000:]
+    assert [noise for noise in NOISE if noise in output] == []
+    assert "careerpulse: bronze_postings: " in done.stdout
+    assert "careerpulse: knn_classifier: logging the training to MLflow" in done.stdout
+    assert "\nCareerPulse run " in done.stdout and "succeeded" in done.stdout
+
+
+@pytest.mark.slow
+def test_a_first_run_without_the_api_says_the_offline_way_and_that_nothing_was_written_before(
+    tmp_path
+):
+    from .servers import free_port
+
+    env = careerpulse_env(tmp_path / "home",
+                          CAREERPULSE_MUSE_BASE_URL=f"http://127.0.0.1:{free_port()}/api/public")
+    done = subprocess.run([sys.executable, "-m", "careerpulse_assets.run"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
+    output = done.stdout + done.stderr
+    assert done.returncode == 1
+    assert [noise for noise in NOISE if noise in output] == []
+    assert ("step bronze_postings failed: GET http://127.0.0.1:" in done.stdout
+            and "failed after retries: ConnectionError: the API cannot be reached from here; to "
+                "work offline, point CAREERPULSE_MUSE_ARCHIVE at a folder of saved pages"
+            in done.stdout)
+    assert "earlier contents" not in done.stdout
+    assert "never written yet:" in done.stdout or "nothing was written" in done.stdout
