@@ -13,6 +13,7 @@ import json
 import sys
 import time
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -34,20 +35,23 @@ from careerpulse_assets.core.taxonomy import load_taxonomy
 from careerpulse_assets.muse.archive import iter_archive_pages
 
 
-def silver_from_archive(folder: Path) -> pd.DataFrame:
+def silver_from_items(items: Iterable[dict]) -> pd.DataFrame:
     """Silver as the pipeline builds it: latest payload per id, categories under current names."""
     taxonomy = load_taxonomy()
     rows = {}
-    for page in iter_archive_pages(folder):
-        for item in page.items:
-            try:
-                check_item(item)
-            except InvalidPosting:
-                continue
-            row = silver_row(item)
-            row["category"] = taxonomy.old_to_current.get(row["category"], row["category"])
-            rows[row["posting_id"]] = row
+    for item in items:
+        try:
+            check_item(item)
+        except InvalidPosting:
+            continue
+        row = silver_row(item)
+        row["category"] = taxonomy.old_to_current.get(row["category"], row["category"])
+        rows[row["posting_id"]] = row
     return pd.DataFrame(list(rows.values()))
+
+
+def silver_from_archive(folder: Path) -> pd.DataFrame:
+    return silver_from_items(item for page in iter_archive_pages(folder) for item in page.items)
 
 
 def fmt(report, name):

@@ -27,28 +27,12 @@ import mlflow
 import pandas as pd
 
 from careerpulse_assets.core.evaluation import labelled_set
-from careerpulse_assets.core.postings import InvalidPosting, check_item, silver_row
 from careerpulse_assets.core.selection import KnnGrid
-from careerpulse_assets.core.taxonomy import load_taxonomy
 from careerpulse_assets.core.training import train
 from careerpulse_assets.tracking import load_model, log_training
 
+from .classifier_comparison import silver_from_items
 from .replay import replay, shared_items
-
-
-def silver_from_items(items: list[dict]) -> pd.DataFrame:
-    """Silver as the pipeline builds it: the latest payload per id, current category names."""
-    taxonomy = load_taxonomy()
-    rows = {}
-    for item in items:
-        try:
-            check_item(item)
-        except InvalidPosting:
-            continue
-        row = silver_row(item)
-        row["category"] = taxonomy.old_to_current.get(row["category"], row["category"])
-        rows[row["posting_id"]] = row
-    return pd.DataFrame(list(rows.values()))
 
 
 def folder_bytes(folder: Path) -> int:

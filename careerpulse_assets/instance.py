@@ -60,13 +60,10 @@ def ensure_instance_file(home: Path, postgres: bool) -> str:
 
 
 def main() -> int:
-    from .settings import Settings, SettingsError, apply_env_file
+    from .preflight import settings_for_command
 
-    apply_env_file()
-    try:
-        settings = Settings.from_env()
-    except SettingsError as exc:
-        print(f"careerpulse: {exc}", file=sys.stderr)
+    settings = settings_for_command(check=False)
+    if settings is None:
         return 1
     done = ensure_instance_file(settings.dagster_home, bool(settings.dagster_postgres_url))
     print(f"careerpulse: {done}")

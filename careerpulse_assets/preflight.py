@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import sys
 import tempfile
 from pathlib import Path
 
@@ -131,3 +132,23 @@ def problems(settings, dagster_home: Path) -> list[str]:
     if os.access(settings.home, os.W_OK) and settings.mlflow_artifacts.exists():
         found.append(_unwritable(settings.mlflow_artifacts, "the MLflow artifact folder"))
     return [problem for problem in found if problem]
+
+
+def settings_for_command(check: bool = True):
+    """What every command does first (`make run`, `make ui`/`serve`, `make review`, writing the
+    instance file): `.env` applied (settings.apply_env_file), the settings read and, with
+    `check`, everything `problems` finds. Each problem is printed as one line `careerpulse: ...`
+    on stderr and None returned; else the Settings."""
+    from .settings import Settings, SettingsError, apply_env_file
+
+    apply_env_file()
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"careerpulse: {exc}", file=sys.stderr)
+        return None
+    found = problems(settings, settings.dagster_home) if check else []
+    if found:
+        print("\n".join(f"careerpulse: {problem}" for problem in found), file=sys.stderr)
+        return None
+    return settings

@@ -29,7 +29,8 @@ from .core.labels import posting_ids_named
 from .core.review import DEFAULT_RULE, UNLABELLED_SQL, review_queue
 from .core.spreadsheet import write_rows
 from .resources import ModelStore, ReviewerLabels
-from .settings import Settings, SettingsError, apply_env_file
+from .preflight import settings_for_command
+from .settings import Settings
 from .tracking import latest
 
 COLUMNS = ["posting_id", "category", "note", "labelled_by", "labelled_at", "title",
@@ -65,15 +66,13 @@ def new_file(folder: Path, now: datetime) -> tuple[Path, object]:
 
 def main(argv: list[str] | None = None) -> int:
     args = argv if argv is not None else sys.argv[1:]
-    apply_env_file()
+    settings = settings_for_command(check=False)
+    if settings is None:
+        return 1
     try:
-        settings = Settings.from_env()
         wanted = int(args[0]) if args else 50
         if wanted < 1:
             raise ValueError
-    except SettingsError as exc:
-        print(f"careerpulse: {exc}", file=sys.stderr)
-        return 1
     except ValueError:
         print(f"careerpulse: N must be a positive number, got {args[0]!r}", file=sys.stderr)
         return 1

@@ -253,26 +253,18 @@ def _quiet_libraries() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .settings import Settings, SettingsError, apply_env_file
+    from .preflight import settings_for_command
 
-    apply_env_file()
+    settings = settings_for_command()
+    if settings is None:
+        return 1
     _quiet_libraries()
     from dagster import DagsterInstance
     from dagster._core.utils import make_new_run_id
 
     from .instance import ensure_instance_file
-    from .preflight import problems
     from .recovery import WORKER_TAG, worker_identity
 
-    try:
-        settings = Settings.from_env()
-    except SettingsError as exc:
-        print(f"careerpulse: {exc}", file=sys.stderr)
-        return 1
-    found = problems(settings, settings.dagster_home)
-    if found:
-        print("\n".join(f"careerpulse: {problem}" for problem in found), file=sys.stderr)
-        return 1
     done = ensure_instance_file(settings.dagster_home, bool(settings.dagster_postgres_url))
     if not done.endswith("up to date"):
         say(done)

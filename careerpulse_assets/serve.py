@@ -32,7 +32,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .settings import Settings, SettingsError, apply_env_file, redact_url
+from .settings import Settings, redact_url
 
 REPO = Path(__file__).resolve().parents[1]
 STOP_GRACE_SECONDS = 20.0
@@ -173,21 +173,15 @@ def main(argv: list[str] | None = None) -> int:
     if mode not in ("serve", "ui"):
         print("careerpulse: usage: python -m careerpulse_assets.serve serve|ui", file=sys.stderr)
         return 1
-    apply_env_file()
-    try:
-        settings = Settings.from_env()
-    except SettingsError as exc:
-        print(f"careerpulse: {exc}", file=sys.stderr)
+    from .preflight import settings_for_command
+
+    settings = settings_for_command()
+    if settings is None:
         return 1
     from .instance import ensure_instance_file
-    from .preflight import problems
     from .tracking import create_store
 
     home = settings.dagster_home
-    found = problems(settings, home)
-    if found:
-        print("\n".join(f"careerpulse: {problem}" for problem in found), file=sys.stderr)
-        return 1
     ensure_instance_file(home, postgres=bool(settings.dagster_postgres_url))
     # Made here, under MLflow's lock, before `mlflow server` and any run open it at once.
     create_store(settings.mlflow_tracking_uri)

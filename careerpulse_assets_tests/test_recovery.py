@@ -54,6 +54,17 @@ def test_a_worker_is_alive_while_its_process_runs_and_not_after():
     assert worker_alive(f"elsewhere.example:{pid}:1") is None
 
 
+def every_posting_once(settings) -> list[int]:
+    """[bronze rows, distinct postings in bronze, imputed rows]: all equal to the postings served
+    when nothing was lost or doubled."""
+    return query(
+        settings,
+        "SELECT (SELECT count(*) FROM bronze.bronze_postings) AS bronze, "
+        "(SELECT count(DISTINCT posting_id) FROM bronze.bronze_postings) AS ids, "
+        "(SELECT count(*) FROM silver.imputed_silver) AS imputed",
+    ).iloc[0].tolist()
+
+
 def make_run_env(home: Path, base_url: str) -> dict:
     return careerpulse_env(home, CAREERPULSE_MUSE_BASE_URL=base_url)
 
@@ -127,13 +138,7 @@ def test_after_make_run_is_killed_in_ingestion_the_python_api_and_dg_launch_fini
         api_seconds = time.monotonic() - started
         assert api.stdout.strip().endswith("SUCCESS"), api.stdout[-3000:] + api.stderr[-3000:]
         assert "marked failed: its worker process" in api.stdout + api.stderr
-        counts = query(
-            settings,
-            "SELECT (SELECT count(*) FROM bronze.bronze_postings) AS bronze, "
-            "(SELECT count(DISTINCT posting_id) FROM bronze.bronze_postings) AS ids, "
-            "(SELECT count(*) FROM silver.imputed_silver) AS imputed",
-        ).iloc[0]
-        assert counts.tolist() == [len(items)] * 3
+        assert every_posting_once(settings) == [len(items)] * 3
         # `dg launch` (dagster-dg-cli) runs a job in its own process the same way.
         launched = subprocess.run(
             [str(Path(sys.executable).with_name("dg")), "launch", "--job", "careerpulse_ingestion"],
@@ -224,10 +229,4 @@ def test_a_sensor_run_killed_under_dagster_dev_gives_its_slot_back_and_the_next_
                 300, "the next run to finish",
             )
             assert status == "SUCCESS", run_errors(url, next_run)
-    counts = query(
-        settings,
-        "SELECT (SELECT count(*) FROM bronze.bronze_postings) AS bronze, "
-        "(SELECT count(DISTINCT posting_id) FROM bronze.bronze_postings) AS ids, "
-        "(SELECT count(*) FROM silver.imputed_silver) AS imputed",
-    ).iloc[0]
-    assert counts.tolist() == [len(items)] * 3
+    assert every_posting_once(settings) == [len(items)] * 3
