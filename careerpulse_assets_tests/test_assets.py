@@ -41,7 +41,6 @@ def test_graph_fills_every_category_and_writes_a_full_gold_grid(archive, setting
         "category_drift": False,  # 57 postings: not evaluated, which must not read as a pass
         "gold_full_grid_sums_to_silver": True,
         "forecast_beats_seasonal_naive": True,  # 3 weeks of history: not judged
-        "freshness_check": True,  # gold was just rebuilt
     }
     drift = check_evaluation(result, "category_drift")
     assert drift.severity.value == "WARN" and drift.metadata["evaluated"].value is False
