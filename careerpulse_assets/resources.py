@@ -173,7 +173,8 @@ class CareerPulseDuckDB(DuckDBResource):
         try:
             # Briefly: a run that failed on a held file should not wait for it a second time.
             with self.get_connection(wait_seconds=SNAPSHOT_LOCK_WAIT_SECONDS) as connection:
-                write_snapshot(connection, Path(self.database).with_name(SNAPSHOT_NAME))
+                live = Path(self.database)
+                write_snapshot(connection, live, live.with_name(SNAPSHOT_NAME))
         except (duckdb.Error, DuckDBFileLocked, OSError) as exc:
             context.log.warning(f"{SNAPSHOT_NAME} not refreshed: {str(exc).splitlines()[0]}")
 

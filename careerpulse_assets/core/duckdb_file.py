@@ -5,15 +5,16 @@ process, readers included). Runs queue behind each other in Dagster's pool, so w
 locked, the holder is another process: a notebook, a `duckdb` CLI, a reader opened with
 `read_only=True`. `connect` waits for it a little (a run that just ended may still be closing
 the file) and then fails naming it, instead of the 104 s of silent retries of
-`DuckDBResource.get_connection`. People read `snapshot.duckdb` instead: a copy of the tables,
-written beside the live file at the end of every run and put in place in one rename, so a reader
-never blocks a run and never sees half a copy.
+`DuckDBResource.get_connection`. People read `snapshot.duckdb` instead: a copy of the file, made
+beside it at the end of every run and put in place in one rename, so a reader never blocks a run
+and never sees half a copy.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import time
 from pathlib import Path
 
@@ -22,9 +23,6 @@ import duckdb
 # How long a run waits for another process to let go of the file before it fails.
 LOCK_WAIT_SECONDS = 20.0
 SNAPSHOT_NAME = "snapshot.duckdb"
-# Left out of the snapshot: the raw payload history, the largest table and one only the
-# pipeline reads (bronze.bronze_quarantine keeps what could not be stored, with its reason).
-NOT_IN_SNAPSHOT = {("bronze", "bronze_postings")}
 
 
 class DuckDBFileLocked(RuntimeError):
@@ -71,26 +69,15 @@ def connect(
             time.sleep(0.5)
 
 
-def write_snapshot(connection: duckdb.DuckDBPyConnection, snapshot: Path) -> list[str]:
-    """Copy every table of the connection's database but NOT_IN_SNAPSHOT into `snapshot` (a new
-    DuckDB file put in place by one rename); the tables copied, as schema.table."""
+def write_snapshot(connection: duckdb.DuckDBPyConnection, database: Path, snapshot: Path) -> None:
+    """Copy `database`, which `connection` holds read-write, to `snapshot`: checkpointed first
+    (the write-ahead log merged into the file) so the file alone is the whole database, copied
+    while the held connection keeps every other writer out, then put in place in one rename.
+
+    A byte copy, not a copy of the tables through SQL: at 100,000 postings (a 582 MB file) 2.7 s
+    against 42-64 s for CREATE TABLE ... AS of every table but the raw payloads.
+    """
+    connection.execute("CHECKPOINT")
     partial = snapshot.with_name(snapshot.name + ".partial")
-    partial.unlink(missing_ok=True)
-    tables = [
-        (schema, table) for schema, table in connection.execute(
-            "SELECT schema_name, table_name FROM duckdb_tables() "
-            "WHERE database_name = current_database() ORDER BY schema_name, table_name"
-        ).fetchall()
-        if (schema, table) not in NOT_IN_SNAPSHOT
-    ]
-    connection.execute("ATTACH ? AS careerpulse_snapshot", [str(partial)])
-    try:
-        for schema in sorted({schema for schema, _ in tables}):
-            connection.execute(f'CREATE SCHEMA careerpulse_snapshot."{schema}"')
-        for schema, table in tables:
-            connection.execute(f'CREATE TABLE careerpulse_snapshot."{schema}"."{table}" AS '
-                               f'FROM "{schema}"."{table}"')
-    finally:
-        connection.execute("DETACH careerpulse_snapshot")
+    shutil.copyfile(database, partial)
     os.replace(partial, snapshot)
-    return [f"{schema}.{table}" for schema, table in tables]
