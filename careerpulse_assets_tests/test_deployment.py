@@ -221,24 +221,3 @@ def port_free(port: int) -> bool:
         except OSError:
             return False
     return True
-
-
-@pytest.mark.slow
-def test_the_servers_of_make_ui_stop_when_its_supervisor_alone_is_killed(tmp_path):
-    """SIGKILL of the supervisor only (what the out-of-memory killer does): each server gets
-    SIGTERM from the kernel (parent-death signal) and stops as on a normal stop."""
-    home = tmp_path / "home"
-    dagster_port, mlflow_port = free_port(), free_port()
-    with (tmp_path / "ui.log").open("w") as log:
-        ui = serve(home, "ui", log, DAGSTER_PORT=str(dagster_port), MLFLOW_PORT=str(mlflow_port))
-        try:
-            wait_for(lambda: graphql(f"http://127.0.0.1:{dagster_port}", "{ version }"), 180,
-                     "dagster dev")
-            wait_for(lambda: http_status(f"http://127.0.0.1:{mlflow_port}/health") == 200, 120,
-                     "the MLflow UI")
-        finally:
-            ui.send_signal(signal.SIGKILL)  # the supervisor only, not its group
-            ui.wait(timeout=60)
-        wait_for(lambda: not processes_of(home) and port_free(dagster_port)
-                 and port_free(mlflow_port), 60, "every server of make ui to end, ports free",
-                 every=0.2)

@@ -28,17 +28,17 @@ print("ok")
 
 
 @pytest.mark.slow
-def test_four_processes_opening_a_new_store_at_once_all_succeed(tmp_path):
+def test_three_processes_opening_a_new_store_at_once_all_succeed(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     racers = [subprocess.Popen([sys.executable, "-c", OPEN_STORE, uri, str(tmp_path / "art")],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-              for _ in range(4)]
+              for _ in range(3)]
     outcomes = [racer.communicate(timeout=300) for racer in racers]
-    assert [racer.returncode for racer in racers] == [0] * 4, [err[-1500:] for _, err in outcomes]
+    assert [racer.returncode for racer in racers] == [0] * 3, [err[-1500:] for _, err in outcomes]
     with sqlite3.connect(tmp_path / "mlflow.db") as connection:
         assert connection.execute("SELECT count(*) FROM experiments WHERE name = 'careerpulse'"
                                   ).fetchone() == (1,)
-        assert connection.execute("SELECT count(*) FROM runs").fetchone() == (4,)
+        assert connection.execute("SELECT count(*) FROM runs").fetchone() == (3,)
     assert problems(Settings(home=tmp_path), tmp_path / "dagster") == []
 
 

@@ -1,6 +1,7 @@
 """A run that dies must not stall the runs after it: killed `make run`s, and the plain decision."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -185,7 +186,8 @@ def test_a_run_waiting_for_the_pool_names_the_holder_and_goes_on_when_the_holder
     assert waiter.returncode == 0, output[-3000:]
     (waiting,) = [line for line in lines if "waits for pool" in line][:1]
     assert "step bronze_postings waits for pool careerpulse_duckdb" in waiting
-    assert "held by run " in waiting and "(step bronze_postings, STARTED)" in waiting
+    # The holder's step: bronze, or silver when the waiter took long to start (a loaded machine).
+    assert re.search(r"held by run \S+ \(step (bronze|silver)_postings, STARTED\)", waiting), waiting
     holder_run = waiting.split("held by run ")[1].split()[0]
     assert f"run {holder_run} marked failed: its worker process {holder.pid} is gone" in output
     counts = query(
