@@ -4,12 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-export CAREERPULSE_HOME ?= $(CURDIR)/.careerpulse
-export DAGSTER_HOME ?= $(CAREERPULSE_HOME)/dagster
-# Where `make ui` and `make serve` listen (and where the classifier's MLflow link points).
-export HOST ?= 127.0.0.1
-export DAGSTER_PORT ?= 3000
-export MLFLOW_PORT ?= 5000
+# Settings (CAREERPULSE_HOME, DAGSTER_HOME, HOST, DAGSTER_PORT, MLFLOW_PORT, ...) come from the
+# environment, `make ... NAME=value` and `.env`, read by the commands themselves as Dagster reads
+# it (careerpulse_assets/settings.py), so `make`, `dagster dev` and `dg` agree; their defaults
+# live there too.
 
 .PHONY: run test ui serve review bench clean
 

@@ -11,6 +11,7 @@ setup(
         # dagster and its integration libraries move together: each 0.29.27 pins dagster 1.13.27.
         "dagster==1.13.27",
         "dagster-webserver==1.13.27",
+        "dagster-dg-cli==1.13.27",  # `dg dev`, `dg launch`, `dg check defs`
         "dagster-duckdb==0.29.27",
         "dagster-mlflow==0.29.27",
         "dagster-postgres==0.29.27",  # DAGSTER_POSTGRES_URL: the instance in PostgreSQL

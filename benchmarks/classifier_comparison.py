@@ -13,6 +13,7 @@ import json
 import sys
 import time
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -34,22 +35,25 @@ from careerpulse_assets.core.taxonomy import category_names, load_taxonomy
 from careerpulse_assets.muse.archive import iter_archive_pages
 
 
-def silver_from_archive(folder: Path) -> pd.DataFrame:
+def silver_from_items(items: Iterable[dict]) -> pd.DataFrame:
     """Silver as the pipeline builds it: latest payload per id, categories under the names they
     are counted under (current names; spellings compared as `core.taxonomy.name_key` does)."""
     rows = {}
-    for page in iter_archive_pages(folder):
-        for item in page.items:
-            try:
-                check_item(item)
-            except InvalidPosting:
-                continue
-            row = silver_row(item)
-            rows[row["posting_id"]] = row
+    for item in items:
+        try:
+            check_item(item)
+        except InvalidPosting:
+            continue
+        row = silver_row(item)
+        rows[row["posting_id"]] = row
     silver = pd.DataFrame(list(rows.values()))
     names = category_names(load_taxonomy(), silver["categories"].explode().value_counts().to_dict())
     silver["category"] = [names.counted_as(c) if c is not None else None for c in silver["category"]]
     return silver
+
+
+def silver_from_archive(folder: Path) -> pd.DataFrame:
+    return silver_from_items(item for page in iter_archive_pages(folder) for item in page.items)
 
 
 def fmt(report, name):

@@ -25,7 +25,6 @@ import argparse
 import os
 import pickle
 import platform
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -42,6 +41,7 @@ import pandas as pd
 
 from benchmarks.replay import replay, shared_items
 from careerpulse_assets.core.evaluation import labelled_set
+from careerpulse_assets.instance import ensure_instance_file
 from careerpulse_assets.core.knn import model_input
 from careerpulse_assets.core.selection import (
     SEED_GRID,
@@ -142,8 +142,7 @@ def measure(items: list[dict], n: int, profile_dir: Path | None) -> SizeFigures:
         for name in ("CAREERPULSE_MUSE_ARCHIVE", "CAREERPULSE_MAX_PAGES",
                      "CAREERPULSE_CRAWL_CATEGORIES", "CAREERPULSE_CRAWL_LEVELS"):
             env.pop(name, None)
-        Path(env["DAGSTER_HOME"]).mkdir()
-        shutil.copy(ROOT / "dagster-instance.yaml", Path(env["DAGSTER_HOME"]) / "dagster.yaml")
+        ensure_instance_file(Path(env["DAGSTER_HOME"]), postgres=False)
         profile = profile_dir / f"full_run_{n}.txt" if profile_dir else None
         print(f"[{n:,}] full run ...", flush=True)
         figures.full = run_make_run(env, profile)

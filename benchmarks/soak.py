@@ -2,8 +2,8 @@
 
     .venv/bin/python -m benchmarks.soak [--cycles N] [--seed S] [--shared ../shared/data/muse]
 
-One CAREERPULSE_HOME and one Dagster instance (the shipped dagster-instance.yaml) live through
-every cycle. A cycle grows the listing by new postings (replayed from the shared ones, or the
+One CAREERPULSE_HOME and one Dagster instance (the repository's dagster.yaml, as `make` writes
+it) live through every cycle. A cycle grows the listing by new postings (replayed from the shared ones, or the
 tests' synthetic ones when the shared data is absent) and a few poisoned items of random kinds,
 arms random faults on random pages (5xx, 403 rate limits, dropped connections, bodies cut short
 once or for good, slow answers), then runs `python -m careerpulse_assets.run

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import sys
 import tempfile
 from pathlib import Path
 
@@ -58,6 +59,35 @@ def _unreadable_sqlite(path: Path, what: str) -> str | None:
     return None
 
 
+def _half_made_mlflow_store(path: Path) -> str | None:
+    """A store whose creation or schema migration stopped half-way (two processes raced on it
+    before CareerPulse created stores under a lock, or a process was killed meanwhile): MLflow
+    would fail on it in every run with an SQL or schema error."""
+    if not path.exists():
+        return None
+    from mlflow.store.db.utils import _get_latest_schema_revision
+
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as connection:
+        tables = {name for (name,) in connection.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        revision = (connection.execute("SELECT version_num FROM alembic_version").fetchone()
+                    if "alembic_version" in tables else None)
+    if not {t for t in tables if not t.startswith("alembic_")}:
+        return None  # empty: the tables are created on first use
+    head = _get_latest_schema_revision()
+    leftovers = sorted(t for t in tables if t.startswith("_alembic_tmp_"))
+    if revision is not None and revision[0] == head and not leftovers:
+        return None
+    found = f"schema version {revision[0]}" if revision else "no schema version"
+    if leftovers:
+        found += f", unfinished migration tables {', '.join(leftovers)}"
+    return (
+        f"the MLflow store {path} was left half-created or half-migrated ({found}; this MLflow "
+        f"expects {head}): move it aside to start a new store (its history is lost), or keep "
+        f"a copy and try `mlflow db upgrade sqlite:///{path}`"
+    )
+
+
 def _unreachable_postgres(url: str, name: str) -> str | None:
     import psycopg2
 
@@ -91,7 +121,8 @@ def problems(settings, dagster_home: Path) -> list[str]:
     ]
     sqlite_store = settings.mlflow_sqlite_path
     if sqlite_store is not None:
-        found.append(_unreadable_sqlite(sqlite_store, "the MLflow store"))
+        unreadable = _unreadable_sqlite(sqlite_store, "the MLflow store")
+        found.append(unreadable or _half_made_mlflow_store(sqlite_store))
     elif settings.mlflow_is_server:
         found.append(_unreachable_server(settings.mlflow_tracking_uri))
     elif settings.mlflow_tracking_uri.startswith("postgresql"):
@@ -101,3 +132,23 @@ def problems(settings, dagster_home: Path) -> list[str]:
     if os.access(settings.home, os.W_OK) and settings.mlflow_artifacts.exists():
         found.append(_unwritable(settings.mlflow_artifacts, "the MLflow artifact folder"))
     return [problem for problem in found if problem]
+
+
+def settings_for_command(check: bool = True):
+    """What every command does first (`make run`, `make ui`/`serve`, `make review`, writing the
+    instance file): `.env` applied (settings.apply_env_file), the settings read and, with
+    `check`, everything `problems` finds. Each problem is printed as one line `careerpulse: ...`
+    on stderr and None returned; else the Settings."""
+    from .settings import Settings, SettingsError, apply_env_file
+
+    apply_env_file()
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"careerpulse: {exc}", file=sys.stderr)
+        return None
+    found = problems(settings, settings.dagster_home) if check else []
+    if found:
+        print("\n".join(f"careerpulse: {problem}" for problem in found), file=sys.stderr)
+        return None
+    return settings

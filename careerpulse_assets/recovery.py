@@ -1,23 +1,36 @@
-"""Runs that died give back what they held.
+"""Runs that died give back what they held, whichever way the next run starts.
 
 A run killed by SIGKILL, the out-of-memory killer or a reboot keeps the status STARTED and its
-slot of the `careerpulse_duckdb` pool: every later run would wait for that slot for ever.
-Dagster marks a run failed when the code server that launched it sees its process gone, and run
-monitoring (`dagster-instance.yaml`) frees the slots of ended runs; but `make run` executes in
-its own process, with no code server or daemon watching it. So every run's worker names itself
-in a run tag (`careerpulse/worker`: host, pid and the process's start time), and before a run
-starts (`make run`, every sensor tick) the runs whose worker is gone are marked failed through
-the instance's own API, which is also what frees their slots. Nothing here is a lock of ours:
-the pool, its slots and the run statuses are Dagster's.
+slot of the `careerpulse_duckdb` pool: every later run would wait for that slot (and, under the
+run queue, for the run itself) for ever. Dagster marks a run failed when the code server that
+launched it sees its process gone, but runs executed in a process of their own (`make run`, the
+Python API, `dagster asset materialize`, `dg launch`) have no code server watching them. So every
+run's worker names itself in a run tag (`careerpulse/worker`: host, pid and the process's start
+time), and the runs whose worker is gone are marked failed through the instance's own API, which
+is also what frees their slots:
+
+- by Dagster's run monitoring, wherever a daemon runs (`dagster dev`, `make ui`, `make serve`):
+  `WorkerCheckingRunLauncher` is the DefaultRunLauncher with the health check run monitoring asks
+  for (the repository's dagster.yaml names it);
+- by every run when its DuckDB resource starts, before any step asks for a slot, and while one
+  of its steps waits for a slot (`PoolWatch`, which also says who holds the slot and how to free
+  it), in whichever process the run executes; and by every tick of `muse_new_pages_sensor`.
+
+Nothing here is a lock of ours: the pool, its slots and the run statuses are Dagster's.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from dagster import DefaultRunLauncher
+from dagster._core.launcher import CheckRunHealthResult, WorkerStatus
 
 WORKER_TAG = "careerpulse/worker"
 
@@ -148,3 +161,79 @@ def slot_holders(instance, pool: str, except_run: str | None = None) -> list[str
         status = run.status.value if run is not None else "unknown run"
         holders.append(f"run {slot.run_id} (step {slot.step_key}, {status})")
     return holders
+
+
+class WorkerCheckingRunLauncher(DefaultRunLauncher):
+    """Dagster's DefaultRunLauncher, plus the worker health check Dagster's run monitoring calls
+    every `poll_interval_seconds`: a run whose worker process (its `careerpulse/worker` tag) is
+    gone is FAILED, and run monitoring marks it failed, which frees its pool slots. A run whose
+    worker is alive, on another host, or not named yet is RUNNING (what DefaultRunLauncher
+    itself cannot tell, run monitoring's max runtime still bounds)."""
+
+    @property
+    def supports_check_run_worker_health(self) -> bool:
+        return True
+
+    def check_run_worker_health(self, run) -> CheckRunHealthResult:
+        identity = run.tags.get(WORKER_TAG)
+        if identity and worker_alive(identity) is False:
+            pid = identity.rsplit(":", 2)[1]
+            return CheckRunHealthResult(
+                WorkerStatus.FAILED,
+                f"its worker process {pid} is gone (killed, out of memory or a reboot)",
+            )
+        return CheckRunHealthResult(WorkerStatus.RUNNING)
+
+
+# A run waiting for a pool slot says so this soon, then this often.
+WAIT_FIRST_SAY_SECONDS = 3.0
+WAIT_SAY_EVERY_SECONDS = 30.0
+
+
+class PoolWatch:
+    """While steps of run `run_id` wait for a slot of `pool`, says who holds it and how to free
+    it (after WAIT_FIRST_SAY_SECONDS, then every WAIT_SAY_EVERY_SECONDS), and recovers holders
+    that die meanwhile, so the wait ends. A thread of its own; `stop()` ends it.
+
+        watch = PoolWatch(instance, "careerpulse_duckdb", run_id, say=log.warning).start()
+    """
+
+    def __init__(self, instance, pool: str, run_id: str, say: Callable[[str], None]):
+        self.instance, self.pool, self.run_id, self.say = instance, pool, run_id, say
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True,
+                                        name="careerpulse-pool-watch")
+
+    def start(self) -> PoolWatch:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _watch(self) -> None:
+        waiting_since = said_at = None
+        while not self._stop.wait(1.0):
+            info = self.instance.event_log_storage.get_concurrency_info(self.pool)
+            waiting = [s.step_key for s in info.pending_steps
+                       if s.run_id == self.run_id and s.assigned_timestamp is None]
+            # Steps of this run also wait for each other's slot: only other holders are news.
+            holders = slot_holders(self.instance, self.pool, self.run_id) if waiting else []
+            if not holders:
+                waiting_since = said_at = None
+                continue
+            now = time.monotonic()
+            waiting_since = waiting_since or now
+            for line in recover_dead_runs(self.instance):
+                self.say(line)
+            if now - waiting_since >= WAIT_FIRST_SAY_SECONDS and (
+                said_at is None or now - said_at >= WAIT_SAY_EVERY_SECONDS
+            ):
+                self.say(
+                    f"step {', '.join(waiting)} waits for pool {self.pool} "
+                    f"({now - waiting_since:.0f} s), held by {'; '.join(holders)}: it goes on "
+                    "when that step ends (a holder whose process died is freed by itself; to "
+                    "stop a live one, stop its process or terminate its run in the UI)"
+                )
+                said_at = now

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import atexit
 import pickle
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import mlflow
 from dagster import (
+    BetaWarning,
     ConfigurableResource,
     Field,
     Noneable,
@@ -19,24 +22,38 @@ from dagster import (
     resource,
 )
 from dagster_duckdb import DuckDBResource
-from dagster_mlflow.resources import CONFIG_SCHEMA as MLFLOW_CONFIG_SCHEMA
-from dagster_mlflow.resources import MlFlow
-from mlflow.entities import RunStatus
 
+with warnings.catch_warnings():
+    # dagster-mlflow marks its own run hook beta when imported: a warning in every command.
+    warnings.simplefilter("ignore", BetaWarning)
+    from dagster_mlflow.resources import CONFIG_SCHEMA as MLFLOW_CONFIG_SCHEMA
+    from dagster_mlflow.resources import MlFlow
+from mlflow.entities import RunStatus
+from mlflow.exceptions import MlflowException
+from pydantic import PrivateAttr
+
+from .assets.common import DUCKDB_POOL
 from .core.decisions import Bars
+from .core.duckdb_file import (
+    LOCK_WAIT_SECONDS,
+    SNAPSHOT_NAME,
+    DuckDBFileLocked,
+    connect,
+    write_snapshot,
+)
 from .core.labels import LabelFile
 from .core.postings import InvalidPosting, check_item, parse_publication_date
 from .muse.archive import iter_archive_pages
 from .muse.client import fetch_page, iter_api_pages, make_session
 from .muse.pages import RawPage
-from .recovery import WORKER_TAG, worker_identity
+from .recovery import WORKER_TAG, PoolWatch, recover_dead_runs, worker_identity
 from .settings import (
     DEFAULT_MIN_ACCURACY,
     DEFAULT_MIN_COVERAGE,
     DEFAULT_MIN_MACRO_F1,
     DEFAULT_MUSE_BASE_URL,
 )
-from .tracking import fail_abandoned_runs, load_model
+from .tracking import create_store, fail_abandoned_runs, load_model
 
 
 class MuseApi(ConfigurableResource):
@@ -129,23 +146,70 @@ def name_the_worker(context: InitResourceContext) -> None:
         instance.add_run_tags(run.run_id, {WORKER_TAG: worker_identity()})
 
 
+SNAPSHOT_LOCK_WAIT_SECONDS = 3.0
+
+
 class CareerPulseDuckDB(DuckDBResource):
-    """The DuckDB file. A run that opens it names its worker process in a run tag."""
+    """The DuckDB file, as every run opens it, whichever way the run started (`make run`, the UI,
+    the sensor, the Python API, `dagster asset materialize`, `dg launch`).
+
+    When a run starts it names its worker process in a run tag, recovers runs whose worker died
+    (their pool slots) and watches the pool while its steps wait, saying who holds it
+    (recovery.py). A connection waits at most LOCK_WAIT_SECONDS for another process holding the
+    file and then fails naming it. When the run ends, the tables are copied to `snapshot.duckdb`
+    beside the file, for people to read while runs go on (core/duckdb_file.py).
+    """
+
+    _pool_watch: PoolWatch | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
         name_the_worker(context)
+        if context.instance is None or context.dagster_run is None:
+            return  # built for a direct call, not for a run
+        for line in recover_dead_runs(context.instance):
+            context.log.warning(line)
+        self._pool_watch = PoolWatch(context.instance, DUCKDB_POOL, context.dagster_run.run_id,
+                                     say=context.log.warning).start()
+
+    def teardown_after_execution(self, context: InitResourceContext) -> None:
+        if self._pool_watch is not None:
+            self._pool_watch.stop()
+        if self.database == ":memory:" or not Path(self.database).exists():
+            return
+        try:
+            # Briefly: a run that failed on a held file should not wait for it a second time.
+            with self.get_connection(wait_seconds=SNAPSHOT_LOCK_WAIT_SECONDS) as connection:
+                live = Path(self.database)
+                write_snapshot(connection, live, live.with_name(SNAPSHOT_NAME))
+        except (duckdb.Error, DuckDBFileLocked, OSError) as exc:
+            context.log.warning(f"{SNAPSHOT_NAME} not refreshed: {str(exc).splitlines()[0]}")
+
+    @contextmanager
+    def get_connection(self, wait_seconds: float = LOCK_WAIT_SECONDS):
+        connection = connect(self.database, {"custom_user_agent": "dagster",
+                                             **self.connection_config}, wait_seconds)
+        try:
+            yield connection
+        finally:
+            connection.close()
 
 
 def ensure_experiment(tracking_uri: str, name: str, artifact_location: str | None) -> None:
     """Create the experiment with its artifacts under CAREERPULSE_HOME, not MLflow's ./mlruns
     (with a tracking server, where the server keeps them: `artifact_location` None)."""
+    create_store(tracking_uri)
     client = mlflow.MlflowClient(tracking_uri=tracking_uri)
-    if client.get_experiment_by_name(name) is None:
-        if artifact_location is None:
-            client.create_experiment(name)
-            return
+    if client.get_experiment_by_name(name) is not None:
+        return
+    if artifact_location is not None:
         Path(artifact_location).mkdir(parents=True, exist_ok=True)
-        client.create_experiment(name, artifact_location=Path(artifact_location).as_uri())
+    try:
+        client.create_experiment(
+            name, artifact_location=artifact_location and Path(artifact_location).as_uri()
+        )
+    except MlflowException:
+        if client.get_experiment_by_name(name) is None:
+            raise  # not another process creating it first
 
 
 class TrainingTracking(MlFlow):

@@ -16,7 +16,6 @@ then ordered from the newest trained model's guesses, and the file says which mo
 
 from __future__ import annotations
 
-import csv
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,8 +27,10 @@ import pandas as pd
 from .core.classifier import impute_categories
 from .core.labels import posting_ids_named
 from .core.review import DEFAULT_RULE, UNLABELLED_SQL, review_queue
+from .core.spreadsheet import write_rows
 from .resources import ModelStore, ReviewerLabels
-from .settings import Settings, SettingsError
+from .preflight import settings_for_command
+from .settings import Settings
 from .tracking import latest
 
 COLUMNS = ["posting_id", "category", "note", "labelled_by", "labelled_at", "title",
@@ -66,14 +67,13 @@ def new_file(folder: Path, now: datetime) -> tuple[Path, object]:
 
 def main(argv: list[str] | None = None) -> int:
     args = argv if argv is not None else sys.argv[1:]
+    settings = settings_for_command(check=False)
+    if settings is None:
+        return 1
     try:
-        settings = Settings.from_env()
         wanted = int(args[0]) if args else 50
         if wanted < 1:
             raise ValueError
-    except SettingsError as exc:
-        print(f"careerpulse: {exc}", file=sys.stderr)
-        return 1
     except ValueError:
         print(f"careerpulse: N must be a positive number, got {args[0]!r}", file=sys.stderr)
         return 1
@@ -105,15 +105,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     path, handle = new_file(settings.labels_dir, datetime.now(timezone.utc))
     with handle:
-        writer = csv.writer(handle)
-        writer.writerow(COLUMNS)
-        for row in rows.itertuples():
-            writer.writerow([
-                row.posting_id, row.category, "", "", "", row.title,
-                f"{row.imputation_confidence:.2f}", row.runner_up_category or "",
-                "" if row.runner_up_share != row.runner_up_share else f"{row.runner_up_share:.2f}",
-                getattr(row, "link", None) or "",
-            ])
+        # Titles and links come from the API: no cell a spreadsheet would evaluate.
+        write_rows(handle, COLUMNS, ([
+            row.posting_id, row.category, "", "", "", row.title,
+            f"{row.imputation_confidence:.2f}", row.runner_up_category or "",
+            "" if row.runner_up_share != row.runner_up_share else f"{row.runner_up_share:.2f}",
+            getattr(row, "link", None) or "",
+        ] for row in rows.itertuples()))
     print(f"careerpulse: {len(rows)} postings to review in {path}, ordered from {source}: "
           "check `category`, put your name in `labelled_by`, save; the next run learns from them")
     return 0

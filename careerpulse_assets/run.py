@@ -6,42 +6,35 @@ config in a YAML file (`make run CONFIG=path.yaml`: op config, check bars). The 
 in the Dagster instance at DAGSTER_HOME, so `make ui` shows it afterwards. It exits 0 when every
 asset of the job was written, whatever a check said (failed checks head the summary), 1 when
 one was not.
+
+What it prints: the steps' own progress lines (`careerpulse: <step>: ...`) while the run goes on,
+then the summary, which says what failed and what to do. Dagster's event chatter (step failures
+with their stack traces, "Dependencies for step ... Not executing") and Python warnings stay out:
+the Dagster UI shows the run's whole event log.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import sys
-import threading
 import time
 import warnings
-from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
 
 from .settings import redact_url
 
-# The graph's order, for listing what a run did not materialise.
-ASSET_ORDER = [
-    "bronze_postings", "silver_postings", "knn_classifier", "imputed_silver", "gold_daily_counts",
-    "gold_category_forecast", "review_queue",
-]
-
-
-def _dagster_home_path(settings) -> Path:
-    return Path(os.environ.get("DAGSTER_HOME") or settings.home / "dagster")
-
-
-def _dagster_home(settings) -> Path:
-    from .instance import ensure_instance_file
-
-    home = _dagster_home_path(settings)
-    done = ensure_instance_file(home, postgres=bool(settings.dagster_postgres_url))
-    if not done.endswith("up to date"):
-        say(done)
-    os.environ["DAGSTER_HOME"] = str(home)
-    return home
+# The graph's order, for listing what a run did not materialise, with the table each writes.
+ASSET_TABLES = {
+    "bronze_postings": "bronze.bronze_postings", "silver_postings": "silver.silver_postings",
+    "knn_classifier": None, "imputed_silver": "silver.imputed_silver",
+    "gold_daily_counts": "gold.gold_daily_counts",
+    "gold_category_forecast": "gold.gold_category_forecast", "review_queue": "silver.review_queue",
+}
+ASSET_ORDER = list(ASSET_TABLES)
 
 
 def _count(connection, sql: str):
@@ -51,9 +44,13 @@ def _count(connection, sql: str):
         return None  # the table was not written (yet)
 
 
-def _table_counts(path: Path) -> dict:
+def _table_counts(path: Path) -> tuple[dict, set[str]]:
+    """The summary's counts (None: table not written), and every table that holds rows."""
     with duckdb.connect(str(path), read_only=True) as connection:
-        return {
+        tables = {f"{schema}.{table}" for schema, table, rows in connection.execute(
+            "SELECT schema_name, table_name, estimated_size FROM duckdb_tables()").fetchall()
+            if rows}
+        counts = {
             "bronze rows": _count(connection, "SELECT count(*) FROM bronze.bronze_postings"),
             "quarantined": _count(connection, "SELECT count(*) FROM bronze.bronze_quarantine"),
             "postings (silver)": _count(connection, "SELECT count(*) FROM silver.silver_postings"),
@@ -70,6 +67,7 @@ def _table_counts(path: Path) -> dict:
             "gold rows": _count(connection, "SELECT count(*) FROM gold.gold_daily_counts"),
             "forecast rows": _count(connection, "SELECT count(*) FROM gold.gold_category_forecast"),
         }
+    return counts, tables
 
 
 def _check_line(evaluation) -> str:
@@ -99,7 +97,7 @@ def summary_lines(result, settings, seconds: float, asset_names: list[str]) -> l
     if not settings.duckdb_path.exists():
         return lines + [f"  nothing was written to {settings.duckdb_path}"] + _step_failures(result)
     try:
-        counts = _table_counts(settings.duckdb_path)
+        counts, tables = _table_counts(settings.duckdb_path)
     except duckdb.Error as exc:
         return lines + [
             f"  cannot read {settings.duckdb_path}: {str(exc).splitlines()[0]}"
@@ -132,7 +130,7 @@ def summary_lines(result, settings, seconds: float, asset_names: list[str]) -> l
     lines.append("  checks:")
     lines += [f"    {_check_line(e)}" for e in result.get_asset_check_evaluations()]
     lines += _step_failures(result)
-    lines += _not_materialized(result, asset_names)
+    lines += _not_materialized(result, asset_names, tables)
     artifacts = "kept by the server" if settings.mlflow_is_server else settings.mlflow_artifacts
     storage = (f", storage {redact_url(settings.dagster_postgres_url)}"
                if settings.dagster_postgres_url else "")
@@ -140,7 +138,7 @@ def summary_lines(result, settings, seconds: float, asset_names: list[str]) -> l
         f"  DuckDB            {settings.duckdb_path}",
         f"  MLflow            {redact_url(settings.mlflow_tracking_uri)} (artifacts {artifacts}); "
         f"UI {settings.mlflow_ui_url}",
-        f"  Dagster instance  {_dagster_home_path(settings)}{storage}",
+        f"  Dagster instance  {settings.dagster_home}{storage}",
     ]
     return lines
 
@@ -204,7 +202,11 @@ def _cut(text: str, limit: int = 300) -> str:
 def _root_message(error) -> str:
     while error is not None and error.cause is not None:
         error = error.cause  # the user-facing reason, not Dagster's wrapper
-    return _cut(error.message.strip().splitlines()[0]) if error else "no error recorded"
+    if error is None:
+        return "no error recorded"
+    first = error.message.strip().splitlines()[0]
+    # "package.module.SomeError: what happened": what happened.
+    return _cut(re.sub(rf"^[\w.]*{re.escape(error.cls_name)}: ", "", first))
 
 
 def _step_failures(result) -> list[str]:
@@ -220,9 +222,11 @@ def _step_failures(result) -> list[str]:
                 "bars the checks use (README: The classifier and its checks)"
             )
         elif event.is_step_failure:
-            lines.append(
-                f"  step {event.step_key} failed: {_root_message(event.step_failure_data.error)}"
-            )
+            message = _root_message(event.step_failure_data.error)
+            if "failed after retries" in message:  # the Muse client could not reach the API
+                message += (": the API cannot be reached from here; to work offline, point "
+                            "CAREERPULSE_MUSE_ARCHIVE at a folder of saved pages (README)")
+            lines.append(f"  step {event.step_key} failed: {message}")
         elif event.event_type_value == "RESOURCE_INIT_FAILURE":
             lines.append(
                 f"  resources could not start: {_root_message(event.event_specific_data.error)}"
@@ -238,70 +242,87 @@ def _missing(result, asset_names: list[str]) -> list[str]:
     return [name for name in asset_names if name not in done]
 
 
-def _not_materialized(result, asset_names: list[str]) -> list[str]:
+def _not_materialized(result, asset_names: list[str], tables: set[str]) -> list[str]:
+    """Which assets the run left out, and whether their tables keep contents of earlier runs."""
     missing = _missing(result, asset_names)
     if not missing:
         return []
-    return [f"  not materialised in this run: {', '.join(missing)} (tables keep earlier contents)"]
-
-
-# A run waiting for the DuckDB pool says so this soon, then this often.
-WAIT_FIRST_SAY_SECONDS = 3.0
-WAIT_SAY_EVERY_SECONDS = 30.0
+    missing_tables = [ASSET_TABLES[name] for name in missing if ASSET_TABLES[name]]
+    kept = [table for table in missing_tables if table in tables]
+    never = [table for table in missing_tables if table not in tables]
+    notes = ([f"earlier contents kept: {', '.join(kept)}"] if kept else []) + (
+        [f"never written yet: {', '.join(never)}"] if never else [])
+    return [f"  not materialised in this run: {', '.join(missing)}"
+            + (f" ({'; '.join(notes)})" if notes else "")]
 
 
 def say(line: str) -> None:
     print(f"careerpulse: {line}", flush=True)
 
 
-@contextmanager
-def watching_the_pool(instance, pool: str, run_id: str):
-    """While the run waits for a slot of `pool`, say who holds it; and should the holder die
-    while we wait, recover it (mark it failed, free its slot) so the wait ends."""
-    from .recovery import recover_dead_runs, slot_holders
+class _ProgressOnly(logging.Filter):
+    """What a person watching `make run` reads: the steps' own messages. Dagster's events (a
+    failure's stack trace among them) and its "Dependencies for step ... Not executing" lines
+    are left to the UI; the summary says what failed and what to do."""
 
-    stop = threading.Event()
-
-    def watch() -> None:
-        waiting_since, said_at = None, None
-        while not stop.wait(1.0):
-            info = instance.event_log_storage.get_concurrency_info(pool)
-            waiting = [s.step_key for s in info.pending_steps
-                       if s.run_id == run_id and s.assigned_timestamp is None]
-            # Steps of this run also wait for each other's slot: only other holders are news.
-            holders = slot_holders(instance, pool, except_run=run_id) if waiting else []
-            if not holders:
-                waiting_since = said_at = None
-                continue
-            now = time.monotonic()
-            waiting_since = waiting_since or now
-            for line in recover_dead_runs(instance):
-                say(line)
-            if now - waiting_since >= WAIT_FIRST_SAY_SECONDS and (
-                said_at is None or now - said_at >= WAIT_SAY_EVERY_SECONDS
-            ):
-                say(
-                    f"step {', '.join(waiting)} waits for pool {pool} "
-                    f"({now - waiting_since:.0f} s), held by {'; '.join(holders)}"
-                )
-                said_at = now
-
-    thread = threading.Thread(target=watch, daemon=True, name="careerpulse-pool-watch")
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(timeout=5)
+    def filter(self, record: logging.LogRecord) -> bool:
+        meta = getattr(record, "dagster_meta", None)
+        if meta is None:
+            return True
+        if meta.get("dagster_event") is not None:
+            return False
+        return not meta["orig_message"].startswith("Dependencies for step ")
 
 
-# Step starts, page counts and failures; Dagster's DEBUG events stay in the UI.
-LOGGERS = {"console": {"config": {"log_level": "INFO"}}}
+class _ProgressFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        meta = getattr(record, "dagster_meta", None) or {}
+        where = meta.get("step_key") or meta.get("resource_name")
+        message = meta.get("orig_message", record.getMessage())
+        if not where:
+            return f"careerpulse: {message}"
+        return f"careerpulse: {where}: {message.removeprefix(f'{where}: ')}"
+
+
+def _progress_logger():
+    """The `console` logger of `make run`'s job: INFO and above, progress lines only."""
+    from dagster import logger
+
+    @logger(description="make run's console: the steps' messages, one line each")
+    def progress(_init_context) -> logging.Logger:
+        out = logging.getLogger("careerpulse.run")
+        out.setLevel(logging.INFO)
+        out.propagate = False
+        if not out.handlers:
+            handler = logging.StreamHandler(sys.stdout)
+            handler.addFilter(_ProgressOnly())
+            handler.setFormatter(_ProgressFormatter())
+            out.addHandler(handler)
+        return out
+
+    return progress
+
+
+def _quiet_libraries() -> None:
+    """No Python warnings (deprecations, scikit-learn's notes on small folds) and no MLflow
+    chatter ("Creating initial MLflow database tables", "Successfully registered model") in
+    `make run`'s output; MLflow's warnings and errors still show."""
+    warnings.simplefilter("ignore")
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    # Imported first: importing it switches MLflow's event stream back on when it is done.
+    import mlflow.types.responses  # noqa: F401
+    from mlflow.utils.logging_utils import disable_logging
+
+    disable_logging()  # MLflow's event stream (eprint): registration notices
+
+
+# make run's own console logger (_progress_logger); without it Dagster adds its own console.
+LOGGERS = {"console": {}}
 
 
 def run_config_from(path: str | None) -> dict:
     """The run config in a YAML file (a mapping: `ops`, `resources`, ...), with the console
-    logger at INFO unless it sets `loggers`; ValueError saying what is wrong with it."""
+    logger of `make run` (progress lines only) unless it sets `loggers`; ValueError saying what is wrong with it."""
     if path is None:
         return {"loggers": LOGGERS}
     import yaml
@@ -323,32 +344,32 @@ def run_config_from(path: str | None) -> dict:
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    from dagster import BetaWarning, DagsterInstance, DagsterInvalidConfigError
-
-    warnings.filterwarnings("ignore", category=BetaWarning)  # dagster-mlflow is marked beta
-
-    from dagster._core.utils import make_new_run_id
-
-    from .assets.common import DUCKDB_POOL
-    from .preflight import problems
-    from .recovery import WORKER_TAG, recover_dead_runs, worker_identity
-    from .settings import Settings, SettingsError
+    from .preflight import settings_for_command
 
     parser = argparse.ArgumentParser(prog="python -m careerpulse_assets.run")
     parser.add_argument("job", nargs="?", default="careerpulse_all")
     parser.add_argument("--config", help="a YAML file of run config")
     args = parser.parse_args(argv if argv is not None else sys.argv[1:])
+
+    settings = settings_for_command()
+    if settings is None:
+        return 1
+    _quiet_libraries()
+    from dagster import DagsterInstance, DagsterInvalidConfigError
+    from dagster._core.utils import make_new_run_id
+
+    from .instance import ensure_instance_file
+    from .recovery import WORKER_TAG, worker_identity
+
     try:
-        settings = Settings.from_env()
         run_config = run_config_from(args.config)
-    except (SettingsError, ValueError) as exc:
+    except ValueError as exc:
         print(f"careerpulse: {exc}", file=sys.stderr)
         return 1
-    found = problems(settings, _dagster_home_path(settings))
-    if found:
-        print("\n".join(f"careerpulse: {problem}" for problem in found), file=sys.stderr)
-        return 1
-    _dagster_home(settings)
+    done = ensure_instance_file(settings.dagster_home, bool(settings.dagster_postgres_url))
+    if not done.endswith("up to date"):
+        say(done)
+    os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
     # Imported only now: the module builds the default Definitions from the environment.
     from .definitions import build_definitions
 
@@ -363,24 +384,21 @@ def main(argv: list[str] | None = None) -> int:
     selected = {key.to_user_string() for key in job.asset_layer.selected_asset_keys}
     asset_names = [name for name in ASSET_ORDER if name in selected]
     started = time.monotonic()
+    # The run recovers dead runs' slots and watches the pool itself (its DuckDB resource).
     with DagsterInstance.get() as instance:
-        for line in recover_dead_runs(instance):
-            say(line)
-        run_id = make_new_run_id()
-        with watching_the_pool(instance, DUCKDB_POOL, run_id):
-            try:
-                result = job.execute_in_process(
-                    instance=instance,
-                    run_id=run_id,
-                    tags={WORKER_TAG: worker_identity()},
-                    raise_on_error=False,
-                    run_config=run_config,
-                )
-            except DagsterInvalidConfigError as exc:
-                errors = "; ".join(error.message for error in exc.errors) or str(exc)
-                print(f"careerpulse: the run config {args.config or ''} does not fit job "
-                      f"{job_name}: {_cut(errors)}", file=sys.stderr)
-                return 1
+        try:
+            result = job.with_logger_defs({"console": _progress_logger()}).execute_in_process(
+                instance=instance,
+                run_id=make_new_run_id(),
+                tags={WORKER_TAG: worker_identity()},
+                raise_on_error=False,
+                run_config=run_config,
+            )
+        except DagsterInvalidConfigError as exc:
+            errors = "; ".join(error.message for error in exc.errors) or str(exc)
+            print(f"careerpulse: the run config {args.config or ''} does not fit job "
+                  f"{job_name}: {_cut(errors)}", file=sys.stderr)
+            return 1
     print("\n".join(summary_lines(result, settings, time.monotonic() - started, asset_names)))
     return 0 if delivered(result, asset_names) else 1
 

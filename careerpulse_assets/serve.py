@@ -3,17 +3,26 @@
     python -m careerpulse_assets.serve serve   # dagster-webserver, dagster-daemon, mlflow server
     python -m careerpulse_assets.serve ui      # dagster dev (on this terminal) and mlflow server
 
-Each process runs in a process group of its own; `serve` writes each one's output to
-`$CAREERPULSE_HOME/logs/<name>.log`. SIGTERM or Ctrl-C stops them all: SIGTERM to every group,
-then SIGKILL to any still there after STOP_GRACE_SECONDS (`dagster dev` alone has been seen to
-ignore SIGTERM for 45 s), and the exit status is 0. When one process dies on its own the others
-are stopped too and the exit status is 1, naming it and its log. Bound to HOST (127.0.0.1) on
-DAGSTER_PORT (3000) and MLFLOW_PORT (5000). With MLFLOW_TRACKING_URI pointing at an MLflow server
-no MLflow process is started: the team's server is the UI.
+`serve` writes each process's output to `$CAREERPULSE_HOME/logs/<name>.log`. SIGTERM or Ctrl-C
+stops them all: SIGTERM to each, then SIGKILL to whatever is left after STOP_GRACE_SECONDS
+(`dagster dev` alone has been seen to ignore SIGTERM for 45 s), and the exit status is 0. When
+one process dies on its own the others are stopped too and the exit status is 1, naming it and
+its log. Bound to HOST (127.0.0.1) on DAGSTER_PORT (3000) and MLFLOW_PORT (5000). With
+MLFLOW_TRACKING_URI pointing at an MLflow server no MLflow process is started: the team's server
+is the UI.
+
+The processes die with the supervisor however it dies. They stay in its process group (neither
+Dagster nor MLflow moves its own children out of it), so SIGKILL of the group (`kill -9 -PGID`,
+systemd, a supervisor's fallback) takes every one of them at once; and each is started with a
+parent-death signal (Linux PR_SET_PDEATHSIG: SIGTERM), so SIGKILL of the supervisor alone (the
+out-of-memory killer) stops them as SIGTERM does. The supervisor is also their "subreaper"
+(PR_SET_CHILD_SUBREAPER): a process whose parent died is handed to it rather than to init, so a
+stop finds and ends what a killed `dagster dev` left behind.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -23,7 +32,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .settings import Settings, SettingsError, redact_url
+from .settings import Settings, redact_url
 
 REPO = Path(__file__).resolve().parents[1]
 STOP_GRACE_SECONDS = 20.0
@@ -62,21 +71,49 @@ def services(mode: str, settings: Settings, bin_dir: Path) -> list[Service]:
     return [*dagster, mlflow]
 
 
+PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER = 1, 36  # linux/prctl.h
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _in_child() -> None:
+    """In each child before exec: SIGTERM when the supervisor dies, however it dies; and SIGINT
+    handled as usual even when the supervisor was started with it ignored (a background job of
+    a script): `dagster dev` handles SIGTERM as it handles SIGINT, so it would ignore both."""
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _children(pid: int) -> list[int]:
+    """The live child processes of `pid` (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            # The second field (the command) is in parentheses and may hold spaces.
+            if stat.rsplit(")", 1)[1].split()[1] == str(pid):
+                found.append(int(entry.name))
+    return found
+
+
 class Supervisor:
-    def __init__(self, services: list[Service], env: dict[str, str]):
-        self.services, self.env = services, env
+    def __init__(self, services: list[Service], env: dict[str, str], cwd: Path = REPO):
+        self.services, self.env, self.cwd = services, env, cwd
         self.running: dict[str, subprocess.Popen] = {}
         self.stop_requested = threading.Event()
 
     def start(self) -> None:
+        _libc.prctl(PR_SET_CHILD_SUBREAPER, 1)
         for service in self.services:
             out = None
             if service.log is not None:
                 service.log.parent.mkdir(parents=True, exist_ok=True)
                 out = service.log.open("ab")
             self.running[service.name] = subprocess.Popen(
-                service.argv, cwd=REPO, env=self.env, stdout=out,
-                stderr=subprocess.STDOUT if out else None, start_new_session=True,
+                service.argv, cwd=self.cwd, env=self.env, stdout=out,
+                stderr=subprocess.STDOUT if out else None, preexec_fn=_in_child,
             )
 
     def wait(self) -> Service | None:
@@ -88,10 +125,10 @@ class Supervisor:
         return None
 
     def stop(self) -> float:
-        """Stop every process group; the seconds it took."""
+        """Stop every process and what they started; the seconds it took."""
         started = time.monotonic()
         for process in self.running.values():
-            _signal_group(process, signal.SIGTERM)
+            _signal(process.pid, signal.SIGTERM)
         deadline = started + STOP_GRACE_SECONDS
         for name, process in self.running.items():
             try:
@@ -99,19 +136,36 @@ class Supervisor:
             except subprocess.TimeoutExpired:
                 print(f"careerpulse: {name} ignored SIGTERM for {STOP_GRACE_SECONDS:.0f} s: killing it",
                       file=sys.stderr, flush=True)
-                _signal_group(process, signal.SIGKILL)
+                _signal(process.pid, signal.SIGKILL)
                 process.wait()
-        # Children a process left behind in its group go too.
-        for process in self.running.values():
-            _signal_group(process, signal.SIGKILL)
+        # Processes whose parent was killed were handed to us (the subreaper): they go too.
+        while leftovers := _children(os.getpid()):
+            for pid in leftovers:
+                _signal(pid, signal.SIGKILL)
+                try:
+                    os.waitpid(pid, 0)
+                except ChildProcessError:
+                    pass
         return time.monotonic() - started
 
 
-def _signal_group(process: subprocess.Popen, sig: int) -> None:
+def _signal(pid: int, sig: int) -> None:
     try:
-        os.killpg(process.pid, sig)
+        os.kill(pid, sig)
     except ProcessLookupError:
         pass
+
+
+def _record_mlflow_ui(settings: Settings) -> None:
+    """Record where the MLflow UI is now, for the classifier's link in every later run; say so
+    when it moved, since links of earlier runs point to the old place."""
+    before = settings.mlflow_ui_url
+    settings.home.mkdir(parents=True, exist_ok=True)
+    settings.mlflow_ui_record.write_text(settings.mlflow_served_url + "\n")
+    if before != settings.mlflow_served_url:
+        print(f"careerpulse: the MLflow UI moved from {before} to {settings.mlflow_served_url}: "
+              "the classifier's link points here from the next run on (runs before link to "
+              "the old place; MLFLOW_PORT in .env keeps one place for every command)", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -119,22 +173,24 @@ def main(argv: list[str] | None = None) -> int:
     if mode not in ("serve", "ui"):
         print("careerpulse: usage: python -m careerpulse_assets.serve serve|ui", file=sys.stderr)
         return 1
-    try:
-        settings = Settings.from_env()
-    except SettingsError as exc:
-        print(f"careerpulse: {exc}", file=sys.stderr)
-        return 1
-    from .instance import dagster_home, ensure_instance_file
-    from .preflight import problems
+    from .preflight import settings_for_command
 
-    home = dagster_home()
-    found = problems(settings, home)
-    if found:
-        print("\n".join(f"careerpulse: {problem}" for problem in found), file=sys.stderr)
+    settings = settings_for_command()
+    if settings is None:
         return 1
+    from .instance import ensure_instance_file
+    from .tracking import create_store
+
+    home = settings.dagster_home
     ensure_instance_file(home, postgres=bool(settings.dagster_postgres_url))
+    # Made here, under MLflow's lock, before `mlflow server` and any run open it at once.
+    create_store(settings.mlflow_tracking_uri)
+    if not settings.mlflow_is_server:
+        _record_mlflow_ui(settings)
     env = {**os.environ, "DAGSTER_HOME": str(home), "CAREERPULSE_HOME": str(settings.home)}
-    supervisor = Supervisor(services(mode, settings, Path(sys.executable).parent), env)
+    # In DAGSTER_HOME, `dagster dev` finds the instance file it is given, not the repository's
+    # dagster.yaml (which it would say it ignores).
+    supervisor = Supervisor(services(mode, settings, Path(sys.executable).parent), env, cwd=home)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: supervisor.stop_requested.set())
     supervisor.start()

@@ -1,12 +1,14 @@
-"""Settings read from the environment, with the defaults the README documents."""
+"""Settings read from the environment and `.env`, with the defaults the README documents."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
+
+from dotenv import dotenv_values
 
 DEFAULT_MUSE_BASE_URL = "https://www.themuse.com/api/public"
 DEFAULT_SENSOR_INTERVAL_SECONDS = 300
@@ -24,6 +26,25 @@ DEFAULT_MIN_COVERAGE = 0.80
 
 class SettingsError(ValueError):
     """An environment setting with a value we cannot use."""
+
+
+def apply_env_file(
+    folder: Path | None = None, environ: MutableMapping[str, str] = os.environ
+) -> list[str]:
+    """Put the variables of `.env` in `folder` (default: the working directory) into `environ`;
+    the names set, in file order. No file, no change.
+
+    Dagster's rule, so that every command agrees with `dagster dev`, `dg` and the code server: a
+    variable in `.env` wins over the same variable in the environment (Dagster 1.13 reads `.env`
+    from the working directory with python-dotenv and sets each value over the environment's,
+    dagster/_cli/utils.py `_inject_local_env_file`, before it picks its instance).
+    """
+    path = (folder or Path.cwd()) / ".env"
+    if not path.is_file():
+        return []
+    values = {name: value for name, value in dotenv_values(path).items() if value is not None}
+    environ.update(values)
+    return list(values)
 
 
 def _optional_positive_int(env: Mapping[str, str], name: str) -> int | None:
@@ -82,6 +103,11 @@ def _share(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def _optional_path(env: Mapping[str, str], name: str) -> Path | None:
+    raw = env.get(name, "").strip()
+    return Path(raw).expanduser().resolve() if raw else None
+
+
 def _names(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     """A `;`-separated list (Muse category names contain commas)."""
     return tuple(part.strip() for part in env.get(name, "").split(";") if part.strip())
@@ -109,6 +135,7 @@ class Settings:
     min_accuracy: float = DEFAULT_MIN_ACCURACY
     min_macro_f1: float = DEFAULT_MIN_MACRO_F1
     min_coverage: float = DEFAULT_MIN_COVERAGE
+    dagster_home_setting: Path | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -137,12 +164,18 @@ class Settings:
             host=env.get("HOST", "").strip() or "127.0.0.1",
             dagster_port=_port(env, "DAGSTER_PORT", 3000),
             mlflow_port=_port(env, "MLFLOW_PORT", 5000),
-            labels_dir_setting=(Path(env["CAREERPULSE_LABELS_DIR"]).expanduser().resolve()
-                                if env.get("CAREERPULSE_LABELS_DIR", "").strip() else None),
+            labels_dir_setting=_optional_path(env, "CAREERPULSE_LABELS_DIR"),
+            dagster_home_setting=_optional_path(env, "DAGSTER_HOME"),
             min_accuracy=_share(env, "CAREERPULSE_MIN_ACCURACY", DEFAULT_MIN_ACCURACY),
             min_macro_f1=_share(env, "CAREERPULSE_MIN_MACRO_F1", DEFAULT_MIN_MACRO_F1),
             min_coverage=_share(env, "CAREERPULSE_MIN_COVERAGE", DEFAULT_MIN_COVERAGE),
         )
+
+    @property
+    def dagster_home(self) -> Path:
+        """Dagster's instance folder: DAGSTER_HOME, else $CAREERPULSE_HOME/dagster (where the
+        repository's dagster.yaml keeps plain `dagster dev`'s storage when run from the root)."""
+        return self.dagster_home_setting or self.home / "dagster"
 
     @property
     def duckdb_path(self) -> Path:
@@ -166,11 +199,26 @@ class Settings:
 
     @property
     def mlflow_ui_url(self) -> str:
-        """Where people open MLflow: the tracking server itself, or the UI `make ui` and
-        `make serve` start beside Dagster."""
+        """Where people open MLflow, and where the classifier's link points: the tracking server
+        itself; else the MLflow UI `make ui` / `make serve` last started for this home (they
+        record it, whatever MLFLOW_PORT they ran with); else HOST:MLFLOW_PORT."""
         if self.mlflow_is_server:
             return self.mlflow_tracking_uri.rstrip("/")
+        try:
+            recorded = self.mlflow_ui_record.read_text().strip()
+        except OSError:
+            recorded = ""
+        return recorded or self.mlflow_served_url
+
+    @property
+    def mlflow_served_url(self) -> str:
+        """The MLflow UI `make ui` / `make serve` start now: HOST:MLFLOW_PORT."""
         return f"http://{self.browser_host}:{self.mlflow_port}"
+
+    @property
+    def mlflow_ui_record(self) -> Path:
+        """Where `make ui` / `make serve` record the MLflow UI they started."""
+        return self.home / "mlflow-ui.url"
 
     @property
     def dagster_ui_url(self) -> str:

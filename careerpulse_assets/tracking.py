@@ -31,6 +31,7 @@ from .core.evaluation import LabelledSet, labelled_changes
 from .core.out_of_fold import OutOfFold
 from .core.selective import ImputationPolicy
 from .core.knn import MAX_FEATURES, MAX_FEATURES_WITH_BIGRAMS, model_input
+from .core.spreadsheet import read_frame, write_frame
 from .core.training import Training, drift_reference, evaluation_of, reviewer_labels
 
 REGISTERED_MODEL_NAME = "careerpulse-knn-category"
@@ -47,10 +48,34 @@ TRAINING_SPEC_VERSION = "6"
 # MLflow saves scikit-learn models with skops, which loads only types it is told to trust.
 SKOPS_TRUSTED_TYPES = [
     "scipy.sparse._csr.csr_matrix",
+    "careerpulse_assets.core.saved_state.CompactTfidfVectorizer",
     "careerpulse_assets.core.knn.CosineKNNClassifier",
     "careerpulse_assets.core.knn.joined_text",
 ]
 log = logging.getLogger(__name__)
+
+
+def create_store(tracking_uri: str) -> None:
+    """Create a new local SQLite tracking store (tables and schema migrations) once, whoever
+    comes first; nothing for a store that is complete, or one that is no SQLite file.
+
+    Every MLflow process creates missing tables when it opens a store, with no lock: two opening
+    a new file at once (`make ui` and `make run` started together) failed inside the migration
+    in 9 of 9 tries (`duplicate column name`, `table _alembic_tmp_tags already exists`). Here the
+    creation runs under MLflow's own init lock (an exclusive file lock per database URL,
+    mlflow.store.db.utils._safe_initialize_tables): the second process waits, then finds the
+    tables made. Call it before anything else opens the store.
+    """
+    if not tracking_uri.startswith("sqlite:///"):
+        return
+    from mlflow.store.db.utils import _safe_initialize_tables, create_sqlalchemy_engine_with_retry
+
+    Path(tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_sqlalchemy_engine_with_retry(tracking_uri)
+    try:
+        _safe_initialize_tables(engine)
+    finally:
+        engine.dispose()
 
 
 def settings_fingerprint(settings: str) -> str:
@@ -132,8 +157,8 @@ def load_evaluation(
     run = registered.run_id
     try:
         summary = mlflow.artifacts.load_dict(f"runs:/{run}/evaluation.json")
-        confusion = pd.read_csv(
-            mlflow.artifacts.download_artifacts(f"runs:/{run}/confusion.csv"), index_col=0
+        confusion = read_frame(
+            mlflow.artifacts.download_artifacts(f"runs:/{run}/confusion.csv"), index=True
         )
         picture = Path(mlflow.artifacts.download_artifacts(f"runs:/{run}/confusion.png")).read_bytes()
     except (MlflowException, OSError, ValueError) as exc:
@@ -202,12 +227,13 @@ def log_training(
     summary = summary_of(evaluation, reference) | {POLICY_KEY: policy.summary()}
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder)
-        training.challenger.tables.per_class.to_csv(out / "per_class.csv", index=False)
-        training.challenger.tables.confusion.to_csv(out / "confusion.csv")
-        training.challenger.tables.reliability.to_csv(out / "reliability.csv", index=False)
+        # Category names come from the API: no cell a spreadsheet would evaluate.
+        write_frame(training.challenger.tables.per_class, out / "per_class.csv")
+        write_frame(training.challenger.tables.confusion, out / "confusion.csv", index=True)
+        write_frame(training.challenger.tables.reliability, out / "reliability.csv")
         (out / "confusion.png").write_bytes(evaluation.confusion_png)
         if training.time_split is not None:
-            training.time_split.per_class.to_csv(out / "per_class_time_split.csv", index=False)
+            write_frame(training.time_split.per_class, out / "per_class_time_split.csv")
         (out / "evaluation.json").write_text(json.dumps(summary, indent=2))
         np.save(out / LABELLED_ROWS_ARTIFACT, labelled.row_hashes)
         np.savez_compressed(out / OUT_OF_FOLD_ARTIFACT, **training.challenger.oof.arrays())
@@ -218,7 +244,10 @@ def log_training(
         name="model",
         registered_model_name=REGISTERED_MODEL_NAME,
         input_example=example,
-        signature=infer_signature(example, training.model.predict(example)),
+        # The output is a category name per row, as the example's own labels are: no prediction
+        # needed for the schema (one costs seconds at 100,000 postings; MLflow makes one anyway
+        # to check the input example).
+        signature=infer_signature(example, labelled.labels.head(3).to_numpy()),
         pip_requirements=[f"scikit-learn=={sklearn.__version__}", "careerpulse_assets"],
         skops_trusted_types=SKOPS_TRUSTED_TYPES,
     )

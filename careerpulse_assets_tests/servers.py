@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -14,6 +13,8 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from careerpulse_assets.instance import ensure_instance_file
 
 REPO = Path(__file__).resolve().parents[1]
 LOCATION = {"repositoryLocationName": "careerpulse", "repositoryName": "__repository__"}
@@ -50,9 +51,7 @@ def wait_for(predicate, timeout: float, what: str, every: float = 1.0):
 def careerpulse_env(home: Path, **settings: str) -> dict:
     """The environment of a CareerPulse process with its own home and Dagster instance."""
     dagster_home = Path(settings.get("DAGSTER_HOME") or home / "dagster")
-    dagster_home.mkdir(parents=True, exist_ok=True)
-    if not (dagster_home / "dagster.yaml").exists():
-        shutil.copy(REPO / "dagster-instance.yaml", dagster_home / "dagster.yaml")
+    ensure_instance_file(dagster_home, postgres=False)
     env = {**os.environ, "CAREERPULSE_HOME": str(home), "DAGSTER_HOME": str(dagster_home)}
     for name in ("CAREERPULSE_MUSE_ARCHIVE", "CAREERPULSE_MAX_PAGES", "CAREERPULSE_MUSE_API_KEY",
                  "MLFLOW_TRACKING_URI", "DAGSTER_POSTGRES_URL"):
@@ -70,6 +69,9 @@ def dagster_dev(home: Path, log_path: Path, **settings: str) -> Iterator[str]:
              "-h", "127.0.0.1", "-p", str(port)],
             cwd=REPO, env=careerpulse_env(home, **settings), stdout=log,
             stderr=subprocess.STDOUT, start_new_session=True,
+            # As a terminal starts it: Dagster maps SIGTERM to SIGINT's handler, so SIGINT
+            # inherited ignored (a background job of a script) would make it ignore SIGTERM.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         url = f"http://127.0.0.1:{port}"
         try:

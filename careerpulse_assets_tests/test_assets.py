@@ -44,7 +44,6 @@ def test_graph_fills_every_category_and_writes_a_full_gold_grid(archive, setting
         "category_drift": False,  # 57 postings: not evaluated, which must not read as a pass
         "gold_full_grid_sums_to_silver": True,
         "forecast_beats_seasonal_naive": False,  # 3 weeks of history: not evaluated
-        "freshness_check": True,  # gold was just rebuilt
         "imputation_coverage": True,
     }
     drift = check_evaluation(result, "category_drift")

@@ -32,7 +32,7 @@ def dagster_ui(tmp_path):
 
 
 def clicked_runs(url: str) -> list[dict]:
-    # gold_freshness_sensor (running by default) launches runs of the freshness check of its own.
+    # Runs the person clicked, not a sensor's.
     return [run for run in runs(url) if "dagster/sensor_name" not in run["tags"]]
 
 

@@ -1,6 +1,5 @@
 """Two runs writing the same DuckDB file at once, and the instance settings that queue them."""
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -8,6 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 from dagster import DagsterInstance
+
+from careerpulse_assets.instance import ensure_instance_file
 
 from .graph import query
 from .muse_fixtures import synthetic_postings, write_archive
@@ -42,12 +43,11 @@ def test_two_processes_ingesting_at_once_both_succeed_without_duplicates(tmp_pat
 
 
 def test_the_instance_settings_queue_runs_and_serialise_duckdb_steps(tmp_path):
-    config = yaml.safe_load((REPO / "dagster-instance.yaml").read_text())
+    config = yaml.safe_load((REPO / "dagster.yaml").read_text())
     assert config["concurrency"]["runs"]["max_concurrent_runs"] == 1
     assert config["concurrency"]["pools"]["default_limit"] == 1
     home = tmp_path / "dagster"
-    home.mkdir()
-    shutil.copy(REPO / "dagster-instance.yaml", home / "dagster.yaml")
+    ensure_instance_file(home, postgres=False)
     with DagsterInstance.from_config(str(home)) as instance:
         # What the run queue daemon of `dagster dev` reads.
         concurrency = instance.get_concurrency_config()

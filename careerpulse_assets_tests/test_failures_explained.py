@@ -21,6 +21,12 @@ def archive(tmp_path):
     return write_archive(tmp_path / "archive", synthetic_postings())
 
 
+# What `make run` must not print: Python warnings (SupersessionWarning among them), stack
+# traces, Dagster's event lines and its "Dependencies for step ... Not executing" chatter.
+NOISE = ("Warning", "Traceback", "Stack Trace", "Dependencies for step", "Not executing",
+         " - dagster - ", "Successfully registered model")
+
+
 def test_a_bad_setting_is_one_line_without_a_traceback(tmp_path, archive):
     done = make_run(tmp_path / "home", archive, CAREERPULSE_MAX_PAGES="abc")
     assert done.returncode == 1
@@ -45,7 +51,14 @@ def test_a_broken_mlflow_store_is_named_with_what_to_do(tmp_path, archive):
 @pytest.mark.slow
 def test_a_truncated_duckdb_file_is_named_and_a_fresh_one_rebuilds(tmp_path, archive):
     home = tmp_path / "home"
-    assert make_run(home, archive).returncode == 0
+    first = make_run(home, archive)
+    assert first.returncode == 0
+    # A normal run prints its steps' progress and the summary, and nothing else.
+    output = first.stdout + first.stderr
+    assert [noise for noise in NOISE if noise in output] == []
+    assert "careerpulse: bronze_postings: " in first.stdout
+    assert "careerpulse: knn_classifier: logging the training to MLflow" in first.stdout
+    assert "\nCareerPulse run " in first.stdout and "succeeded" in first.stdout
     database = home / "careerpulse.duckdb"
     database.write_bytes(database.read_bytes()[:100_000])
     done = make_run(home, archive)
@@ -72,3 +85,24 @@ def test_a_home_on_a_read_only_filesystem_is_named_at_once(tmp_path, archive):
         f"careerpulse: cannot write to CAREERPULSE_HOME {read_only} (Read-only file system): "
         "point CAREERPULSE_HOME at a writable folder"
     )
+
+
+@pytest.mark.slow
+def test_a_first_run_without_the_api_says_the_offline_way_and_that_nothing_was_written_before(
+    tmp_path
+):
+    from .servers import free_port
+
+    env = careerpulse_env(tmp_path / "home",
+                          CAREERPULSE_MUSE_BASE_URL=f"http://127.0.0.1:{free_port()}/api/public")
+    done = subprocess.run([sys.executable, "-m", "careerpulse_assets.run"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
+    output = done.stdout + done.stderr
+    assert done.returncode == 1
+    assert [noise for noise in NOISE if noise in output] == []
+    assert ("step bronze_postings failed: GET http://127.0.0.1:" in done.stdout
+            and "failed after retries: ConnectionError: the API cannot be reached from here; to "
+                "work offline, point CAREERPULSE_MUSE_ARCHIVE at a folder of saved pages"
+            in done.stdout)
+    assert "earlier contents" not in done.stdout
+    assert "never written yet:" in done.stdout or "nothing was written" in done.stdout

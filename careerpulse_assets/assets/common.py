@@ -26,7 +26,7 @@ from collections.abc import Callable
 import pandas as pd
 from dagster import MetadataValue, TableColumn, TableSchema, asset
 
-# Every step that opens careerpulse.duckdb is in this pool; dagster-instance.yaml limits it to 1.
+# Every step that opens careerpulse.duckdb is in this pool; dagster.yaml limits it to 1.
 DUCKDB_POOL = "careerpulse_duckdb"
 OWNERS = ["team:careerpulse"]
 PREVIEW_ROWS = 5

@@ -20,6 +20,8 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.sparsefuncs import sparse_matmul_to_dense
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from .saved_state import CompactTfidfVectorizer, SparseMatricesAsArrays
+
 MAX_FEATURES = 10_000
 VOTE_RULES = ("uniform", "distance")
 # The model reads these columns of a silver-like frame.
@@ -42,9 +44,11 @@ MAX_FEATURES_WITH_BIGRAMS = 50_000
 
 
 def _tfidf(ngrams: int = 1) -> TfidfVectorizer:
+    # TfidfVectorizer itself, saved compactly (core/saved_state.py: its vocabulary as one array).
     if ngrams == 1:
-        return TfidfVectorizer(max_features=MAX_FEATURES, stop_words="english", sublinear_tf=True)
-    return TfidfVectorizer(
+        return CompactTfidfVectorizer(max_features=MAX_FEATURES, stop_words="english",
+                                      sublinear_tf=True)
+    return CompactTfidfVectorizer(
         max_features=MAX_FEATURES_WITH_BIGRAMS, ngram_range=(1, ngrams), min_df=2,
         stop_words="english", sublinear_tf=True,
     )
@@ -258,7 +262,7 @@ def fold_scores(
     return classes, class_scores(codes[indices], distances, len(classes), vote, prior_alpha, priors)
 
 
-class CosineKNNClassifier(ClassifierMixin, BaseEstimator):
+class CosineKNNClassifier(SparseMatricesAsArrays, ClassifierMixin, BaseEstimator):
     """K nearest neighbours by cosine distance, with a vote rule and class-prior correction.
 
     With vote="uniform" and prior_alpha=0 it predicts as scikit-learn's

@@ -30,6 +30,7 @@ from datetime import datetime, timezone
 
 import pandas as pd
 
+from .spreadsheet import restore
 from .taxonomy import CategoryNames, Taxonomy, category_names
 
 REQUIRED = ("posting_id", "category")
@@ -92,7 +93,8 @@ def _csv_rows(file: LabelFile) -> tuple[list[str], list[tuple[int, dict]]]:
 
 
 def _values(row: dict) -> dict[str, str]:
-    return {k: (row.get(k) or "").strip() for k in (*REQUIRED, *OPTIONAL)}
+    # A cell CareerPulse neutralised for spreadsheets (`make review`) reads back as written.
+    return {k: restore((row.get(k) or "").strip()).strip() for k in (*REQUIRED, *OPTIONAL)}
 
 
 def posting_ids_named(files: list[LabelFile]) -> set[int]:
