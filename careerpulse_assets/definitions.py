@@ -50,6 +50,7 @@ def build_resources(settings: Settings) -> dict:
             api_key=EnvVar("CAREERPULSE_MUSE_API_KEY") if settings.muse_api_key else None,
             archive_dir=str(settings.muse_archive) if settings.muse_archive else None,
             max_pages=settings.max_pages,
+            max_requests_per_run=settings.max_requests_per_run,
             crawl_categories=list(settings.crawl_categories),
             crawl_levels=list(settings.crawl_levels),
         ),

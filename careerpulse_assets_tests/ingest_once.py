@@ -1,6 +1,7 @@
-"""`python -m careerpulse_assets_tests.ingest_once HOME SOURCE`: bronze + silver in a process of
-its own, as a second run (the sensor's, a manual one) would be. SOURCE is an archive folder or
-an API base URL. Used by the concurrency and crash tests."""
+"""`python -m careerpulse_assets_tests.ingest_once HOME SOURCE [BUDGET]`: bronze + silver in a
+process of its own, as a second run (the sensor's, a manual one) would be. SOURCE is an archive
+folder or an API base URL; BUDGET the requests the run may make. Used by the concurrency and
+crash tests."""
 
 import sys
 from pathlib import Path
@@ -16,6 +17,9 @@ if __name__ == "__main__":
     home, source = Path(sys.argv[1]), sys.argv[2]
     if source.startswith("http"):
         settings = Settings(home=home, muse_base_url=source)
+        if len(sys.argv) > 3:
+            settings = Settings(home=home, muse_base_url=source,
+                                max_requests_per_run=int(sys.argv[3]))
     else:
         settings = Settings(home=home, muse_archive=Path(source))
     result = materialize(
