@@ -52,6 +52,8 @@ class MuseApi(ConfigurableResource):
     max_rate_limit_wait_seconds: float = 3600.0
     # Requests one run may make (None: no limit); a crawl goes on in the next run.
     max_requests_per_run: int | None = None
+    # A full crawl starts when the last one started this many days ago (None: only when asked).
+    full_crawl_days: int | None = None
     # Overrides: the only categories / levels a capped listing is parted by.
     crawl_categories: list[str] = []
     crawl_levels: list[str] = []

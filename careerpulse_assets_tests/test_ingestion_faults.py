@@ -129,13 +129,19 @@ def test_an_edited_posting_wins_and_the_key_never_leaks(settings_for, monkeypatc
     assert "k3y-that-must-not-leak" not in stored["s"][0]
 
 
-def test_crawl_filters_come_from_the_environment():
+def test_crawl_settings_come_from_the_environment():
     from careerpulse_assets.settings import Settings
 
     settings = Settings.from_env({"CAREERPULSE_CRAWL_CATEGORIES": "Sales; Installation, Maintenance, and Repairs;",
                                   "CAREERPULSE_CRAWL_LEVELS": "Senior Level"})
     assert settings.crawl_categories == ("Sales", "Installation, Maintenance, and Repairs")
     assert settings.crawl_levels == ("Senior Level",)
+    assert (settings.max_requests_per_run, settings.full_crawl_days) == (400, 7)
+    budgeted = Settings.from_env({"CAREERPULSE_MAX_REQUESTS_PER_RUN": "3000",
+                                  "CAREERPULSE_FULL_CRAWL_DAYS": "14"})
+    assert (budgeted.max_requests_per_run, budgeted.full_crawl_days) == (3000, 14)
+    with pytest.raises(ValueError, match="CAREERPULSE_MAX_REQUESTS_PER_RUN must be a positive"):
+        Settings.from_env({"CAREERPULSE_MAX_REQUESTS_PER_RUN": "0"})
 
 
 @pytest.mark.slow

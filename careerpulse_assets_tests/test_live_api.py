@@ -286,6 +286,31 @@ def test_a_crawl_over_its_request_budget_goes_on_where_it_stopped(settings_for, 
     assert (last["listing_total"], last["postings_out_of_reach"]) == (400, 0)
 
 
+def test_more_new_postings_than_the_cap_shows_are_reached_through_the_parts(settings_for):
+    items = partitioned_listing()
+    with serve_muse(items) as (stub, base_url):
+        stub.page_cap = 5
+        settings = settings_for(base_url=base_url)
+        instance = DagsterInstance.ephemeral()
+        assert ingest(settings, instance).success
+        newer = [posting(2000 + i, ["Sales", "Healthcare", "Software Engineering"][i % 3],
+                         level=["Mid Level", "Senior Level"][i % 2], hours_old=-1 - i)
+                 for i in range(150)]
+        stub.publish(newer)
+        stub.requests.clear()
+        result = ingest(settings, instance)
+        assert result.success
+        incremental = query(settings, "SELECT source, outcome FROM bronze.bronze_crawl_frontier "
+                                      "WHERE kind = 'incremental' ORDER BY position")
+        requests = len(stub.requests)
+    # The plain listing met the cap before a stored page: its parts were walked to theirs.
+    assert incremental.outcome.tolist()[0] == "split"
+    assert {item["id"] for item in newer} <= set(stored_ids(settings))
+    assert requests < 550 / 20  # far from walking everything again
+    ids = stored_ids(settings)
+    assert len(ids) == len(set(ids)) == 550
+
+
 @pytest.mark.slow
 def test_a_budget_limited_crawl_killed_mid_page_loses_nothing_and_later_runs_finish(settings_for):
     items = partitioned_listing()
@@ -321,3 +346,26 @@ def test_a_budget_limited_crawl_killed_mid_page_loses_nothing_and_later_runs_fin
     assert len(ids) == len(set(ids)) == 400
     walks = query(settings, "SELECT status FROM bronze.bronze_crawls ORDER BY started_at")
     assert walks["status"].tolist()[0] == "interrupted"  # the killed walk, resumed later
+
+
+@pytest.mark.slow
+def test_make_run_against_a_capped_api_succeeds_twice_and_says_what_the_cap_left_out(tmp_path):
+    from .servers import careerpulse_env
+
+    items = issue_cap_listing()
+    home = tmp_path / "home"
+    with serve_muse(items) as (stub, base_url):
+        stub.page_cap = 5
+        env = careerpulse_env(home, CAREERPULSE_MUSE_BASE_URL=base_url)
+        runs = [subprocess.run([sys.executable, "-m", "careerpulse_assets.run"], cwd=REPO,
+                               env=env, capture_output=True, text=True, timeout=600)
+                for _ in range(2)]
+    for done in runs:
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        assert "step bronze_postings failed" not in done.stdout
+    first = runs[0].stdout
+    assert "100 postings reached of the 140 the API lists, 40 out of reach of every filter" in first
+    assert "the API caps listings at page 5" in first
+    from careerpulse_assets.settings import Settings
+
+    assert len(silver_ids(Settings(home=home))) == 100

@@ -1,3 +1,4 @@
+from datetime import timedelta
 from functools import partial
 
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue
@@ -68,7 +69,8 @@ def bronze_postings(
                 writer, muse.walk, partial(listing_source, muse.base_url),
                 RequestBudget(muse.max_requests_per_run), known, fixed, log=context.log.info,
             )
-            crawl = crawler.run(config.full_crawl)
+            every = timedelta(days=muse.full_crawl_days) if muse.full_crawl_days else None
+            crawl = crawler.run(config.full_crawl, every)
             for line in crawl.lines():
                 context.log.info(line)
         writer.finish()
@@ -116,7 +118,8 @@ def crawl_metadata(crawl: CrawlRun) -> dict:
         "stopped_at_stored_page": crawl.stopped_at_stored > 0,
         **({
             "listing_total": full.listing_total if full.listing_total is not None else "unknown",
-            "listed_in_walked_listings": full.listed_in_parts_done,
-            "postings_out_of_reach": full.unreachable,
+            "postings_reached_by_crawl": full.reached,
+            "postings_out_of_reach": (full.out_of_reach if full.out_of_reach is not None
+                                      else "crawl unfinished"),
         } if full else {}),
     }

@@ -74,6 +74,10 @@ CREATE TABLE IF NOT EXISTS bronze.bronze_listing_values (
     locations VARCHAR[] NOT NULL,
     company VARCHAR
 );
+CREATE TABLE IF NOT EXISTS bronze.bronze_crawl_postings (
+    crawl_id VARCHAR NOT NULL,
+    posting_id BIGINT NOT NULL
+);
 CREATE SEQUENCE IF NOT EXISTS bronze.bronze_frontier_seq;
 CREATE TABLE IF NOT EXISTS bronze.bronze_crawl_frontier (
     crawl_id VARCHAR NOT NULL,
@@ -90,7 +94,6 @@ CREATE TABLE IF NOT EXISTS bronze.bronze_crawl_frontier (
     total BIGINT,
     unreadable INTEGER NOT NULL DEFAULT 0,
     split_by VARCHAR,
-    stored_outside_parts BIGINT,
     unreachable BIGINT,
     note VARCHAR,
     created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
@@ -200,10 +203,16 @@ def last_crawl_complete(connection: duckdb.DuckDBPyConnection, source: str) -> b
 VALUE_COLUMNS = {"category": "categories", "level": "levels", "location": "locations"}
 
 
-def listing_sample(connection: duckdb.DuckDBPyConnection, listing: Listing) -> Sample:
+def listing_sample(connection: duckdb.DuckDBPyConnection, listing: Listing,
+                   crawl_id: str | None = None) -> Sample:
     """The stored postings a listing shows (by the values they were stored with), counted per
-    value of every filter kind; the plain listing's sample is every stored posting."""
+    value of every filter kind; the plain listing's sample is every stored posting. With
+    `crawl_id`, only the postings that crawl has read."""
     conditions, params = [], []
+    if crawl_id is not None:
+        conditions.append("posting_id IN (SELECT posting_id FROM bronze.bronze_crawl_postings "
+                          "WHERE crawl_id = ?)")
+        params.append(crawl_id)
     for kind, values in listing.filters:
         column = VALUE_COLUMNS.get(kind)
         conditions.append(f"list_has_any({column}, ?::VARCHAR[])" if column

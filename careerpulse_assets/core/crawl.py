@@ -13,18 +13,21 @@ flight, because each page and the frontier's progress are one transaction).
   short), and when asked (`full_crawl`: the weekly schedule).
 - The *incremental* crawl runs on every run once the plain listing is covered: it walks the plain
   listing newest first and stops at the first page whose postings are all stored, provided it
-  found as many new postings as the listing's `total` grew since its last walk (a posting
-  re-dated or published into a page already read raises the total without showing on page 0).
+  found as many postings new since the crawl began as the listing's `total` grew since its last
+  walk (a posting re-dated or published into a page already read raises the total without
+  showing on page 0).
   When more postings arrived than the cap shows, it parts the listing and walks each part the
   same way. Parts of earlier crawls that met an unreadable page are walked again in it.
 
 A listing covered by an earlier crawl (its last walk reached its end, the cap, pages already
 stored, or it was parted) may stop at stored pages; one never covered is walked whole.
 
-Postings out of reach are counted, not lost silently: a listing parted by a kind leaves out
-`total - sum of its parts' totals` (postings with no value of that kind, or a value never seen),
-less those of them already stored (reached by its own walk or another listing), and a capped
-listing no kind parts leaves out `total - cap`.
+Postings out of reach are counted, not lost silently: each crawl records the postings its walks
+read (`bronze.bronze_crawl_postings`), and a finished full crawl reports the plain listing's
+`total` less those. When a full crawl has walked every part, a listing of which it reached fewer
+postings than its `total` gets parts for the values discovered since it was parted (a city first
+seen on a posting of another level); what no value reaches (no level, a company never seen on
+any posting read) stays out and is counted. A capped listing no kind parts notes `total - cap`.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 
 import duckdb
 
@@ -40,7 +43,7 @@ from ..muse.client import BUDGET, CAP, END, ListingWalk, RequestBudget
 from ..muse.listings import PLAIN, Listing
 from ..muse.pages import PAGE_SIZE, RawPage
 from .bronze_store import BronzeWriter, PageOutcome, last_crawl_complete, listing_sample
-from .partitions import Split, estimated_sizes, halves, plan_split
+from .partitions import GROUP_FILL, Split, estimated_sizes, halves, pack, plan_split
 from .sql import transaction_with
 
 FULL, INCREMENTAL = "full", "incremental"
@@ -54,9 +57,8 @@ PAUSED = "paused"  # the run's request budget was spent; a later run goes on
 INCOMPLETE = "incomplete"  # an unreadable page, CAREERPULSE_MAX_PAGES, a server ignoring `page`
 INTERRUPTED = "interrupted"  # the run died during the walk; a later run went on from its page
 COVERING = (COMPLETE, CAPPED, SPLIT)
-# A listing over the cap is parted at its first page only when this many of its postings (at
-# most half what the cap shows) are stored to estimate its values from; otherwise it is walked to
-# the cap first (up to 2,000 postings), which its parts then read again.
+# Stored postings a listing's values are estimated from; with fewer, a wider listing's are used.
+# In 200 postings a share of 2 % without a value shows with 98 % probability (1 - 0.98^200).
 MIN_SAMPLE = 200
 
 
@@ -80,8 +82,12 @@ class WalkRecord:
     pages: int = 0
     reached: int = 0
     new: int = 0
+    arrived: int = 0  # postings on its pages first stored since the crawl started
     unreadable: int = 0
     first_total: int | None = None
+    last_page: int | None = None
+    oldest: datetime | None = None
+    newest: datetime | None = None
     stopped_at_stored: bool = False
     split_now: bool = False
 
@@ -92,6 +98,10 @@ class WalkRecord:
         self.unreadable += page.error is not None
         if self.first_total is None and page.total is not None:
             self.first_total = page.total
+        self.last_page = max(page.page, self.last_page if self.last_page is not None else -1)
+        if outcome.oldest is not None:
+            self.oldest = min(outcome.oldest, self.oldest or outcome.oldest)
+            self.newest = max(outcome.newest, self.newest or outcome.newest)
 
 
 @dataclass
@@ -106,12 +116,18 @@ class CrawlProgress:
     parts_split: int
     parts_capped: int
     listing_total: int | None  # the plain listing's `total` in its latest answer
-    listed_in_parts_done: int  # postings the walked leaf listings show (their totals, capped)
-    unreachable: int  # postings no part reaches (estimate, see the module's docstring)
+    reached: int  # distinct postings the crawl's walks have read
 
     @property
     def finished(self) -> bool:
         return self.parts_to_do == 0
+
+    @property
+    def out_of_reach(self) -> int | None:
+        """Postings the API lists that no walk of the finished crawl read (None before)."""
+        if not self.finished or self.listing_total is None:
+            return None
+        return max(0, self.listing_total - self.reached)
 
 
 @dataclass
@@ -144,10 +160,10 @@ class CrawlRun:
                     f"{crawl.parts_done} listings walked, {state}")
             if crawl.kind == FULL:
                 total = f"{crawl.listing_total:,}" if crawl.listing_total is not None else "?"
-                line += (f"; the API lists {total} postings, the walked listings "
-                         f"{crawl.listed_in_parts_done:,}; {crawl.unreachable:,} out of reach of "
-                         f"every filter (estimate); {crawl.parts_split} listings parted, "
-                         f"{crawl.parts_capped} capped")
+                line += (f"; {crawl.reached:,} postings reached of the {total} the API lists"
+                         + (f", {crawl.out_of_reach:,} out of reach of every filter"
+                            if crawl.out_of_reach is not None else "")
+                         + f"; {crawl.parts_split} listings parted, {crawl.parts_capped} capped")
             lines.append(line)
         return lines
 
@@ -181,9 +197,12 @@ class Crawler:
     def _db(self) -> duckdb.DuckDBPyConnection:
         return self.writer.connection()
 
-    def run(self, full_crawl: bool = False) -> CrawlRun:
+    def run(self, full_crawl: bool = False, full_crawl_every: timedelta | None = None
+            ) -> CrawlRun:
         """Go on with (or start) the incremental crawl, then the full crawl, until the budget
-        is spent. `full_crawl` starts a full crawl unless one is unfinished."""
+        is spent. A full crawl starts (unless one is unfinished) when `full_crawl` asks, when
+        the plain listing is not covered, or when the last full crawl started more than
+        `full_crawl_every` ago."""
         root = self.source_of(PLAIN)
         crawls = []
         incremental = self._unfinished(INCREMENTAL)
@@ -193,11 +212,13 @@ class Crawler:
             crawls.append(incremental)
             self._walk_crawl(incremental)
         full = self._unfinished(FULL)
-        if full is None and (full_crawl or not self._covered(root)):
+        if full is None and (full_crawl or not self._covered(root)
+                             or self._full_crawl_due(full_crawl_every)):
             full = self._start(FULL)
         if full is not None:
             crawls.append(full)
             self._walk_crawl(full)
+        self.forget_old_crawls()
         return CrawlRun(self.budget.spent, self.budget.limit, self._known_cap(), self.walks,
                         self.stopped_at_stored, [self.progress(crawl_id) for crawl_id in crawls])
 
@@ -209,6 +230,19 @@ class Crawler:
             "AND state IN (?, ?) ORDER BY position LIMIT 1", [kind, TO_DO, WALKING],
         ).fetchall()
         return row[0][0] if row else None
+
+    def _full_crawl_due(self, every: timedelta | None) -> bool:
+        """Whether the last full crawl started more than `every` ago (in a store from before
+        crawls had frontiers, the last complete walk counts as one)."""
+        if every is None:
+            return False
+        started = self._db.execute(
+            "SELECT coalesce((SELECT max(started) FROM (SELECT min(created_at) AS started FROM "
+            "bronze.bronze_crawl_frontier WHERE kind = ? GROUP BY crawl_id)), (SELECT "
+            "max(started_at) FROM bronze.bronze_crawls WHERE complete AND crawl_id IS NULL))",
+            [FULL],
+        ).fetchall()[0][0]
+        return started is None or datetime.now(timezone.utc) - started > every
 
     def _covered(self, source: str) -> bool:
         """Whether an earlier crawl covered this listing (so a walk may stop at stored pages)."""
@@ -263,9 +297,50 @@ class Crawler:
     def _walk_crawl(self, crawl_id: str) -> None:
         while not self.budget.exhausted:
             part = self._next_part(crawl_id)
-            if part is None:
+            if part is None and not self._top_up(crawl_id):
                 return
-            self._walk_part(part)
+            if part is not None:
+                self._walk_part(part)
+
+    def _top_up(self, crawl_id: str) -> bool:
+        """When a crawl has walked every part: add parts for the values discovered since a
+        listing was parted (a city first seen on a posting of another level), for each listing
+        of which the crawl reached fewer postings than its `total`. True when parts were added.
+
+        Listings walked to stored pages (incremental) and groups halved (their values are fixed)
+        are left as they are."""
+        added = False
+        stored = listing_sample(self._db, PLAIN)
+        for source, listing_json, total, kind in self._db.execute(
+            "SELECT source, listing, total, split_by FROM bronze.bronze_crawl_frontier "
+            "WHERE crawl_id = ? AND outcome = ? AND NOT may_stop "
+            "AND split_by IS DISTINCT FROM parted_by ORDER BY position",
+            [crawl_id, SPLIT],
+        ).fetchall():
+            listing = Listing.from_json(listing_json)
+            reached = listing_sample(self._db, listing, crawl_id)
+            if total is None or reached.postings >= total:
+                continue
+            covered = {value for (child,) in self._db.execute(
+                "SELECT listing FROM bronze.bronze_crawl_frontier WHERE crawl_id = ? "
+                "AND parent_source = ?", [crawl_id, source]).fetchall()
+                for value in dict(Listing.from_json(child).filters).get(kind, ())}
+            values = (set(self.fixed[kind]) if self.fixed.get(kind) else
+                      set(stored.counts.get(kind, {})) | set(self.known.get(kind, ()))) - covered
+            if not values:
+                continue
+            sizes = estimated_sizes(reached, stored, kind, values, total)
+            capacity = (self._known_cap(crawl_id) or 1) * PAGE_SIZE
+            groups = pack(sorted(values), sizes, capacity * GROUP_FILL)
+            with transaction_with(self._db):
+                for group in groups:
+                    self._add_part(crawl_id, FULL, listing.narrowed(kind, group), source, kind,
+                                   may_stop=False)
+            self.log(f"{source}: {total - reached.postings:,} of its {total:,} postings not "
+                     f"reached yet; {len(values)} {kind} values seen since it was parted, in "
+                     f"{len(groups)} more listings")
+            added = True
+        return added
 
     # --- what is known of the API --------------------------------------------------------------
 
@@ -279,12 +354,10 @@ class Crawler:
         return row[0][0] if row else None
 
     def _page_cap(self, part: Part) -> int | None:
-        """The cap a walk of `part` assumes: learned in this crawl, else learned before, except
-        for a full crawl's plain listing, which asks the API again (the cap may have moved)."""
-        learned = self._known_cap(part.crawl_id)
-        if learned is None and not (part.kind == FULL and part.parent_source is None):
-            learned = self._known_cap()
-        return learned
+        """The cap a walk of `part` assumes: the one learned last (in this crawl, or before).
+        Should the API lower it, the next walk meets the lower one and it is learned; should
+        it raise it, walks still end at the old one and parts reach the rest."""
+        return self._known_cap(part.crawl_id) or self._known_cap()
 
     def _last_total(self, source: str) -> int | None:
         row = self._db.execute(
@@ -308,8 +381,7 @@ class Crawler:
         )
         db.execute(
             "INSERT INTO bronze.bronze_crawls (source, run_id, started_at, crawl_id, status, "
-            "first_page, postings_reached, requests, stopped_at_stored_page) "
-            "VALUES (?, ?, now(), ?, 'walking', ?, 0, 0, false)",
+            "first_page) VALUES (?, ?, now(), ?, 'walking', ?)",
             [part.source, self.writer.run_id, part.crawl_id, part.next_page],
         )
         db.execute(
@@ -324,6 +396,17 @@ class Crawler:
 
         def then(connection, page: RawPage, outcome: PageOutcome) -> None:
             record.add(page, outcome)
+            connection.execute("INSERT INTO bronze.bronze_crawl_postings "
+                               "SELECT ?, posting_id FROM page_rows", [part.crawl_id])
+            if part.may_stop:
+                # New to bronze since the crawl began: stored by this walk or by another
+                # listing of the crawl that holds them too.
+                record.arrived += connection.execute(
+                    "SELECT count(*) FROM (SELECT posting_id FROM bronze.bronze_postings "
+                    "WHERE posting_id IN (SELECT posting_id FROM page_rows) GROUP BY posting_id "
+                    "HAVING min(fetched_at) >= (SELECT min(created_at) FROM "
+                    "bronze.bronze_crawl_frontier WHERE crawl_id = ?))", [part.crawl_id],
+                ).fetchall()[0][0]
             connection.execute(
                 "UPDATE bronze.bronze_crawl_frontier SET next_page = greatest(next_page, ?), "
                 "total = coalesce(?, total), unreadable = unreadable + ?, updated_at = now() "
@@ -331,27 +414,18 @@ class Crawler:
                 [page.page + 1, page.total, int(page.error is not None), part.crawl_id,
                  part.source],
             )
-            connection.execute(
-                "UPDATE bronze.bronze_crawls SET last_page = greatest(coalesce(last_page, -1), ?), "
-                "total = coalesce(?, total), postings_reached = postings_reached + ?, "
-                "oldest_publication_date = least(oldest_publication_date, ?), "
-                "newest_publication_date = greatest(newest_publication_date, ?), requests = ? "
-                "WHERE crawl_id = ? AND source = ? AND status = 'walking'",
-                [page.page, page.total, outcome.valid, outcome.oldest, outcome.newest,
-                 walk.requests, part.crawl_id, part.source],
-            )
 
         def stop(page: RawPage, outcome: PageOutcome) -> bool:
             if part.may_stop and outcome.all_known:
                 grew = (record.first_total - last_total
                         if record.first_total is not None and last_total is not None else 0)
-                if record.new >= grew:
+                if record.arrived >= grew:
                     record.stopped_at_stored = True
                     self.stopped_at_stored += 1
                     return True
             if page.page == 0 and not part.may_stop and capacity and page.total is not None \
                     and page.total > capacity:
-                split = self._plan(part, page.total, capacity, True)
+                split = self._plan(part, page.total, capacity)
                 if split is not None:
                     self._plans[part.source] = split
                     record.split_now = True
@@ -400,7 +474,7 @@ class Crawler:
         covered = status in (COMPLETE, CAPPED) and not record.unreadable
         outcome, split, note, unreachable = status, None, None, None
         if status in (CAPPED, SPLIT) and total is not None and capacity:
-            split = self._plans.pop(part.source, None) or self._plan(part, total, capacity, False)
+            split = self._plans.pop(part.source, None) or self._plan(part, total, capacity)
             if split is not None:
                 outcome, note = SPLIT, split.reason
             else:
@@ -419,12 +493,17 @@ class Crawler:
             for child in (part.listing.narrowed(split.kind, group) for group in split.groups)
         ]
         with transaction_with(db):
+            # The walk's figures are written once, at its end (a row per page cost 7 ms a page);
+            # an interrupted walk keeps none, its pages are in bronze and the frontier.
             db.execute(
                 "UPDATE bronze.bronze_crawls SET status = ?, complete = ?, finished_at = now(), "
-                "page_cap = ?, requests = ?, stopped_at_stored_page = ? "
+                "page_cap = ?, requests = ?, stopped_at_stored_page = ?, last_page = ?, "
+                "total = ?, postings_reached = ?, oldest_publication_date = ?, "
+                "newest_publication_date = ? "
                 "WHERE crawl_id = ? AND source = ? AND status = 'walking'",
                 [status if covered or status in (SPLIT, PAUSED) else INCOMPLETE, covered,
-                 walk.cap_page, walk.requests, record.stopped_at_stored, part.crawl_id,
+                 walk.cap_page, walk.requests, record.stopped_at_stored, record.last_page,
+                 total, record.reached, record.oldest, record.newest, part.crawl_id,
                  part.source],
             )
             if status == PAUSED:
@@ -433,58 +512,65 @@ class Crawler:
                 self._add_part(part.crawl_id, part.kind, child, part.source, split.kind, may_stop)
             db.execute(
                 "UPDATE bronze.bronze_crawl_frontier SET state = ?, outcome = ?, split_by = ?, "
-                "note = ?, unreachable = ?, stored_outside_parts = ?, updated_at = now() "
-                "WHERE crawl_id = ? AND source = ?",
-                [DONE, outcome, split.kind if split else None, note, unreachable,
-                 split.stored_outside if split else None, part.crawl_id, part.source],
+                "note = ?, unreachable = ?, updated_at = now() WHERE crawl_id = ? AND source = ?",
+                [DONE, outcome, split.kind if split else None, note, unreachable, part.crawl_id,
+                 part.source],
             )
         self.log(f"{part.source}: {outcome} after {record.pages} pages ({record.new} new "
                  f"postings, total {total if total is not None else '?'})"
                  + (f"; {note}" if note else ""))
 
-    def _plan(self, part: Part, total: int, capacity: int, at_first_page: bool) -> Split | None:
-        """How to part `part` (None: it cannot be, or not yet: at its first page, too few of
-        its postings are stored to know its values, so it is walked to the cap first)."""
+    def _plan(self, part: Part, total: int, capacity: int) -> Split | None:
+        """How to part `part` (None: no filter parts it). Its values are estimated from its
+        stored postings, or, while fewer than MIN_SAMPLE are stored, from those of the nearest
+        wider listing that has that many (walking it to the cap to learn them would cost up to
+        100 requests; a group the estimate makes too large costs one, to halve it)."""
         values = dict(part.listing.filters).get(part.parted_by, ())
-        sample = listing_sample(self._db, part.listing)
+        stored = listing_sample(self._db, PLAIN)
         if len(values) > 1:  # a group of values over the cap: two halves of it
-            stored = listing_sample(self._db, PLAIN)
+            sample = listing_sample(self._db, part.listing)
             sizes = estimated_sizes(sample, stored, part.parted_by, values, total)
-            groups = halves(values, sizes)
-            return Split(part.parted_by, groups, 0.0,
+            return Split(part.parted_by, halves(values, sizes), 0.0,
                          f"{total:,} postings over the cap of {capacity:,}: its {len(values)} "
                          f"{part.parted_by} values halved")
-        if at_first_page and sample.postings < min(MIN_SAMPLE, capacity // 2):
-            return None
-        return plan_split(part.listing, total, capacity, sample,
-                          listing_sample(self._db, PLAIN), self.known, self.fixed)
+        filters = part.listing.filters
+        sample = listing_sample(self._db, part.listing)
+        while sample.postings < MIN_SAMPLE and filters:
+            filters = filters[:-1]
+            sample = listing_sample(self._db, Listing(filters)) if filters else stored
+        return plan_split(part.listing, total, capacity, sample, stored, self.known, self.fixed)
 
     # --- progress ----------------------------------------------------------------------------
 
     def progress(self, crawl_id: str) -> CrawlProgress:
-        capacity = (self._known_cap() or 0) * PAGE_SIZE
         row = self._db.execute(
             """
-            WITH parts AS (SELECT * FROM bronze.bronze_crawl_frontier WHERE crawl_id = ?),
-            children AS (
-                SELECT parent_source, sum(total) AS total, count(*) - count(total) AS unknown
-                FROM parts WHERE parent_source IS NOT NULL GROUP BY parent_source
-            )
-            SELECT any_value(p.kind), min(p.created_at),
-                count(*) FILTER (WHERE p.state = 'done'),
-                count(*) FILTER (WHERE p.state IN ('to do', 'walking')),
-                count(*) FILTER (WHERE p.outcome = 'split'),
-                count(*) FILTER (WHERE p.outcome = 'capped'),
-                max(p.total) FILTER (WHERE p.parent_source IS NULL AND p.listing = '[]'),
-                coalesce(sum(CASE WHEN ? > 0 THEN least(p.total, ?) ELSE p.total END)
-                    FILTER (WHERE p.state = 'done' AND p.outcome <> 'split'), 0),
-                coalesce(sum(p.unreachable), 0) + coalesce(sum(greatest(
-                    p.total - c.total - coalesce(p.stored_outside_parts, 0), 0))
-                    FILTER (WHERE p.outcome = 'split' AND c.unknown = 0), 0)
-            FROM parts p LEFT JOIN children c ON c.parent_source = p.source
+            SELECT any_value(kind), min(created_at),
+                count(*) FILTER (WHERE state = 'done'),
+                count(*) FILTER (WHERE state IN ('to do', 'walking')),
+                count(*) FILTER (WHERE outcome = 'split'),
+                count(*) FILTER (WHERE outcome = 'capped'),
+                max(total) FILTER (WHERE parent_source IS NULL AND listing = '[]'),
+                (SELECT count(DISTINCT posting_id) FROM bronze.bronze_crawl_postings
+                 WHERE crawl_id = ?)
+            FROM bronze.bronze_crawl_frontier WHERE crawl_id = ?
             """,
-            [crawl_id, capacity, capacity],
+            [crawl_id, crawl_id],
         ).fetchall()[0]
-        kind, started, done, to_do, split, capped, total, listed, unreachable = row
-        return CrawlProgress(crawl_id, kind, started, done, to_do, split, capped, total,
-                             int(listed), int(unreachable))
+        return CrawlProgress(crawl_id, *row)
+
+    def forget_old_crawls(self) -> None:
+        """Keep the postings read only by unfinished crawls and the latest finished full crawl
+        (which postings were live when it walked): a full crawl of the live API reads 400,000."""
+        self._db.execute(
+            """
+            DELETE FROM bronze.bronze_crawl_postings WHERE crawl_id NOT IN (
+                SELECT crawl_id FROM bronze.bronze_crawl_frontier GROUP BY crawl_id
+                HAVING count(*) FILTER (WHERE state IN ('to do', 'walking')) > 0
+                UNION ALL
+                (SELECT crawl_id FROM bronze.bronze_crawl_frontier WHERE kind = 'full'
+                 GROUP BY crawl_id HAVING count(*) FILTER (WHERE state IN ('to do', 'walking')) = 0
+                 ORDER BY max(updated_at) DESC LIMIT 1)
+            )
+            """
+        )

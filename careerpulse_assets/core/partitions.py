@@ -59,9 +59,6 @@ class Split:
     groups: tuple[tuple[str, ...], ...]
     unreachable_share: float  # estimated share of the listing's postings no group lists
     reason: str
-    # Stored postings of the listing that no group lists (no value of `kind`, or only values
-    # outside the groups): reached already, so not out of reach.
-    stored_outside: int = 0
 
 
 def unreachable_share(sample: Sample, stored: Sample, kind: str, values: set[str],
@@ -162,13 +159,11 @@ def plan_split(
                               else min(candidates, key=lambda c: c[:2]))
     sizes = estimated_sizes(sample, stored, kind, values, total)
     groups = pack(sorted(values), sizes, capacity * GROUP_FILL)
-    counts = sample.counts.get(kind, {})
     return Split(
         kind, groups, share,
         f"{total:,} postings, the cap shows {capacity:,}: parted by {kind} ({len(values)} "
         f"values in {len(groups)} listings; about {share:.1%} of the postings have no value "
         f"of it the stored postings show)",
-        sample.without.get(kind, 0) + sum(n for v, n in counts.items() if v not in values),
     )
 
 
