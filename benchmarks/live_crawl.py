@@ -1,7 +1,7 @@
 """A full crawl of a simulated live Muse API on loopback: reach and request cost past the page cap.
 
     .venv/bin/python -m benchmarks.live_crawl [--postings 120000] [--no-category 0.7] [--seed 1]
-        [--shared ../shared/data/muse] [--budget N]
+        [--companies 4000] [--company-skew 1.05] [--shared ../shared/data/muse] [--budget N]
 
 The simulated API serves `--postings` replayed shared postings (real bodies, see replay.py) with
 the facets of the live listing: pages past page 99 answer 400 "Value `page` is too high" (a
@@ -10,8 +10,10 @@ Zipf-like skew (several over the cap) and a share of postings with none (`--no-c
 244 in the 2025-26 sample, 0.70); levels as in that sample (Mid 55 %, Senior 33 %, Entry 7 %,
 management 3 %, Internship 2 %), 0.2 % with none (none of the 1,598 shared postings lacks one);
 600 cities with a Zipf skew and "Flexible / Remote" for 15 %, 7 % of postings in two or three
-places and 0.8 % in none (the sample: 16 and 2 of 244); 4,000 companies with a Zipf skew (the
-sample's largest company holds 11 %); publication dates spread over 60 days.
+places and 0.8 % in none (the sample: 16 and 2 of 244); 4,000 companies with a Zipf skew of
+1.05 (the largest holds 13.6 %, the sample's 11 %; 244 postings name 136 companies where the
+sample's name 74: a longer tail of small companies than the sample shows, which makes them harder
+to discover); publication dates spread over 60 days.
 
 One `bronze_postings` materialisation crawls it from an empty store (with `--budget`, as many
 runs as the budget needs), then prints:
@@ -60,7 +62,8 @@ def zipf_weights(n: int, s: float) -> list[float]:
     return [1 / (rank ** s) for rank in range(1, n + 1)]
 
 
-def simulated_listing(base: list[dict], n: int, no_category: float, seed: int) -> list[dict]:
+def simulated_listing(base: list[dict], n: int, no_category: float, seed: int,
+                      companies: int = 4000, company_skew: float = 1.05) -> list[dict]:
     """`n` postings with the live listing's facets (see the module's docstring)."""
     rng = random.Random(seed)
     items = replay(base, n, first_id=70_000_000)
@@ -69,8 +72,8 @@ def simulated_listing(base: list[dict], n: int, no_category: float, seed: int) -
     category_weights = zipf_weights(len(categories), 1.0)
     cities = [f"City {i:03d}, ST" for i in range(600)]
     city_weights = zipf_weights(len(cities), 1.0)
-    companies = [f"Company {i:04d}" for i in range(4000)]
-    company_weights = zipf_weights(len(companies), 1.05)
+    company_names = [f"Company {i:04d}" for i in range(companies)]
+    company_weights = zipf_weights(companies, company_skew)
     levels, level_weights = list(LEVELS), list(LEVELS.values())
     for number, item in enumerate(items):
         category = (None if rng.random() < no_category
@@ -83,7 +86,7 @@ def simulated_listing(base: list[dict], n: int, no_category: float, seed: int) -
         chosen = {REMOTE if rng.random() < 0.15 else rng.choices(cities, city_weights)[0]
                   for _ in range(places)}
         item["locations"] = [{"name": place} for place in sorted(chosen)]
-        company = rng.choices(companies, company_weights)[0]
+        company = rng.choices(company_names, company_weights)[0]
         item["company"] = {"id": int(company.split()[1]) + 1, "short_name": company.lower(),
                            "name": company}
         published = END - timedelta(seconds=rng.randrange(0, 60 * 24 * 3600))
@@ -140,14 +143,42 @@ def crawl(items: list[dict], budget: int | None) -> dict:
         with duckdb.connect(str(settings.duckdb_path), read_only=True) as connection:
             stored = {row[0] for row in connection.execute(
                 "SELECT DISTINCT posting_id FROM bronze.bronze_postings").fetchall()}
+            seen_companies = {row[0] for row in connection.execute(
+                "SELECT DISTINCT company FROM bronze.bronze_listing_values").fetchall()}
+            seen_places = {row[0] for row in connection.execute(
+                "SELECT DISTINCT unnest(locations) FROM bronze.bronze_listing_values").fetchall()}
             parts = connection.execute(
                 "SELECT count(*) FILTER (WHERE outcome = 'split'), count(*) FILTER (WHERE "
                 "outcome = 'capped'), count(*), string_agg(DISTINCT split_by, ', ') "
                 "FROM bronze.bronze_crawl_frontier WHERE kind = 'full'").fetchall()[0]
         return {"stored": stored, "requests": len(stub.requests), "seconds": seconds,
+                "seen_companies": seen_companies, "seen_places": seen_places,
                 "runs": runs, "estimated_out_of_reach": meta["postings_out_of_reach"],
                 "parted": parts[0], "capped": parts[1], "listings": parts[2],
                 "kinds": parts[3]}
+
+
+def missed_because(items: list[dict], done: dict) -> dict[str, int]:
+    """Why postings were not reached: the first that applies of no level, no place (the filters
+    the simulated listing is parted by before company), a company no posting read named, places
+    no posting read named, or none of these."""
+    causes = dict.fromkeys(["no level", "no place", "company never seen", "places never seen",
+                            "other"], 0)
+    for item in items:
+        if item["id"] in done["stored"]:
+            continue
+        places = {place["name"] for place in item["locations"]}
+        if not item["levels"]:
+            causes["no level"] += 1
+        elif not places:
+            causes["no place"] += 1
+        elif item["company"]["name"] not in done["seen_companies"]:
+            causes["company never seen"] += 1
+        elif not places & done["seen_places"]:
+            causes["places never seen"] += 1
+        else:
+            causes["other"] += 1
+    return causes
 
 
 def main() -> None:
@@ -157,25 +188,30 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--shared", default="../shared/data/muse")
     parser.add_argument("--budget", type=int, default=None)
+    parser.add_argument("--companies", type=int, default=4000)
+    parser.add_argument("--company-skew", type=float, default=1.05)
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     items = simulated_listing(shared_items(args.shared), args.postings, args.no_category,
-                              args.seed)
+                              args.seed, args.companies, args.company_skew)
     reachable = reachable_ids(items, PAGE_CAP * PAGE_SIZE)
     done = crawl(items, args.budget)
     ids = {item["id"] for item in items}
     reached = done["stored"] & ids
     ideal = len(items) / PAGE_SIZE
-    print(f"| postings (`total`) | without category | reachable | reached | of total | "
-          f"of reachable | out of reach, estimated / true | requests | ideal | ratio | "
-          f"runs | s per 1,000 reached | listings walked (parted, capped) | parted by |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-    print(f"| {len(items):,} | {args.no_category:.0%} | {len(reachable):,} | {len(reached):,} | "
+    print("| postings (`total`) | without category | companies (skew) | reachable | reached | "
+          "of total | of reachable | out of reach, estimated / true | requests | ideal | ratio | "
+          "runs | s per 1,000 reached | listings walked (parted, capped) | parted by |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print(f"| {len(items):,} | {args.no_category:.0%} | {args.companies:,} ({args.company_skew}) | "
+          f"{len(reachable):,} | {len(reached):,} | "
           f"{len(reached) / len(items):.1%} | {len(reached & reachable) / len(reachable):.2%} | "
           f"{done['estimated_out_of_reach']:,} / {len(items) - len(reached):,} | "
           f"{done['requests']:,} | {ideal:,.0f} | {done['requests'] / ideal:.3f} | "
           f"{done['runs']} | {done['seconds'] / len(reached) * 1000:.2f} | "
           f"{done['listings']:,} ({done['parted']}, {done['capped']}) | {done['kinds']} |")
+    print("\npostings not reached, by cause: " + ", ".join(
+        f"{cause} {count:,}" for cause, count in missed_because(items, done).items()))
 
 
 if __name__ == "__main__":

@@ -43,6 +43,6 @@ weekly_full_crawl_schedule = ScheduleDefinition(
     description="Starts a full crawl every Sunday at 03:30 UTC: every listing walked whole "
     "(capped ones parted), which finds postings published into pages read before and edits to "
     "old ones. Later runs (the sensor's) go on with it within their request budget: about "
-    "23,000 requests at the live API's size, 47 h without a key, 7 with one. Runs started any "
+    "23,000 requests at the live API's size, 47 h without a key, 6.5 with one. Runs started any "
     "other way also start one when the last began CAREERPULSE_FULL_CRAWL_DAYS (7) ago.",
 )

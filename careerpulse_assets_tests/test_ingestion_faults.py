@@ -146,26 +146,13 @@ def test_crawl_settings_come_from_the_environment():
 
 @pytest.mark.slow
 def test_a_run_killed_mid_crawl_leaves_whole_pages_and_the_next_run_finishes(settings_for):
-    import subprocess
-    import sys
-    from pathlib import Path
+    from .ingest_once import killed_after
 
     items = synthetic_postings(per_category=200, unlabelled=60)  # 660 postings, 33 pages
     with serve_muse(items) as (stub, base_url):
         stub.delay_seconds = 0.2
         settings = settings_for(base_url=base_url)
-        run = subprocess.Popen(
-            [sys.executable, "-m", "careerpulse_assets_tests.ingest_once", str(settings.home),
-             base_url],
-            cwd=Path(__file__).resolve().parents[1],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 120
-        while len(stub.requests) < 10 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        run.kill()
-        run.wait()
-        assert len(stub.requests) >= 10, "the run never got going"
+        killed_after(stub, settings.home, base_url, 10)
 
         stored = query(settings, "SELECT count(*) AS n FROM bronze.bronze_postings")["n"][0]
         assert 0 < stored < len(items) and stored % 20 == 0  # whole pages only

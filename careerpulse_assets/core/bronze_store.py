@@ -184,19 +184,14 @@ def ensure_bronze_schema(connection: duckdb.DuckDBPyConnection) -> None:
 
 
 def last_crawl_complete(connection: duckdb.DuckDBPyConnection, source: str) -> bool:
-    """Whether the latest walk of this listing reached its end (or pages already stored).
-
-    Only then may a walk stop at the first stored page: after a walk that was cut short (a
-    crash, a failure, CAREERPULSE_MAX_PAGES) older pages may still be missing, so the next walk
-    goes on past the stored pages to fetch them.
-    """
-    row = connection.execute(
+    """Whether the latest walk of this listing reached its end (or pages already stored), in
+    a store from before crawls kept a frontier (core/crawl.py decides from the frontier)."""
+    rows = connection.execute(
         "SELECT complete FROM bronze.bronze_crawls WHERE source = ? "
         "ORDER BY started_at DESC LIMIT 1",
         [source],
-    ).fetchone()
-    return bool(row and row[0])
-
+    ).fetchall()
+    return bool(rows and rows[0][0])
 
 
 # bronze_listing_values' column for each filter kind.
@@ -370,7 +365,6 @@ class Tally:
     inserted: int = 0
     quarantined: int = 0
     unreadable_pages: int = 0
-    stopped_early: bool = False
 
 
 class HeldConnection:

@@ -48,7 +48,7 @@ from .sql import transaction_with
 
 FULL, INCREMENTAL = "full", "incremental"
 # States of a part in the frontier.
-TO_DO, WALKING, DONE, ABANDONED = "to do", "walking", "done", "abandoned"
+TO_DO, WALKING, DONE = "to do", "walking", "done"
 # How a walk ended (bronze_crawls.status) and what became of a part (frontier outcome).
 COMPLETE = "complete"  # reached the listing's end, or pages already stored
 CAPPED = "capped"  # reached the API's page cap
@@ -80,6 +80,7 @@ class WalkRecord:
     """What one walk of a part saw."""
 
     pages: int = 0
+    requests: int = 0
     reached: int = 0
     new: int = 0
     arrived: int = 0  # postings on its pages first stored since the crawl started
@@ -261,9 +262,10 @@ class Crawler:
         if kind == INCREMENTAL:
             # Parts whose last walk met an unreadable page are walked again, whole.
             for (listing,) in self._db.execute(
-                "SELECT listing FROM bronze.bronze_crawl_frontier f WHERE state = ? AND "
-                "parent_source IS NOT NULL AND outcome = ? AND updated_at = (SELECT max(updated_at) "
-                "FROM bronze.bronze_crawl_frontier g WHERE g.source = f.source AND g.state = ?)",
+                "SELECT listing FROM bronze.bronze_crawl_frontier f WHERE state = ? "
+                "AND parent_source IS NOT NULL AND outcome = ? AND updated_at = "
+                "(SELECT max(updated_at) FROM bronze.bronze_crawl_frontier g "
+                "WHERE g.source = f.source AND g.state = ?)",
                 [DONE, INCOMPLETE, DONE],
             ).fetchall():
                 self._add_part(crawl_id, kind, Listing.from_json(listing), None, None,
@@ -295,12 +297,15 @@ class Crawler:
                     may_stop, next_page, total)
 
     def _walk_crawl(self, crawl_id: str) -> None:
-        while not self.budget.exhausted:
+        while True:
             part = self._next_part(crawl_id)
-            if part is None and not self._top_up(crawl_id):
+            if part is None:
+                if self._top_up(crawl_id):  # no request: parts the next run may walk
+                    continue
                 return
-            if part is not None:
-                self._walk_part(part)
+            if self.budget.exhausted:
+                return
+            self._walk_part(part)
 
     def _top_up(self, crawl_id: str) -> bool:
         """When a crawl has walked every part: add parts for the values discovered since a
@@ -374,20 +379,21 @@ class Crawler:
         last_total = self._last_total(part.source) if part.may_stop else None
         record = WalkRecord()
         db = self._db
-        db.execute(
-            "UPDATE bronze.bronze_crawls SET status = ?, finished_at = now() "
-            "WHERE crawl_id = ? AND source = ? AND status = 'walking'",
-            [INTERRUPTED, part.crawl_id, part.source],
-        )
-        db.execute(
-            "INSERT INTO bronze.bronze_crawls (source, run_id, started_at, crawl_id, status, "
-            "first_page) VALUES (?, ?, now(), ?, 'walking', ?)",
-            [part.source, self.writer.run_id, part.crawl_id, part.next_page],
-        )
-        db.execute(
-            "UPDATE bronze.bronze_crawl_frontier SET state = ?, updated_at = now() "
-            "WHERE crawl_id = ? AND source = ?", [WALKING, part.crawl_id, part.source],
-        )
+        with transaction_with(db):
+            db.execute(
+                "UPDATE bronze.bronze_crawls SET status = ?, finished_at = now() "
+                "WHERE crawl_id = ? AND source = ? AND status = 'walking'",
+                [INTERRUPTED, part.crawl_id, part.source],
+            )
+            db.execute(
+                "INSERT INTO bronze.bronze_crawls (source, run_id, started_at, crawl_id, "
+                "status, first_page) VALUES (?, ?, now(), ?, 'walking', ?)",
+                [part.source, self.writer.run_id, part.crawl_id, part.next_page],
+            )
+            db.execute(
+                "UPDATE bronze.bronze_crawl_frontier SET state = ?, updated_at = now() "
+                "WHERE crawl_id = ? AND source = ?", [WALKING, part.crawl_id, part.source],
+            )
         walk = self.walk_listing(
             part.listing, start_page=part.next_page, page_cap=page_cap, budget=self.budget,
             previous_total=part.total if part.next_page > 0 else None,
@@ -433,13 +439,15 @@ class Crawler:
             return False
 
         self.writer.walk(iter(walk), then, stop)
+        record.requests = walk.requests
         if walk.growth > 0 and walk.ended_by in (END, CAP) and not record.stopped_at_stored:
-            self._read_head_again(part, page_cap, walk.growth, then)
+            record.requests += self._read_head_again(part, page_cap, walk.growth, then)
         self._finish(part, walk, record, capacity)
 
-    def _read_head_again(self, part: Part, page_cap: int | None, growth: int, then) -> None:
+    def _read_head_again(self, part: Part, page_cap: int | None, growth: int, then) -> int:
         """New postings arrived on page 0 while the listing was walked: read its head again
-        until a page of stored postings once as many new ones as it grew by were found."""
+        until a page of stored postings once as many new ones as it grew by were found.
+        Returns the requests it made."""
         head = self.walk_listing(part.listing, start_page=0, page_cap=page_cap,
                                  budget=self.budget)
         found = 0
@@ -450,6 +458,7 @@ class Crawler:
             return outcome.all_known and found >= growth
 
         self.writer.walk(iter(head), then, stop)
+        return head.requests
 
     def _finish(self, part: Part, walk: ListingWalk, record: WalkRecord,
                 capacity: int | None) -> None:
@@ -502,7 +511,7 @@ class Crawler:
                 "newest_publication_date = ? "
                 "WHERE crawl_id = ? AND source = ? AND status = 'walking'",
                 [status if covered or status in (SPLIT, PAUSED) else INCOMPLETE, covered,
-                 walk.cap_page, walk.requests, record.stopped_at_stored, record.last_page,
+                 walk.cap_page, record.requests, record.stopped_at_stored, record.last_page,
                  total, record.reached, record.oldest, record.newest, part.crawl_id,
                  part.source],
             )

@@ -4,7 +4,8 @@ The API filters `GET /jobs` by `category`, `level`, `location` and `company`. It
 allows each several times; a listing holds the postings that have one of a kind's values (several
 values of one kind widen it) for every kind given (several kinds narrow it). Every listing is
 capped: pages past about 99 answer 400 "Value `page` is too high", so one listing shows at most
-about 2,000 postings, and a crawl reaches the rest by walking narrower listings (core/partitions.py).
+about 2,000 postings, and a crawl reaches the rest by walking narrower listings
+(core/partitions.py).
 """
 
 from __future__ import annotations
@@ -12,15 +13,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 # The API's filters, in the order a listing is parted by them when it is over the cap.
 KINDS = ("category", "level", "location", "company")
-
-# Characters of a filter value kept as they are in a listing's name (`source`); others (`&`, `=`,
-# `%`, ...) are percent-encoded so that a name reads back to one listing.
-_READABLE = " ,./()'-:;!+@"
-
 
 def _names(entries: Any) -> tuple[str, ...]:
     if not isinstance(entries, list):
@@ -77,8 +72,10 @@ class Listing:
 
     @property
     def label(self) -> str:
-        """`category=Sales&level=Senior Level`; empty for the plain listing."""
-        return "&".join(f"{kind}={quote(value, safe=_READABLE)}" for kind, value in self.params())
+        """`category=Sales&level=Senior Level`, values as they are (`category=Marketing & PR`: a
+        value runs up to the next `&kind=`, as gold's coverage reads it); empty for the plain
+        listing. The exact filters are in `to_json`."""
+        return "&".join(f"{kind}={value}" for kind, value in self.params())
 
     def to_json(self) -> str:
         return json.dumps([[kind, list(values)] for kind, values in self.filters])
