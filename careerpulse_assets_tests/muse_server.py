@@ -46,10 +46,14 @@ TOO_HIGH = {"code": 400, "error": "Value `page` is too high"}
 
 
 def _names(item: dict, field: str) -> frozenset:
+    """The names a filter matches on an item; a poisoned item's odd shapes match nothing."""
     value = item.get(field)
     if field == "company":
         value = [value]
-    return frozenset(e.get("name") for e in value or [] if isinstance(e, dict))
+    if not isinstance(value, list):
+        return frozenset()
+    return frozenset(e["name"] for e in value
+                     if isinstance(e, dict) and isinstance(e.get("name"), str))
 
 
 class MuseStub:

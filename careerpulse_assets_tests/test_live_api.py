@@ -155,6 +155,17 @@ def test_a_capped_listing_is_walked_to_the_cap_and_the_next_run_succeeds(setting
     assert len(stored_ids(settings)) == 100
 
 
+def test_quarantined_items_are_not_counted_out_of_reach(settings_for):
+    items = [posting(i, "Sales") for i in range(40)]
+    poisoned = [dict(posting(100 + i, "Sales"), id=None) for i in range(3)]
+    with serve_muse(items + poisoned) as (stub, base_url):
+        result = ingest(settings_for(base_url=base_url))
+    meta = bronze_metadata(result)
+    assert (meta["listing_total"], meta["postings_reached_by_crawl"]) == (43, 40)
+    assert meta["postings_out_of_reach"] == 0
+    assert "(3 more items quarantined)" in meta["crawl"]
+
+
 def test_category_listings_reach_past_the_cap(settings_for):
     # One level, location and company: only the category parts this listing. Sales (60) and
     # Healthcare (80) fit under the cap of 100; Software Engineering (130) does not; 30 postings

@@ -93,6 +93,7 @@ CREATE TABLE IF NOT EXISTS bronze.bronze_crawl_frontier (
     next_page INTEGER NOT NULL DEFAULT 0,
     total BIGINT,
     unreadable INTEGER NOT NULL DEFAULT 0,
+    unusable_items INTEGER NOT NULL DEFAULT 0,
     split_by VARCHAR,
     unreachable BIGINT,
     note VARCHAR,

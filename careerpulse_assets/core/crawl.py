@@ -118,6 +118,7 @@ class CrawlProgress:
     parts_capped: int
     listing_total: int | None  # the plain listing's `total` in its latest answer
     reached: int  # distinct postings the crawl's walks have read
+    unusable: int  # items read that are no postings (quarantined), or repeated on their page
 
     @property
     def finished(self) -> bool:
@@ -125,10 +126,11 @@ class CrawlProgress:
 
     @property
     def out_of_reach(self) -> int | None:
-        """Postings the API lists that no walk of the finished crawl read (None before)."""
+        """Postings the API lists that no walk of the finished crawl read (None before); items
+        read but quarantined are not out of reach."""
         if not self.finished or self.listing_total is None:
             return None
-        return max(0, self.listing_total - self.reached)
+        return max(0, self.listing_total - self.reached - self.unusable)
 
 
 @dataclass
@@ -162,6 +164,8 @@ class CrawlRun:
             if crawl.kind == FULL:
                 total = f"{crawl.listing_total:,}" if crawl.listing_total is not None else "?"
                 line += (f"; {crawl.reached:,} postings reached of the {total} the API lists"
+                         + (f" ({crawl.unusable:,} more items quarantined)"
+                            if crawl.unusable else "")
                          + (f", {crawl.out_of_reach:,} out of reach of every filter"
                             if crawl.out_of_reach is not None else "")
                          + f"; {crawl.parts_split} listings parted, {crawl.parts_capped} capped")
@@ -415,10 +419,11 @@ class Crawler:
                 ).fetchall()[0][0]
             connection.execute(
                 "UPDATE bronze.bronze_crawl_frontier SET next_page = greatest(next_page, ?), "
-                "total = coalesce(?, total), unreadable = unreadable + ?, updated_at = now() "
+                "total = coalesce(?, total), unreadable = unreadable + ?, "
+                "unusable_items = unusable_items + ?, updated_at = now() "
                 "WHERE crawl_id = ? AND source = ?",
-                [page.page + 1, page.total, int(page.error is not None), part.crawl_id,
-                 part.source],
+                [page.page + 1, page.total, int(page.error is not None),
+                 outcome.read - outcome.valid, part.crawl_id, part.source],
             )
 
         def stop(page: RawPage, outcome: PageOutcome) -> bool:
@@ -561,7 +566,8 @@ class Crawler:
                 count(*) FILTER (WHERE outcome = 'capped'),
                 max(total) FILTER (WHERE parent_source IS NULL AND listing = '[]'),
                 (SELECT count(DISTINCT posting_id) FROM bronze.bronze_crawl_postings
-                 WHERE crawl_id = ?)
+                 WHERE crawl_id = ?),
+                coalesce(sum(unusable_items), 0)
             FROM bronze.bronze_crawl_frontier WHERE crawl_id = ?
             """,
             [crawl_id, crawl_id],
