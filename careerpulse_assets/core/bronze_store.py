@@ -5,7 +5,7 @@ its latest stored version has another hash, so re-reading the same source adds n
 edited posting becomes a new version. Items that cannot be postings, and pages that cannot be
 read, go to `bronze.bronze_quarantine` with the reason.
 
-Beside the payloads: `bronze.bronze_listing_values` (the values each stored version is listed
+Beside the payloads: `bronze.bronze_listing_values` (the values each stored posting is listed
 under, which crawls part listings by), `bronze.bronze_crawls` (one row per walk of a listing) and
 `bronze.bronze_crawl_frontier` (the listings a crawl has walked and has still to walk), updated in
 the same transaction as the page they follow, so a kill loses at most the page in flight.
@@ -113,9 +113,11 @@ CREATE TABLE IF NOT EXISTS bronze.bronze_quarantine (
 );
 """
 
-# The page's items whose payload differs from the latest stored version of their posting.
-NEW_VERSIONS_SQL = """
-SELECT p.item_index
+# The latest stored version of each posting in this page; only differing payloads go in.
+INSERT_NEW_VERSIONS_SQL = """
+INSERT INTO bronze.bronze_postings
+    (posting_id, payload, payload_hash, source, page, fetched_at, run_id)
+SELECT p.posting_id, p.payload, p.payload_hash, p.source, p.page, p.fetched_at, p.run_id
 FROM page_rows p
 LEFT JOIN (
     SELECT posting_id, payload_hash
@@ -124,16 +126,16 @@ LEFT JOIN (
     QUALIFY row_number() OVER (PARTITION BY posting_id ORDER BY bronze_row_id DESC) = 1
 ) latest USING (posting_id)
 WHERE latest.payload_hash IS DISTINCT FROM p.payload_hash
+ORDER BY p.item_index
 """
-INSERT_NEW_VERSIONS_SQL = """
-INSERT INTO bronze.bronze_postings
-    (posting_id, payload, payload_hash, source, page, fetched_at, run_id)
-SELECT posting_id, payload, payload_hash, source, page, fetched_at, run_id
-FROM new_rows ORDER BY item_index
-"""
+# The values a posting is listed under, from the first version stored (an edit that moves a
+# posting to another category is rare; the values only guide how listings are parted).
 INSERT_LISTING_VALUES_SQL = """
 INSERT INTO bronze.bronze_listing_values
-SELECT posting_id, fetched_at, categories, levels, locations, company FROM new_rows
+SELECT posting_id, fetched_at, categories, levels, locations, company FROM page_rows p
+WHERE NOT EXISTS (
+    SELECT 1 FROM bronze.bronze_listing_values v WHERE v.posting_id = p.posting_id
+)
 """
 # Stores from before bronze_listing_values get it filled once from their payloads.
 BACKFILL_LISTING_VALUES_SQL = """
@@ -336,16 +338,9 @@ def store_page(
         oldest=pc.min(published).as_py(), newest=pc.max(published).as_py(),
     )
     with transaction_with(connection, page_rows=page_rows, page_quarantine=page_quarantine):
-        new = [row[0] for row in connection.execute(NEW_VERSIONS_SQL).fetchall()]
-        if new:
-            new_rows = page_rows.filter(pc.is_in(page_rows.column("item_index"), pa.array(new)))
-            connection.register("new_rows", new_rows)
-            try:
-                connection.execute(INSERT_NEW_VERSIONS_SQL)
-                connection.execute(INSERT_LISTING_VALUES_SQL)
-            finally:
-                connection.unregister("new_rows")
-        outcome.inserted = len(new)
+        outcome.inserted = int(connection.execute(INSERT_NEW_VERSIONS_SQL).fetchall()[0][0])
+        if outcome.inserted:
+            connection.execute(INSERT_LISTING_VALUES_SQL)
         outcome.quarantined = int(connection.execute(INSERT_QUARANTINE_SQL).fetchall()[0][0])
         if then is not None:
             then(connection, outcome)
