@@ -24,6 +24,7 @@ from careerpulse_assets.assets.bronze import bronze_postings
 from careerpulse_assets.assets.silver import silver_postings
 from careerpulse_assets.core.bronze_store import ensure_bronze_schema, store_page
 from careerpulse_assets.definitions import build_resources
+from careerpulse_assets.muse.client import listing_source
 from careerpulse_assets.muse.pages import PAGE_SIZE, RawPage
 from careerpulse_assets.settings import Settings
 from careerpulse_assets_tests.muse_server import serve_muse
@@ -45,6 +46,11 @@ def measure(items: list[dict], n: int) -> dict:
         initial_load = time.perf_counter() - started
         with serve_muse(store + newer) as (stub, base_url):
             settings = Settings(home=Path(home), muse_base_url=base_url)
+            with duckdb.connect(str(settings.duckdb_path)) as connection:
+                # The stored pages were the listing walked whole, as a crawl records it.
+                connection.execute(
+                    "INSERT INTO bronze.bronze_crawls (source, started_at, complete) "
+                    "VALUES (?, now(), true)", [listing_source(base_url)])
             resources = build_resources(settings)
             instance = DagsterInstance.ephemeral()
             graph = [bronze_postings, silver_postings]

@@ -137,8 +137,10 @@ def measure(items: list[dict], n: int, profile_dir: Path | None) -> SizeFigures:
     with tempfile.TemporaryDirectory(prefix=f"bench-{n}-") as home, serve_muse(postings) as (
         stub, base_url
     ):
+        # The whole listing in one run, as before runs had a request budget (no page cap here).
         env = dict(os.environ, CAREERPULSE_HOME=home, DAGSTER_HOME=f"{home}/dagster",
-                   CAREERPULSE_MUSE_BASE_URL=base_url, PYTHONWARNINGS="ignore")
+                   CAREERPULSE_MUSE_BASE_URL=base_url, PYTHONWARNINGS="ignore",
+                   CAREERPULSE_MAX_REQUESTS_PER_RUN="1000000")
         for name in ("CAREERPULSE_MUSE_ARCHIVE", "CAREERPULSE_MAX_PAGES",
                      "CAREERPULSE_CRAWL_CATEGORIES", "CAREERPULSE_CRAWL_LEVELS"):
             env.pop(name, None)

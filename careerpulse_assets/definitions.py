@@ -31,7 +31,13 @@ from .checks import (
     knn_holdout_macro_f1,
     silver_posting_id_unique,
 )
-from .jobs import careerpulse_all_job, daily_retraining_schedule, ingestion_job, retraining_job
+from .jobs import (
+    careerpulse_all_job,
+    daily_retraining_schedule,
+    ingestion_job,
+    retraining_job,
+    weekly_full_crawl_schedule,
+)
 from .resources import (
     CareerPulseDuckDB,
     ModelStore,
@@ -55,6 +61,8 @@ def build_resources(settings: Settings) -> dict:
             api_key=EnvVar("CAREERPULSE_MUSE_API_KEY") if settings.muse_api_key else None,
             archive_dir=str(settings.muse_archive) if settings.muse_archive else None,
             max_pages=settings.max_pages,
+            max_requests_per_run=settings.max_requests_per_run,
+            full_crawl_days=settings.full_crawl_days,
             crawl_categories=list(settings.crawl_categories),
             crawl_levels=list(settings.crawl_levels),
         ),
@@ -107,7 +115,7 @@ def build_definitions(settings: Settings) -> Definitions:
             forecast_beats_seasonal_naive,
         ],
         jobs=[careerpulse_all_job, ingestion_job, retraining_job],
-        schedules=[daily_retraining_schedule],
+        schedules=[daily_retraining_schedule, weekly_full_crawl_schedule],
         sensors=[build_new_pages_sensor(settings.sensor_interval_seconds)],
         resources=build_resources(settings),
         # One DuckDB file takes one writer and the graph is a chain: running the steps of a run

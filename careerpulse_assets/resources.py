@@ -43,8 +43,10 @@ from .core.duckdb_file import (
 )
 from .core.labels import LabelFile
 from .core.postings import InvalidPosting, check_item, parse_publication_date
+from .core.taxonomy import load_taxonomy
 from .muse.archive import iter_archive_pages
-from .muse.client import fetch_page, iter_api_pages, make_session
+from .muse.client import ListingWalk, RequestBudget, fetch_page, iter_api_pages, make_session
+from .muse.listings import PLAIN, Listing
 from .muse.pages import RawPage
 from .recovery import WORKER_TAG, PoolWatch, recover_dead_runs, worker_identity
 from .settings import (
@@ -54,6 +56,10 @@ from .settings import (
     DEFAULT_MUSE_BASE_URL,
 )
 from .tracking import create_store, fail_abandoned_runs, load_model
+
+
+# The API's experience levels (its documentation's `level` values).
+MUSE_LEVELS = ("Entry Level", "Mid Level", "Senior Level", "management", "Internship")
 
 
 class MuseApi(ConfigurableResource):
@@ -67,7 +73,11 @@ class MuseApi(ConfigurableResource):
     retries: int = 4
     backoff_seconds: float = 0.5
     max_rate_limit_wait_seconds: float = 3600.0
-    # Listings are capped in practice: walking them per category / level reaches further.
+    # Requests one run may make (None: no limit); a crawl goes on in the next run.
+    max_requests_per_run: int | None = None
+    # A full crawl starts when the last one started this many days ago (None: only when asked).
+    full_crawl_days: int | None = None
+    # Overrides: the only categories / levels a capped listing is parted by.
     crawl_categories: list[str] = []
     crawl_levels: list[str] = []
 
@@ -81,32 +91,39 @@ class MuseApi(ConfigurableResource):
     def is_archive(self) -> bool:
         return bool(self.archive_dir)
 
-    def listings(self) -> list[dict[str, str] | None]:
-        """The plain listing, then one per configured category and level filter."""
-        return (
-            [None]
-            + [{"category": name} for name in self.crawl_categories]
-            + [{"level": name} for name in self.crawl_levels]
-        )
-
-    def iter_listing_pages(self, listing_filter: dict[str, str] | None) -> Iterator[RawPage]:
-        yield from iter_api_pages(
+    def walk(self, listing: Listing = PLAIN, start_page: int = 0, page_cap: int | None = None,
+             previous_total: int | None = None, budget: RequestBudget | None = None
+             ) -> ListingWalk:
+        """A walk of one listing from `start_page` (iterate it for the pages)."""
+        return iter_api_pages(
             self.base_url,
             api_key=self.api_key,
             max_pages=self.max_pages,
             timeout=self.timeout_seconds,
             session=self._session(),
             max_rate_limit_wait=self.max_rate_limit_wait_seconds,
-            listing_filter=listing_filter,
+            listing=listing,
+            start_page=start_page,
+            page_cap=page_cap,
+            previous_total=previous_total,
+            budget=budget,
         )
 
+    def partition_values(self) -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]]:
+        """(known, fixed): the values a capped listing may be parted by that are known
+        beforehand (the taxonomy's current categories, the API's levels), and the overrides
+        (CAREERPULSE_CRAWL_CATEGORIES / _LEVELS), the only values used for their kind."""
+        known = {"category": tuple(sorted(load_taxonomy().current)), "level": MUSE_LEVELS}
+        fixed = {kind: tuple(values) for kind, values in
+                 (("category", self.crawl_categories), ("level", self.crawl_levels)) if values}
+        return known, fixed
+
     def iter_pages(self) -> Iterator[RawPage]:
-        """Every page of every listing (or of the archive), in order."""
+        """Every page of the archive, or of the plain listing."""
         if self.archive_dir:
             yield from iter_archive_pages(self.archive_dir)
             return
-        for listing_filter in self.listings():
-            yield from self.iter_listing_pages(listing_filter)
+        yield from self.walk()
 
     def _session(self):
         return make_session(self.retries, self.backoff_seconds, self.max_rate_limit_wait_seconds)

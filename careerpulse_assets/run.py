@@ -109,7 +109,9 @@ def summary_lines(result, settings, seconds: float, asset_names: list[str]) -> l
         materialization = event.step_materialization_data.materialization
         meta = {k: v.value for k, v in materialization.metadata.items()}
         name = materialization.asset_key.to_user_string()
-        if name == "silver_postings" and "reviewer_labels" in meta:
+        if name == "bronze_postings" and "crawl" in meta:
+            lines += _crawl_lines(meta)
+        elif name == "silver_postings" and "reviewer_labels" in meta:
             lines.append(
                 f"  labels             {meta['reviewer_labels']} from reviewers, "
                 f"{meta['label_rows_quarantined']} rows quarantined (silver.label_quarantine), "
@@ -151,6 +153,17 @@ def _interval(meta: dict, prefix: str, name: str, percent: bool = False) -> str:
     if percent:
         return f"{value:.1%} [{low:.1%}–{high:.1%}]"
     return f"{value:.3f} [{low:.3f}–{high:.3f}]"
+
+
+def _crawl_lines(meta: dict) -> list[str]:
+    """The crawl's progress: a capped listing or a spent budget is no failure, say what comes."""
+    lines = [f"  crawl              {line.removeprefix('- ')}"
+             for line in str(meta["crawl"]).splitlines() if line.strip()]
+    if meta.get("crawl_unfinished"):
+        lines.append("  crawl              unfinished: the next run goes on where this one "
+                     "stopped (CAREERPULSE_MAX_REQUESTS_PER_RUN; muse_new_pages_sensor starts "
+                     "it)")
+    return lines
 
 
 def _classifier_lines(meta: dict) -> list[str]:

@@ -5,6 +5,7 @@ import json
 import time
 
 from dagster import (
+    AssetKey,
     DagsterInvariantViolationError,
     DefaultSensorStatus,
     RunRequest,
@@ -37,10 +38,13 @@ def build_new_pages_sensor(interval: int = DEFAULT_SENSOR_INTERVAL_SECONDS):
         default_status=DefaultSensorStatus.STOPPED,
         description=f"Polls page 0 of the Muse listing (newest first) every {interval} s (one "
         "request a tick; CAREERPULSE_SENSOR_INTERVAL_SECONDS) and requests a run of the whole "
-        "graph when the newest posting or the total changed. A failing API makes it skip with "
-        f"the reason and back off ({interval} s × 2^failures, at most 6 h). Each tick first "
-        "marks runs whose worker process died as failed, which frees their DuckDB pool slot. "
-        "Starts stopped: turn it on in the UI once the API settings are right.",
+        "graph when the newest posting or the total changed, or when the last run left a crawl "
+        "unfinished (its request budget spent: `crawl_unfinished` in bronze_postings' metadata, "
+        "read from the Dagster instance, never from the DuckDB file a run may hold). A failing "
+        f"API makes it skip with the reason and back off ({interval} s × 2^failures, at most "
+        "6 h). Each tick first marks runs whose worker process died as failed, which frees "
+        "their DuckDB pool slot. Starts stopped: turn it on in the UI once the API settings are "
+        "right.",
     )
     def muse_new_pages_sensor(context: SensorEvaluationContext, muse: MuseApi):
         return _tick(context, muse, interval)
@@ -77,17 +81,39 @@ def _tick(context: SensorEvaluationContext, muse: MuseApi, interval: int):
         return SkipReason(f"could not read the Muse listing ({exc}); next try in {wait} s")
     seen = {"listing": state}
     context.update_cursor(json.dumps(seen, sort_keys=True))
-    if state["newest_id"] is None:
+    unfinished = unfinished_crawl(instance)
+    if state["newest_id"] is None and unfinished is None:
         return SkipReason(f"the Muse listing ({muse.description}) has no postings")
-    if state == cursor.get("listing"):
-        return SkipReason(
-            f"nothing new: newest posting {state['newest_id']} "
-            f"({state['newest_publication_date']}), {state['total']} listed"
+    if state != cursor.get("listing") and state["newest_id"] is not None:
+        return RunRequest(
+            run_key=hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()[:16],
+            tags={"careerpulse/newest_posting_id": str(state["newest_id"])},
         )
-    return RunRequest(
-        run_key=hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()[:16],
-        tags={"careerpulse/newest_posting_id": str(state["newest_id"])},
+    if unfinished is not None:
+        # One run per materialisation that left the crawl unfinished: the next one is asked
+        # for only once that run has gone on with it.
+        storage_id, crawls = unfinished
+        return RunRequest(run_key=f"crawl-{storage_id}", tags={"careerpulse/crawl": crawls})
+    return SkipReason(
+        f"nothing new: newest posting {state['newest_id']} "
+        f"({state['newest_publication_date']}), {state['total']} listed"
     )
+
+
+def unfinished_crawl(instance) -> tuple[int, str] | None:
+    """(storage id, crawl ids) of the latest bronze_postings materialisation when it says a
+    crawl is unfinished; None otherwise, or without an instance."""
+    if instance is None:
+        return None
+    records = instance.fetch_materializations(AssetKey("bronze_postings"), limit=1).records
+    if not records or records[0].asset_materialization is None:
+        return None
+    metadata = records[0].asset_materialization.metadata
+    flag = metadata.get("crawl_unfinished")
+    if flag is None or not flag.value:
+        return None
+    crawls = metadata.get("crawl_ids")
+    return records[0].storage_id, crawls.value if crawls is not None else ""
 
 
 muse_new_pages_sensor = build_new_pages_sensor()

@@ -22,6 +22,16 @@ DEFAULT_MAX_POSTING_AGE_DAYS = 3
 DEFAULT_MIN_ACCURACY = 0.90
 DEFAULT_MIN_MACRO_F1 = 0.70
 DEFAULT_MIN_COVERAGE = 0.80
+# Requests a run may make to the API. 400 keeps a run under the 500 an hour allowed without a key
+# with room for the sensor's 12 an hour, so runs started every tick never queue behind the rate
+# limit (a run of 400 requests takes 2-5 minutes at the API's usual pace). With a key (3,600 an
+# hour) raise it, to 3,000 for example: a full crawl of the live API (~20,400 requests) then
+# takes 7 runs instead of 51.
+DEFAULT_MAX_REQUESTS_PER_RUN = 400
+# A full crawl (every listing walked whole, capped ones parted) starts when the last one started
+# this many days ago: it finds postings published into pages read before and edits to old ones.
+# At the live API's size it costs about 23,000 requests (BENCHMARKS.md): weekly, 3,300 a day.
+DEFAULT_FULL_CRAWL_DAYS = 7
 
 
 class SettingsError(ValueError):
@@ -120,6 +130,8 @@ class Settings:
     muse_api_key: str | None = None
     muse_archive: Path | None = None
     max_pages: int | None = None
+    max_requests_per_run: int = DEFAULT_MAX_REQUESTS_PER_RUN
+    full_crawl_days: int = DEFAULT_FULL_CRAWL_DAYS
     crawl_categories: tuple[str, ...] = ()
     crawl_levels: tuple[str, ...] = ()
     # MLflow's own variable: a database URL (postgresql://...) or a tracking server's URL.
@@ -152,6 +164,10 @@ class Settings:
             muse_api_key=env.get("CAREERPULSE_MUSE_API_KEY") or None,
             muse_archive=Path(archive).expanduser().resolve() if archive else None,
             max_pages=_optional_positive_int(env, "CAREERPULSE_MAX_PAGES"),
+            max_requests_per_run=_optional_positive_int(env, "CAREERPULSE_MAX_REQUESTS_PER_RUN")
+            or DEFAULT_MAX_REQUESTS_PER_RUN,
+            full_crawl_days=_optional_positive_int(env, "CAREERPULSE_FULL_CRAWL_DAYS")
+            or DEFAULT_FULL_CRAWL_DAYS,
             crawl_categories=_names(env, "CAREERPULSE_CRAWL_CATEGORIES"),
             crawl_levels=_names(env, "CAREERPULSE_CRAWL_LEVELS"),
             mlflow_tracking_uri_setting=env.get("MLFLOW_TRACKING_URI", "").strip() or None,

@@ -37,7 +37,7 @@ def archive_gold(folder: Path) -> pd.DataFrame:
     (update_silver) and gold (write_daily_counts) in an in-memory DuckDB."""
     with duckdb.connect() as connection:
         writer = BronzeWriter(lambda: nullcontext(connection), run_id=None)
-        writer.store(iter_archive_pages(folder), may_stop_at_stored_page=False)
+        writer.store(iter_archive_pages(folder))
         update_silver(connection)
         connection.execute(AS_LISTED_SQL)
         write_daily_counts(connection)

@@ -16,6 +16,17 @@ listing holds, `ignores_page` answers page 0 to every request, `echo_url` puts t
 path and query (key included) into error bodies, and the key into every item, and
 `bodies` maps a page number to exact bytes to answer with status 200 (one per request while
 the list lasts) and `content_type` is what they are sent as.
+
+As the live API does in 2026:
+
+- `page_cap`: any page from this one on answers 400 `{"code": 400, "error": "Value `page` is too
+  high"}`, whatever `page_count` says (live: about 100);
+- filters `category`, `level`, `location` and `company`, each repeatable: a posting is listed
+  when it has one of the values of every kind asked for (values of one kind widen the listing,
+  kinds narrow it);
+- the listing moves while it is walked: `on_request(number, query)` is called before each
+  request to `/jobs` is answered (number counts from 0), so a test can expire postings, publish
+  new ones or re-date one between two requests (assign `items`, or use `expire`/`publish`).
 """
 
 from __future__ import annotations
@@ -28,6 +39,21 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
 PAGE_SIZE = 20
+# The live API's filters, and the item field each one reads.
+FILTER_FIELDS = {"category": "categories", "level": "levels", "location": "locations",
+                 "company": "company"}
+TOO_HIGH = {"code": 400, "error": "Value `page` is too high"}
+
+
+def _names(item: dict, field: str) -> frozenset:
+    """The names a filter matches on an item; a poisoned item's odd shapes match nothing."""
+    value = item.get(field)
+    if field == "company":
+        value = [value]
+    if not isinstance(value, list):
+        return frozenset()
+    return frozenset(e["name"] for e in value
+                     if isinstance(e, dict) and isinstance(e.get("name"), str))
 
 
 class MuseStub:
@@ -38,7 +64,9 @@ class MuseStub:
         self.faults: dict[int, list] = {}
         self.lock = threading.Lock()
         self.reset_seconds = 1
-        self.listing_cap: int | None = None
+        self.page_cap: int | None = None
+        self.on_request = None  # on_request(number, query) before each /jobs answer
+        self._jobs_requests = 0
         self.delay_seconds = 0.0  # every answer waits this long (a slow API, for kill tests)
         self.slow_seconds = 2.0
         self.page_count_lie: int | None = None
@@ -47,8 +75,10 @@ class MuseStub:
         self.bodies: dict[int, list[bytes]] = {}
         self.content_type = "application/json"
         # Sorting 100,000 items for each of 5,000 page requests would time the stub, not the
-        # pipeline: a listing is kept until `items` is assigned or changes length.
+        # pipeline: the sorted items and a few listings are kept until `items` is assigned or
+        # changes length.
         self._listings: dict[tuple, list[dict]] = {}
+        self._sorted: tuple[tuple, list[tuple[dict, dict]]] | None = None
 
     @property
     def items(self) -> list[dict]:
@@ -59,24 +89,46 @@ class MuseStub:
         self._items = items
         self._items_version += 1
 
-    def listing(self, category: str | None = None, level: str | None = None) -> list[dict]:
-        """Newest first, filtered like the API, cut at `listing_cap` like the live listing."""
-        key = (self._items_version, len(self.items), category, level, self.listing_cap)
+    def expire(self, ids) -> None:
+        """The postings with these ids leave the listing."""
+        gone = set(ids)
+        self.items = [item for item in self.items if item.get("id") not in gone]
+
+    def publish(self, items: list[dict]) -> None:
+        self.items = self.items + list(items)
+
+    def listing(self, category: str | None = None, level: str | None = None,
+                **filters) -> list[dict]:
+        """Newest first, filtered like the API. Filters are a value or a list of values per
+        kind."""
+        if category is not None:
+            filters["category"] = category
+        if level is not None:
+            filters["level"] = level
+        wanted = tuple(sorted(
+            (kind, frozenset([values] if isinstance(values, str) else values))
+            for kind, values in filters.items() if values
+        ))
+        version = (self._items_version, len(self.items))
+        key = (version, wanted)
         if key not in self._listings:
-            self._listings = {key: self._listing(category, level)}
+            if len(self._listings) > 16 or any(k[0] != version for k in self._listings):
+                self._listings = {}
+            self._listings[key] = self._listing(version, wanted)
         return self._listings[key]
 
-    def _listing(self, category: str | None, level: str | None) -> list[dict]:
-        def names(item, field):
-            return {entry.get("name") for entry in item.get(field) or [] if isinstance(entry, dict)}
-
-        items = [
-            item for item in self.items
-            if (category is None or category in names(item, "categories"))
-            and (level is None or level in names(item, "levels"))
-        ]
-        listed = sorted(items, key=lambda item: str(item.get("publication_date")), reverse=True)
-        return listed[: self.listing_cap] if self.listing_cap else listed
+    def _listing(self, version: tuple, wanted: tuple) -> list[dict]:
+        if self._sorted is None or self._sorted[0] != version:
+            # Newest first; postings of one second in a fixed order (the higher id first).
+            ordered = sorted(self.items, key=lambda item: (
+                (str(item.get("publication_date")), str(item.get("id")))
+                if isinstance(item, dict) else ("", "")), reverse=True)
+            self._sorted = (version, [
+                (item, {kind: _names(item, field) for kind, field in FILTER_FIELDS.items()})
+                if isinstance(item, dict) else (item, {}) for item in ordered
+            ])
+        return [item for item, names in self._sorted[1]
+                if all(names.get(kind, frozenset()) & values for kind, values in wanted)]
 
     def answer(self, path: str) -> tuple[int, str | bytes, str]:
         """(status, body, X-RateLimit-Remaining) for one request."""
@@ -91,6 +143,12 @@ class MuseStub:
             page = 0 if self.ignores_page else int(query["page"][0])
         except (KeyError, ValueError):
             return 400, json.dumps({"code": 400, "error": f"page is required{echo}"}), "499"
+        with self.lock:
+            number, self._jobs_requests = self._jobs_requests, self._jobs_requests + 1
+            if self.on_request is not None:
+                self.on_request(number, query)
+        if self.page_cap is not None and page >= self.page_cap:
+            return 400, json.dumps(TOO_HIGH), "499"
         with self.lock:
             pending = self.faults.get(page)
             fault = pending.pop(0) if pending else None
@@ -107,7 +165,8 @@ class MuseStub:
         if fault == "slow":
             time.sleep(self.slow_seconds)
         time.sleep(self.delay_seconds)
-        listing = self.listing(query.get("category", [None])[0], query.get("level", [None])[0])
+        with self.lock:
+            listing = self.listing(**{kind: query.get(kind) for kind in FILTER_FIELDS})
         page_count = (len(listing) + PAGE_SIZE - 1) // PAGE_SIZE
         results = listing[page * PAGE_SIZE : (page + 1) * PAGE_SIZE]
         if self.echo_url:

@@ -76,3 +76,37 @@ def test_payload_is_stored_unchanged(connection):
     stored = connection.execute("SELECT payload FROM bronze.bronze_postings").fetchone()[0]
     assert json.loads(stored) == item
     assert list(json.loads(stored)) == list(item)  # field order kept too
+
+
+def test_a_store_from_before_crawl_frontiers_is_upgraded_in_place(tmp_path):
+    from careerpulse_assets.core.bronze_store import listing_sample
+    from careerpulse_assets.muse.listings import Listing
+
+    path = tmp_path / "old.duckdb"
+    items = synthetic_postings()
+    with duckdb.connect(str(path)) as old:
+        # The tables as the previous version created them, with a walk that completed.
+        old.execute("""
+            CREATE SCHEMA bronze; CREATE SEQUENCE bronze.bronze_row_seq;
+            CREATE TABLE bronze.bronze_postings (
+                bronze_row_id BIGINT PRIMARY KEY DEFAULT nextval('bronze.bronze_row_seq'),
+                posting_id BIGINT NOT NULL, payload JSON NOT NULL, payload_hash VARCHAR NOT NULL,
+                source VARCHAR NOT NULL, page INTEGER NOT NULL, fetched_at TIMESTAMPTZ NOT NULL,
+                run_id VARCHAR);
+            CREATE TABLE bronze.bronze_crawls (source VARCHAR NOT NULL, run_id VARCHAR,
+                started_at TIMESTAMPTZ NOT NULL, finished_at TIMESTAMPTZ,
+                complete BOOLEAN NOT NULL DEFAULT false);
+            INSERT INTO bronze.bronze_crawls VALUES ('api:x', 'r1', now(), now(), true);
+        """)
+        for item in items:
+            old.execute("INSERT INTO bronze.bronze_postings (posting_id, payload, payload_hash, "
+                        "source, page, fetched_at) VALUES (?, ?, 'h', 'api:x', 0, now())",
+                        [item["id"], json.dumps(item)])
+    with duckdb.connect(str(path)) as connection:
+        ensure_bronze_schema(connection)
+        walks = connection.execute("SELECT source, complete, status, total FROM "
+                                   "bronze.bronze_crawls").fetchall()
+        assert walks == [("api:x", True, None, None)]  # kept, with the new columns empty
+        sample = listing_sample(connection, Listing.of({"category": "Sales"}))
+    # The listing values were filled in from the stored payloads.
+    assert sample.postings == 14 and sample.counts["level"] == {"Mid Level": 14}

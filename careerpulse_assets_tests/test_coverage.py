@@ -37,6 +37,18 @@ def test_a_gap_longer_than_postings_surely_stay_listed_is_not_complete():
     assert complete_days([utc("2026-03-01 10:00"), on_time]) == set(days(date(2026, 3, 1), 3))
 
 
+def test_a_walk_the_page_cap_stopped_completes_only_what_it_read_back_to():
+    starts = [utc("2026-03-01 10:00"), utc("2026-03-02 10:00"), utc("2026-03-03 10:00")]
+    # The second walk was capped after reading back to 2026-03-01 18:00: the postings of
+    # 10:00-18:00 on March 1 may have been beyond its cap, so the pair (walk 1, walk 2) proves
+    # nothing; the third walk read to pages already stored (None): March 2 is complete.
+    reaches = [None, utc("2026-03-01 18:00"), None]
+    assert complete_days(starts, reaches) == {date(2026, 3, 2)}
+    # Capped but reaching back past the first walk's start: as good as a whole walk.
+    reaches = [None, utc("2026-03-01 09:00"), None]
+    assert complete_days(starts, reaches) == {date(2026, 3, 1), date(2026, 3, 2)}
+
+
 def test_walk_times_in_another_zone_are_counted_on_their_utc_day():
     # 23:30 in New York on March 1 is March 2 in UTC.
     starts = [pd.Timestamp("2026-03-01 23:30", tz="America/New_York"), utc("2026-03-03 12:00")]

@@ -129,52 +129,30 @@ def test_an_edited_posting_wins_and_the_key_never_leaks(settings_for, monkeypatc
     assert "k3y-that-must-not-leak" not in stored["s"][0]
 
 
-def test_filter_crawls_reach_past_the_listing_cap(settings_for):
-    items = synthetic_postings()  # 54 postings in 3 categories (12 without one)
-    with serve_muse(items) as (stub, base_url):
-        stub.listing_cap = 20  # the plain listing shows only the newest 20
-        categories = ["Software Engineering", "Healthcare", "Sales"]
-        settings = settings_for(base_url=base_url, crawl_categories=tuple(categories))
-        bronze_run(settings, DagsterInstance.ephemeral())
-        assert any("category=Healthcare" in r for r in stub.requests)
-    sources = query(settings, "SELECT source, count(*) AS n FROM bronze.bronze_postings GROUP BY source")
-    assert set(sources["source"]) <= {f"api:{base_url}"} | {f"api:{base_url}?category={c}" for c in categories}
-    labelled = query(settings, "SELECT count(DISTINCT posting_id) AS n FROM bronze.bronze_postings")
-    # Every labelled posting is reached through its category's listing, past the cap of 20.
-    assert labelled["n"][0] >= 42
-
-
-def test_crawl_filters_come_from_the_environment():
+def test_crawl_settings_come_from_the_environment():
     from careerpulse_assets.settings import Settings
 
     settings = Settings.from_env({"CAREERPULSE_CRAWL_CATEGORIES": "Sales; Installation, Maintenance, and Repairs;",
                                   "CAREERPULSE_CRAWL_LEVELS": "Senior Level"})
     assert settings.crawl_categories == ("Sales", "Installation, Maintenance, and Repairs")
     assert settings.crawl_levels == ("Senior Level",)
+    assert (settings.max_requests_per_run, settings.full_crawl_days) == (400, 7)
+    budgeted = Settings.from_env({"CAREERPULSE_MAX_REQUESTS_PER_RUN": "3000",
+                                  "CAREERPULSE_FULL_CRAWL_DAYS": "14"})
+    assert (budgeted.max_requests_per_run, budgeted.full_crawl_days) == (3000, 14)
+    with pytest.raises(ValueError, match="CAREERPULSE_MAX_REQUESTS_PER_RUN must be a positive"):
+        Settings.from_env({"CAREERPULSE_MAX_REQUESTS_PER_RUN": "0"})
 
 
 @pytest.mark.slow
 def test_a_run_killed_mid_crawl_leaves_whole_pages_and_the_next_run_finishes(settings_for):
-    import subprocess
-    import sys
-    from pathlib import Path
+    from .ingest_once import killed_after
 
     items = synthetic_postings(per_category=200, unlabelled=60)  # 660 postings, 33 pages
     with serve_muse(items) as (stub, base_url):
         stub.delay_seconds = 0.2
         settings = settings_for(base_url=base_url)
-        run = subprocess.Popen(
-            [sys.executable, "-m", "careerpulse_assets_tests.ingest_once", str(settings.home),
-             base_url],
-            cwd=Path(__file__).resolve().parents[1],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 120
-        while len(stub.requests) < 10 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        run.kill()
-        run.wait()
-        assert len(stub.requests) >= 10, "the run never got going"
+        killed_after(stub, settings.home, base_url, 10)
 
         stored = query(settings, "SELECT count(*) AS n FROM bronze.bronze_postings")["n"][0]
         assert 0 < stored < len(items) and stored % 20 == 0  # whole pages only
@@ -183,9 +161,11 @@ def test_a_run_killed_mid_crawl_leaves_whole_pages_and_the_next_run_finishes(set
         stub.requests.clear()
         instance = DagsterInstance.ephemeral()
         bronze_run(settings, instance)
-        # The killed walk never finished, so this one walks past the stored pages to the end:
-        # 33 full pages, and the empty page 33 that says the listing ends there.
-        assert len(stub.requests) == 34
+        # The killed walk goes on from the page after the last one stored (its frontier was
+        # committed with each page) to the end: 33 full pages, and the empty page 33 that says
+        # the listing ends there.
+        assert len(stub.requests) == 34 - stored // 20
+        assert stub.requests[0].startswith(f"/api/public/jobs?page={stored // 20}&")
         stub.requests.clear()
         bronze_run(settings, instance)
         assert len(stub.requests) == 1  # now complete: the next run stops at page 0

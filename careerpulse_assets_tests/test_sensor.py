@@ -91,3 +91,37 @@ def test_a_tick_fails_runs_whose_worker_died_and_frees_their_pool_slot(tmp_path)
         assert isinstance(result, RunRequest)
         assert instance.get_run_by_id(dead.run_id).status == DagsterRunStatus.FAILURE
         assert not instance.event_log_storage.get_concurrency_info(DUCKDB_POOL).claimed_slots
+
+
+def test_an_unfinished_crawl_asks_for_another_run_even_when_page_0_did_not_change(tmp_path):
+    from dagster import AssetMaterialization, DagsterInstance
+
+    with DagsterInstance.ephemeral(tempdir=str(tmp_path)) as instance, \
+            serve_muse(synthetic_postings()) as (stub, base_url):
+        muse = MuseApi(base_url=base_url, retries=0)
+
+        def tick_with(cursor):
+            context = build_sensor_context(instance=instance, cursor=cursor,
+                                           resources={"muse": muse})
+            return muse_new_pages_sensor(context), context.cursor
+
+        first, cursor = tick_with(None)
+        assert isinstance(first, RunRequest)  # the listing is new to the sensor
+        instance.report_runless_asset_event(AssetMaterialization(
+            "bronze_postings", metadata={"crawl_unfinished": True, "crawl_ids": "full-1"}))
+        going_on, cursor = tick_with(cursor)
+        assert isinstance(going_on, RunRequest) and going_on.run_key.startswith("crawl-")
+        assert going_on.tags["careerpulse/crawl"] == "full-1"
+        # The same materialisation asks for the same run (Dagster runs a run key once); the
+        # next run's materialisation asks for the next one.
+        again, cursor = tick_with(cursor)
+        assert again.run_key == going_on.run_key
+        instance.report_runless_asset_event(AssetMaterialization(
+            "bronze_postings", metadata={"crawl_unfinished": True, "crawl_ids": "full-1"}))
+        next_run, cursor = tick_with(cursor)
+        assert next_run.run_key != going_on.run_key
+        instance.report_runless_asset_event(AssetMaterialization(
+            "bronze_postings", metadata={"crawl_unfinished": False, "crawl_ids": "full-1"}))
+        finished, _ = tick_with(cursor)
+        assert isinstance(finished, SkipReason) and "nothing new" in finished.skip_message
+        assert len(stub.requests) == 5  # still one request a tick

@@ -1,9 +1,13 @@
-from dagster import AssetExecutionContext, Config, MaterializeResult
+from datetime import timedelta
+from functools import partial
+
+from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue
 from dagster_duckdb import DuckDBResource
 
 from ..core.bronze_store import BronzeWriter, PageOutcome, Tally
+from ..core.crawl import Crawler, CrawlRun
 from ..muse.archive import skipped_files
-from ..muse.client import listing_source
+from ..muse.client import RequestBudget, listing_source
 from ..muse.pages import RawPage
 from ..resources import MuseApi
 from .common import Heartbeat, careerpulse_asset, preview, table_metadata
@@ -15,7 +19,9 @@ PROGRESS_EVERY_PAGES = 10
 
 class BronzeConfig(Config):
     full_crawl: bool = False
-    """Walk every page even after reaching pages already stored (finds edits to old postings)."""
+    """Start a full crawl (unless one is unfinished): every listing walked whole, past pages
+    already stored, capped listings parted by filters (finds edits and postings inserted into
+    pages read before). The weekly `weekly_full_crawl` schedule sets it."""
 
 
 @careerpulse_asset(
@@ -24,7 +30,10 @@ class BronzeConfig(Config):
     kinds={"duckdb"},
     description="Raw Muse job items, one row per new payload (append-only history), in "
     "`bronze.bronze_postings`; items that cannot be postings go to `bronze.bronze_quarantine` "
-    "with the reason, and each walk of a listing is recorded in `bronze.bronze_crawls`.",
+    "with the reason. Listings the API caps at about 100 pages are parted by category, level, "
+    "location or company; each walk of a listing is recorded in `bronze.bronze_crawls`, and a "
+    "crawl that spans runs (CAREERPULSE_MAX_REQUESTS_PER_RUN) keeps its frontier in "
+    "`bronze.bronze_crawl_frontier`.",
 )
 def bronze_postings(
     context: AssetExecutionContext, config: BronzeConfig, muse: MuseApi, duckdb: DuckDBResource
@@ -47,21 +56,23 @@ def bronze_postings(
             duckdb.get_connection, context.run_id, on_page=on_page,
             on_wait=lambda tally: beat.note(f"waiting for the next page ({tally.pages} read)"),
         )
+        crawl: CrawlRun | None = None
         if muse.is_archive:
             # Archives are not ordered newest first, so they are always read whole.
-            writer.store(muse.iter_pages(), may_stop_at_stored_page=False)
+            writer.store(muse.iter_pages())
             skipped = skipped_files(muse.archive_dir)
             if skipped:
                 context.log.warning(f"archive files not read (not .json): {', '.join(skipped)}")
         else:
-            for listing_filter in muse.listings():
-                source = listing_source(muse.base_url, listing_filter)
-                pages = muse.iter_listing_pages(listing_filter)
-                if not writer.crawl(source, pages, config.full_crawl):
-                    context.log.warning(
-                        f"{source}: walk incomplete (cut short, or a page was unreadable): the "
-                        "next run walks the whole listing again"
-                    )
+            known, fixed = muse.partition_values()
+            crawler = Crawler(
+                writer, muse.walk, partial(listing_source, muse.base_url),
+                RequestBudget(muse.max_requests_per_run), known, fixed, log=context.log.info,
+            )
+            every = timedelta(days=muse.full_crawl_days) if muse.full_crawl_days else None
+            crawl = crawler.run(config.full_crawl, every)
+            for line in crawl.lines():
+                context.log.info(line)
         writer.finish()
     tally = writer.tally
     context.log.info(f"{tally.pages} pages read: {tally.read} items, {tally.inserted} new, "
@@ -79,8 +90,8 @@ def bronze_postings(
     return MaterializeResult(metadata={
         **metadata,
         "source": muse.description,
+        **(crawl_metadata(crawl) if crawl else {}),
         "pages_read": tally.pages,
-        "stopped_at_stored_page": tally.stopped_early,
         "items_read": tally.read,
         "rows_inserted": tally.inserted,
         "items_quarantined": tally.quarantined,
@@ -89,3 +100,26 @@ def bronze_postings(
         "quarantine_rows_total": quarantined,
         "newest_rows": preview(newest),
     })
+
+
+def crawl_metadata(crawl: CrawlRun) -> dict:
+    """The crawl's progress as the UI, the summary of `make run` and the sensor read it."""
+    full = next((c for c in reversed(crawl.crawls) if c.kind == "full"), None)
+    return {
+        "crawl": MetadataValue.md("\n".join(f"- {line}" for line in crawl.lines())),
+        # The sensor requests another run while this is true, even when page 0 did not change.
+        "crawl_unfinished": bool(crawl.unfinished),
+        "crawl_ids": ", ".join(c.crawl_id for c in crawl.crawls),
+        "crawl_listings_done": sum(c.parts_done for c in crawl.crawls),
+        "crawl_listings_to_do": sum(c.parts_to_do for c in crawl.crawls),
+        "requests": crawl.requests,
+        "request_budget": crawl.budget if crawl.budget is not None else "none",
+        "page_cap": crawl.page_cap if crawl.page_cap is not None else "not met",
+        "stopped_at_stored_page": crawl.stopped_at_stored > 0,
+        **({
+            "listing_total": full.listing_total if full.listing_total is not None else "unknown",
+            "postings_reached_by_crawl": full.reached,
+            "postings_out_of_reach": (full.out_of_reach if full.out_of_reach is not None
+                                      else "crawl unfinished"),
+        } if full else {}),
+    }

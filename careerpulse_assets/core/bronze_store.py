@@ -4,6 +4,11 @@ Bronze is append-only history. A payload is stored when its posting has no store
 its latest stored version has another hash, so re-reading the same source adds nothing and an
 edited posting becomes a new version. Items that cannot be postings, and pages that cannot be
 read, go to `bronze.bronze_quarantine` with the reason.
+
+Beside the payloads: `bronze.bronze_listing_values` (the values each stored posting is listed
+under, which crawls part listings by), `bronze.bronze_crawls` (one row per walk of a listing) and
+`bronze.bronze_crawl_frontier` (the listings a crawl has walked and has still to walk), updated in
+the same transaction as the page they follow, so a kill loses at most the page in flight.
 """
 
 from __future__ import annotations
@@ -13,13 +18,18 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, closing
 from dataclasses import dataclass
 
+from datetime import datetime
+
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from ..muse.listings import Listing, posting_values
 from ..muse.pages import RawPage, UnreadableItem
-from .waiting import WAITING, with_waits
-from .postings import InvalidPosting, quarantine_text, stored_item
+from .partitions import Sample
+from .postings import InvalidPosting, parse_publication_date, quarantine_text, stored_item
 from .sql import transaction_with
+from .waiting import WAITING, with_waits
 
 # The raw text kept of a quarantined item or page; a 50 MB body is not worth a 50 MB row.
 MAX_QUARANTINE_RAW_CHARS = 1_000_000
@@ -43,6 +53,52 @@ CREATE TABLE IF NOT EXISTS bronze.bronze_crawls (
     started_at TIMESTAMPTZ NOT NULL,
     finished_at TIMESTAMPTZ,
     complete BOOLEAN NOT NULL DEFAULT false
+);
+-- Added for crawls that part capped listings and span runs (older stores get them too).
+ALTER TABLE bronze.bronze_crawls ADD COLUMN IF NOT EXISTS crawl_id VARCHAR;
+ALTER TABLE bronze.bronze_crawls ADD COLUMN IF NOT EXISTS status VARCHAR;
+ALTER TABLE bronze.bronze_crawls ADD COLUMN IF NOT EXISTS first_page INTEGER;
+ALTER TABLE bronze.bronze_crawls ADD COLUMN IF NOT EXISTS last_page INTEGER;
+ALTER TABLE bronze.bronze_crawls ADD COLUMN IF NOT EXISTS total BIGINT;
+ALTER TABLE bronze.bronze_crawls ADD COLUMN IF NOT EXISTS postings_reached BIGINT;
+ALTER TABLE bronze.bronze_crawls ADD COLUMN IF NOT EXISTS oldest_publication_date TIMESTAMPTZ;
+ALTER TABLE bronze.bronze_crawls ADD COLUMN IF NOT EXISTS newest_publication_date TIMESTAMPTZ;
+ALTER TABLE bronze.bronze_crawls ADD COLUMN IF NOT EXISTS requests INTEGER;
+ALTER TABLE bronze.bronze_crawls ADD COLUMN IF NOT EXISTS page_cap INTEGER;
+ALTER TABLE bronze.bronze_crawls ADD COLUMN IF NOT EXISTS stopped_at_stored_page BOOLEAN;
+CREATE TABLE IF NOT EXISTS bronze.bronze_listing_values (
+    posting_id BIGINT NOT NULL,
+    fetched_at TIMESTAMPTZ NOT NULL,
+    categories VARCHAR[] NOT NULL,
+    levels VARCHAR[] NOT NULL,
+    locations VARCHAR[] NOT NULL,
+    company VARCHAR
+);
+CREATE TABLE IF NOT EXISTS bronze.bronze_crawl_postings (
+    crawl_id VARCHAR NOT NULL,
+    posting_id BIGINT NOT NULL
+);
+CREATE SEQUENCE IF NOT EXISTS bronze.bronze_frontier_seq;
+CREATE TABLE IF NOT EXISTS bronze.bronze_crawl_frontier (
+    crawl_id VARCHAR NOT NULL,
+    kind VARCHAR NOT NULL,
+    position BIGINT NOT NULL DEFAULT nextval('bronze.bronze_frontier_seq'),
+    source VARCHAR NOT NULL,
+    listing VARCHAR NOT NULL,
+    parent_source VARCHAR,
+    parted_by VARCHAR,
+    may_stop BOOLEAN NOT NULL,
+    state VARCHAR NOT NULL,
+    outcome VARCHAR,
+    next_page INTEGER NOT NULL DEFAULT 0,
+    total BIGINT,
+    unreadable INTEGER NOT NULL DEFAULT 0,
+    unusable_items INTEGER NOT NULL DEFAULT 0,
+    split_by VARCHAR,
+    unreachable BIGINT,
+    note VARCHAR,
+    created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
 );
 CREATE TABLE IF NOT EXISTS bronze.bronze_quarantine (
     source VARCHAR NOT NULL,
@@ -72,6 +128,28 @@ LEFT JOIN (
 WHERE latest.payload_hash IS DISTINCT FROM p.payload_hash
 ORDER BY p.item_index
 """
+# The values a posting is listed under, from the first version stored (an edit that moves a
+# posting to another category is rare; the values only guide how listings are parted).
+INSERT_LISTING_VALUES_SQL = """
+INSERT INTO bronze.bronze_listing_values
+SELECT posting_id, fetched_at, categories, levels, locations, company FROM page_rows p
+WHERE NOT EXISTS (
+    SELECT 1 FROM bronze.bronze_listing_values v WHERE v.posting_id = p.posting_id
+)
+"""
+# Stores from before bronze_listing_values get it filled once from their payloads.
+BACKFILL_LISTING_VALUES_SQL = """
+INSERT INTO bronze.bronze_listing_values
+SELECT posting_id, fetched_at,
+    list_sort(list_distinct(list_filter(
+        coalesce(json_extract_string(payload, '$.categories[*].name'), []), lambda x: x <> ''))),
+    list_sort(list_distinct(list_filter(
+        coalesce(json_extract_string(payload, '$.levels[*].name'), []), lambda x: x <> ''))),
+    list_sort(list_distinct(list_filter(
+        coalesce(json_extract_string(payload, '$.locations[*].name'), []), lambda x: x <> ''))),
+    nullif(json_extract_string(payload, '$.company.name'), '')
+FROM bronze.bronze_postings
+"""
 
 INSERT_QUARANTINE_SQL = """
 INSERT INTO bronze.bronze_quarantine
@@ -89,6 +167,8 @@ class PageOutcome:
     valid: int = 0
     inserted: int = 0
     quarantined: int = 0
+    oldest: datetime | None = None  # publication dates of the page's valid postings
+    newest: datetime | None = None
 
     @property
     def all_known(self) -> bool:
@@ -98,36 +178,70 @@ class PageOutcome:
 
 def ensure_bronze_schema(connection: duckdb.DuckDBPyConnection) -> None:
     connection.execute(SCHEMA_SQL)
+    missing = connection.execute(
+        "SELECT (SELECT count(*) FROM bronze.bronze_listing_values) = 0 "
+        "AND EXISTS (SELECT 1 FROM bronze.bronze_postings)"
+    ).fetchall()[0][0]
+    if missing:
+        connection.execute(BACKFILL_LISTING_VALUES_SQL)
 
 
 def last_crawl_complete(connection: duckdb.DuckDBPyConnection, source: str) -> bool:
-    """Whether the latest walk of this listing reached its end (or pages already stored).
-
-    Only then may a walk stop at the first stored page: after a walk that was cut short (a
-    crash, a failure, CAREERPULSE_MAX_PAGES) older pages may still be missing, so the next walk
-    goes on past the stored pages to fetch them.
-    """
-    row = connection.execute(
+    """Whether the latest walk of this listing reached its end (or pages already stored), in
+    a store from before crawls kept a frontier (core/crawl.py decides from the frontier)."""
+    rows = connection.execute(
         "SELECT complete FROM bronze.bronze_crawls WHERE source = ? "
         "ORDER BY started_at DESC LIMIT 1",
         [source],
-    ).fetchone()
-    return bool(row and row[0])
+    ).fetchall()
+    return bool(rows and rows[0][0])
 
 
-def start_crawl(connection: duckdb.DuckDBPyConnection, source: str, run_id: str | None) -> None:
-    connection.execute(
-        "INSERT INTO bronze.bronze_crawls (source, run_id, started_at) VALUES (?, ?, now())",
-        [source, run_id],
+# bronze_listing_values' column for each filter kind.
+VALUE_COLUMNS = {"category": "categories", "level": "levels", "location": "locations"}
+
+
+def listing_sample(connection: duckdb.DuckDBPyConnection, listing: Listing,
+                   crawl_id: str | None = None) -> Sample:
+    """The stored postings a listing shows (by the values they were stored with), counted per
+    value of every filter kind; the plain listing's sample is every stored posting. With
+    `crawl_id`, only the postings that crawl has read."""
+    conditions, params = [], []
+    if crawl_id is not None:
+        conditions.append("posting_id IN (SELECT posting_id FROM bronze.bronze_crawl_postings "
+                          "WHERE crawl_id = ?)")
+        params.append(crawl_id)
+    for kind, values in listing.filters:
+        column = VALUE_COLUMNS.get(kind)
+        conditions.append(f"list_has_any({column}, ?::VARCHAR[])" if column
+                          else "list_contains(?::VARCHAR[], company)")
+        params.append(list(values))
+    listed = (f"(SELECT DISTINCT posting_id, categories, levels, locations, company "
+              f"FROM bronze.bronze_listing_values WHERE {' AND '.join(conditions) or 'true'})")
+    unnested = " UNION ALL ".join(
+        f"SELECT '{kind}' AS kind, unnest({column}) AS value, posting_id FROM listed"
+        for kind, column in VALUE_COLUMNS.items()
     )
-
-
-def finish_crawl(connection: duckdb.DuckDBPyConnection, source: str, run_id: str | None) -> None:
-    connection.execute(
-        "UPDATE bronze.bronze_crawls SET finished_at = now(), complete = true "
-        "WHERE source = ? AND run_id IS NOT DISTINCT FROM ? AND NOT complete",
-        [source, run_id],
-    )
+    rows = connection.execute(f"""
+        WITH listed AS {listed},
+        named AS ({unnested} UNION ALL
+                  SELECT 'company', company, posting_id FROM listed WHERE company IS NOT NULL)
+        SELECT kind, value, count(DISTINCT posting_id) FROM named GROUP BY ALL
+    """, params).fetchall()
+    postings, *without = connection.execute(f"""
+        WITH listed AS {listed}
+        SELECT count(DISTINCT posting_id),
+            count(DISTINCT posting_id) FILTER (WHERE len(categories) = 0),
+            count(DISTINCT posting_id) FILTER (WHERE len(levels) = 0),
+            count(DISTINCT posting_id) FILTER (WHERE len(locations) = 0),
+            count(DISTINCT posting_id) FILTER (WHERE company IS NULL)
+        FROM listed
+    """, params).fetchall()[0]
+    counts: dict[str, dict[str, int]] = {}
+    for kind, value, n in rows:
+        counts.setdefault(kind, {})[value] = n
+    return Sample(postings, counts, dict(zip(("category", "level", "location", "company"),
+                                             without, strict=True)))
 
 
 def raw_hash(text: str) -> str:
@@ -145,7 +259,8 @@ def _storable(text: str | None) -> str | None:
 
 
 def split_page(page: RawPage, run_id: str | None) -> tuple[pa.Table, pa.Table]:
-    """The page's valid postings (first occurrence of each id) and its quarantined records."""
+    """The page's valid postings (first occurrence of each id, with the values they are listed
+    under and their publication date) and its quarantined records."""
     rows, quarantine, seen = [], [], set()
 
     def quarantine_record(index, reason, raw):
@@ -172,11 +287,16 @@ def split_page(page: RawPage, run_id: str | None) -> tuple[pa.Table, pa.Table]:
         if valid.posting_id in seen:
             continue
         seen.add(valid.posting_id)
+        values = posting_values(item)
         rows.append(
             {
                 "item_index": index, "posting_id": valid.posting_id, "payload": valid.payload,
                 "payload_hash": valid.payload_hash, "source": page.source, "page": page.page,
                 "fetched_at": page.fetched_at, "run_id": run_id,
+                "categories": list(values["category"]), "levels": list(values["level"]),
+                "locations": list(values["location"]),
+                "company": values["company"][0] if values["company"] else None,
+                "published": parse_publication_date(item.get("publication_date")),
             }
         )
     return (
@@ -192,6 +312,8 @@ PAGE_ROW_SCHEMA = pa.schema([
     ("item_index", pa.int64()), ("posting_id", pa.int64()), ("payload", pa.string()),
     ("payload_hash", pa.string()), ("source", pa.string()), ("page", pa.int64()),
     ("fetched_at", _FETCHED_AT), ("run_id", pa.string()),
+    ("categories", pa.list_(pa.string())), ("levels", pa.list_(pa.string())),
+    ("locations", pa.list_(pa.string())), ("company", pa.string()), ("published", _FETCHED_AT),
 ])
 QUARANTINE_SCHEMA = pa.schema([
     ("source", pa.string()), ("page", pa.int64()), ("item_index", pa.int64()),
@@ -201,17 +323,28 @@ QUARANTINE_SCHEMA = pa.schema([
 
 
 def store_page(
-    connection: duckdb.DuckDBPyConnection, page: RawPage, run_id: str | None = None
+    connection: duckdb.DuckDBPyConnection,
+    page: RawPage,
+    run_id: str | None = None,
+    then: Callable[[duckdb.DuckDBPyConnection, PageOutcome], None] | None = None,
 ) -> PageOutcome:
-    """Append one page to bronze atomically: all of its new rows and quarantine, or nothing."""
+    """Append one page to bronze atomically: all of its new rows, their listing values and its
+    quarantine, or nothing. `then(connection, outcome)` runs in the same transaction (a crawl
+    records how far it got there)."""
     page_rows, page_quarantine = split_page(page, run_id)
-    with transaction_with(connection, page_rows=page_rows, page_quarantine=page_quarantine):
-        inserted = connection.execute(INSERT_NEW_VERSIONS_SQL).fetchone()[0]
-        quarantined = connection.execute(INSERT_QUARANTINE_SQL).fetchone()[0]
-    return PageOutcome(
-        read=len(page.items), valid=page_rows.num_rows, inserted=int(inserted),
-        quarantined=int(quarantined),
+    published = page_rows.column("published")
+    outcome = PageOutcome(
+        read=len(page.items), valid=page_rows.num_rows,
+        oldest=pc.min(published).as_py(), newest=pc.max(published).as_py(),
     )
+    with transaction_with(connection, page_rows=page_rows, page_quarantine=page_quarantine):
+        outcome.inserted = int(connection.execute(INSERT_NEW_VERSIONS_SQL).fetchall()[0][0])
+        if outcome.inserted:
+            connection.execute(INSERT_LISTING_VALUES_SQL)
+        outcome.quarantined = int(connection.execute(INSERT_QUARANTINE_SQL).fetchall()[0][0])
+        if then is not None:
+            then(connection, outcome)
+    return outcome
 
 
 
@@ -228,7 +361,6 @@ class Tally:
     inserted: int = 0
     quarantined: int = 0
     unreadable_pages: int = 0
-    stopped_early: bool = False
 
 
 class HeldConnection:
@@ -262,8 +394,8 @@ class HeldConnection:
 
 
 class BronzeWriter:
-    """Stores a source's pages in bronze as they arrive: each page one transaction, the file held
-    only while pages keep coming, walks of API listings recorded in `bronze.bronze_crawls`.
+    """Stores pages in bronze as they arrive: each page one transaction, the file held only while
+    pages keep coming (let go while the walk waits for a slow page or a rate-limit reset).
 
     `connect` opens the DuckDB file (`DuckDBResource.get_connection`); `on_page(page, outcome,
     tally)` and `on_wait(tally)` let the caller log and show progress.
@@ -276,45 +408,41 @@ class BronzeWriter:
         on_page: Callable[[RawPage, PageOutcome, Tally], None] = lambda *_: None,
         on_wait: Callable[[Tally], None] = lambda _: None,
     ):
-        self._connect, self.run_id = connect, run_id
+        self.run_id = run_id
         self._on_page, self._on_wait = on_page, on_wait
         self.tally = Tally()
-        with connect() as connection:
-            ensure_bronze_schema(connection)
+        self.held = HeldConnection(connect)
+        ensure_bronze_schema(self.held.connection())
 
-    def crawl(self, source: str, pages: Iterator[RawPage], full_crawl: bool = False) -> bool:
-        """Walk one API listing newest first; True when the walk read all of it (recorded, so
-        the next walk may stop at the first stored page)."""
-        with self._connect() as connection:
-            may_stop = not full_crawl and last_crawl_complete(connection, source)
-            start_crawl(connection, source, self.run_id)
-        complete = self.store(pages, may_stop_at_stored_page=may_stop)
-        if complete:
-            with self._connect() as connection:
-                finish_crawl(connection, source, self.run_id)
-        return complete
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        """The DuckDB file, opened again if it was let go."""
+        return self.held.connection()
 
-    def store(self, pages: Iterator[RawPage], may_stop_at_stored_page: bool) -> bool:
-        """Store pages; True when the walk read all of the listing: it reached the listing's last
-        page, or pages already stored, and no page on the way was unreadable."""
-        reached_end, unreadable = False, 0
-        with HeldConnection(self._connect) as held, closing(
-            with_waits(pages, RELEASE_AFTER_SECONDS)
-        ) as walk:
-            for page in walk:
+    def walk(
+        self,
+        pages: Iterator[RawPage],
+        then: Callable[[duckdb.DuckDBPyConnection, RawPage, PageOutcome], None] | None = None,
+        stop: Callable[[RawPage, PageOutcome], bool] = lambda *_: False,
+    ) -> None:
+        """Store `pages` as they come until they end or `stop(page, outcome)` says so;
+        `then(connection, page, outcome)` runs in each page's transaction."""
+        with closing(with_waits(pages, RELEASE_AFTER_SECONDS)) as waited:
+            for page in waited:
                 if page is WAITING:
-                    held.release()
+                    self.held.release()
                     self._on_wait(self.tally)
                     continue
-                outcome = store_page(held.connection(), page, self.run_id)
+                outcome = store_page(
+                    self.held.connection(), page, self.run_id,
+                    None if then is None else (lambda c, o, page=page: then(c, page, o)),
+                )
                 self._count(page, outcome)
-                unreadable += page.error is not None
-                reached_end = page.is_last
-                # A listing runs newest first: once a whole page is stored, so is the rest.
-                if may_stop_at_stored_page and outcome.all_known:
-                    self.tally.stopped_early = reached_end = True
+                if stop(page, outcome):
                     break
-        return reached_end and not unreadable
+
+    def store(self, pages: Iterator[RawPage]) -> None:
+        """Store every page of a source read whole (an archive)."""
+        self.walk(pages)
 
     def _count(self, page: RawPage, outcome: PageOutcome) -> None:
         tally = self.tally
@@ -326,6 +454,6 @@ class BronzeWriter:
         self._on_page(page, outcome, tally)
 
     def finish(self) -> None:
-        """One checkpoint at the end of the walk (none was made page by page)."""
-        with self._connect() as connection:
-            connection.execute("CHECKPOINT")
+        """One checkpoint at the end (none was made page by page), and the file let go."""
+        self.held.connection().execute("CHECKPOINT")
+        self.held.release()

@@ -6,11 +6,15 @@ someone looked at the listing, not only on how many postings the day had. The ru
 
 1. **Complete.** A walk of an API listing that covered it (`bronze.bronze_crawls.complete`: it
    reached the listing's end, its cap, or pages already stored, with no unreadable page) saw
-   every posting still open when it started. Two consecutive covering walks at most
-   MAX_WALK_GAP_DAYS apart therefore saw every posting published between them, provided postings
-   stay listed that long (the assumption this rule rests on; a daily re-walk may fail twice).
-   Every day from the first walk's UTC day to the day before the second one's is complete: its
-   count is the day's demand. The day of the newest walk is not: it was not over.
+   every posting still open when it started, back to where it stopped. Two consecutive covering
+   walks at most MAX_WALK_GAP_DAYS apart therefore saw every posting published between them,
+   provided postings stay listed that long (the assumption this rule rests on; a daily re-walk
+   may fail twice) and the second walk reached back to the first one's start: a walk stopped by
+   the API's page cap, or parted because of it (`status` capped or split), reached only back to
+   its oldest posting (`oldest_publication_date`), which at the live API's volume can be hours
+   old; its parts filtered by level, place or company never complete days (rule 4). Every day
+   from the first walk's UTC day to the day before the second one's is complete: its count is
+   the day's demand. The day of the newest walk is not: it was not over.
 2. **Observed, not complete (backfilled).** Days before a listing's first covering walk, days in a
    longer gap between covering walks, and days of a listing whose walks never covered it were
    seen only through the postings still open when a walk came: an undercount growing with age.
@@ -91,12 +95,22 @@ def _utc(moment) -> pd.Timestamp:
     return moment.tz_convert("UTC") if moment.tzinfo else moment
 
 
-def complete_days(walk_starts: Iterable[pd.Timestamp]) -> set[date]:
+def complete_days(
+    walk_starts: Iterable[pd.Timestamp], reached_back_to: Iterable[pd.Timestamp | None] | None = None
+) -> set[date]:
     """UTC days made complete by covering walks of one listing (rule 1): from each walk's day to
-    the day before the next walk's, when the next one started within MAX_WALK_GAP_DAYS."""
-    starts = sorted(_utc(t) for t in walk_starts)
+    the day before the next walk's, when the next one started within MAX_WALK_GAP_DAYS and read
+    back to the first one's start. `reached_back_to`: per walk, the publication time of the
+    oldest posting it read when the page cap stopped it (None/NaT: it read to the listing's end
+    or to pages already stored); omitted, every walk read that far."""
+    starts = [_utc(t) for t in walk_starts]
+    reaches = ([None] * len(starts) if reached_back_to is None
+               else [None if r is None or pd.isna(r) else _utc(r) for r in reached_back_to])
+    walks = sorted(zip(starts, reaches), key=lambda walk: walk[0])
     days: set[date] = set()
-    for first, second in zip(starts, starts[1:]):
+    for (first, _), (second, reach) in zip(walks, walks[1:]):
+        if reach is not None and reach > first:
+            continue  # the cap stopped the second walk before it reached the first one's start
         if second - first <= pd.Timedelta(days=MAX_WALK_GAP_DAYS):
             day = first.date()
             while day < second.date():
@@ -130,8 +144,10 @@ def source_coverage(
     `all_postings`: every source's, for the silences in its scope; `walks`: its (started_at,
     complete) rows."""
     categories, may_complete = source_scope(source, postings["listed_category"])
-    covering = walks.loc[walks["complete"].astype(bool), "started_at"] if len(walks) else []
-    complete = complete_days(covering) if may_complete else set()
+    covering = walks[walks["complete"].astype(bool)] if len(walks) else walks
+    reaches = covering["reached_back_to"] if "reached_back_to" in covering else None
+    complete = (complete_days(covering["started_at"] if len(covering) else [], reaches)
+                if may_complete else set())
     last_walk = [_utc(walks["started_at"].max()).date()] if len(walks) else []
     first = min(postings["day"])
     last = max([max(postings["day"]), *last_walk])
@@ -148,7 +164,9 @@ def day_coverage(postings: pd.DataFrame, walks: pd.DataFrame) -> pd.DataFrame:
     `postings`: one row per posting and source that stored it, columns source, day (UTC
     publication day, date), category (as gold counts it), listed_category (the category the
     source listed it under; None when imputed or missing). `walks`: `bronze.bronze_crawls` rows,
-    columns source, started_at (UTC timestamps), complete. No postings: an empty grid."""
+    columns source, started_at (UTC timestamps), complete and optionally reached_back_to (the
+    oldest posting's publication time of a walk the page cap stopped, else NaT). No postings: an
+    empty grid."""
     if postings.empty:
         return pd.DataFrame(columns=COVERAGE_COLUMNS)
     postings = postings.assign(day=pd.to_datetime(postings["day"]).dt.date)

@@ -33,7 +33,13 @@ SELECT 'unknown' AS source, posting_id, publication_day AS day,
             THEN category END AS listed_category
 FROM silver.imputed_silver
 """
-WALKS_SQL = "SELECT source, started_at, complete FROM bronze.bronze_crawls"
+# A walk the page cap stopped read back only to its oldest posting (core.coverage rule 1).
+WALKS_SQL = """
+SELECT source, started_at, complete,
+       CASE WHEN status IN ('capped', 'split') THEN coalesce(oldest_publication_date, started_at)
+       END AS reached_back_to
+FROM bronze.bronze_crawls
+"""
 
 DAILY_COUNTS_SQL = """
 CREATE OR REPLACE TABLE gold.gold_daily_counts AS
@@ -68,7 +74,7 @@ def coverage_inputs(connection: duckdb.DuckDBPyConnection) -> tuple[pd.DataFrame
     ).fetchdf()
     walks = (connection.execute(WALKS_SQL).fetchdf()
              if _has_table(connection, "bronze", "bronze_crawls")
-             else pd.DataFrame(columns=["source", "started_at", "complete"]))
+             else pd.DataFrame(columns=["source", "started_at", "complete", "reached_back_to"]))
     return postings, walks
 
 

@@ -1,5 +1,11 @@
 """The Muse public jobs API over HTTP: `GET {base_url}/jobs?page=N&descending=true`.
 
+A listing is walked newest first by `ListingWalk`, which knows how the live API behaves (2026):
+pages past a cap (about 100) answer 400 "Value `page` is too high", which ends the walk as
+*capped*, not failed; the listing moves while it is walked (postings expire, new ones arrive on
+page 0), which the walk notices from the `total` of consecutive answers; and a run may spend only
+so many requests (`RequestBudget`).
+
 Transient faults (5xx, dropped connections, timeouts) are retried by urllib3's Retry with
 exponential backoff and jitter. The rate limit is respected from the API's own headers: a 403
 with `X-RateLimit-Remaining: 0` is retried after `X-RateLimit-Reset` seconds, and a walk that has
@@ -13,9 +19,11 @@ URL are common.
 
 from __future__ import annotations
 
+import math
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 from urllib.parse import quote, quote_plus
 
@@ -23,6 +31,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from .listings import PLAIN, Listing
 from .pages import PAGE_SIZE, RawPage, parse_body
 
 # 403 is The Muse's answer to "over the rate limit"; MuseRetry waits for the reset then.
@@ -30,6 +39,10 @@ RETRY_STATUSES = (403, 500, 502, 503, 504)
 MAX_UNREADABLE_PAGES_IN_A_ROW = 3
 # A 200 whose body is cut short or not a page is asked for again this many times.
 BODY_RETRIES = 2
+# The live API's answer past its page cap: {"code": 400, "error": "Value `page` is too high"}.
+PAST_CAP_ERROR = re.compile(r"\bpage\b.*\btoo high\b", re.IGNORECASE)
+# After the listing's `total` dropped, at most this many pages before are read again.
+MAX_REREAD_PAGES = 5
 
 
 class MuseApiError(RuntimeError):
@@ -80,15 +93,15 @@ def make_session(
     return session
 
 
-def listing_source(base_url: str, listing_filter: dict[str, str] | None = None) -> str:
-    """Names a listing in bronze's `source`: `api:<base url>`, plus its filter if any."""
-    query = "&".join(f"{k}={v}" for k, v in (listing_filter or {}).items())
-    return f"api:{base_url.rstrip('/')}" + (f"?{query}" if query else "")
+def listing_source(base_url: str, listing: Listing = PLAIN) -> str:
+    """Names a listing in bronze's `source`: `api:<base url>`, plus its filter if any
+    (`api:https://www.themuse.com/api/public?category=Sales&level=Senior Level`)."""
+    return f"api:{base_url.rstrip('/')}" + (f"?{listing.label}" if listing.filters else "")
 
 
-def page_url(base_url: str, page: int, listing_filter: dict[str, str] | None = None) -> str:
+def page_url(base_url: str, page: int, listing: Listing = PLAIN) -> str:
     """The request as shown in messages (never with the key)."""
-    extra = "".join(f"&{k}={v}" for k, v in (listing_filter or {}).items())
+    extra = f"&{listing.label}" if listing.filters else ""
     return f"{base_url.rstrip('/')}/jobs?page={page}&descending=true{extra}"
 
 
@@ -146,17 +159,17 @@ def fetch_page(
     page: int,
     api_key: str | None = None,
     timeout: float = 30.0,
-    listing_filter: dict[str, str] | None = None,
+    listing: Listing = PLAIN,
 ) -> RawPage:
-    """One page of a listing, newest first. Raises MuseApiError when the API refuses.
-
-    `listing_filter` narrows the listing (`{"category": "Sales"}`, `{"level": "Senior Level"}`).
+    """One page of a listing, newest first. Raises MuseApiError when the API refuses, except
+    for a page past the API's cap (400 "Value `page` is too high"): that is a page with
+    `past_cap` set and no items, the listing's end as far as the API lets anyone see.
     """
-    params: dict[str, Any] = {"page": page, "descending": "true", **(listing_filter or {})}
+    params: list[tuple[str, Any]] = [("page", page), ("descending", "true"), *listing.params()]
     if api_key:
-        params["api_key"] = api_key
-    shown = page_url(base_url, page, listing_filter)
-    source = listing_source(base_url, listing_filter)
+        params.append(("api_key", api_key))
+    shown = page_url(base_url, page, listing)
+    source = listing_source(base_url, listing)
     for attempt in range(BODY_RETRIES + 1):
         try:
             response = session.get(f"{base_url.rstrip('/')}/jobs", params=params, timeout=timeout)
@@ -165,6 +178,8 @@ def fetch_page(
             raise MuseApiError(f"GET {shown} failed after retries: {type(exc).__name__}") from None
         text, notes = body_text(response)
         text = redact(text, api_key)
+        if response.status_code == 400 and PAST_CAP_ERROR.search(_error_text(text)):
+            return RawPage(source, page, [], past_cap=True, notes=notes)
         if response.status_code != 200:
             raise MuseApiError(f"GET {shown} answered {response.status_code}: {_error_text(text)}")
         reset = rate_limit_reset(response.headers)
@@ -201,6 +216,172 @@ def _page_signature(page: RawPage) -> tuple:
     return tuple(item.get("id") if isinstance(item, dict) else repr(item)[:50] for item in page.items)
 
 
+class RequestBudget:
+    """The requests a run may still make: `limit` None is no limit. Every page asked for counts
+    (a re-read too); urllib3's retries of one request do not."""
+
+    def __init__(self, limit: int | None = None):
+        self.limit, self.spent = limit, 0
+
+    def take(self) -> bool:
+        """Count one request; False (and nothing counted) when the budget is spent."""
+        if self.limit is not None and self.spent >= self.limit:
+            return False
+        self.spent += 1
+        return True
+
+    @property
+    def exhausted(self) -> bool:
+        return self.limit is not None and self.spent >= self.limit
+
+
+# Why a walk ended.
+END = "end"  # a page with fewer than 20 postings: the listing's last
+CAP = "cap"  # the API refused the next page as too high (or the cap learned before)
+BUDGET = "budget"  # the run's request budget is spent; the walk goes on in the next run
+MAX_PAGES = "max pages"  # CAREERPULSE_MAX_PAGES
+BROKEN = "broken"  # the server ignores `page`
+
+
+class ListingWalk:
+    """Pages `start_page`, `start_page + 1`, ... of one listing, newest first; after the walk
+    (or while it goes) its attributes say why it ended and how the listing moved.
+
+    `fetch(page)` reads one page (`fetch_page` bound to a listing). The walk ends at a page with
+    fewer than 20 results (`page_count` is not trusted: a server whose count is too small would
+    hide pages; past the real end the API answers an empty page); at the cap (the API's 400
+    "too high", or `page_cap` learned earlier: not asked again); when `budget` is spent; at
+    `max_pages`. A page whose body is unreadable is yielded (to be quarantined) and the walk goes
+    on; several in a row raise MuseApiError.
+
+    The listing moves while it is walked, and the `total` of each answer says how:
+
+    - `total` dropped by d since the previous answer (`previous_total` for the first page of a
+      resumed walk): postings before this page expired and d later ones slid up onto pages
+      already read. The ceil(d / 20) pages before (at most MAX_REREAD_PAGES) are read again.
+    - a page repeats page j exactly: when `total` grew by at least 20 per page between them, new
+      postings pushed the listing down (a shift, noted on the page); otherwise the server
+      ignores `page`, and the walk ends with that page as unreadable instead of going for ever.
+    - `growth`: how far `total` rose above the first answer's, so the caller can read the
+      listing's head again for the new postings that arrived on page 0 meanwhile.
+    """
+
+    def __init__(
+        self,
+        fetch: Callable[[int], RawPage],
+        start_page: int = 0,
+        *,
+        page_cap: int | None = None,
+        max_pages: int | None = None,
+        budget: RequestBudget | None = None,
+        previous_total: int | None = None,
+        max_rate_limit_wait: float = 3600.0,
+        describe: Callable[[int], str] = lambda page: f"page {page}",
+        pause: Callable[[float], None] = time.sleep,
+    ):
+        self._fetch, self.start_page = fetch, start_page
+        self.page_cap, self.max_pages = page_cap, max_pages
+        self.budget = budget or RequestBudget()
+        self.previous_total = previous_total
+        self._max_wait, self._describe, self._pause = max_rate_limit_wait, describe, pause
+        self.ended_by: str | None = None
+        self.cap_page: int | None = None  # the first page the API refused as too high
+        self.first_total: int | None = None
+        self.last_total: int | None = None
+        self.growth = 0
+        self.shifts = 0
+        self.rereads = 0
+        self.requests = 0
+
+    def _read(self, page: int) -> RawPage | None:
+        if not self.budget.take():
+            self.ended_by = BUDGET
+            return None
+        self.requests += 1
+        raw = self._fetch(page)
+        if raw.rate_limit_reset is not None:
+            # The allowance is used up: wait for the window instead of running into a 403.
+            self._pause(min(raw.rate_limit_reset, self._max_wait))
+        return raw
+
+    def _shifted(self, total: int | None, earlier_total: int | None, pages: int) -> bool:
+        return total is not None and earlier_total is not None and (
+            total - earlier_total >= PAGE_SIZE * pages
+        )
+
+    def __iter__(self) -> Iterator[RawPage]:
+        page, unreadable_in_a_row, seen = self.start_page, 0, {}
+        previous_total = self.previous_total
+        while True:
+            if self.max_pages is not None and page >= self.max_pages:
+                self.ended_by = MAX_PAGES
+                return
+            if self.page_cap is not None and page >= self.page_cap:
+                self.ended_by = CAP
+                return
+            raw = self._read(page)
+            if raw is None:
+                return
+            if raw.past_cap:
+                self.ended_by, self.cap_page = CAP, page
+                return
+            if raw.error is None and raw.items:
+                signature = _page_signature(raw)
+                if signature in seen:
+                    earlier, earlier_total = seen[signature]
+                    if not self._shifted(raw.total, earlier_total, page - earlier):
+                        yield RawPage(
+                            raw.source, page, [],
+                            error=f"page {page} repeats page {earlier}: the server ignores "
+                            "`page`; walk stopped",
+                            raw=", ".join(map(str, signature)), notes=raw.notes,
+                        )
+                        self.ended_by = BROKEN
+                        return
+                    self.shifts += 1
+                    raw = replace(raw, notes=raw.notes + (
+                        f"page {page} repeats page {earlier}: {raw.total - earlier_total} new "
+                        f"postings moved the listing down by {page - earlier} page(s)",
+                    ))
+                seen[signature] = (page, raw.total)
+            dropped = 0
+            if raw.total is not None:  # counted before the page is handed on: the caller may stop
+                if previous_total is not None:
+                    dropped = previous_total - raw.total
+                if self.first_total is None:
+                    self.first_total = raw.total
+                self.last_total, previous_total = raw.total, raw.total
+                self.growth = max(self.growth, raw.total - self.first_total)
+            yield raw
+            if dropped > 0 and page > 0:
+                back = min(math.ceil(dropped / PAGE_SIZE), MAX_REREAD_PAGES)
+                for earlier in range(max(0, page - back), page):
+                    again = self._read(earlier)
+                    if again is None:
+                        return
+                    if again.past_cap:
+                        break
+                    self.rereads += 1
+                    yield replace(again, notes=again.notes + (
+                        f"read again: the listing's total fell by {dropped} (postings expired) "
+                        f"before {self._describe(page)}",
+                    ))
+                    previous_total = again.total if again.total is not None else previous_total
+            if raw.error is None:
+                unreadable_in_a_row = 0
+                if raw.is_last:
+                    self.ended_by = END
+                    return
+            else:
+                unreadable_in_a_row += 1
+                if unreadable_in_a_row >= MAX_UNREADABLE_PAGES_IN_A_ROW:
+                    raise MuseApiError(
+                        f"{unreadable_in_a_row} unreadable pages in a row, last "
+                        f"{self._describe(page)}: {raw.error}"
+                    )
+            page += 1
+
+
 def iter_api_pages(
     base_url: str,
     api_key: str | None = None,
@@ -208,45 +389,13 @@ def iter_api_pages(
     timeout: float = 30.0,
     session: requests.Session | None = None,
     max_rate_limit_wait: float = 3600.0,
-    listing_filter: dict[str, str] | None = None,
-) -> Iterator[RawPage]:
-    """Pages 0, 1, ... of one listing until a page with fewer than 20 results, or `max_pages`.
-
-    `page_count` is not trusted to end the walk: a server whose count is too small would hide
-    the pages after it, so a full page is always followed by the next (past the real end, the
-    API answers an empty page). A page whose body is unreadable is yielded (to be quarantined)
-    and the walk goes on; several unreadable pages in a row end it with an error. A page that
-    repeats an earlier one (a server that ignores `page`) ends the walk as an unreadable page,
-    instead of walking for ever.
-    """
+    listing: Listing = PLAIN,
+    **walk_options,
+) -> ListingWalk:
+    """A `ListingWalk` of one listing over HTTP (iterate it for the pages)."""
     session = session or make_session()
-    page, unreadable_in_a_row, seen = 0, 0, {}
-    while max_pages is None or page < max_pages:
-        raw_page = fetch_page(session, base_url, page, api_key, timeout, listing_filter)
-        if raw_page.error is None and raw_page.items:
-            signature = _page_signature(raw_page)
-            if signature in seen:
-                yield RawPage(
-                    raw_page.source, page, [],
-                    error=f"page {page} repeats page {seen[signature]}: the server ignores "
-                    "`page`; walk stopped",
-                    raw=", ".join(map(str, signature)), notes=raw_page.notes,
-                )
-                return
-            seen[signature] = page
-        yield raw_page
-        if raw_page.rate_limit_reset is not None:
-            # The allowance is used up: wait for the window instead of running into a 403.
-            time.sleep(min(raw_page.rate_limit_reset, max_rate_limit_wait))
-        if raw_page.error is None:
-            unreadable_in_a_row = 0
-            if raw_page.is_last:
-                return
-        else:
-            unreadable_in_a_row += 1
-            if unreadable_in_a_row >= MAX_UNREADABLE_PAGES_IN_A_ROW:
-                raise MuseApiError(
-                    f"{unreadable_in_a_row} unreadable pages in a row, last "
-                    f"{page_url(base_url, page, listing_filter)}: {raw_page.error}"
-                )
-        page += 1
+    return ListingWalk(
+        lambda page: fetch_page(session, base_url, page, api_key, timeout, listing),
+        max_pages=max_pages, max_rate_limit_wait=max_rate_limit_wait,
+        describe=lambda page: page_url(base_url, page, listing), **walk_options,
+    )

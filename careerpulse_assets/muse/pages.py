@@ -48,6 +48,9 @@ class RawPage:
     # The listing ends with this page (fewer than PAGE_SIZE results): a walk that reached it
     # read the whole listing.
     is_last: bool = False
+    # The API refused this page as past its cap (400 "Value `page` is too high"): no items, and
+    # no later page of this listing can be read.
+    past_cap: bool = False
 
 
 # Strings (with their escapes) and the characters that give JSON its structure.
