@@ -67,7 +67,8 @@ def one_seed(silver: pd.DataFrame, seed: int, n_labels: int) -> dict[str, tuple[
     confusion = train(labelled_set(visible), KnnGrid(ks=(5,), prior_alphas=(0.0,)),
                       None).challenger.tables.confusion
     candidates = visible.loc[hidden].assign(bronze_row_id=0, category_source=None)
-    imputed, _ = impute_categories(candidates, model, "v1", threshold=0.0)
+    imputed, _ = impute_categories(candidates, model, "v1", threshold=0.0,
+                                    served=model.classes_)
     imputed["text_key"] = imputed["title"].fillna("") + "\x1f" + imputed["description_text"].fillna("")
     picks = {rule: review_queue(imputed, rule, recall_by_category(confusion))["posting_id"]
              .head(n_labels).tolist() for rule in RULES}

@@ -39,7 +39,8 @@ class MinAccuracyConfig(Config):
 
 class MinMacroF1Config(Config):
     min_macro_f1: float | None = None
-    """Macro-F1 the imputations written must reach; unset: CAREERPULSE_MIN_MACRO_F1 (0.70)."""
+    """Macro-F1 the imputations written must reach (and the F1 a category needs to be imputed);
+    unset: CAREERPULSE_MIN_MACRO_F1 (0.70)."""
 
 
 NAMES = {"accuracy": "accuracy", "macro_f1": "macro-F1", "coverage": "coverage"}
@@ -61,6 +62,9 @@ def _threshold_result(name: str, bar: float, serving: ServingClassifier) -> Asse
         "coverage": round(policy.written["coverage"], 3),
         "estimated_on_postings": policy.postings,
         "judged_categories": policy.judged_categories,
+        "served_categories": policy.imputed_categories,
+        "judged_categories_not_imputed": rounded(
+            {name: f1s["f1"] for name, f1s in policy.left_out.items()}),
         "model_version": serving.version,
     }
     if not policy.imputes:
@@ -71,25 +75,33 @@ def _threshold_result(name: str, bar: float, serving: ServingClassifier) -> Asse
             metadata=metadata | {"evaluated": False},
         )
     value = policy.written[name]
-    if math.isnan(value):  # macro-F1 with no category postings enough to judge
+    if math.isnan(value):  # macro-F1 with no judged category served
+        why = ("no category has postings enough to estimate its F1 among the "
+               f"{policy.postings} labelled postings" if not policy.judged_categories else
+               f"none of the categories with postings enough to estimate an F1 "
+               f"({', '.join(policy.judged_categories)}) is imputed")
         return AssetCheckResult(
             passed=True, severity=AssetCheckSeverity.ERROR,
-            description=f"{NAMES[name]} not estimated: no category has postings enough to "
-            f"estimate its F1 among the {policy.postings} labelled postings; the accuracy bar "
-            "alone chose the threshold",
+            description=f"{NAMES[name]} not estimated: {why}; the accuracy bar alone chose "
+            "the threshold",
             metadata=metadata | {"evaluated": False},
         )
     passed = value >= bar
     where = ("every posting" if policy.threshold == 0
              else f"confidence ≥ {policy.threshold:.2f}")
+    served = len(policy.imputed_categories)
+    left_out = (f" (not {', '.join(policy.left_out)})" if policy.left_out else "")
+    over = (f" over the judged categories imputed ({', '.join(policy.served_f1)})"
+            if name == "macro_f1" else "")
     return AssetCheckResult(
         passed=passed,
         severity=AssetCheckSeverity.ERROR,
         description=(
-            f"{_figure(policy.written, name)} of the imputations written "
-            f"{'>=' if passed else '<'} threshold {bar:.2f}; {where}, "
-            f"{_figure(policy.written, 'coverage')} of postings without a category; estimated "
-            f"nested over {policy.postings:,} labelled postings, model {serving.version}"
+            f"{_figure(policy.written, name)} of the imputations written{over} "
+            f"{'>=' if passed else '<'} threshold {bar:.2f}; {where} in {served} categories"
+            f"{left_out}, {_figure(policy.written, 'coverage')} of postings without a "
+            f"category; estimated nested over {policy.postings:,} labelled postings, model "
+            f"{serving.version}"
             + ("" if passed else f": they were chosen for {policy.bars.describe()}; "
                "imputations are not written")
         ),
@@ -103,13 +115,15 @@ def _threshold_result(name: str, bar: float, serving: ServingClassifier) -> Asse
 
 GATE_DESCRIPTION = (
     "Judges the imputations the model in service writes: those whose confidence reaches the "
-    "threshold knn_classifier chose for the bars (the lowest confidence at which the written "
-    "out-of-fold predictions meet both), estimated nested (each outer fold's threshold chosen on "
-    "the other folds' out-of-fold predictions, settings chosen inside each fold), with a 95 % "
-    "interval and the coverage. When no threshold holds up, nothing is imputed and the check says "
-    "so (coverage 0; `imputation_coverage` warns). The bar is the run config's, else the "
-    "setting; knn_classifier reads the same, so it chooses its threshold for the bar it is judged "
-    "by. Blocking: a run whose written imputations fell short would write none."
+    "threshold knn_classifier chose for the bars and whose category it serves (a category with "
+    "postings enough to judge only when its own F1 meets the macro-F1 bar; the threshold gives "
+    "the largest coverage at which the written out-of-fold predictions meet the accuracy bar), "
+    "estimated nested (each outer fold's threshold and categories chosen on the other folds' "
+    "out-of-fold predictions, settings chosen inside each fold), with a 95 % interval and the "
+    "coverage. When that estimate misses a bar, nothing is imputed and the check says so "
+    "(coverage 0; `imputation_coverage` warns). The bar is the run config's, else the setting; "
+    "knn_classifier reads the same, so it chooses its threshold and categories for the bar it is "
+    "judged by. Blocking: a run whose written imputations fell short would write none."
 )
 
 
@@ -137,8 +151,10 @@ knn_holdout_accuracy = _gate_check(
 knn_holdout_macro_f1 = _gate_check(
     "knn_holdout_macro_f1", "macro_f1", MinMacroF1Config, "min_macro_f1",
     "Macro-F1 of the imputations written is at least `min_macro_f1` (default "
-    "CAREERPULSE_MIN_MACRO_F1, 0.70), over the categories with postings enough to estimate an "
-    "F1 (20 in the estimate), learned or not.",
+    "CAREERPULSE_MIN_MACRO_F1, 0.70): the mean F1 of the categories imputed that have postings "
+    "enough to estimate an F1 (20 in the estimate); such a category whose F1 is under the bar is "
+    "not imputed (its postings are Unclassified, named in the metadata), so it lowers neither "
+    "this figure nor the other categories' imputations.",
 )
 
 
@@ -160,7 +176,8 @@ FROM silver.imputed_silver
     pool=DUCKDB_POOL,
     description="The share of postings without a category that the classifier imputed "
     "(coverage) is at least `min_coverage` (default CAREERPULSE_MIN_COVERAGE, 0.80). The rest are "
-    "`Unclassified`: the model in service is not sure enough of them to meet the quality bars. "
+    "`Unclassified`: the model in service is not sure enough of them to meet the quality bars, "
+    "or guesses a category it does not know well enough to impute (named in the metadata). "
     "WARN: gold and the forecast are still written; label postings (`make review`, Unclassified "
     "ones first) to teach the model what it does not know.",
 )
@@ -175,6 +192,7 @@ def imputation_coverage(
     metadata = {"postings_without_category": without_category, "imputed": imputed,
                 "unclassified": without_category - imputed, "threshold": bar,
                 "estimated_coverage": round(policy.written["coverage"], 3),
+                "categories_not_imputed": list(policy.left_out),
                 "imputation_threshold": policy.threshold, "model_version": knn_classifier.version}
     if not without_category:
         return AssetCheckResult(passed=True, severity=AssetCheckSeverity.WARN,
@@ -190,7 +208,8 @@ def imputation_coverage(
             f"category imputed, {without_category - imputed} Unclassified) "
             f"{'>=' if passed else '<'} {bar:.0%}"
             + ("" if passed else f": {policy.reason}; label postings (`make review`, the "
-               "Unclassified first) of the categories the classifier's metadata calls weak")
+               "Unclassified first)" + (f" of {', '.join(policy.left_out)}" if policy.left_out
+                                        else ""))
         ),
         metadata=metadata | {"coverage": round(coverage, 3)},
     )

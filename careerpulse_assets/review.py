@@ -48,7 +48,7 @@ def queue_from_newest_model(connection, settings: Settings) -> tuple[pd.DataFram
     model = ModelStore(folder=str(settings.storage_dir / "models")).load(newest.version)
     # Not in service: it imputes nothing (threshold None), but its guesses order the queue.
     imputed, _ = impute_categories(connection.execute(UNLABELLED_SQL).fetchdf(), model,
-                                   newest.version, threshold=None)
+                                   newest.version, threshold=None, served=())
     return review_queue(imputed, DEFAULT_RULE), newest.version
 
 

@@ -178,9 +178,20 @@ def _classifier_lines(meta: dict) -> list[str]:
         f"  champion           {meta['champion']}",
         f"  imputation         {_cut(meta['imputation'])}",
         "  threshold          " + ("none: nothing is imputed" if threshold is None
-                                    else "0: every posting" if threshold == 0
+                                    else "0: every posting of a served category" if threshold == 0
                                     else f"confidence ≥ {threshold:.3f}"),
     ]
+    served = meta.get("served_categories") or []
+    if served:
+        label = "served" if threshold is not None else "would serve"
+        lines.append(f"  {label:<18} {len(served)} categories: {_cut(', '.join(served))}")
+    left_out = meta.get("categories_not_imputed") or {}
+    if left_out:
+        named = "; ".join(
+            f"{name} F1 {f1s['f1']:.2f} (at best {f1s['best_f1']:.2f}, at ≥ "
+            f"{f1s['best_threshold']:.2f})" for name, f1s in left_out.items())
+        lines.append(f"  not imputed        {named}: under the macro-F1 bar, the model does not "
+                     "know them well enough; label their postings (`make review`)")
     candidate = meta.get("candidate_threshold")
     if candidate is not None:
         # What is written, or what the candidate threshold would write: how far from the bars.
@@ -203,9 +214,15 @@ def _classifier_lines(meta: dict) -> list[str]:
 def _imputed_line(meta: dict) -> str:
     imputed, unclassified = meta["imputed_postings"], meta["unclassified_postings"]
     coverage = meta.get("coverage")
+    why = []
+    if meta.get("unclassified_below_threshold"):
+        why.append(f"{meta['unclassified_below_threshold']} under the threshold")
+    not_served = meta.get("unclassified_not_served") or {}
+    if not_served:
+        why.append("guessed " + ", ".join(f"{name} {n}" for name, n in not_served.items()))
     return (f"  imputed            {imputed} of {imputed + unclassified} postings without a "
             f"category" + (f" (coverage {coverage:.1%})" if coverage is not None else "")
-            + f", {unclassified} Unclassified")
+            + f", {unclassified} Unclassified" + (f" ({'; '.join(why)})" if why else ""))
 
 
 def _cut(text: str, limit: int = 300) -> str:

@@ -221,6 +221,9 @@ def log_training(
     metrics |= {f"candidate_{name}": value for name, value in policy.estimate.items()}
     if policy.threshold is not None:
         metrics["imputation_threshold"] = policy.threshold
+    if policy.candidate is not None:  # which categories (evaluation.json names them)
+        metrics |= {"served_categories": len(policy.served),
+                    "judged_categories_not_imputed": len(policy.left_out)}
     mlflow.log_metrics(metrics)
     evaluation = evaluation_of(training.challenger, training.chosen, labelled)
     reference = drift_reference(labelled, unlabelled_share)

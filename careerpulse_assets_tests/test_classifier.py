@@ -18,7 +18,8 @@ def test_imputation_fills_only_missing_categories_with_confidence_and_version():
     frame = silver(synthetic_postings())
     labelled = labelled_set(frame)
     model = fit_knn(labelled.postings, labelled.labels, KnnParams(k=3))
-    imputed, predicted = impute_categories(frame, model, "models:/careerpulse-knn-category/1", 0.0)
+    imputed, predicted = impute_categories(frame, model, "models:/careerpulse-knn-category/1", 0.0,
+                                           model.classes_)
 
     assert predicted == frame["category"].isna().sum()
     assert imputed["category"].notna().all()
@@ -58,14 +59,15 @@ def test_earlier_imputations_of_the_same_rows_are_kept_and_only_the_rest_predict
         "runner_up_share": [0.31, 0.31],
     })
     imputed, predicted = impute_categories(frame, model, "models:/careerpulse-knn-category/1", 0.0,
-                                           earlier)
+                                           [*model.classes_, "Remembered"], earlier)
     assert predicted == len(missing) - 1  # all but the one kept
     by_id = imputed.set_index("posting_id")
     assert by_id.loc[kept["posting_id"], "category"] == "Remembered"
     assert by_id.loc[kept["posting_id"], "imputation_confidence"] == 0.42
     assert by_id.loc[kept["posting_id"], "runner_up_category"] == "Second"
     assert by_id.loc[edited["posting_id"], "category"] in model.classes_
-    fresh, _ = impute_categories(frame, model, "models:/careerpulse-knn-category/1", 0.0)
+    fresh, _ = impute_categories(frame, model, "models:/careerpulse-knn-category/1", 0.0,
+                                           model.classes_)
     others = ~imputed["posting_id"].isin([kept["posting_id"]])
     pd.testing.assert_frame_equal(imputed[others], fresh[others])
 
@@ -78,11 +80,11 @@ def test_below_the_threshold_a_posting_is_unclassified_and_keeps_the_guess():
     labelled = labelled_set(frame)
     model = fit_knn(labelled.postings, labelled.labels, KnnParams(k=5))
     version = "models:/careerpulse-knn-category/1"
-    everything, _ = impute_categories(frame, model, version, 0.0)
+    everything, _ = impute_categories(frame, model, version, 0.0, model.classes_)
     missing = frame["category"].isna().to_numpy()
     confidence = everything.loc[missing, "imputation_confidence"].to_numpy()
     threshold = float(np.median(confidence))
-    imputed, _ = impute_categories(frame, model, version, threshold)
+    imputed, _ = impute_categories(frame, model, version, threshold, model.classes_)
     judged = imputed[missing]
     written = judged["imputation_confidence"] >= threshold
     assert 0 < written.sum() < len(judged)
@@ -103,7 +105,7 @@ def test_below_the_threshold_a_posting_is_unclassified_and_keeps_the_guess():
     earlier = imputed.loc[missing, ["posting_id", "bronze_row_id", "predicted_category",
                                     "imputation_confidence", "runner_up_category",
                                     "runner_up_share"]]
-    none, predicted = impute_categories(frame, model, version, None, earlier)
+    none, predicted = impute_categories(frame, model, version, None, model.classes_, earlier)
     assert predicted == 0
     assert none.loc[missing, "category"].eq(UNCLASSIFIED).all()
     assert none.loc[missing, "predicted_category"].tolist() == judged["predicted_category"].tolist()
@@ -111,7 +113,7 @@ def test_below_the_threshold_a_posting_is_unclassified_and_keeps_the_guess():
 
 def test_without_a_model_every_posting_without_a_category_is_unclassified():
     frame = silver(synthetic_postings())
-    imputed, predicted = impute_categories(frame, None, None, None)
+    imputed, predicted = impute_categories(frame, None, None, None, ())
     missing = frame["category"].isna().to_numpy()
     assert predicted == 0
     assert imputed.loc[missing, "category"].eq(UNCLASSIFIED).all()

@@ -148,9 +148,11 @@ def run_bars(run_config: dict, settings: Bars) -> Bars:
     description="TF-IDF + cosine KNN that learns the category from title and description; vote "
     "rule, class-prior correction, title weight, word pairs and k chosen by stratified 5-fold CV "
     "on macro-F1. Judged out-of-fold over every labelled posting (settings chosen inside each "
-    "outer fold). Imputes only postings whose confidence reaches a threshold chosen so that the "
-    "imputations written meet the accuracy and macro-F1 bars, estimated nested (each fold's "
-    "threshold chosen on the other folds); none: nothing is imputed. Registered in MLflow as "
+    "outer fold). Imputes what it knows: postings whose confidence reaches a threshold and whose "
+    "category is served (a category with postings enough to judge is served only when its own "
+    "F1 meets the macro-F1 bar), chosen for the largest coverage at which the imputations "
+    "written meet the accuracy bar; estimated nested (each fold's threshold and categories "
+    "chosen on the other folds); when that estimate misses a bar nothing is imputed. Registered in MLflow as "
     f"`{REGISTERED_MODEL_NAME}`: the alias `champion` is the version in service, `challenger` "
     "the newest trained. Retrains when reviewers' labels are new or changed, when 5 % or more "
     "of the champion's labelled postings changed, its settings or code changed, or when forced, "
@@ -380,11 +382,16 @@ def _classifier_metadata(serving: ServingClassifier, run_url: str | None) -> dic
         "imputation_threshold": policy.threshold,
         "bars": policy.bars.describe(),
         **{f"written_{name}": value for name, value in rounded(policy.written).items()},
-        # The threshold chosen on every out-of-fold prediction, and the nested estimate of what
-        # it writes (the same as written_* when it is in use).
+        # The threshold and categories chosen on every out-of-fold prediction, and the nested
+        # estimate of what they write (the same as written_* when in use).
         "candidate_threshold": policy.candidate,
         **{f"candidate_{name}": value for name, value in rounded(policy.estimate).items()},
         "judged_categories": policy.judged_categories,
+        "served_categories": policy.served,
+        "served_judged_f1": rounded(policy.served_f1),
+        # The judged categories left out: their F1 at the threshold, and their best F1 (at
+        # best_threshold). Labels teach the model them (`make review`).
+        "categories_not_imputed": {name: rounded(f1s) for name, f1s in policy.left_out.items()},
         # The model's every out-of-fold prediction, the threshold aside.
         **{f"oof_{name}": value for name, value in rounded(evaluation.estimate).items()},
         "oof_postings": evaluation.postings,
@@ -429,7 +436,8 @@ def _classifier_metadata(serving: ServingClassifier, run_url: str | None) -> dic
     description="`silver.imputed_silver`: every silver posting with a category, never NULL: "
     "observed ones kept (`category_source` `api` or `label`); missing ones imputed by the "
     "champion classifier (`imputed`, `is_imputed`) when its confidence reaches the threshold "
-    "chosen for the quality bars, else `Unclassified` (`unclassified`). On every posting the "
+    "chosen for the quality bars and its category is served, else `Unclassified` "
+    "(`unclassified`). On every posting the "
     "model judged: its guess (`predicted_category`), `imputation_confidence` (share of neighbour "
     "votes), the runner-up and `model_version`. A new model that passed the quality gate is "
     "made champion here, before it imputes.",
@@ -454,7 +462,8 @@ def imputed_silver(
     with Heartbeat(context.log.info, "imputed_silver") as beat:
         beat.phase(f"imputing with {version}" if version else "no model: nothing to impute")
         imputed, predicted = impute_categories(postings, knn_classifier.model, version,
-                                               policy.threshold, earlier)
+                                               policy.threshold, policy.imputed_categories,
+                                               earlier)
     # The texts stay in silver: the imputed table is the lean one users count and join.
     imputed = imputed.drop(columns=["description_text"])
     with duckdb.get_connection() as connection:
@@ -464,6 +473,8 @@ def imputed_silver(
         metadata = table_metadata(connection, "silver.imputed_silver")
     written = imputed["is_imputed"]
     without_category = int(imputed["category_source"].isin(["imputed", "unclassified"]).sum())
+    unclassified = imputed[imputed["category_source"] == "unclassified"]
+    below_threshold = unclassified["predicted_category"].isin(policy.imputed_categories)
     confidence = imputed.loc[written, "imputation_confidence"]
     return MaterializeResult(metadata={
         **metadata,
@@ -471,6 +482,12 @@ def imputed_silver(
         "unclassified_postings": without_category - int(written.sum()),
         "coverage": round(int(written.sum()) / without_category, 3) if without_category else None,
         "imputation_threshold": policy.threshold,
+        "served_categories": policy.imputed_categories,
+        # Why the Unclassified are: a guess under the threshold, or in a category not imputed.
+        "unclassified_below_threshold": int(below_threshold.sum()),
+        "unclassified_not_served": {
+            str(k): int(v) for k, v in
+            unclassified.loc[~below_threshold, "predicted_category"].value_counts().items()},
         "predicted_in_this_run": predicted,
         "mean_imputation_confidence": round(float(confidence.mean()), 3) if len(confidence) else None,
         "model_version": version,
@@ -515,8 +532,10 @@ def review_queue(
         raise Failure(f"unknown review rule {config.rule!r}; the rules are {', '.join(REVIEW_RULES)}")
     with duckdb.get_connection() as connection:
         judged = connection.execute(JUDGED_SQL).fetchdf()
+        policy = knn_classifier.policy
         queue = ordered_queue(judged, config.rule,
-                              recall_by_category(knn_classifier.evaluation.confusion))
+                              recall_by_category(knn_classifier.evaluation.confusion),
+                              list(policy.left_out) if policy.imputes else ())
         with transaction_with(connection, review_rows=queue):
             connection.execute("CREATE SCHEMA IF NOT EXISTS silver")
             connection.execute("CREATE OR REPLACE TABLE silver.review_queue AS "

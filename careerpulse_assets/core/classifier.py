@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -91,7 +92,8 @@ class Outcome:
 @dataclass(frozen=True)
 class ServingClassifier:
     """What `knn_classifier` hands downstream: the model in service after this run, and what
-    it may impute (`policy`: the confidence threshold and the estimate of what it writes)."""
+    it may impute (`policy`: the confidence threshold, the categories served and the estimate of
+    what it writes)."""
 
     model: Pipeline
     version: str  # models:/careerpulse-knn-category/N
@@ -116,13 +118,14 @@ def impute_categories(
     model: Pipeline | None,
     model_version: str | None,
     threshold: float | None,
+    served: Collection[str],
     earlier: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, int]:
     """Every silver posting, with a category: observed ones kept (`category_source` `api` or
     `label`); missing ones imputed (`imputed`, `is_imputed`) when the model's confidence is at
-    least `threshold`, else `Unclassified` (`unclassified`; `threshold` None: every one, as
-    without a model). Returns the frame and how many postings were predicted in this call (the
-    rest were observed or kept from `earlier`).
+    least `threshold` and its guess is one of the `served` categories, else `Unclassified`
+    (`unclassified`; `threshold` None: every one, as without a model). Returns the frame and how
+    many postings were predicted in this call (the rest were observed or kept from `earlier`).
 
     On every posting the model judged (imputed or not): `predicted_category` (its guess),
     `imputation_confidence` (the guess's share of the weighted, prior-corrected neighbour
@@ -161,7 +164,8 @@ def impute_categories(
                 second > 0, model.classes_[order[:, 1]], None)
             imputed.loc[to_predict, "runner_up_share"] = second
     written = missing & (imputed["imputation_confidence"] >= (
-        np.inf if threshold is None else threshold))
+        np.inf if threshold is None else threshold)) & imputed["predicted_category"].isin(
+        list(served))
     imputed.loc[written, "category"] = imputed.loc[written, "predicted_category"]
     imputed.loc[written, "category_source"] = "imputed"
     imputed.loc[written, "is_imputed"] = True

@@ -20,10 +20,11 @@
    quality gate passes; the first model is promoted when it passes the gate.
 
 3. **What may the model impute?** (`imputation_decision`) A posting is imputed when its
-   confidence reaches the threshold chosen on the out-of-fold predictions for the bars
-   (`selective.py`), and only if the nested estimate of what that threshold writes meets the
+   confidence reaches the threshold chosen on the out-of-fold predictions for the bars and its
+   predicted category is served (a judged category only when its own F1 meets the macro-F1
+   bar: `selective.py`), and only if the nested estimate of what that policy writes meets the
    bars too; otherwise nothing is imputed (every posting without a category is counted as
-   `Unclassified`), and the reason gives the figures.
+   `Unclassified`), and the reason gives the figures and names the categories left out.
 
 Plain values in, a decision and its reason out: the asset does the I/O.
 """
@@ -63,37 +64,59 @@ class ImputationDecision:
     reason: str
 
 
-def _written_figures(metrics: dict[str, float]) -> str:
+def _written_figures(metrics: dict[str, float], macro_judged: bool = True) -> str:
     if math.isnan(metrics["accuracy"]):
         return "nothing would be written"
     macro = metrics["macro_f1"]
-    return (f"accuracy {metrics['accuracy']:.3f}, "
-            + ("macro-F1 not judged" if math.isnan(macro) else f"macro-F1 {macro:.3f}")
-            + f", coverage {metrics['coverage']:.1%}")
+    if not math.isnan(macro):
+        macro_text = f"macro-F1 {macro:.3f}"
+    elif macro_judged:  # a category served, but by no policy chosen without its postings
+        macro_text = "macro-F1 not estimated (a category served by none of them)"
+    else:
+        macro_text = "macro-F1 not judged"
+    return (f"accuracy {metrics['accuracy']:.3f}, {macro_text}, "
+            f"coverage {metrics['coverage']:.1%}")
+
+
+def _what(threshold: float, served: int, left_out: dict[str, float], bar: float) -> str:
+    postings = "every posting" if threshold == 0 else f"postings with confidence ≥ {threshold:.2f}"
+    if not left_out:
+        return f"{postings} (all {served} categories it learned)"
+    named = ", ".join(f"{name} {f1:.2f}" for name, f1 in left_out.items())
+    return (f"{postings} predicted in one of {served} categories, not in {named} (F1 under "
+            f"{bar:.2f}: label them)")
 
 
 def imputation_decision(
-    bars: Bars, threshold: float | None, nested: dict[str, float] | None, macro_judged: bool
+    bars: Bars,
+    threshold: float | None,
+    nested: dict[str, float] | None,
+    served: int = 0,
+    left_out: dict[str, float] | None = None,
+    macro_judged: bool = True,
 ) -> ImputationDecision:
-    """`threshold`: the lowest confidence whose out-of-fold predictions meet `bars` (None when
-    none does); `nested`: accuracy, macro_f1 and coverage of what it writes, each posting's
-    threshold chosen without it."""
+    """`threshold`: the confidence chosen on the out-of-fold predictions for `bars`, with its
+    `served` categories (how many) and the judged ones `left_out` (name: F1 at the threshold);
+    None when no threshold reaches the accuracy bar. `nested`: accuracy, macro_f1 (over the
+    served judged categories; NaN when none is, `macro_judged` False) and coverage of what it
+    writes, each posting's threshold and categories chosen without it."""
     nothing = "nothing is imputed: every posting without a category is Unclassified"
     if threshold is None or nested is None:
         return ImputationDecision(
-            None, f"no confidence threshold gives out-of-fold imputations with "
-            f"{bars.describe()}: {nothing}"
+            None, f"no confidence threshold gives out-of-fold imputations with accuracy ≥ "
+            f"{bars.accuracy:.2f}, even in the categories whose F1 reaches "
+            f"{bars.macro_f1:.2f}: {nothing}"
         )
-    figures = _written_figures(nested)
+    what = _what(threshold, served, left_out or {}, bars.macro_f1)
+    figures = _written_figures(nested, macro_judged)
     if not bars.met_by(nested, macro_judged):
         return ImputationDecision(
-            None, f"confidence ≥ {threshold:.2f} meets {bars.describe()} on the out-of-fold "
-            f"predictions it was chosen on, but not nested (each fold's threshold chosen "
+            None, f"imputing {what} meets {bars.describe()} on the out-of-fold predictions it "
+            f"was chosen on, but not nested (each fold's threshold and categories chosen "
             f"without it: {figures}): {nothing}"
         )
-    what = "every posting" if threshold == 0 else f"postings with confidence ≥ {threshold:.2f}"
     unjudged = "" if macro_judged else (
-        "; macro-F1 not judged: no category has postings enough to estimate its F1")
+        "; macro-F1 not judged: no category with postings enough to estimate its F1 is served")
     return ImputationDecision(
         threshold, f"imputes {what}: what it writes is estimated nested at {figures} "
         f"({bars.describe()}){unjudged}"

@@ -14,8 +14,8 @@ no model can impute them right, and the estimate says so in accuracy.
 - each averaged over the repeats, with a 95 % bootstrap interval over postings (the same
   resampled postings for every repeat).
 
-`estimate(oof, written)` scores only the predictions a selective imputation would write
-(`selective.py`), and adds their coverage.
+`estimate(oof, written, judged=...)` scores only the predictions a selective imputation would
+write (`selective.py`), macro-F1 over the judged categories it serves, and adds their coverage.
 
 Against a hold-out of a fifth of the postings, the estimate rests on five times as many, so its
 interval is about sqrt(5) = 2.2 times narrower; and the outer training parts hold 80 % of the
@@ -27,7 +27,8 @@ settings) runs both on the very same folds and resamples, so their difference is
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -229,6 +230,8 @@ def _resamples(n: int, resamples: int) -> list[np.ndarray]:
 
 def _interval(values: np.ndarray) -> tuple[float, float]:
     # A resample with nothing written (or no judged category) has no figure: left out.
+    if np.isnan(values).all():
+        return float("nan"), float("nan")
     return float(np.nanpercentile(values, 2.5)), float(np.nanpercentile(values, 97.5))
 
 
@@ -261,21 +264,24 @@ class Estimate:
                 f"({self.repeats} × {self.folds}-fold, settings chosen inside each fold)")
 
 
-def point_metrics(oof: OutOfFold, written: np.ndarray | None = None) -> dict[str, float]:
-    """`estimate(oof, written).metrics` without the intervals."""
+def point_metrics(
+    oof: OutOfFold, written: np.ndarray | None = None, judged: Sequence[str] | None = None
+) -> dict[str, float]:
+    """`estimate(oof, written, judged=judged).metrics` without the intervals."""
     full = np.arange(len(oof.truth))[None, :]
-    point = _bootstrap_metrics(oof.truth, oof.predicted, full, judged_categories(oof.truth),
-                               written)
+    judged = judged_categories(oof.truth) if judged is None else list(judged)
+    point = _bootstrap_metrics(oof.truth, oof.predicted, full, judged, written)
     return {name: float(value[0]) for name, value in point.items()}
 
 
 def estimate(
     oof: OutOfFold, resamples: int = BOOTSTRAP_RESAMPLES, written: np.ndarray | None = None,
-    judged_min: int = MIN_JUDGED_POSTINGS,
+    judged_min: int = MIN_JUDGED_POSTINGS, judged: Sequence[str] | None = None,
 ) -> Estimate:
     """The figures of `oof`'s predictions, or with `written` (repeats × postings) of the
-    predictions written only; macro-F1 over the categories with `judged_min` postings."""
-    judged = judged_categories(oof.truth, judged_min)
+    predictions written only; macro-F1 over `judged`, by default the categories with
+    `judged_min` postings (NaN when none is)."""
+    judged = judged_categories(oof.truth, judged_min) if judged is None else list(judged)
     full = np.arange(len(oof.truth))[None, :]
     point = _bootstrap_metrics(oof.truth, oof.predicted, full, judged, written)
     draws = [_bootstrap_metrics(oof.truth, oof.predicted, picks, judged, written)
@@ -289,6 +295,39 @@ def estimate(
         folds=int(oof.fold.max()) + 1,
         judged=tuple(judged),
     )
+
+
+@dataclass(frozen=True)
+class CategoryF1s:
+    """Each category's F1 over its own written predictions (averaged over the repeats), their
+    mean (`macro_f1`, NaN without categories) and its 95 % bootstrap interval."""
+
+    f1: dict[str, float]
+    macro_f1: float
+    interval: tuple[float, float]
+
+
+def category_f1s(
+    oof: OutOfFold, written: dict[str, np.ndarray], resamples: int = BOOTSTRAP_RESAMPLES
+) -> CategoryF1s:
+    """`written` maps a category to the predictions (repeats × postings) its F1 is scored
+    over; each F1 as `estimate` scores a judged category's, on the same bootstrap resamples."""
+    if not written:
+        return CategoryF1s({}, float("nan"), (float("nan"), float("nan")))
+    full = np.arange(len(oof.truth))[None, :]
+
+    def f1s(picks: np.ndarray) -> np.ndarray:  # categories × resamples
+        return np.array([_bootstrap_metrics(oof.truth, oof.predicted, picks, [category],
+                                            mask)["macro_f1"]
+                         for category, mask in written.items()])
+
+    point = f1s(full)[:, 0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a resample without a category
+        draws = np.concatenate([np.nanmean(f1s(picks), axis=0)
+                                for picks in _resamples(len(oof.truth), resamples)])
+    return CategoryF1s(dict(zip(written, map(float, point), strict=True)),
+                       float(np.mean(point)), _interval(draws))
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """What to label first: the postings the model judged, ordered by how much a reviewer's label
-would help. Postings it left `Unclassified` (confidence under the threshold, or no model allowed
-to impute) come first: nothing else gives them a category.
+would help. Postings it left `Unclassified` (confidence under the threshold, a category it does
+not impute, or no model allowed to impute) come first: nothing else gives them a category.
 
 Plain functions over a frame of judged postings (posting_id, title, predicted_category,
 category_source, imputation_confidence, runner_up_category, runner_up_share, text_key); the
@@ -25,6 +25,8 @@ labels on one text.
 """
 
 from __future__ import annotations
+
+from collections.abc import Collection
 
 import numpy as np
 import pandas as pd
@@ -73,10 +75,13 @@ def recall_by_category(confusion: pd.DataFrame | None) -> dict[str, float]:
 
 
 def review_queue(
-    judged: pd.DataFrame, rule: str = DEFAULT_RULE, recall: dict[str, float] | None = None
+    judged: pd.DataFrame, rule: str = DEFAULT_RULE, recall: dict[str, float] | None = None,
+    not_imputed: Collection[str] = (),
 ) -> pd.DataFrame:
     """The postings of `judged`, priority 1 first, each with the reason for its place: the
-    Unclassified ones first, each part in the order of `rule` (a repeated text after all)."""
+    Unclassified ones first, each part in the order of `rule` (a repeated text after all).
+    `not_imputed`: the categories the model in service does not impute (its F1 in them is under
+    the bar), which the reason of a posting guessed in one of them names."""
     if rule not in RULES:
         raise ValueError(f"unknown review rule {rule!r}; the rules are {', '.join(RULES)}")
     queue = judged.reset_index(drop=True).copy()
@@ -108,16 +113,19 @@ def review_queue(
     queue = queue.assign(imputed=~queue["unclassified"]).sort_values(
         ["repeat", "imputed", "turn"], kind="stable", ignore_index=True)
     queue["priority"] = np.arange(1, len(queue) + 1)
-    queue["reason"] = [_reason(row, rule) for row in queue.itertuples()]
+    queue["reason"] = [_reason(row, rule, not_imputed) for row in queue.itertuples()]
     return queue[QUEUE_COLUMNS + [c for c in ("link",) if c in queue]]
 
 
-def _reason(row, rule: str) -> str:
+def _reason(row, rule: str, not_imputed: Collection[str] = ()) -> str:
     runner = (f" vs {row.runner_up_category} {row.runner_up_share:.0%}"
               if isinstance(row.runner_up_category, str) else " with no runner-up")
     text = (f"{row.category} {row.imputation_confidence:.0%}{runner} "
             f"(margin {row.margin:.2f})")
-    if row.unclassified:
+    if row.unclassified and row.category in not_imputed:
+        text = (f"Unclassified ({row.category} is not imputed: the model does not know it well "
+                f"enough yet): {text}")
+    elif row.unclassified:
         text = f"Unclassified (not sure enough to impute): {text}"
     if rule == "low_recall_margin":
         text += f"; the model finds {row.recall:.0%} of one of them"
