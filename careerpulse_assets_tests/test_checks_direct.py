@@ -72,7 +72,11 @@ def serving(accuracy=0.93, macro_f1=0.8, coverage=0.9, threshold=0.6, counts=Non
             bars=Bars(0.9, 0.7)) -> ServingClassifier:
     written = with_intervals(accuracy=accuracy, macro_f1=macro_f1, coverage=coverage)
     policy = (ImputationPolicy(threshold, bars, f"imputes postings with confidence ≥ {threshold}",
-                               threshold, written, 1200, ["Healthcare", "Sales"])
+                               threshold, written, 1200, ["Healthcare", "Sales"],
+                               served=["Healthcare", "Education"],
+                               served_f1={"Healthcare": written["macro_f1"]},
+                               left_out={"Sales": {"f1": 0.41, "best_f1": 0.5,
+                                                   "best_threshold": 0.8}})
               if threshold is not None else
               ImputationPolicy(None, bars, "no confidence threshold gives out-of-fold imputations "
                                "with accuracy ≥ 0.90 and macro-F1 ≥ 0.70: nothing is imputed",
@@ -92,8 +96,11 @@ def test_the_gate_checks_judge_what_is_written_and_say_what_it_rests_on():
     assert passed.passed and passed.severity.value == "ERROR"
     assert passed.description.startswith(
         "accuracy 0.930 (95 % interval 0.910–0.950) of the imputations written >= threshold 0.90; "
-        "confidence ≥ 0.60, coverage 0.900 (95 % interval 0.880–0.920) of postings without a "
-        "category; estimated nested over 1,200 labelled postings")
+        "confidence ≥ 0.60 in 2 categories (not Sales), coverage 0.900 (95 % interval "
+        "0.880–0.920) of postings without a category; estimated nested over 1,200 labelled "
+        "postings")
+    assert passed.metadata["served_categories"].value == ["Healthcare", "Education"]
+    assert passed.metadata["judged_categories_not_imputed"].value == {"Sales": 0.41}
     assert passed.metadata["estimated_on_postings"].value == 1200
     assert passed.metadata["threshold"].value == 0.9  # the setting, as the config left it unset
     # A bar above what the threshold was chosen for: the written imputations fall short.
@@ -119,8 +126,10 @@ def test_when_nothing_is_imputed_the_gate_says_so_and_does_not_block():
     unjudged = knn_holdout_macro_f1(MinMacroF1Config(), serving(macro_f1=float("nan")),
                                     quality_bars=BARS)
     assert unjudged.passed and unjudged.metadata["evaluated"].value is False
-    assert unjudged.description.startswith("macro-F1 not estimated: no category has postings "
-                                           "enough to estimate its F1 among the 1200 labelled")
+    # Healthcare and Sales have postings enough to be judged, but neither is imputed.
+    assert unjudged.description.startswith(
+        "macro-F1 not estimated: none of the categories with postings enough to estimate an F1 "
+        "(Healthcare, Sales) is imputed; the accuracy bar alone chose the threshold")
 
 
 def test_the_coverage_check_warns_below_the_setting(database):
