@@ -91,3 +91,41 @@ def test_a_bar_no_threshold_meets_imputes_nothing_for_that_run_only(tmp_path, se
     client = mlflow.MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
     assert set(client.get_model_version("careerpulse-knn-category", "1").aliases) == {
         "champion", "challenger"}
+
+
+def test_a_challenger_whose_run_ended_before_the_handover_is_made_champion_by_the_next_run(
+    tmp_path, settings_for
+):
+    # A reviewer's finding: two overlapping runs (or a kill between knn_classifier and
+    # imputed_silver) left a promoted challenger that no later run would train or serve again.
+    from dagster import materialize
+
+    from .test_people_in_the_loop import write_labels
+
+    settings = settings_for(archive=write_archive(tmp_path / "archive", imbalanced_postings(COUNTS)))
+    instance = DagsterInstance.ephemeral()
+    assert materialize_graph(settings, SMALL_GRID, instance=instance).success
+    unlabelled = query(settings, "SELECT posting_id FROM silver.silver_postings "
+                                 "WHERE category IS NULL ORDER BY posting_id LIMIT 2")
+    write_labels(settings.labels_dir, "ana.csv",
+                 [(int(pid), "Healthcare") for pid in unlabelled["posting_id"]])
+    # The run that trains on the new labels ends after knn_classifier: no handover.
+    defs = build_definitions(settings)
+    trained = materialize(list(defs.assets) + list(defs.asset_checks),
+                          selection=["silver_postings", "knn_classifier"],
+                          resources=build_resources(settings), run_config=SMALL_GRID,
+                          instance=instance, raise_on_error=False)
+    assert trained.success
+    meta = classifier_metadata(instance)
+    assert meta["retrained"] is True and meta["challenger"] == "models:/careerpulse-knn-category/2"
+    client = mlflow.MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
+    assert client.get_model_version_by_alias("careerpulse-knn-category", "champion").version == 1
+
+    assert materialize_graph(settings, SMALL_GRID, instance=instance).success
+    meta = classifier_metadata(instance)
+    assert meta["retrained"] is False
+    assert "passed promotion but its run ended before it was made champion" in meta["reason"]
+    assert client.get_model_version_by_alias("careerpulse-knn-category", "champion").version == 2
+    imputed = query(settings, "SELECT DISTINCT model_version FROM silver.imputed_silver "
+                              "WHERE model_version IS NOT NULL")
+    assert imputed["model_version"].tolist() == ["models:/careerpulse-knn-category/2"]
