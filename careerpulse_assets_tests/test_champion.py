@@ -68,13 +68,16 @@ def test_a_forced_retraining_on_a_poorer_grid_is_not_promoted_and_says_why(tmp_p
 def test_a_bar_no_threshold_meets_imputes_nothing_for_that_run_only(tmp_path, settings_for):
     settings = settings_for(archive=write_archive(tmp_path / "archive", imbalanced_postings(COUNTS)))
     instance = DagsterInstance.ephemeral()
+    # Bars above 1: no category can be served, whatever its F1 or its own predictions' precision.
     strict = {"ops": {**SMALL_GRID["ops"],
+                      "knn_classifier_knn_holdout_accuracy": {"config": {"min_accuracy": 1.01}},
                       "knn_classifier_knn_holdout_macro_f1": {"config": {"min_macro_f1": 1.01}}}}
     assert materialize_graph(settings, strict, instance=instance).success
     meta = classifier_metadata(instance)
     assert meta["imputation_threshold"] is None
     assert meta["imputation"].startswith("no confidence threshold gives out-of-fold imputations "
-                                         "with accuracy ≥ 0.90 and macro-F1 ≥ 1.01")
+                                         "with accuracy ≥ 1.01, even in the categories whose F1 "
+                                         "reaches 1.01")
     written = query(settings, "SELECT count(*) FILTER (WHERE is_imputed) AS i, count(*) FILTER "
                               "(WHERE category = 'Unclassified') AS u FROM silver.imputed_silver")
     assert written.values.tolist() == [[0, 6]]
