@@ -249,7 +249,7 @@ def _step_failures(result) -> list[str]:
             lines.append(
                 f"  {event.step_key} stopped the run: the imputations it would write fall short "
                 "of a bar set in the run config; the classifier chooses its threshold for the "
-                "bars the checks use (README: The classifier and its checks)"
+                "bars the checks use (docs/classifier.md)"
             )
         elif event.is_step_failure:
             message = _root_message(event.step_failure_data.error)
