@@ -188,8 +188,9 @@ def test_a_run_waiting_for_the_pool_names_the_holder_and_goes_on_when_the_holder
     assert waiter.returncode == 0, output[-3000:]
     (waiting,) = [line for line in lines if "waits for pool" in line][:1]
     assert "step bronze_postings waits for pool careerpulse_duckdb" in waiting
-    # The holder's step: bronze, or silver when the waiter took long to start (a loaded machine).
-    assert re.search(r"held by run \S+ \(step (bronze|silver)_postings, STARTED\)", waiting), waiting
+    # The holder's step: bronze, or a later one when the waiter took long to start (a loaded
+    # machine); what matters is that the waiter names the holder's run and step.
+    assert re.search(r"held by run \S+ \(step \w+, STARTED\)", waiting), waiting
     holder_run = waiting.split("held by run ")[1].split()[0]
     assert f"run {holder_run} marked failed: its worker process {holder.pid} is gone" in output
     counts = query(
