@@ -11,7 +11,6 @@ from datetime import timedelta
 from dagster import (
     Definitions,
     EnvVar,
-    FilesystemIOManager,
     FreshnessPolicy,
     in_process_executor,
 )
@@ -44,6 +43,7 @@ from .resources import (
     MuseApi,
     QualityBars,
     ReviewerLabels,
+    RunScopedFilesystemIOManager,
     mlflow_tracking,
 )
 from .sensors import build_new_pages_sensor
@@ -67,7 +67,7 @@ def build_resources(settings: Settings) -> dict:
             crawl_levels=list(settings.crawl_levels),
         ),
         "duckdb": CareerPulseDuckDB(database=str(settings.duckdb_path)),
-        "model_io_manager": FilesystemIOManager(base_dir=str(settings.storage_dir)),
+        "model_io_manager": RunScopedFilesystemIOManager(base_dir=str(settings.storage_dir)),
         "model_store": ModelStore(folder=str(settings.storage_dir / "models")),
         "reviewer_labels": ReviewerLabels(folder=str(settings.labels_dir)),
         "quality_bars": QualityBars(min_accuracy=settings.min_accuracy,

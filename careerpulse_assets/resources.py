@@ -14,14 +14,20 @@ import duckdb
 import mlflow
 from dagster import (
     BetaWarning,
+    ConfigurableIOManagerFactory,
     ConfigurableResource,
+    DagsterInvariantViolationError,
     Field,
     Noneable,
     InitResourceContext,
+    InputContext,
+    OutputContext,
     StringSource,
     resource,
 )
+from dagster._core.storage.fs_io_manager import PickledObjectFilesystemIOManager
 from dagster_duckdb import DuckDBResource
+from upath import UPath
 
 with warnings.catch_warnings():
     # dagster-mlflow marks its own run hook beta when imported: a warning in every command.
@@ -363,3 +369,70 @@ class ModelStore(ConfigurableResource):
             model = load_model(version)  # from the registry, then kept here
             self.save(version, model)
             return model
+
+
+class RunScopedPickleIOManager(PickledObjectFilesystemIOManager):
+    """Dagster's pickle IO manager with each run's output kept apart: an overlapping run (a
+    `make run` beside a notebook's `execute_in_process`, which Dagster's run queue does not
+    hold back) must not hand its classifier to another run's `imputed_silver`.
+
+    An output goes to `<base>/<asset>.runs/<run_id>` and `<base>/<asset>.latest` names that run
+    (replaced in one rename). A step loads its own run's output when its run made one, else the
+    latest run's, else the file Dagster's FilesystemIOManager wrote at `<base>/<asset>` (stores
+    from before). The newest KEEP_RUNS outputs are kept; older ones are deleted."""
+
+    KEEP_RUNS = 3
+
+    def get_asset_relative_path(self, context: InputContext | OutputContext) -> UPath:
+        asset = "/".join(context.asset_key.path)
+        if isinstance(context, OutputContext):
+            return UPath(run_output_path(asset, context.run_id))
+        try:
+            run_id = context.step_context.run_id
+        except DagsterInvariantViolationError:  # loaded outside a run (tests, a notebook)
+            run_id = None
+        return UPath(input_path(Path(str(self._base_path)), asset, run_id))
+
+    def handle_output(self, context: OutputContext, obj: Any) -> None:
+        super().handle_output(context, obj)
+        asset = "/".join(context.asset_key.path)
+        record_latest_run(Path(str(self._base_path)), asset, context.run_id, self.KEEP_RUNS)
+
+
+def run_output_path(asset: str, run_id: str) -> str:
+    """Where a run's output of `asset` goes, relative to the IO manager's folder."""
+    return f"{asset}.runs/{run_id}"
+
+
+def input_path(base: Path, asset: str, run_id: str | None) -> str:
+    """What a step of run `run_id` loads for `asset` (relative to `base`): its own run's output
+    when there is one, else the latest run's, else the pre-run-scoped file `<asset>`."""
+    if run_id is not None and (base / run_output_path(asset, run_id)).exists():
+        return run_output_path(asset, run_id)
+    latest = base / f"{asset}.latest"
+    if latest.exists():
+        return run_output_path(asset, latest.read_text().strip())
+    return asset
+
+
+def record_latest_run(base: Path, asset: str, run_id: str, keep: int) -> None:
+    """Name `run_id` the latest run of `asset` (one rename: a reader sees the old or the new
+    name) and delete all but the `keep` newest runs' outputs."""
+    pointer = base / f"{asset}.latest"
+    staged = pointer.with_name(f"{pointer.name}.{run_id}")
+    staged.write_text(run_id)
+    staged.replace(pointer)
+    runs = base / f"{asset}.runs"
+    older = sorted((p for p in runs.iterdir() if p.name != run_id),
+                   key=lambda p: p.stat().st_mtime, reverse=True)[keep - 1:]
+    for path in older:
+        path.unlink(missing_ok=True)
+
+
+class RunScopedFilesystemIOManager(ConfigurableIOManagerFactory):
+    """`model_io_manager`: RunScopedPickleIOManager under `base_dir`."""
+
+    base_dir: str
+
+    def create_io_manager(self, context) -> RunScopedPickleIOManager:
+        return RunScopedPickleIOManager(base_dir=self.base_dir)

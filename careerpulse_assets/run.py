@@ -105,6 +105,7 @@ def summary_lines(result, settings, seconds: float, asset_names: list[str]) -> l
     for name, value in counts.items():
         lines.append(f"  {name:<18} {'not written' if value is None else value}")
 
+    written = set(asset_names) - set(_missing(result, asset_names))
     for event in result.get_asset_materialization_events():
         materialization = event.step_materialization_data.materialization
         meta = {k: v.value for k, v in materialization.metadata.items()}
@@ -118,7 +119,7 @@ def summary_lines(result, settings, seconds: float, asset_names: list[str]) -> l
                 f"{meta['label_rows_awaiting_review']} awaiting review"
             )
         elif name == "knn_classifier":
-            lines += _classifier_lines(meta)
+            lines += _classifier_lines(meta, written)
         elif name == "gold_category_forecast":
             lines.append("  forecast           " + (
                 f"skipped: {meta['skipped']}" if "skipped" in meta else
@@ -166,7 +167,20 @@ def _crawl_lines(meta: dict) -> list[str]:
     return lines
 
 
-def _classifier_lines(meta: dict) -> list[str]:
+def _champion(meta: dict, written: set[str]) -> str:
+    """knn_classifier's metadata says who becomes champion once the gate passes; the handover
+    happens in imputed_silver, so the summary says whether it did in this run."""
+    champion = str(meta["champion"])
+    waiting = " once the quality gate passes"
+    if not champion.endswith(waiting):
+        return champion
+    version = champion.removesuffix(waiting)
+    if "imputed_silver" in written:
+        return f"{version} (made champion in this run: the quality gate passed)"
+    return f"{version} not yet: imputed_silver was not written in this run, so no handover"
+
+
+def _classifier_lines(meta: dict, written: set[str]) -> list[str]:
     lines = [
         f"  classifier         {meta['chosen']}",
         f"  {'trained' if meta['retrained'] else 'not trained':<18} because {_cut(meta['reason'])}",
@@ -175,7 +189,7 @@ def _classifier_lines(meta: dict) -> list[str]:
         lines.append(f"  challenger         {meta['challenger']}: {_cut(meta['promotion'])}")
     threshold = meta.get("imputation_threshold")
     lines += [
-        f"  champion           {meta['champion']}",
+        f"  champion           {_champion(meta, written)}",
         f"  imputation         {_cut(meta['imputation'])}",
         "  threshold          " + ("none: nothing is imputed" if threshold is None
                                     else "0: every posting of a served category" if threshold == 0
@@ -249,7 +263,7 @@ def _step_failures(result) -> list[str]:
             lines.append(
                 f"  {event.step_key} stopped the run: the imputations it would write fall short "
                 "of a bar set in the run config; the classifier chooses its threshold for the "
-                "bars the checks use (README: The classifier and its checks)"
+                "bars the checks use (docs/classifier.md)"
             )
         elif event.is_step_failure:
             message = _root_message(event.step_failure_data.error)

@@ -146,6 +146,7 @@ def model_facts(
         labelled_changed_share=share,
         reviewer_labels_changed=reviewers,
         drift_flagged=drift_flagged_version == registered.version,
+        promoted_by_its_training=registered.tags.get(PROMOTION_TAG, "").startswith("promoted"),
     )
 
 

@@ -7,8 +7,8 @@ from careerpulse_assets.core.decisions import ModelFacts, promotion_decision, tr
 V1, V2 = "models:/careerpulse-knn-category/1", "models:/careerpulse-knn-category/2"
 
 
-def facts(version=V1, same=True, changed=0, share=0.0, reviewers=0, drifted=False):
-    return ModelFacts(version, same, changed, share, reviewers, drifted)
+def facts(version=V1, same=True, changed=0, share=0.0, reviewers=0, drifted=False, promoted=False):
+    return ModelFacts(version, same, changed, share, reviewers, drifted, promoted)
 
 
 @pytest.mark.parametrize("champion, latest, force, train, reuse, reason", [
@@ -39,6 +39,12 @@ def facts(version=V1, same=True, changed=0, share=0.0, reviewers=0, drifted=Fals
      "6 labelled postings changed since models:/careerpulse-knn-category/1 (6.0%), but challenger "
      "models:/careerpulse-knn-category/2 was trained on these very labels and not promoted: "
      "keeping the champion"),
+    # ... but a challenger that passed promotion and lost its handover (its run was killed, or
+    # another run's output overtook it) is served now, even when forced: no training loop.
+    (facts(changed=2, share=0.006, reviewers=2), facts(V2, promoted=True), True, False, V2,
+     "2 labelled postings changed since models:/careerpulse-knn-category/1 (0.6%); challenger "
+     "models:/careerpulse-knn-category/2, trained on these very labels, passed promotion but its "
+     "run ended before it was made champion: serving it (champion once the quality gate passes)"),
     # ... unless labels moved on since that challenger too.
     (facts(changed=12, share=0.12), facts(V2, changed=6, share=0.06), False, True, None,
      "12 labelled postings changed since models:/careerpulse-knn-category/1 (12.0%): retraining from 5%"),

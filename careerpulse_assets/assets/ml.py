@@ -192,7 +192,9 @@ def knn_classifier(
     serving = None
     if not decision.train:
         reused = in_service if in_service and decision.reuse.version == in_service.version else newest
-        serving = _reuse(context, reused, decision, in_service is None, bars)
+        # A challenger that passed promotion but lost its handover is made champion this time.
+        serving = _reuse(context, reused, decision,
+                         in_service is None or reused.version != in_service.version, bars)
         if serving is None:
             decision = TrainingDecision(
                 True, f"{reused.version} cannot be read back from MLflow: training a new one"

@@ -5,7 +5,9 @@
    newest trained version. Labels answer everything a training can: a model is never trained
    again on the labels and code it was trained on (the training is deterministic: it would
    learn the same model, so it is not run even when forced, and cannot demote or block
-   anything), nor when a challenger trained on these very labels was not promoted. Otherwise it
+   anything), nor when a challenger trained on these very labels was judged worse (one that
+   passed promotion but whose run ended before the handover is served, and made champion once
+   the gate passes). Otherwise it
    is trained when forced; when its grid, taxonomy or training code changed; when reviewers'
    labels are new or changed since it was trained (a reviewer's label is the most valuable
    training data there is: learned on the next run whatever their number); or when `retrain_at`
@@ -133,6 +135,8 @@ class ModelFacts:
     labelled_changed_share: float
     reviewer_labels_changed: int = 0  # reviewers' labels new or changed since it was trained
     drift_flagged: bool = False  # the latest category_drift check failed on this version
+    # Its training judged it not worse than the champion (MLflow tag careerpulse.promotion).
+    promoted_by_its_training: bool = False
 
 
 @dataclass(frozen=True)
@@ -175,6 +179,15 @@ def training_decision(
                                 candidate)
     challenger = latest if (latest is not None and latest.version != candidate.version
                             and latest.same_settings) else None
+    if challenger is not None and challenger.promoted_by_its_training and (
+            not challenger.labelled_changed):
+        # Its run ended (killed, or another run overtook it) between training and the handover
+        # in imputed_silver: it is served now, and handed over once the quality gate passes.
+        return TrainingDecision(
+            False, f"{_changes(candidate)}; challenger {challenger.version}, trained on these very "
+            "labels, passed promotion but its run ended before it was made champion: serving it "
+            "(champion once the quality gate passes)", challenger,
+        )
     if challenger is not None and not challenger.labelled_changed:
         return TrainingDecision(
             False, f"{_changes(candidate)}, but challenger {challenger.version} was trained on "

@@ -10,7 +10,10 @@ imputed iff s ≥ t and c ∈ S; the others keep no invented category, they are 
 - **Which categories are served at t.** A *judged* category (one the estimate holds 20 postings
   of, `evaluation.MIN_JUDGED_POSTINGS`: enough to estimate an F1) is served only when its own F1
   among the predictions with confidence ≥ t meets the macro-F1 bar; a category not judged is
-  governed by the accuracy bar alone. (Serving fewer categories only removes postings of a
+  served only when its own predictions with confidence ≥ t are right at least as often as the
+  accuracy bar asks (its precision: a category learned from a few labels is not written on the
+  strength of the others' accuracy; one never predicted out-of-fold is served only with the bar
+  at 0). (Serving fewer categories only removes postings of a
   served category that were written under another one, so a served category's F1 over what is
   written is at least the F1 it was served on.)
 - **The threshold** is the one whose written predictions (confidence ≥ t, category in S(t))
@@ -83,6 +86,12 @@ class Curves:
         with np.errstate(invalid="ignore", divide="ignore"):
             return count / self.postings, right / count
 
+    def precision(self) -> np.ndarray:
+        """Categories × thresholds: the share of each category's predictions written at the
+        threshold that are right, NaN where it is not predicted there."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(self.predicted > 0, self.right / self.predicted, np.nan)
+
 
 def category_curves(truth: np.ndarray, predicted: np.ndarray, confidence: np.ndarray) -> Curves:
     """Every threshold's written counts in one pass: the predictions sorted by confidence,
@@ -126,11 +135,15 @@ class Service:
 
 
 def served_categories(curves: Curves, learned, judged, bars: Bars) -> np.ndarray:
-    """Categories × thresholds: served at that threshold. A learned category is served unless
-    it is judged and its F1 there is under the macro-F1 bar (or not estimable)."""
+    """Categories × thresholds: served at that threshold. A learned category is served when it
+    is judged and its F1 there meets the macro-F1 bar, or, too rare to judge, when its
+    predictions there are right at least as often as the accuracy bar asks (a category never
+    predicted out-of-fold has shown nothing and is served only with the bar at 0): a category
+    learned from three labels must not be written on the strength of the others' accuracy."""
     is_judged = np.isin(curves.categories, judged)[:, None]
     is_learned = np.isin(curves.categories, learned)[:, None]
-    return is_learned & (~is_judged | (curves.f1() >= bars.macro_f1))
+    precise = np.nan_to_num(curves.precision(), nan=0.0) >= bars.accuracy
+    return is_learned & np.where(is_judged, curves.f1() >= bars.macro_f1, precise)
 
 
 def choose_service(curves: Curves, learned, judged, bars: Bars) -> Service | None:
