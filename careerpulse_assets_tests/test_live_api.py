@@ -103,6 +103,52 @@ def test_postings_that_slide_onto_a_page_read_when_others_expire_are_read_again(
     assert seen == {item["id"] for item in items}
 
 
+def expire_when_first_asked_for(stub, page: int, ids) -> None:
+    """The postings `ids` leave the listing just before `page` is first answered."""
+    gone = []
+
+    def on_request(number, query):
+        if not gone and query.get("page") == [str(page)]:
+            gone.append(True)
+            stub.expire(ids)
+
+    stub.on_request = on_request
+
+
+def test_a_listing_that_shrinks_by_many_pages_is_walked_back_as_far_as_the_drop_requires():
+    # The reviewer's listing: 400 postings; the 150 newest expire when page 10 is first asked
+    # for, and the 200 live postings not read yet slide onto pages 2-9, already read.
+    items = [posting(i) for i in range(400)]
+    with serve_muse(items) as (stub, base_url):
+        expire_when_first_asked_for(stub, 10, [item["id"] for item in stub.listing()[:150]])
+        moving = walk(base_url)
+        seen = [item["id"] for page in moving for item in page.items]
+        live = {item["id"] for item in stub.items}
+        asked = [int(r.split("page=")[1].split("&")[0]) for r in stub.requests]
+    assert len(live) == 250 and live <= set(seen)
+    # ceil(150 / 20) = 8 pages back, and on from page 11: page 10 is not asked for again.
+    assert asked == [*range(11), *range(2, 10), 11, 12]
+    assert (moving.rereads, moving.shrank, moving.ended_by) == (8, 150, "end")
+
+
+def test_postings_that_expire_while_the_walk_goes_back_send_it_back_again():
+    items = [posting(i) for i in range(100)]
+    with serve_muse(items) as (stub, base_url):
+        listed = [item["id"] for item in stub.listing()]
+        # 5 expire before page 2 is answered, 5 more before the walk back reads page 1 again.
+        waves = {2: listed[:5], 3: listed[5:10]}
+        stub.on_request = lambda number, query: number in waves and stub.expire(waves[number])
+        moving = walk(base_url)
+        seen = {item["id"] for page in moving for item in page.items}
+        live = {item["id"] for item in stub.items}
+        asked = [int(r.split("page=")[1].split("&")[0]) for r in stub.requests]
+    assert len(live) == 90 and live <= seen
+    # Page 1 showed the second drop: back to page 0; page 2 is asked for again, since the
+    # listing shrank after it was read.
+    assert asked == [0, 1, 2, 1, 0, 2, 3, 4]
+    assert moving.shrank == 10
+
+
 def test_a_listing_pushed_down_one_page_by_new_postings_is_a_shift_not_a_broken_server():
     items = [posting(i) for i in range(100)]
     newer = [posting(1000 + i, hours_old=-1 - i) for i in range(20)]
@@ -229,6 +275,61 @@ def test_postings_that_expire_during_a_walk_lose_no_live_posting(settings_for):
             assert ingest(settings, instance).success
     ids = stored_ids(settings)
     assert len(ids) == len(set(ids)) == 100
+
+
+def test_a_listing_that_loses_37_percent_during_a_walk_stores_every_live_posting_in_that_run(
+        settings_for):
+    items = [posting(i, "Sales") for i in range(400)]
+    with serve_muse(items) as (stub, base_url):
+        expire_when_first_asked_for(stub, 10, [item["id"] for item in stub.listing()[:150]])
+        settings = settings_for(base_url=base_url)
+        instance = DagsterInstance.ephemeral()
+        first = ingest(settings, instance)
+        assert first.success
+        live = {item["id"] for item in stub.items}
+        assert len(live) == 250 and live <= set(stored_ids(settings))  # in the same run
+        assert live <= silver_ids(settings)
+        second = ingest(settings, instance)
+        assert second.success
+    ids = stored_ids(settings)
+    assert len(ids) == len(set(ids)) == 400  # the 150 expired ones were read before they left
+    meta = bronze_metadata(first)
+    assert (meta["listing_total"], meta["postings_reached_by_crawl"]) == (250, 400)
+    assert meta["listing_shrank_during_crawl"] == 150
+    # More were read than the API lists now: no out-of-reach figure, least of all 0.
+    assert meta["postings_out_of_reach"] == "not known: more postings read than the API lists now"
+    assert ("400 postings reached, more than the 250 the API lists now: at least 150 of them "
+            "have left the listing since (the listings shrank by 150 while they were walked)"
+            in meta["crawl"])
+    walks = query(settings, "SELECT status FROM bronze.bronze_crawls ORDER BY started_at")
+    assert walks["status"].tolist()[0] == "complete"
+
+
+def test_a_walk_back_cut_short_by_the_budget_is_paused_and_finished_by_the_next_run(
+        settings_for):
+    items = [posting(i, "Sales") for i in range(400)]
+    with serve_muse(items) as (stub, base_url):
+        expire_when_first_asked_for(stub, 10, [item["id"] for item in stub.listing()[:150]])
+        # Pages 0-10, then page 2 of the 8 pages the drop sends the walk back to.
+        settings = settings_for(base_url=base_url, max_requests_per_run=12)
+        instance = DagsterInstance.ephemeral()
+        first = ingest(settings, instance)
+        assert first.success and bronze_metadata(first)["crawl_unfinished"]
+        live = {item["id"] for item in stub.items}
+        assert not live <= set(stored_ids(settings))
+        frontier = query(settings, "SELECT state, next_page, total, shrank_by "
+                                   "FROM bronze.bronze_crawl_frontier")
+        assert frontier.values.tolist() == [["walking", 3, 250, 150]]
+        walks = query(settings, "SELECT status, complete FROM bronze.bronze_crawls")
+        assert walks.values.tolist() == [["paused", False]]
+        stub.requests.clear()
+        second = ingest(settings, instance)
+        assert second.success and not bronze_metadata(second)["crawl_unfinished"]
+        asked = [int(r.split("page=")[1].split("&")[0]) for r in stub.requests]
+    assert asked == [*range(3, 13)]  # page 10 again: the walk back never reached it
+    assert live <= set(stored_ids(settings))
+    ids = stored_ids(settings)
+    assert len(ids) == len(set(ids))
 
 
 def test_postings_that_expire_between_two_runs_of_a_walk_are_read_again(settings_for):

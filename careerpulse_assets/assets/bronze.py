@@ -119,7 +119,13 @@ def crawl_metadata(crawl: CrawlRun) -> dict:
         **({
             "listing_total": full.listing_total if full.listing_total is not None else "unknown",
             "postings_reached_by_crawl": full.reached,
-            "postings_out_of_reach": (full.out_of_reach if full.out_of_reach is not None
-                                      else "crawl unfinished"),
+            # A number only when it is one: a listing that shrank while it was walked leaves
+            # a lower bound, or (more read than it lists now) no figure at all.
+            "postings_out_of_reach": (
+                full.out_of_reach if full.exact
+                else "crawl unfinished" if not full.finished
+                else f"at least {full.out_of_reach:,}" if full.out_of_reach is not None
+                else "not known: more postings read than the API lists now"),
+            "listing_shrank_during_crawl": full.shrank_by,
         } if full else {}),
     }

@@ -100,6 +100,8 @@ CREATE TABLE IF NOT EXISTS bronze.bronze_crawl_frontier (
     created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
     updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
 );
+-- How far the listing's `total` fell while its walks went (postings expired during the crawl).
+ALTER TABLE bronze.bronze_crawl_frontier ADD COLUMN IF NOT EXISTS shrank_by BIGINT DEFAULT 0;
 CREATE TABLE IF NOT EXISTS bronze.bronze_quarantine (
     source VARCHAR NOT NULL,
     page INTEGER NOT NULL,

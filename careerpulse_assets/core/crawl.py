@@ -24,10 +24,12 @@ stored, or it was parted) may stop at stored pages; one never covered is walked 
 
 Postings out of reach are counted, not lost silently: each crawl records the postings its walks
 read (`bronze.bronze_crawl_postings`), and a finished full crawl reports the plain listing's
-`total` less those. When a full crawl has walked every part, a listing of which it reached fewer
-postings than its `total` gets parts for the values discovered since it was parted (a city first
-seen on a posting of another level); what no value reaches (no level, a company never seen on
-any posting read) stays out and is counted. A capped listing no kind parts notes `total - cap`.
+`total` less those: a lower bound when the listings shrank while they were walked (postings read
+may have left since), no figure when more were read than the API lists now. When a full crawl
+has walked every part, a listing of which it reached fewer postings than its `total` gets parts
+for the values discovered since it was parted (a city first seen on a posting of another level);
+what no value reaches (no level, a company never seen on any posting read) stays out and is
+counted. A capped listing no kind parts notes `total - cap`.
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ class Part:
     may_stop: bool
     next_page: int
     total: int | None
+    shrank_by: int  # by the walks of earlier runs
 
 
 @dataclass
@@ -119,6 +122,7 @@ class CrawlProgress:
     listing_total: int | None  # the plain listing's `total` in its latest answer
     reached: int  # distinct postings the crawl's walks have read
     unusable: int  # items read that are no postings (quarantined), or repeated on their page
+    shrank_by: int = 0  # how far its listings' totals fell while they were walked, in all
 
     @property
     def finished(self) -> bool:
@@ -126,11 +130,40 @@ class CrawlProgress:
 
     @property
     def out_of_reach(self) -> int | None:
-        """Postings the API lists that no walk of the finished crawl read (None before); items
-        read but quarantined are not out of reach."""
+        """Postings the API lists that no walk of the finished crawl read: its `total` less the
+        postings and quarantined items read. None before the crawl finished, and when more were
+        read than the API lists now (postings read have left the listing since, so how many of
+        those it lists were read is not known). A lower bound when the listing shrank while it
+        was walked (`exact` False): postings read may have left it."""
         if not self.finished or self.listing_total is None:
             return None
-        return max(0, self.listing_total - self.reached - self.unusable)
+        missing = self.listing_total - self.reached - self.unusable
+        return missing if missing >= 0 else None
+
+    @property
+    def exact(self) -> bool:
+        return self.out_of_reach is not None and self.shrank_by == 0
+
+    def reach(self) -> str:
+        """The postings reached, of the API's `total`, and out of reach, as a phrase."""
+        total = f"{self.listing_total:,}" if self.listing_total is not None else "?"
+        read = self.reached + self.unusable
+        quarantined = (f" ({self.unusable:,} more items quarantined)" if self.unusable else "")
+        shrank = (f"the listings shrank by {self.shrank_by:,} while they were walked"
+                  if self.shrank_by else "")
+        if self.listing_total is not None and read > self.listing_total:
+            return (f"{self.reached:,} postings reached{quarantined}, more than the {total} the "
+                    f"API lists now: at least {read - self.listing_total:,} of them have left "
+                    f"the listing since" + (f" ({shrank})" if shrank else "")
+                    + ("; how many it lists are out of reach is not known"
+                       if self.finished else ""))
+        text = f"{self.reached:,} postings reached of the {total} the API lists{quarantined}"
+        if self.exact:
+            return text + f", {self.out_of_reach:,} out of reach of every filter"
+        if self.out_of_reach is not None:
+            return (text + f", at least {self.out_of_reach:,} out of reach of every filter "
+                    f"({shrank}: postings read may have left it since)")
+        return text
 
 
 @dataclass
@@ -162,13 +195,8 @@ class CrawlRun:
             line = (f"{crawl.kind} crawl {crawl.crawl_id} ({crawl.started_at:%Y-%m-%d %H:%M} UTC): "
                     f"{crawl.parts_done} listings walked, {state}")
             if crawl.kind == FULL:
-                total = f"{crawl.listing_total:,}" if crawl.listing_total is not None else "?"
-                line += (f"; {crawl.reached:,} postings reached of the {total} the API lists"
-                         + (f" ({crawl.unusable:,} more items quarantined)"
-                            if crawl.unusable else "")
-                         + (f", {crawl.out_of_reach:,} out of reach of every filter"
-                            if crawl.out_of_reach is not None else "")
-                         + f"; {crawl.parts_split} listings parted, {crawl.parts_capped} capped")
+                line += (f"; {crawl.reach()}; {crawl.parts_split} listings parted, "
+                         f"{crawl.parts_capped} capped")
             lines.append(line)
         return lines
 
@@ -291,14 +319,16 @@ class Crawler:
     def _next_part(self, crawl_id: str) -> Part | None:
         row = self._db.execute(
             "SELECT crawl_id, kind, source, listing, parent_source, parted_by, may_stop, "
-            "next_page, total FROM bronze.bronze_crawl_frontier WHERE crawl_id = ? "
+            "next_page, total, coalesce(shrank_by, 0) FROM bronze.bronze_crawl_frontier "
+            "WHERE crawl_id = ? "
             "AND state IN (?, ?) ORDER BY position LIMIT 1", [crawl_id, TO_DO, WALKING],
         ).fetchall()
         if not row:
             return None
-        crawl, kind, source, listing, parent, parted_by, may_stop, next_page, total = row[0]
+        crawl, kind, source, listing, parent, parted_by, may_stop, next_page, total, shrank = \
+            row[0]
         return Part(crawl, kind, source, Listing.from_json(listing), parent, parted_by,
-                    may_stop, next_page, total)
+                    may_stop, next_page, total, shrank)
 
     def _walk_crawl(self, crawl_id: str) -> None:
         while True:
@@ -418,11 +448,13 @@ class Crawler:
                     "bronze.bronze_crawl_frontier WHERE crawl_id = ?))", [part.crawl_id],
                 ).fetchall()[0][0]
             connection.execute(
-                "UPDATE bronze.bronze_crawl_frontier SET next_page = greatest(next_page, ?), "
-                "total = coalesce(?, total), unreadable = unreadable + ?, "
+                "UPDATE bronze.bronze_crawl_frontier SET next_page = ?, "
+                "total = coalesce(?, total), shrank_by = ?, unreadable = unreadable + ?, "
                 "unusable_items = unusable_items + ?, updated_at = now() "
                 "WHERE crawl_id = ? AND source = ?",
-                [page.page + 1, page.total, int(page.error is not None),
+                # The walk's own next page: back before this one when the listing shrank.
+                [walk.next_page, page.total, part.shrank_by + walk.shrank,
+                 int(page.error is not None),
                  outcome.read - outcome.valid, part.crawl_id, part.source],
             )
 
@@ -567,7 +599,8 @@ class Crawler:
                 max(total) FILTER (WHERE parent_source IS NULL AND listing = '[]'),
                 (SELECT count(DISTINCT posting_id) FROM bronze.bronze_crawl_postings
                  WHERE crawl_id = ?),
-                coalesce(sum(unusable_items), 0)
+                coalesce(sum(unusable_items), 0),
+                coalesce(sum(shrank_by), 0)
             FROM bronze.bronze_crawl_frontier WHERE crawl_id = ?
             """,
             [crawl_id, crawl_id],

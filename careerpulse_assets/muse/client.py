@@ -41,8 +41,6 @@ MAX_UNREADABLE_PAGES_IN_A_ROW = 3
 BODY_RETRIES = 2
 # The live API's answer past its page cap: {"code": 400, "error": "Value `page` is too high"}.
 PAST_CAP_ERROR = re.compile(r"\bpage\b.*\btoo high\b", re.IGNORECASE)
-# After the listing's `total` dropped, at most this many pages before are read again.
-MAX_REREAD_PAGES = 5
 
 
 class MuseApiError(RuntimeError):
@@ -257,8 +255,13 @@ class ListingWalk:
     The listing moves while it is walked, and the `total` of each answer says how:
 
     - `total` dropped by d since the previous answer (`previous_total` for the first page of a
-      resumed walk): postings before this page expired and d later ones slid up onto pages
-      already read. The ceil(d / 20) pages before (at most MAX_REREAD_PAGES) are read again.
+      resumed walk): postings expired, and postings not read yet may have slid up by as many as
+      d places, onto the ceil(d / 20) pages before this one. The walk goes back that many pages
+      (however many: to page 0 at most) and reads on from there; the page that showed the drop
+      is not asked for again unless the listing shrank again meanwhile. Every live posting is
+      then read before the walk ends, as long as the `total` shows every expiry (one offset by
+      a new posting in the same interval does not show). `next_page` is where the walk goes on
+      (a later run resumes there), `shrank` the sum of the drops seen.
     - a page repeats page j exactly: when `total` grew by at least 20 per page between them, new
       postings pushed the listing down (a shift, noted on the page); otherwise the server
       ignores `page`, and the walk ends with that page as unreadable instead of going for ever.
@@ -290,7 +293,9 @@ class ListingWalk:
         self.last_total: int | None = None
         self.growth = 0
         self.shifts = 0
-        self.rereads = 0
+        self.rereads = 0  # requests for pages this walk had read before
+        self.shrank = 0
+        self.next_page = start_page
         self.requests = 0
 
     def _read(self, page: int) -> RawPage | None:
@@ -312,6 +317,10 @@ class ListingWalk:
     def __iter__(self) -> Iterator[RawPage]:
         page, unreadable_in_a_row, seen = self.start_page, 0, {}
         previous_total = self.previous_total
+        furthest = page - 1  # the furthest page this walk has read
+        # The page that showed the latest drop, already handed on: still right when the walk
+        # back reaches it again without the listing having shrunk meanwhile.
+        held: RawPage | None = None
         while True:
             if self.max_pages is not None and page >= self.max_pages:
                 self.ended_by = MAX_PAGES
@@ -319,54 +328,58 @@ class ListingWalk:
             if self.page_cap is not None and page >= self.page_cap:
                 self.ended_by = CAP
                 return
-            raw = self._read(page)
-            if raw is None:
-                return
-            if raw.past_cap:
-                self.ended_by, self.cap_page = CAP, page
-                return
-            if raw.error is None and raw.items:
-                signature = _page_signature(raw)
-                if signature in seen:
-                    earlier, earlier_total = seen[signature]
-                    if not self._shifted(raw.total, earlier_total, page - earlier):
-                        yield RawPage(
-                            raw.source, page, [],
-                            error=f"page {page} repeats page {earlier}: the server ignores "
-                            "`page`; walk stopped",
-                            raw=", ".join(map(str, signature)), notes=raw.notes,
-                        )
-                        self.ended_by = BROKEN
-                        return
-                    self.shifts += 1
-                    raw = replace(raw, notes=raw.notes + (
-                        f"page {page} repeats page {earlier}: {raw.total - earlier_total} new "
-                        f"postings moved the listing down by {page - earlier} page(s)",
+            if held is not None and held.page == page:
+                raw, held = held, None
+            else:
+                raw = self._read(page)
+                if raw is None:
+                    return
+                if raw.past_cap:
+                    self.ended_by, self.cap_page = CAP, page
+                    return
+                if page > furthest and raw.error is None and raw.items:
+                    signature = _page_signature(raw)
+                    if signature in seen:
+                        earlier, earlier_total = seen[signature]
+                        if not self._shifted(raw.total, earlier_total, page - earlier):
+                            yield RawPage(
+                                raw.source, page, [],
+                                error=f"page {page} repeats page {earlier}: the server ignores "
+                                "`page`; walk stopped",
+                                raw=", ".join(map(str, signature)), notes=raw.notes,
+                            )
+                            self.ended_by = BROKEN
+                            return
+                        self.shifts += 1
+                        raw = replace(raw, notes=raw.notes + (
+                            f"page {page} repeats page {earlier}: {raw.total - earlier_total} "
+                            f"new postings moved the listing down by {page - earlier} page(s)",
+                        ))
+                    seen[signature] = (page, raw.total)
+                dropped = 0
+                if raw.total is not None:  # counted before the page is handed on
+                    if previous_total is not None:
+                        dropped = previous_total - raw.total
+                    if self.first_total is None:
+                        self.first_total = raw.total
+                    self.last_total, previous_total = raw.total, raw.total
+                    self.growth = max(self.growth, raw.total - self.first_total)
+                self.rereads += page <= furthest
+                furthest = max(furthest, page)
+                if dropped > 0 and page > 0:
+                    # Postings not read yet may now sit up to `dropped` places higher.
+                    back = max(0, page - math.ceil(dropped / PAGE_SIZE))
+                    self.shrank += dropped
+                    held = raw = replace(raw, notes=raw.notes + (
+                        f"the listing's total fell by {dropped} (postings expired) before "
+                        f"{self._describe(page)}: pages {back} to {page - 1} read again",
                     ))
-                seen[signature] = (page, raw.total)
-            dropped = 0
-            if raw.total is not None:  # counted before the page is handed on: the caller may stop
-                if previous_total is not None:
-                    dropped = previous_total - raw.total
-                if self.first_total is None:
-                    self.first_total = raw.total
-                self.last_total, previous_total = raw.total, raw.total
-                self.growth = max(self.growth, raw.total - self.first_total)
-            yield raw
-            if dropped > 0 and page > 0:
-                back = min(math.ceil(dropped / PAGE_SIZE), MAX_REREAD_PAGES)
-                for earlier in range(max(0, page - back), page):
-                    again = self._read(earlier)
-                    if again is None:
-                        return
-                    if again.past_cap:
-                        break
-                    self.rereads += 1
-                    yield replace(again, notes=again.notes + (
-                        f"read again: the listing's total fell by {dropped} (postings expired) "
-                        f"before {self._describe(page)}",
-                    ))
-                    previous_total = again.total if again.total is not None else previous_total
+                    self.next_page = back  # where a later run resumes, should this one stop
+                    yield raw
+                    page = back
+                    continue
+                self.next_page = page + 1
+                yield raw
             if raw.error is None:
                 unreadable_in_a_row = 0
                 if raw.is_last:
@@ -380,6 +393,7 @@ class ListingWalk:
                         f"{self._describe(page)}: {raw.error}"
                     )
             page += 1
+            self.next_page = page
 
 
 def iter_api_pages(
