@@ -195,8 +195,10 @@ class CrawlRun:
             line = (f"{crawl.kind} crawl {crawl.crawl_id} ({crawl.started_at:%Y-%m-%d %H:%M} UTC): "
                     f"{crawl.parts_done} listings walked, {state}")
             if crawl.kind == FULL:
-                line += (f"; {crawl.reach()}; {crawl.parts_split} listings parted, "
-                         f"{crawl.parts_capped} capped")
+                # A listing that met the cap is parted when a filter can part it; "capped" are
+                # the ones no filter could, whose postings past the cap stay out of reach.
+                line += (f"; {crawl.reach()}; {crawl.parts_split} listings over the cap parted, "
+                         f"{crawl.parts_capped} left capped (no filter parts them)")
             lines.append(line)
         return lines
 
