@@ -1,6 +1,5 @@
 """The real shared postings, served page by page on loopback, through `make run`'s entry point."""
 
-import os
 import re
 
 import pytest
@@ -9,6 +8,7 @@ import sys
 
 from .graph import query
 from .muse_server import serve_muse
+from .servers import careerpulse_env
 
 # `make run` over HTTP on the shared postings.
 pytestmark = pytest.mark.slow
@@ -19,15 +19,10 @@ SHARED_UNIQUE_POSTINGS = 1598
 def test_make_run_over_http_ingests_every_shared_posting(shared_items, settings_for):
     settings = settings_for()
     with serve_muse(shared_items) as (stub, base_url):
-        env = {
-            **os.environ,
-            "CAREERPULSE_HOME": str(settings.home),
-            "CAREERPULSE_MUSE_BASE_URL": base_url,
-            "CAREERPULSE_MUSE_API_KEY": "e2e-secret-key",
-            "DAGSTER_HOME": str(settings.home / "dagster"),
-        }
-        env.pop("CAREERPULSE_MUSE_ARCHIVE", None)
-        env.pop("CAREERPULSE_MAX_PAGES", None)
+        # careerpulse_env drops MLFLOW_TRACKING_URI too: MLflow's set_tracking_uri in an earlier
+        # in-process test leaves it in os.environ, and the run then wrote ./mlflow.db.
+        env = careerpulse_env(settings.home, CAREERPULSE_MUSE_BASE_URL=base_url,
+                              CAREERPULSE_MUSE_API_KEY="e2e-secret-key")
         done = subprocess.run(
             [sys.executable, "-m", "careerpulse_assets.run"],
             env=env, capture_output=True, text=True, timeout=600,
