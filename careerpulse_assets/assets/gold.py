@@ -4,7 +4,13 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue
 from dagster_duckdb import DuckDBResource
 
 from ..core.forecast import HORIZON, forecast_categories, weekly_forecast
-from ..core.gold import UNCLASSIFIED, write_daily_counts
+from ..core.gold import (
+    UNCLASSIFIED,
+    category_totals,
+    count_method,
+    forecast_input,
+    write_daily_counts,
+)
 from ..core.plots import daily_counts_png, forecast_png
 from ..core.sql import transaction_with
 from .common import Heartbeat, careerpulse_asset, png_markdown, preview, table_metadata
@@ -20,8 +26,12 @@ PLOTTED_CATEGORIES = 6
     deps=[imputed_silver],
     description="`gold.gold_daily_counts`: postings per UTC day and category from the first to "
     "the last publication day (or the newest walk of an API listing), a row for every day and "
-    f"category (zeros included; `{UNCLASSIFIED}` for postings nothing was imputed for), "
-    "`imputed_postings` of them imputed, and two flags: `observed` (somebody looked at that day: "
+    f"category (zeros included; `{UNCLASSIFIED}` for postings nothing was written for), "
+    "`imputed_postings` of them imputed; `estimated_postings` with a 90 % interval "
+    "(`estimated_low`, `estimated_high`): the day's count of the category with every posting "
+    "without a category counted by its calibrated, shift-corrected probabilities (a day's "
+    "estimates add up to its postings; the method and its expected error in the metadata and "
+    "`silver.unlabelled_mix`); and two flags: `observed` (somebody looked at that day: "
     "a walk of a listing or an archive covered it and it is not inside four weeks without any "
     "posting) and `complete` (every posting of the day was seen: covered by two walks of a "
     "listing at most 3 days apart, after its first complete walk). Observed but not complete "
@@ -34,6 +44,7 @@ def gold_daily_counts(context: AssetExecutionContext, duckdb: DuckDBResource) ->
         write_daily_counts(connection)
         counts = connection.execute("SELECT * FROM gold.gold_daily_counts").fetchdf()
         metadata = table_metadata(connection, "gold.gold_daily_counts")
+        method = count_method(connection)
     days = counts.groupby("day").agg(observed=("observed", "any"), complete=("complete", "all"))
     return MaterializeResult(metadata={
         **metadata,
@@ -41,6 +52,9 @@ def gold_daily_counts(context: AssetExecutionContext, duckdb: DuckDBResource) ->
         "days_observed": int(days["observed"].sum()),
         "days_complete": int(days["complete"].sum()),
         "categories": int(counts["category"].nunique()),
+        **method,
+        "estimated_by_category": MetadataValue.md(category_totals(counts).to_markdown(
+            index=False, floatfmt=".1f")) if len(counts) else None,
         "first_day": str(counts["day"].min().date()) if len(counts) else None,
         "last_day": str(counts["day"].max().date()) if len(counts) else None,
         "daily_postings": png_markdown(
@@ -56,8 +70,9 @@ def gold_daily_counts(context: AssetExecutionContext, duckdb: DuckDBResource) ->
     group="reporting",
     kinds={"duckdb", "pandas"},
     deps=[gold_daily_counts],
-    description=f"`gold.gold_category_forecast`: postings per category for the {HORIZON} days "
-    "after the run, with an 80 % interval in counts (negative binomial around the forecast, "
+    description=f"`gold.gold_category_forecast`: postings per category (gold's "
+    f"`estimated_postings`: every posting counted, those without a category by their "
+    f"probabilities) for the {HORIZON} days after the run, with an 80 % interval in counts (negative binomial around the forecast, "
     "its spread from the model's backtest errors), the model, and `data_until` / "
     "`data_age_days`: the newest day it learnt from and how old that is. Learns per category "
     "from the complete days of the last year (observed ones when there are too few), never "
@@ -74,7 +89,7 @@ def gold_category_forecast(
     with duckdb.get_connection() as connection:
         gold = connection.execute("SELECT * FROM gold.gold_daily_counts").fetchdf()
     with Heartbeat(context.log.info, "gold_category_forecast"):
-        result = forecast_categories(gold, today)
+        result = forecast_categories(forecast_input(gold), today)
     forecast, backtest = result.forecast, result.backtest
     with duckdb.get_connection() as connection:
         with transaction_with(connection, forecast_rows=forecast.astype({"day": "datetime64[ns]"}),

@@ -157,7 +157,8 @@ def source_coverage(
     return SourceCoverage(source, categories, frozenset(observed), frozenset(complete))
 
 
-def day_coverage(postings: pd.DataFrame, walks: pd.DataFrame) -> pd.DataFrame:
+def day_coverage(postings: pd.DataFrame, walks: pd.DataFrame,
+                 categories: Iterable[str] = ()) -> pd.DataFrame:
     """The gold grid with its flags: one row per day from the first posting (or walk) to the last
     and per category, columns day (date), category, observed, complete (bool).
 
@@ -165,7 +166,8 @@ def day_coverage(postings: pd.DataFrame, walks: pd.DataFrame) -> pd.DataFrame:
     publication day, date), category (as gold counts it), listed_category (the category the
     source listed it under; None when imputed or missing). `walks`: `bronze.bronze_crawls` rows,
     columns source, started_at (UTC timestamps), complete and optionally reached_back_to (the
-    oldest posting's publication time of a walk the page cap stopped, else NaT). No postings: an
+    oldest posting's publication time of a walk the page cap stopped, else NaT); `categories`:
+    more categories to give rows (those postings without a category may be in). No postings: an
     empty grid."""
     if postings.empty:
         return pd.DataFrame(columns=COVERAGE_COLUMNS)
@@ -178,7 +180,7 @@ def day_coverage(postings: pd.DataFrame, walks: pd.DataFrame) -> pd.DataFrame:
     last = max(max(s.observed, default=first) for s in sources)
     last = max(last, max(postings["day"]))
     days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
-    categories = sorted(postings["category"].unique())
+    categories = sorted(set(postings["category"].unique()) | set(categories))
     observed = np.zeros((len(days), len(categories)), dtype=bool)
     complete = np.zeros_like(observed)
     day_index = {day: n for n, day in enumerate(days)}
