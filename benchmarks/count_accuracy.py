@@ -109,6 +109,10 @@ def one_draw(kind: str, truth: np.ndarray, scores: np.ndarray, calibration, clas
     inside = (estimate.low - 1e-9 <= true_counts) & (true_counts <= estimate.high + 1e-9)
     learned = np.isin(counted, classes)
     unknown_present = len(set(truth) - set(counted))
+    direct = (probabilities.max(axis=1) >= calibration.policy.min_precision) & ~np.isin(
+        predicted, list(calibration.policy.withheld))
+    row |= {"direct written": int(direct.sum()),
+            "direct right": int((predicted[direct] == truth[direct]).sum())}
     row |= {"inside": int(inside[learned].sum()), "intervals": int(learned.sum()),
             "inside (all)": int(inside.sum()), "intervals (all)": len(counted) + unknown_present,
             "interval width": float((estimate.high - estimate.low).mean()),
@@ -156,6 +160,8 @@ def summary(draws: pd.DataFrame) -> pd.DataFrame:
                                       f"({group['inside (all)'].sum() / group['intervals (all)'].sum():.3f} all)")
         row["written right"] = f"{group['written right'].sum() / max(1, group['written'].sum()):.3f}"
         row["coverage"] = f"{group['written'].sum() / group['postings'].sum():.3f}"
+        row["written if p ≥ bar"] = (f"{group['direct right'].sum() / max(1, group['direct written'].sum()):.3f} at "
+                         f"{group['direct written'].sum() / group['postings'].sum():.3f}")
         row["expected error"] = f"{group['expected error'].mean():.3f}"
         rows.append(row)
     return pd.DataFrame(rows)

@@ -465,7 +465,8 @@ def gold_count_error(config: MaxCountErrorConfig, duckdb: DuckDBResource,
             "(they are counted as Unclassified)",
             metadata={"evaluated": False, "threshold": bar})
     method, expected, postings, version = row
-    passed = bool(expected <= bar)
+    expected, postings = float(expected), float(postings)
+    passed = expected <= bar
     return AssetCheckResult(
         passed=passed, severity=AssetCheckSeverity.WARN,
         description=(f"{method} counts the {postings:,.0f} postings without a category with an "

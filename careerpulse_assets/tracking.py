@@ -276,7 +276,7 @@ def log_training(
 
 def record_promotion(run_id: str, promote: bool, reason: str) -> None:
     client = mlflow.MlflowClient()
-    client.set_tag(run_id, PROMOTION_TAG, ("promoted once the gate passes: " if promote
+    client.set_tag(run_id, PROMOTION_TAG, ("promoted: " if promote
                                            else "not promoted: ") + reason)
 
 

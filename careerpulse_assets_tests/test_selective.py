@@ -49,7 +49,8 @@ def test_the_threshold_is_the_largest_coverage_whose_precision_is_shown_to_reach
     low_more, _ = proportion_confint(right[more].sum(), more.sum(), alpha=0.10, method="wilson")
     assert low_more < 0.9
     assert choose_threshold(confidence, np.zeros(2000, bool), 0.9) is None
-    assert choose_threshold(confidence, np.ones(2000, bool), 0.9) == 0.0
+    # Every prediction right: down to the floor (never a category more likely wrong than right).
+    assert choose_threshold(confidence, np.ones(2000, bool), 0.9) == 0.5
 
 
 def test_a_weak_category_at_every_confidence_is_withheld_and_the_others_written():

@@ -216,8 +216,15 @@ def knn_classifier(
     context.log.info(f"per posting: {serving.policy.reason}")
     context.add_output_metadata(
         _classifier_metadata(serving, context.resources.mlflow.run_url(serving.run_id), bars)
+        | {"labelled": labelled_parts(labelled, config.min_postings_per_category)}
     )
     return serving
+
+
+def labelled_parts(labelled: LabelledSet, min_postings: int) -> dict:
+    """Today's labelled postings as the summary names their parts."""
+    return {"learnable": len(labelled.postings), "reposts_set_aside": labelled.reposts_removed,
+            "too_rare_to_learn": labelled.excluded_categories, "min_postings": min_postings}
 
 
 def _no_model(silver_labelled: pd.DataFrame, unlabelled_share: float, why: str

@@ -51,15 +51,16 @@ FROM bronze.bronze_crawls
 # (silver.unlabelled_mix.share_error), and is clipped to what the day's postings allow.
 DAILY_COUNTS_SQL = """
 CREATE OR REPLACE TABLE gold.gold_daily_counts AS
-WITH counts AS (
+WITH imputed AS (SELECT * FROM {imputed}),
+counts AS (
     SELECT publication_day AS day, coalesce(category, $unclassified) AS category,
            count(*) AS postings, count(*) FILTER (WHERE is_imputed) AS imputed_postings,
            count(*) FILTER (WHERE category_probabilities IS NULL) AS certain
-    FROM silver.imputed_silver GROUP BY ALL
+    FROM imputed GROUP BY ALL
 ),
 entries AS (
     SELECT publication_day AS day, unnest(map_entries(category_probabilities)) AS entry
-    FROM silver.imputed_silver WHERE category_probabilities IS NOT NULL
+    FROM imputed WHERE category_probabilities IS NOT NULL
 ),
 spread AS (
     SELECT day, entry.key AS category, sum(entry.value) AS expected,
@@ -68,7 +69,7 @@ spread AS (
 ),
 uncertain_days AS (
     SELECT publication_day AS day, count(*) AS uncertain
-    FROM silver.imputed_silver WHERE category_probabilities IS NOT NULL GROUP BY ALL
+    FROM imputed WHERE category_probabilities IS NOT NULL GROUP BY ALL
 ),
 cells AS (
     SELECT CAST(grid.day AS DATE) AS day, grid.category,
@@ -111,6 +112,18 @@ def _has_table(connection: duckdb.DuckDBPyConnection, schema: str, table: str) -
     return bool(count)
 
 
+def _imputed_source(connection: duckdb.DuckDBPyConnection) -> str:
+    """`silver.imputed_silver`, or, written before it kept probabilities, the same with none (its
+    postings without a category counted where they were written)."""
+    (has,), = connection.execute(
+        "SELECT count(*) FROM information_schema.columns WHERE table_schema = 'silver' AND "
+        "table_name = 'imputed_silver' AND column_name = 'category_probabilities'").fetchall()
+    if has:
+        return "silver.imputed_silver"
+    return ("(SELECT *, CAST(NULL AS MAP(VARCHAR, DOUBLE)) AS category_probabilities "
+            "FROM silver.imputed_silver)")
+
+
 def coverage_inputs(connection: duckdb.DuckDBPyConnection) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(postings by source, walks) as `core.coverage.day_coverage` takes them."""
     with_bronze = _has_table(connection, "bronze", "bronze_postings")
@@ -141,7 +154,8 @@ def write_daily_counts(connection: duckdb.DuckDBPyConnection) -> None:
     grid = grid.astype({"day": "datetime64[ns]", "observed": bool, "complete": bool,
                         "category": str})
     with transaction_with(connection, grid=grid, mix=mix):
-        connection.execute(DAILY_COUNTS_SQL, {"unclassified": UNCLASSIFIED, "z": INTERVAL_Z})
+        connection.execute(DAILY_COUNTS_SQL.format(imputed=_imputed_source(connection)),
+                           {"unclassified": UNCLASSIFIED, "z": INTERVAL_Z})
 
 
 def forecast_input(gold: pd.DataFrame) -> pd.DataFrame:

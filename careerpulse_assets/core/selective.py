@@ -10,7 +10,8 @@ route records they cannot code to people.
 - **The threshold** is the lowest calibrated confidence at which the out-of-fold predictions
   written are right at least `min_precision` of the time (CAREERPULSE_MIN_PRECISION, 0.90), as
   the lower end of a 90 % Wilson interval (so a threshold met only by luck on few postings is
-  not chosen): the largest coverage whose precision is shown to reach the bar. No threshold
+  not chosen): the largest coverage whose precision is shown to reach the bar; never below 0.5
+  (`MORE_LIKELY_RIGHT`: no posting gets a category it is more likely not in). No threshold
   reaches it: nothing is written. Equal confidences are written together.
 - **A category is withheld** only when its own written predictions are clearly below the bar:
   the upper end of their 95 % Wilson interval is under it. A category with few predictions is
@@ -46,6 +47,12 @@ from .evaluation import BOOTSTRAP_RESAMPLES
 from .out_of_fold import BOOTSTRAP_CHUNK, RANDOM_STATE
 
 DEFAULT_MIN_PRECISION = 0.90
+# A category is never written on a posting whose probability says it is more likely wrong than
+# right, whatever the others' precision allows: the out-of-fold precision is an average over the
+# labelled mix, and under a shift the least sure postings are the first to be wrong (on the
+# shared postings without a category the threshold fell to 0 and "Ranger" and "Front Desk
+# Clerk" were written as Software Engineering at 0.39 and 0.46).
+MORE_LIKELY_RIGHT = 0.5
 # One-sided 95 %: the lower end of a two-sided 90 % Wilson interval.
 THRESHOLD_INTERVAL_ALPHA = 0.10
 # Two-sided 95 % for withholding a category.
@@ -59,9 +66,12 @@ def _wilson(right: np.ndarray, written: np.ndarray, alpha: float) -> tuple[np.nd
 
 def choose_threshold(confidence: np.ndarray, right: np.ndarray, min_precision: float
                      ) -> float | None:
-    """The lowest confidence t such that the predictions with confidence ≥ t (equal ones
-    together) are right `min_precision` of the time or more at the lower end of their 90 %
-    Wilson interval; 0.0 when that is every prediction, None when no t is."""
+    """The lowest confidence t ≥ MORE_LIKELY_RIGHT such that the predictions with confidence ≥ t
+    (equal ones together) are right `min_precision` of the time or more at the lower end of
+    their 90 % Wilson interval; MORE_LIKELY_RIGHT itself when that is every one of them (none
+    below showed the bar missed); None when no t is."""
+    eligible = confidence >= MORE_LIKELY_RIGHT
+    confidence, right = confidence[eligible], right[eligible]
     if not len(confidence):
         return None
     order = np.argsort(-confidence, kind="stable")
@@ -72,8 +82,9 @@ def choose_threshold(confidence: np.ndarray, right: np.ndarray, min_precision: f
     meets = np.flatnonzero(low >= min_precision)
     if not len(meets):
         return None
-    last = meets[-1]
-    return 0.0 if last == len(ends) - 1 else float(sorted_confidence[ends[last]])
+    if meets[-1] == len(ends) - 1:
+        return MORE_LIKELY_RIGHT
+    return float(sorted_confidence[ends[meets[-1]]])
 
 
 def withheld_categories(predicted: np.ndarray, right: np.ndarray, written: np.ndarray,
@@ -103,6 +114,11 @@ class Rule:
             return np.zeros(len(confidence), dtype=bool)
         return (confidence >= self.threshold) & ~np.isin(np.asarray(predicted).astype(str),
                                                          list(self.withheld))
+
+
+RULE_ROUNDS = 10
+# A category is judged hopeless on its most confident predictions only when they are this many.
+HOPELESS_MIN_PREDICTIONS = 20
 
 
 def hopeless_categories(predicted: np.ndarray, confidence: np.ndarray, right: np.ndarray,
@@ -212,8 +228,7 @@ def _describe(min_precision: float, threshold: float | None, withheld: dict[str,
         return (f"no confidence threshold writes out-of-fold predictions right ≥ "
                 f"{min_precision:.2f} of the time: no category is written per posting (the "
                 "counts still include every posting)")
-    postings = ("every posting's most probable category" if threshold == 0 else
-                f"the most probable category where its probability is ≥ {threshold:.2f}")
+    postings = f"the most probable category where its probability is ≥ {threshold:.2f}"
     held = (f", except {', '.join(f'{c} (right at most {h:.2f} of the time)' for c, h in withheld.items())}"
             if withheld else "")
     return (f"writes {postings}{held}; estimated nested: right {estimate['precision']:.3f} of "
