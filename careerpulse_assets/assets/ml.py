@@ -399,7 +399,9 @@ def _classifier_metadata(serving: ServingClassifier, run_url: str | None, bars: 
         "trained_on_postings": sum(serving.reference.training_counts.values()),
         "reviewer_labels_in_training": serving.reference.reviewer_labels,
     }
-    if calibration is not None:
+    if calibration is None:
+        metadata |= {"imputation": outcome.reason, "imputation_threshold": None}
+    else:
         policy, counting = calibration.policy, calibration.counting
         metadata |= {
             # What is written per posting, estimated nested.
