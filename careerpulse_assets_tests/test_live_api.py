@@ -2,6 +2,7 @@
 cap answer 400 "Value `page` is too high", listings are filtered by category, level, location and
 company, and the listing moves while it is walked (issue 19)."""
 
+import logging
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
@@ -377,6 +378,48 @@ def test_new_postings_pushed_onto_page_0_during_a_walk_are_all_stored_in_that_ru
     ids = stored_ids(settings)
     assert len(ids) == len(set(ids)) == 120
     assert query(settings, "SELECT count(*) AS n FROM bronze.bronze_quarantine")["n"][0] == 0
+
+
+def warnings_of(instance, result) -> list[str]:
+    return [str(entry.user_message) for entry in instance.all_logs(result.run_id)
+            if entry.level == logging.WARNING]
+
+
+def test_a_listing_served_oldest_first_is_walked_whole_and_its_new_postings_stored(settings_for):
+    items = [posting(i, "Sales") for i in range(100)]
+    with serve_muse(items) as (stub, base_url):
+        stub.oldest_first = True  # although every request asks descending=true
+        settings = settings_for(base_url=base_url)
+        instance = DagsterInstance.ephemeral()
+        assert ingest(settings, instance).success  # the first crawl walks it whole anyway
+        # As on the live listing, as many postings expire as arrive: the total says nothing.
+        newer = [posting(1000 + i, "Sales", hours_old=-1 - i) for i in range(10)]
+        stub.expire([item["id"] for item in stub.listing()[:10]])  # the 10 oldest, served first
+        stub.publish(newer)
+        stub.requests.clear()
+        result = ingest(settings, instance)
+        assert result.success
+        # Page 0 held the 20 oldest postings, all stored: the walk used to stop there, after
+        # one request, with none of the 10 new postings.
+        assert len(stub.requests) == 6  # 5 full pages, and the empty one after them
+    assert {item["id"] for item in newer} <= set(stored_ids(settings))
+    assert bronze_metadata(result)["listings_served_oldest_first"] == f"api:{base_url}"
+    assert any("served oldest first although descending=true was asked" in line
+               and "walked whole" in line for line in warnings_of(instance, result))
+
+
+def test_a_newest_first_listing_whose_newest_posting_expired_still_stops_at_stored_pages(
+        settings_for):
+    items = [posting(i, "Sales") for i in range(100)]
+    with serve_muse(items) as (stub, base_url):
+        settings = settings_for(base_url=base_url)
+        instance = DagsterInstance.ephemeral()
+        assert ingest(settings, instance).success
+        stub.expire([item["id"] for item in stub.listing()[:3]])  # page 0 is older than before
+        stub.requests.clear()
+        result = ingest(settings, instance)
+        assert result.success and len(stub.requests) == 1
+    assert "listings_served_oldest_first" not in bronze_metadata(result)
 
 
 def partitioned_listing() -> list[dict]:

@@ -68,6 +68,7 @@ def bronze_postings(
             crawler = Crawler(
                 writer, muse.walk, partial(listing_source, muse.base_url),
                 RequestBudget(muse.max_requests_per_run), known, fixed, log=context.log.info,
+                warn=context.log.warning,
             )
             every = timedelta(days=muse.full_crawl_days) if muse.full_crawl_days else None
             crawl = crawler.run(config.full_crawl, every)
@@ -116,6 +117,10 @@ def crawl_metadata(crawl: CrawlRun) -> dict:
         "request_budget": crawl.budget if crawl.budget is not None else "none",
         "page_cap": crawl.page_cap if crawl.page_cap is not None else "not met",
         "stopped_at_stored_page": crawl.stopped_at_stored > 0,
+        # Served oldest first although descending=true was asked: walked whole, not stopped
+        # at stored pages (each run, while the API does it).
+        **({"listings_served_oldest_first": ", ".join(crawl.oldest_first)}
+           if crawl.oldest_first else {}),
         **({
             "listing_total": full.listing_total if full.listing_total is not None else "unknown",
             "postings_reached_by_crawl": full.reached,

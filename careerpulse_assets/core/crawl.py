@@ -17,7 +17,10 @@ flight, because each page and the frontier's progress are one transaction).
   walk (a posting re-dated or published into a page already read raises the total without
   showing on page 0).
   When more postings arrived than the cap shows, it parts the listing and walks each part the
-  same way. Parts of earlier crawls that met an unreadable page are walked again in it.
+  same way. Parts of earlier crawls that met an unreadable page are walked again in it. A
+  listing the API serves oldest first although `descending=true` was asked (its page 0 rises in
+  date and is older than the newest posting stored from it) has its new postings on its last
+  pages: it is walked whole instead, with a warning (`served_oldest_first`).
 
 A listing covered by an earlier crawl (its last walk reached its end, the cap, pages already
 stored, or it was parted) may stop at stored pages; one never covered is walked whole.
@@ -46,6 +49,7 @@ from ..muse.listings import PLAIN, Listing
 from ..muse.pages import PAGE_SIZE, RawPage
 from .bronze_store import BronzeWriter, PageOutcome, last_crawl_complete, listing_sample
 from .partitions import GROUP_FILL, Split, estimated_sizes, halves, pack, plan_split
+from .postings import InvalidPosting, parse_publication_date
 from .sql import transaction_with
 
 FULL, INCREMENTAL = "full", "incremental"
@@ -94,6 +98,7 @@ class WalkRecord:
     newest: datetime | None = None
     stopped_at_stored: bool = False
     split_now: bool = False
+    oldest_first: bool = False
 
     def add(self, page: RawPage, outcome: PageOutcome) -> None:
         self.pages += 1
@@ -166,6 +171,22 @@ class CrawlProgress:
         return text
 
 
+def served_oldest_first(page: RawPage, newest_stored: datetime | None) -> bool:
+    """Whether page 0 of a listing shows it served oldest first, although every request asks
+    `descending=true`: its postings' dates rise down the page and even its newest is older than
+    the newest posting stored from this listing. Either sign alone is not enough: a newest-first
+    page 0 is older than the newest stored posting once that posting expired, and a server may
+    order the items of a page otherwise (by id)."""
+    dates = []
+    for item in page.items:
+        try:
+            dates.append(parse_publication_date(item.get("publication_date")))
+        except (InvalidPosting, AttributeError):
+            continue  # not a posting: quarantined, no date to order by
+    return (newest_stored is not None and len(dates) >= 2 and dates[0] < dates[-1]
+            and max(dates) < newest_stored)
+
+
 @dataclass
 class CrawlRun:
     """What a run's crawling did and where the crawls stand."""
@@ -176,6 +197,8 @@ class CrawlRun:
     walks: int
     stopped_at_stored: int  # walks that stopped at a page of stored postings
     crawls: list[CrawlProgress] = field(default_factory=list)
+    # Listings (bronze `source`) the API served oldest first: walked whole this run.
+    oldest_first: list[str] = field(default_factory=list)
 
     @property
     def unfinished(self) -> list[CrawlProgress]:
@@ -221,10 +244,13 @@ class Crawler:
         known: dict[str, tuple[str, ...]] | None = None,
         fixed: dict[str, tuple[str, ...]] | None = None,
         log: Callable[[str], None] = lambda _: None,
+        warn: Callable[[str], None] | None = None,
     ):
         self.writer, self.walk_listing, self.source_of = writer, walk_listing, source_of
         self.budget, self.known, self.fixed, self.log = budget, known or {}, fixed or {}, log
+        self.warn = warn or log
         self.walks = self.stopped_at_stored = 0
+        self.oldest_first: list[str] = []
         # A plan made at a listing's first page, used when its walk is finished.
         self._plans: dict[str, Split] = {}
 
@@ -255,7 +281,8 @@ class Crawler:
             self._walk_crawl(full)
         self.forget_old_crawls()
         return CrawlRun(self.budget.spent, self.budget.limit, self._known_cap(), self.walks,
-                        self.stopped_at_stored, [self.progress(crawl_id) for crawl_id in crawls])
+                        self.stopped_at_stored, [self.progress(crawl_id) for crawl_id in crawls],
+                        self.oldest_first)
 
     # --- the frontier ------------------------------------------------------------------------
 
@@ -400,6 +427,13 @@ class Crawler:
         it raise it, walks still end at the old one and parts reach the rest."""
         return self._known_cap(part.crawl_id) or self._known_cap()
 
+    def _newest_stored(self, source: str) -> datetime | None:
+        """The newest publication date the walks of this listing have stored."""
+        return self._db.execute(
+            "SELECT max(newest_publication_date) FROM bronze.bronze_crawls WHERE source = ?",
+            [source],
+        ).fetchall()[0][0]
+
     def _last_total(self, source: str) -> int | None:
         row = self._db.execute(
             "SELECT total FROM bronze.bronze_crawls WHERE source = ? AND total IS NOT NULL "
@@ -413,6 +447,7 @@ class Crawler:
         page_cap = self._page_cap(part)
         capacity = page_cap * PAGE_SIZE if page_cap else None
         last_total = self._last_total(part.source) if part.may_stop else None
+        newest_stored = self._newest_stored(part.source) if part.may_stop else None
         record = WalkRecord()
         db = self._db
         with transaction_with(db):
@@ -461,7 +496,16 @@ class Crawler:
             )
 
         def stop(page: RawPage, outcome: PageOutcome) -> bool:
-            if part.may_stop and outcome.all_known:
+            if (part.may_stop and page.page == 0 and not record.oldest_first
+                    and served_oldest_first(page, newest_stored)):
+                # Its new postings are on its last pages, after pages of stored ones.
+                record.oldest_first = True
+                self.oldest_first.append(part.source)
+                self.warn(f"{part.source} is served oldest first although descending=true was "
+                          f"asked (page 0 rises in date and is older than the newest posting "
+                          f"stored from it, {newest_stored:%Y-%m-%d %H:%M} UTC): walked whole, "
+                          "not stopped at stored pages")
+            if part.may_stop and outcome.all_known and not record.oldest_first:
                 grew = (record.first_total - last_total
                         if record.first_total is not None and last_total is not None else 0)
                 if record.arrived >= grew:
@@ -479,7 +523,8 @@ class Crawler:
 
         self.writer.walk(iter(walk), then, stop)
         record.requests = walk.requests
-        if walk.growth > 0 and walk.ended_by in (END, CAP) and not record.stopped_at_stored:
+        if (walk.growth > 0 and walk.ended_by in (END, CAP) and not record.stopped_at_stored
+                and not record.oldest_first):  # its head is its oldest postings
             record.requests += self._read_head_again(part, page_cap, walk.growth, then)
         self._finish(part, walk, record, capacity)
 
