@@ -188,6 +188,24 @@ def ensure_bronze_schema(connection: duckdb.DuckDBPyConnection) -> None:
         connection.execute(BACKFILL_LISTING_VALUES_SQL)
 
 
+def unstored_postings(connection: duckdb.DuckDBPyConnection, ids: list[int]) -> list[int]:
+    """Of `ids`, those bronze holds neither as a posting nor as a quarantined item (sorted);
+    every one of them when bronze has no tables yet."""
+    if not ids:
+        return []
+    try:
+        rows = connection.execute(
+            "SELECT id FROM (SELECT unnest(?::BIGINT[]) AS id) WHERE id NOT IN ("
+            "SELECT posting_id FROM bronze.bronze_postings WHERE posting_id IN "
+            "(SELECT unnest(?::BIGINT[])) UNION ALL SELECT posting_id FROM "
+            "bronze.bronze_quarantine WHERE posting_id IN (SELECT unnest(?::BIGINT[])))",
+            [ids, ids, ids],
+        ).fetchall()
+    except duckdb.CatalogException:
+        return sorted(set(ids))
+    return sorted({posting for (posting,) in rows})
+
+
 def last_crawl_complete(connection: duckdb.DuckDBPyConnection, source: str) -> bool:
     """Whether the latest walk of this listing reached its end (or pages already stored), in
     a store from before crawls kept a frontier (core/crawl.py decides from the frontier)."""
