@@ -141,16 +141,18 @@ class MuseApi(ConfigurableResource):
         In archive mode it is read from the files instead: the newest posting, the count, and
         the ids of the 20 newest postings.
         """
+        fetched_at = None  # now, by this machine's clock
         if self.archive_dir:
             items = [item for page in iter_archive_pages(self.archive_dir) for item in page.items]
             total = len(items)
         else:
             page = fetch_page(self._session(), self.base_url, 0, self.api_key, self.timeout_seconds)
-            items, total = page.items, page.total
+            # By the API's clock when this machine's is wrong (core/clock.py).
+            items, total, fetched_at = page.items, page.total, page.fetched_at
         postings = []
         for item in items:
             try:
-                posting = check_item(item)
+                posting = check_item(item, fetched_at)
             except InvalidPosting:
                 continue
             postings.append((parse_publication_date(item.get("publication_date")), posting))

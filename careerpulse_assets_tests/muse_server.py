@@ -16,7 +16,8 @@ listing holds, `ignores_page` answers page 0 to every request, `echo_url` puts t
 path and query (key included) into error bodies, and the key into every item, and
 `bodies` maps a page number to exact bytes to answer with status 200 (one per request while
 the list lasts) and `content_type` is what they are sent as. `oldest_first` serves every listing
-oldest first, whatever `descending` asks.
+oldest first, whatever `descending` asks. `clock_offset` (a timedelta) moves the `Date` header
+of every answer away from the real time: the API's clock against a machine whose clock is wrong.
 
 As the live API does in 2026:
 
@@ -36,6 +37,7 @@ import json
 import threading
 import time
 from contextlib import contextmanager
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
@@ -73,6 +75,7 @@ class MuseStub:
         self.page_count_lie: int | None = None
         self.ignores_page = False
         self.oldest_first = False
+        self.clock_offset = timedelta(0)
         self.echo_url = False
         self.bodies: dict[int, list[bytes]] = {}
         self.content_type = "application/json"
@@ -214,6 +217,10 @@ def serve_muse(items: list[dict]):
 
         def log_message(self, *args):
             pass
+
+        def date_time_string(self, timestamp=None):  # the Date header
+            moment = time.time() if timestamp is None else timestamp
+            return super().date_time_string(moment + stub.clock_offset.total_seconds())
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -85,6 +85,11 @@ def test_poisoned_items_are_quarantined_and_the_rest_of_their_page_lands(setting
     ]
     for fragment in expected:
         assert any(fragment in reason for reason in reasons), fragment
+    # An item with a valid id says which posting it was (the date refused, not the id).
+    ids = query(settings, "SELECT posting_id, reason FROM bronze.bronze_quarantine")
+    dated_2099 = ids[ids["reason"].str.contains("2099-06-01")]
+    assert dated_2099["posting_id"].tolist() == [880_007]
+    assert ids[ids["reason"].str.contains("outside 1 .. 2")]["posting_id"].isna().all()
     deep_html = query(settings, f"SELECT description_text FROM silver.silver_postings "
                                 f"WHERE posting_id = {valid[1]['id']}")
     assert deep_html["description_text"][0] == "Deeply nested duties"

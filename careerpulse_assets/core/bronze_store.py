@@ -27,7 +27,13 @@ import pyarrow.compute as pc
 from ..muse.listings import Listing, posting_values
 from ..muse.pages import RawPage, UnreadableItem
 from .partitions import Sample
-from .postings import InvalidPosting, parse_publication_date, quarantine_text, stored_item
+from .postings import (
+    InvalidPosting,
+    parse_publication_date,
+    posting_id,
+    quarantine_text,
+    stored_item,
+)
 from .sql import transaction_with
 from .waiting import WAITING, with_waits
 
@@ -102,6 +108,9 @@ CREATE TABLE IF NOT EXISTS bronze.bronze_crawl_frontier (
 );
 -- How far the listing's `total` fell while its walks went (postings expired during the crawl).
 ALTER TABLE bronze.bronze_crawl_frontier ADD COLUMN IF NOT EXISTS shrank_by BIGINT DEFAULT 0;
+-- The highest bronze row id when the part was added: a posting whose first row is above the
+-- crawl's first part's arrived since the crawl began (row ids only grow; clocks may jump).
+ALTER TABLE bronze.bronze_crawl_frontier ADD COLUMN IF NOT EXISTS rows_before BIGINT;
 CREATE TABLE IF NOT EXISTS bronze.bronze_quarantine (
     source VARCHAR NOT NULL,
     page INTEGER NOT NULL,
@@ -278,17 +287,28 @@ def _storable(text: str | None) -> str | None:
     return text
 
 
+def known_posting_id(item) -> int | None:
+    """The id of a quarantined item when it has a valid one (its date or text was refused), so
+    the quarantine says which posting it was; None otherwise."""
+    if not isinstance(item, dict):
+        return None
+    try:
+        return posting_id(item)
+    except InvalidPosting:
+        return None
+
+
 def split_page(page: RawPage, run_id: str | None) -> tuple[pa.Table, pa.Table]:
     """The page's valid postings (first occurrence of each id, with the values they are listed
     under and their publication date) and its quarantined records."""
     rows, quarantine, seen = [], [], set()
 
-    def quarantine_record(index, reason, raw):
+    def quarantine_record(index, reason, raw, item=None):
         raw = _storable(raw)
         quarantine.append(
             {
                 "source": page.source, "page": page.page, "item_index": index,
-                "posting_id": None, "reason": _storable(reason), "raw": raw,
+                "posting_id": known_posting_id(item), "reason": _storable(reason), "raw": raw,
                 "raw_hash": raw_hash(raw or ""), "fetched_at": page.fetched_at, "run_id": run_id,
             }
         )
@@ -302,7 +322,7 @@ def split_page(page: RawPage, run_id: str | None) -> tuple[pa.Table, pa.Table]:
         try:
             valid = stored_item(item, page.fetched_at)
         except InvalidPosting as exc:
-            quarantine_record(index, str(exc), quarantine_text(item))
+            quarantine_record(index, str(exc), quarantine_text(item), item)
             continue
         if valid.posting_id in seen:
             continue

@@ -40,7 +40,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import duckdb
 
@@ -48,6 +48,7 @@ from ..muse.client import BUDGET, CAP, END, ListingWalk, RequestBudget
 from ..muse.listings import PLAIN, Listing
 from ..muse.pages import PAGE_SIZE, RawPage
 from .bronze_store import BronzeWriter, PageOutcome, last_crawl_complete, listing_sample
+from .clock import CLOCK_TOLERANCE, Clock
 from .partitions import GROUP_FILL, Split, estimated_sizes, halves, pack, plan_split
 from .postings import InvalidPosting, parse_publication_date
 from .sql import transaction_with
@@ -245,10 +246,14 @@ class Crawler:
         fixed: dict[str, tuple[str, ...]] | None = None,
         log: Callable[[str], None] = lambda _: None,
         warn: Callable[[str], None] | None = None,
+        clock: Clock | None = None,
     ):
         self.writer, self.walk_listing, self.source_of = writer, walk_listing, source_of
         self.budget, self.known, self.fixed, self.log = budget, known or {}, fixed or {}, log
         self.warn = warn or log
+        # Every stamp the crawls write is this clock's: the API's time when this machine's
+        # disagrees (core/clock.py), corrected by each answer.
+        self.clock = clock or Clock()
         self.walks = self.stopped_at_stored = 0
         self.oldest_first: list[str] = []
         # A plan made at a listing's first page, used when its walk is finished.
@@ -304,7 +309,14 @@ class Crawler:
             "max(started_at) FROM bronze.bronze_crawls WHERE complete AND crawl_id IS NULL))",
             [FULL],
         ).fetchall()[0][0]
-        return started is None or datetime.now(timezone.utc) - started > every
+        now = self.clock.now()
+        if started is not None and started > now + CLOCK_TOLERANCE:
+            # Stamped by a clock that ran ahead: when it really started is not known.
+            self.warn(f"the last full crawl is stamped {started:%Y-%m-%d %H:%M} UTC, after now "
+                      f"({now:%Y-%m-%d %H:%M} UTC): a clock was ahead when it was stamped; a "
+                      "full crawl starts now")
+            return True
+        return started is None or now - started > every
 
     def _covered(self, source: str) -> bool:
         """Whether an earlier crawl covered this listing (so a walk may stop at stored pages)."""
@@ -336,13 +348,15 @@ class Crawler:
     def _add_part(self, crawl_id: str, kind: str, listing: Listing, parent: str | None,
                   parted_by: str | None, may_stop: bool) -> None:
         source = self.source_of(listing)
+        now = self.clock.now()
         self._db.execute(
             "INSERT INTO bronze.bronze_crawl_frontier (crawl_id, kind, source, listing, "
-            "parent_source, parted_by, may_stop, state) SELECT ?, ?, ?, ?, ?, ?, ?, ? "
-            "WHERE NOT EXISTS (SELECT 1 FROM bronze.bronze_crawl_frontier "
-            "WHERE crawl_id = ? AND source = ?)",
+            "parent_source, parted_by, may_stop, state, created_at, updated_at, rows_before) "
+            "SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, (SELECT coalesce(max(bronze_row_id), 0) "
+            "FROM bronze.bronze_postings) WHERE NOT EXISTS (SELECT 1 FROM "
+            "bronze.bronze_crawl_frontier WHERE crawl_id = ? AND source = ?)",
             [crawl_id, kind, source, listing.to_json(), parent, parted_by, may_stop, TO_DO,
-             crawl_id, source],
+             now, now, crawl_id, source],
         )
 
     def _next_part(self, crawl_id: str) -> Part | None:
@@ -450,20 +464,21 @@ class Crawler:
         newest_stored = self._newest_stored(part.source) if part.may_stop else None
         record = WalkRecord()
         db = self._db
+        now = self.clock.now()
         with transaction_with(db):
             db.execute(
-                "UPDATE bronze.bronze_crawls SET status = ?, finished_at = now() "
+                "UPDATE bronze.bronze_crawls SET status = ?, finished_at = ? "
                 "WHERE crawl_id = ? AND source = ? AND status = 'walking'",
-                [INTERRUPTED, part.crawl_id, part.source],
+                [INTERRUPTED, now, part.crawl_id, part.source],
             )
             db.execute(
                 "INSERT INTO bronze.bronze_crawls (source, run_id, started_at, crawl_id, "
-                "status, first_page) VALUES (?, ?, now(), ?, 'walking', ?)",
-                [part.source, self.writer.run_id, part.crawl_id, part.next_page],
+                "status, first_page) VALUES (?, ?, ?, ?, 'walking', ?)",
+                [part.source, self.writer.run_id, now, part.crawl_id, part.next_page],
             )
             db.execute(
-                "UPDATE bronze.bronze_crawl_frontier SET state = ?, updated_at = now() "
-                "WHERE crawl_id = ? AND source = ?", [WALKING, part.crawl_id, part.source],
+                "UPDATE bronze.bronze_crawl_frontier SET state = ?, updated_at = ? "
+                "WHERE crawl_id = ? AND source = ?", [WALKING, now, part.crawl_id, part.source],
             )
         walk = self.walk_listing(
             part.listing, start_page=part.next_page, page_cap=page_cap, budget=self.budget,
@@ -473,26 +488,34 @@ class Crawler:
 
         def then(connection, page: RawPage, outcome: PageOutcome) -> None:
             record.add(page, outcome)
+            self.clock.observe(page.clock_offset)
+            if record.pages == 1:
+                # The walk started when its first page was answered, by the API's clock: the
+                # stamp written before it asked used the offset the last run measured.
+                connection.execute(
+                    "UPDATE bronze.bronze_crawls SET started_at = ? WHERE crawl_id = ? "
+                    "AND source = ? AND status = 'walking'",
+                    [page.fetched_at, part.crawl_id, part.source])
             connection.execute("INSERT INTO bronze.bronze_crawl_postings "
                                "SELECT ?, posting_id FROM page_rows", [part.crawl_id])
             if part.may_stop:
                 # New to bronze since the crawl began: stored by this walk or by another
-                # listing of the crawl that holds them too.
+                # listing of the crawl that holds them too (by row id: clocks may jump).
                 record.arrived += connection.execute(
                     "SELECT count(*) FROM (SELECT posting_id FROM bronze.bronze_postings "
                     "WHERE posting_id IN (SELECT posting_id FROM page_rows) GROUP BY posting_id "
-                    "HAVING min(fetched_at) >= (SELECT min(created_at) FROM "
+                    "HAVING min(bronze_row_id) > (SELECT min(rows_before) FROM "
                     "bronze.bronze_crawl_frontier WHERE crawl_id = ?))", [part.crawl_id],
                 ).fetchall()[0][0]
             connection.execute(
                 "UPDATE bronze.bronze_crawl_frontier SET next_page = ?, "
                 "total = coalesce(?, total), shrank_by = ?, unreadable = unreadable + ?, "
-                "unusable_items = unusable_items + ?, updated_at = now() "
+                "unusable_items = unusable_items + ?, updated_at = ? "
                 "WHERE crawl_id = ? AND source = ?",
                 # The walk's own next page: back before this one when the listing shrank.
                 [walk.next_page, page.total, part.shrank_by + walk.shrank,
                  int(page.error is not None),
-                 outcome.read - outcome.valid, part.crawl_id, part.source],
+                 outcome.read - outcome.valid, self.clock.now(), part.crawl_id, part.source],
             )
 
         def stop(page: RawPage, outcome: PageOutcome) -> bool:
@@ -585,16 +608,17 @@ class Crawler:
             (child, part.may_stop and self._covered(self.source_of(child)))
             for child in (part.listing.narrowed(split.kind, group) for group in split.groups)
         ]
+        now = self.clock.now()
         with transaction_with(db):
             # The walk's figures are written once, at its end (a row per page cost 7 ms a page);
             # an interrupted walk keeps none, its pages are in bronze and the frontier.
             db.execute(
-                "UPDATE bronze.bronze_crawls SET status = ?, complete = ?, finished_at = now(), "
+                "UPDATE bronze.bronze_crawls SET status = ?, complete = ?, finished_at = ?, "
                 "page_cap = ?, requests = ?, stopped_at_stored_page = ?, last_page = ?, "
                 "total = ?, postings_reached = ?, oldest_publication_date = ?, "
                 "newest_publication_date = ? "
                 "WHERE crawl_id = ? AND source = ? AND status = 'walking'",
-                [status if covered or status in (SPLIT, PAUSED) else INCOMPLETE, covered,
+                [status if covered or status in (SPLIT, PAUSED) else INCOMPLETE, covered, now,
                  walk.cap_page, record.requests, record.stopped_at_stored, record.last_page,
                  total, record.reached, record.oldest, record.newest, part.crawl_id,
                  part.source],
@@ -605,9 +629,9 @@ class Crawler:
                 self._add_part(part.crawl_id, part.kind, child, part.source, split.kind, may_stop)
             db.execute(
                 "UPDATE bronze.bronze_crawl_frontier SET state = ?, outcome = ?, split_by = ?, "
-                "note = ?, unreachable = ?, updated_at = now() WHERE crawl_id = ? AND source = ?",
-                [DONE, outcome, split.kind if split else None, note, unreachable, part.crawl_id,
-                 part.source],
+                "note = ?, unreachable = ?, updated_at = ? WHERE crawl_id = ? AND source = ?",
+                [DONE, outcome, split.kind if split else None, note, unreachable, now,
+                 part.crawl_id, part.source],
             )
         self.log(f"{part.source}: {outcome} after {record.pages} pages ({record.new} new "
                  f"postings, total {total if total is not None else '?'})"

@@ -24,6 +24,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 from urllib.parse import quote, quote_plus
 
@@ -31,6 +32,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from ..core.clock import clock_offset, header_time, local_now
 from .listings import PLAIN, Listing
 from .pages import PAGE_SIZE, RawPage, parse_body
 
@@ -162,6 +164,9 @@ def fetch_page(
     """One page of a listing, newest first. Raises MuseApiError when the API refuses, except
     for a page past the API's cap (400 "Value `page` is too high"): that is a page with
     `past_cap` set and no items, the listing's end as far as the API lets anyone see.
+
+    `fetched_at` is the API's time (its `Date` header) when this machine's clock disagrees with
+    it, and `clock_offset` says by how much (core/clock.py).
     """
     params: list[tuple[str, Any]] = [("page", page), ("descending", "true"), *listing.params()]
     if api_key:
@@ -174,10 +179,13 @@ def fetch_page(
         except requests.RequestException as exc:
             # The exception's own text holds the full URL, key included: report only its kind.
             raise MuseApiError(f"GET {shown} failed after retries: {type(exc).__name__}") from None
+        local, api = local_now(), header_time(response.headers.get("Date"))
+        offset = clock_offset(local, api) if api is not None else None
+        clock = {"fetched_at": local + (offset or timedelta(0)), "clock_offset": offset}
         text, notes = body_text(response)
         text = redact(text, api_key)
         if response.status_code == 400 and PAST_CAP_ERROR.search(_error_text(text)):
-            return RawPage(source, page, [], past_cap=True, notes=notes)
+            return RawPage(source, page, [], past_cap=True, notes=notes, **clock)
         if response.status_code != 200:
             raise MuseApiError(f"GET {shown} answered {response.status_code}: {_error_text(text)}")
         reset = rate_limit_reset(response.headers)
@@ -196,13 +204,14 @@ def fetch_page(
                     rate_limit_reset=reset,
                     notes=notes,
                     is_last=len(body["results"]) < PAGE_SIZE,
+                    **clock,
                 )
             error = "body has no `results` list"
         if attempt < BODY_RETRIES:
             time.sleep(0.5 * 2**attempt)
     return RawPage(
         source, page, [], error=f"{error} ({BODY_RETRIES + 1} tries)", raw=text,
-        rate_limit_reset=reset, notes=notes,
+        rate_limit_reset=reset, notes=notes, **clock,
     )
 
 
