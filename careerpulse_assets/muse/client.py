@@ -11,6 +11,9 @@ exponential backoff and jitter. The rate limit is respected from the API's own h
 with `X-RateLimit-Remaining: 0` is retried after `X-RateLimit-Reset` seconds, and a walk that has
 used up its allowance pauses until the reset instead of running into the 403.
 
+Every answer says the API's time (its `Date` header): where this machine's clock disagrees with
+it, a page's `fetched_at` is the API's time and `clock_offset` says by how much (core/clock.py).
+
 The API key never leaves this module: errors name the request by its URL without the key, and
 every text the server sent back (error bodies, unreadable bodies, the items themselves) has the
 key redacted before anyone can log, raise or store it, because servers that echo the request
@@ -356,6 +359,7 @@ class ListingWalk:
                                 error=f"page {page} repeats page {earlier}: the server ignores "
                                 "`page`; walk stopped",
                                 raw=", ".join(map(str, signature)), notes=raw.notes,
+                                fetched_at=raw.fetched_at, clock_offset=raw.clock_offset,
                             )
                             self.ended_by = BROKEN
                             return
