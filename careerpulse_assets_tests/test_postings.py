@@ -165,3 +165,13 @@ def test_html_that_loses_most_of_its_text_to_the_parser_is_read_without_it_and_f
 ])
 def test_titles_with_html_entities_are_decoded_once_or_however_often_they_were_escaped(raw, title):
     assert silver_row(dict(results()[1], name=raw))["title"] == title
+
+
+def test_html_sent_escaped_is_unescaped_and_read_as_html():
+    from html import escape
+
+    html, _ = twins()
+    escaped = dict(html, contents=escape(html["contents"]))  # "&lt;p&gt;We are hiring ..."
+    row = silver_row(escaped)
+    assert row["description_text"] == silver_row(html)["description_text"]
+    assert row["description_note"] == "HTML sent escaped (&lt;p&gt;): unescaped and read as HTML"

@@ -1,7 +1,7 @@
 from dagster import AssetExecutionContext, Failure, MaterializeResult
 from dagster_duckdb import DuckDBResource
 
-from ..core.postings import PLAIN_TEXT
+from ..core.postings import ESCAPED_HTML, MISPARSED, PLAIN_TEXT
 from ..core.silver_store import update_silver
 from ..resources import ReviewerLabels
 from .bronze import bronze_postings
@@ -13,7 +13,9 @@ SELECT count(*) AS postings,
        count(*) - count(category) AS without_category,
        count(DISTINCT category) AS categories,
        count(*) FILTER (WHERE description_note = $plain_text) AS descriptions_plain_text,
-       count(*) FILTER (WHERE description_note <> $plain_text) AS descriptions_misparsed
+       count(*) FILTER (WHERE description_note = $escaped) AS descriptions_escaped_html,
+       count(*) FILTER (WHERE starts_with(description_note, $misparsed))
+           AS descriptions_misparsed
 FROM silver.silver_postings
 """
 
@@ -37,7 +39,8 @@ def silver_postings(
     with duckdb.get_connection() as connection, Heartbeat(context.log.info, "silver_postings"):
         update = update_silver(connection, label_files=reviewer_labels.files())
         updated, labels = update.rebuilt, update.labels
-        cursor = connection.execute(SILVER_STATS_SQL, {"plain_text": PLAIN_TEXT})
+        cursor = connection.execute(SILVER_STATS_SQL, {
+            "plain_text": PLAIN_TEXT, "escaped": ESCAPED_HTML, "misparsed": MISPARSED})
         stats = dict(zip([c[0] for c in cursor.description], cursor.fetchone(), strict=True))
         metadata = table_metadata(connection, "silver.silver_postings")
         sample = connection.execute(
@@ -68,6 +71,7 @@ def silver_postings(
             "postings_rebuilt": updated,
             # Of every posting in silver (description_note says why, per posting).
             "descriptions_plain_text": stats["descriptions_plain_text"],
+            "descriptions_escaped_html": stats["descriptions_escaped_html"],
             "descriptions_misparsed": stats["descriptions_misparsed"],
             "reviewer_labels": len(labels.labels),
             "label_rows_quarantined": len(labels.quarantine),

@@ -213,11 +213,12 @@ _ENTITY = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]
 MAX_UNESCAPES = 3
 
 
-def decode_entities(text: str) -> str:
+def decode_entities(text: str, times: int = MAX_UNESCAPES) -> str:
     """`text` with its HTML character references decoded, also when it was escaped more than
-    once (`&amp;#8211;` is "–"). For fields that are text, not HTML (a title): every entity in
-    them is an escaping artefact. A `&` without a `;` is left as it is."""
-    for _ in range(MAX_UNESCAPES):
+    once (`&amp;#8211;` is "–"), up to `times` times. For fields that are text, not HTML (a
+    title): every entity in them is an escaping artefact. A `&` without a `;` is left as it
+    is."""
+    for _ in range(times):
         decoded = _ENTITY.sub(lambda found: unescape(found.group()), text)
         if decoded == text:
             break
@@ -236,6 +237,8 @@ _HIDDEN_BLOCK = re.compile(
 # text to the parser (a `<` typed as less-than inside HTML swallows what follows it).
 MIN_KEPT_SHARE = 0.5
 PLAIN_TEXT = "plain text: no HTML tags, read as text"
+ESCAPED_HTML = "HTML sent escaped (&lt;p&gt;): unescaped and read as HTML"
+MISPARSED = "the HTML parser kept"  # how the note of a description read without it begins
 
 
 def has_html_tag(text: str) -> bool:
@@ -259,15 +262,20 @@ def description_text(contents: str | None) -> tuple[str, str | None]:
     3,410 characters kept). Contents without a single known HTML tag are read as text (note
     PLAIN_TEXT). HTML whose parsed text keeps less than MIN_KEPT_SHARE of the text around its
     tags is read by removing the tags instead, and the note says how much the parser kept.
+    HTML sent escaped as text (`&lt;p&gt;`) is unescaped and read as HTML (note ESCAPED_HTML).
     """
     if not contents or not contents.strip():
         return "", None
     if not has_html_tag(contents):
+        unescaped = decode_entities(contents, times=1)
+        if has_html_tag(unescaped):  # HTML sent escaped ("&lt;p&gt;..."): read it as HTML
+            text, note = description_text(unescaped)
+            return text, note or ESCAPED_HTML
         return " ".join(decode_entities(contents).split()), PLAIN_TEXT
     parsed = html_to_text(contents)
     around = _text_around_tags(contents)
     if len(parsed) < MIN_KEPT_SHARE * len(around):
-        return around, (f"the HTML parser kept {len(parsed):,} of {len(around):,} characters of "
+        return around, (f"{MISPARSED} {len(parsed):,} of {len(around):,} characters of "
                         "text: read by removing the tags instead")
     return parsed, None
 

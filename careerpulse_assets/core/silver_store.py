@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from .bronze_store import INSERT_QUARANTINE_SQL, QUARANTINE_SCHEMA, raw_hash
 from .labels import LabelFile, Labels, read_labels
-from .postings import PLAIN_TEXT, InvalidPosting, check_item, silver_row
+from .postings import MISPARSED, PLAIN_TEXT, InvalidPosting, check_item, silver_row
 from .sql import transaction_with
 from .taxonomy import CategoryNames, Taxonomy, category_names, load_taxonomy
 
@@ -197,7 +197,7 @@ def update_silver(
         plain_text += int((notes == PLAIN_TEXT).sum())
         misparsed += [(int(pid), note) for pid, note in
                       zip(frame["posting_id"], notes, strict=True)
-                      if note is not None and note != PLAIN_TEXT]
+                      if note is not None and note.startswith(MISPARSED)]
         mark = int(changed["bronze_row_id"].max())
     names = served_names(connection, taxonomy or load_taxonomy())
     known = {pid for (pid,) in connection.execute(
