@@ -116,7 +116,7 @@ def build_definitions(settings: Settings) -> Definitions:
         ],
         jobs=[careerpulse_all_job, ingestion_job, retraining_job],
         schedules=[daily_retraining_schedule, weekly_full_crawl_schedule],
-        sensors=[build_new_pages_sensor(settings.sensor_interval_seconds)],
+        sensors=[build_new_pages_sensor(settings.sensor_interval_seconds, settings.duckdb_path)],
         resources=build_resources(settings),
         # One DuckDB file takes one writer and the graph is a chain: running the steps of a run
         # in one process avoids lock contention and re-importing scikit-learn and MLflow per step.

@@ -44,13 +44,14 @@ LABELLED_ROWS_ARTIFACT = "labelled_rows.npy"
 OUT_OF_FOLD_ARTIFACT = "out_of_fold.npz"
 POLICY_KEY = "imputation_policy"  # in evaluation.json
 # Bump when the training code changes in a way that should retrain on unchanged data.
-TRAINING_SPEC_VERSION = "6"
+TRAINING_SPEC_VERSION = "7"  # 7: CJK text read as character pairs
 # MLflow saves scikit-learn models with skops, which loads only types it is told to trust.
 SKOPS_TRUSTED_TYPES = [
     "scipy.sparse._csr.csr_matrix",
     "careerpulse_assets.core.saved_state.CompactTfidfVectorizer",
     "careerpulse_assets.core.knn.CosineKNNClassifier",
     "careerpulse_assets.core.knn.joined_text",
+    "careerpulse_assets.core.knn.text_tokens",
 ]
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,7 @@
-from datetime import datetime, timezone
-
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue
 from dagster_duckdb import DuckDBResource
 
+from ..core.clock import reference_now
 from ..core.forecast import HORIZON, forecast_categories, weekly_forecast
 from ..core.gold import UNCLASSIFIED, write_daily_counts
 from ..core.plots import daily_counts_png, forecast_png
@@ -70,9 +69,9 @@ def gold_daily_counts(context: AssetExecutionContext, duckdb: DuckDBResource) ->
 def gold_category_forecast(
     context: AssetExecutionContext, duckdb: DuckDBResource
 ) -> MaterializeResult:
-    today = datetime.now(timezone.utc).date()
     with duckdb.get_connection() as connection:
         gold = connection.execute("SELECT * FROM gold.gold_daily_counts").fetchdf()
+        today = reference_now(connection).date()  # the API's day when this clock is wrong
     with Heartbeat(context.log.info, "gold_category_forecast"):
         result = forecast_categories(gold, today)
     forecast, backtest = result.forecast, result.backtest

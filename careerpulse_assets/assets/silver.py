@@ -1,6 +1,7 @@
 from dagster import AssetExecutionContext, Failure, MaterializeResult
 from dagster_duckdb import DuckDBResource
 
+from ..core.postings import ESCAPED_HTML, MISPARSED, PLAIN_TEXT
 from ..core.silver_store import update_silver
 from ..resources import ReviewerLabels
 from .bronze import bronze_postings
@@ -10,7 +11,11 @@ SILVER_STATS_SQL = """
 SELECT count(*) AS postings,
        count(category) AS labelled,
        count(*) - count(category) AS without_category,
-       count(DISTINCT category) AS categories
+       count(DISTINCT category) AS categories,
+       count(*) FILTER (WHERE description_note = $plain_text) AS descriptions_plain_text,
+       count(*) FILTER (WHERE description_note = $escaped) AS descriptions_escaped_html,
+       count(*) FILTER (WHERE starts_with(description_note, $misparsed))
+           AS descriptions_misparsed
 FROM silver.silver_postings
 """
 
@@ -34,7 +39,8 @@ def silver_postings(
     with duckdb.get_connection() as connection, Heartbeat(context.log.info, "silver_postings"):
         update = update_silver(connection, label_files=reviewer_labels.files())
         updated, labels = update.rebuilt, update.labels
-        cursor = connection.execute(SILVER_STATS_SQL)
+        cursor = connection.execute(SILVER_STATS_SQL, {
+            "plain_text": PLAIN_TEXT, "escaped": ESCAPED_HTML, "misparsed": MISPARSED})
         stats = dict(zip([c[0] for c in cursor.description], cursor.fetchone(), strict=True))
         metadata = table_metadata(connection, "silver.silver_postings")
         sample = connection.execute(
@@ -43,7 +49,16 @@ def silver_postings(
         ).fetchdf()
     if not stats["postings"]:
         raise Failure("bronze.bronze_postings holds no postings: nothing to clean")
-    context.log.info(f"{updated} postings rebuilt from new bronze payloads")
+    context.log.info(f"{updated} postings rebuilt from new bronze payloads"
+                     + (f" ({update.descriptions_plain_text} descriptions plain text, read as "
+                        "text)" if update.descriptions_plain_text else ""))
+    if update.descriptions_misparsed:
+        context.log.warning(
+            f"{len(update.descriptions_misparsed)} descriptions lost most of their text to the "
+            "HTML parser and were read by removing their tags (silver.silver_postings."
+            "description_note): " + "; ".join(
+                f"posting {pid}: {note}" for pid, note in update.descriptions_misparsed[:3])
+        )
     if len(labels.quarantine):
         context.log.warning(
             f"{len(labels.quarantine)} label rows quarantined (silver.label_quarantine): "
@@ -54,6 +69,10 @@ def silver_postings(
         metadata={
             **metadata,
             "postings_rebuilt": updated,
+            # Of every posting in silver (description_note says why, per posting).
+            "descriptions_plain_text": stats["descriptions_plain_text"],
+            "descriptions_escaped_html": stats["descriptions_escaped_html"],
+            "descriptions_misparsed": stats["descriptions_misparsed"],
             "reviewer_labels": len(labels.labels),
             "label_rows_quarantined": len(labels.quarantine),
             "label_rows_awaiting_review": labels.awaiting_review,

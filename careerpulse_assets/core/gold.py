@@ -12,6 +12,7 @@ import duckdb
 import pandas as pd
 
 from .classifier import UNCLASSIFIED
+from .clock import reference_now
 from .coverage import day_coverage
 from .sql import transaction_with
 
@@ -84,7 +85,7 @@ def write_daily_counts(connection: duckdb.DuckDBPyConnection) -> None:
     walk of an API listing) and per category, zeros included, from every `silver.imputed_silver`
     row (a NULL category counted as `Unclassified`); the flags by `core.coverage.day_coverage`."""
     connection.execute("CREATE SCHEMA IF NOT EXISTS gold")
-    grid = day_coverage(*coverage_inputs(connection))
+    grid = day_coverage(*coverage_inputs(connection), today=reference_now(connection).date())
     grid = grid.astype({"day": "datetime64[ns]", "observed": bool, "complete": bool})
     with transaction_with(connection, grid=grid):
         connection.execute(DAILY_COUNTS_SQL, {"unclassified": UNCLASSIFIED})

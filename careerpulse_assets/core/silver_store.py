@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from .bronze_store import INSERT_QUARANTINE_SQL, QUARANTINE_SCHEMA, raw_hash
 from .labels import LabelFile, Labels, read_labels
-from .postings import InvalidPosting, check_item, silver_row
+from .postings import MISPARSED, PLAIN_TEXT, InvalidPosting, check_item, silver_row
 from .sql import transaction_with
 from .taxonomy import CategoryNames, Taxonomy, category_names, load_taxonomy
 
@@ -32,6 +32,8 @@ SILVER_COLUMNS = {
     "title": "VARCHAR",
     "description_html": "VARCHAR",
     "description_text": "VARCHAR",
+    # Why description_text is not the HTML read whole (plain text; text the parser lost).
+    "description_note": "VARCHAR",
     "category": "VARCHAR",
     "category_raw": "VARCHAR",
     "category_source": "VARCHAR",
@@ -165,6 +167,10 @@ def apply_categories(
 class SilverUpdate:
     rebuilt: int  # postings (re)built from new bronze payloads
     labels: Labels
+    # Of the postings rebuilt: (posting_id, description_note) of those whose description's
+    # HTML parse lost most of its text, and how many descriptions were plain text.
+    descriptions_misparsed: tuple[tuple[int, str], ...] = ()
+    descriptions_plain_text: int = 0
 
 
 def update_silver(
@@ -175,7 +181,7 @@ def update_silver(
 ) -> SilverUpdate:
     """Bring silver up to date with bronze, the taxonomy and the reviewers' labels."""
     ensure_silver_schema(connection)
-    updated = 0
+    updated, plain_text, misparsed = 0, 0, []
     # Rejected rows do not raise silver's own watermark: this run moves past them by its own.
     mark = watermark(connection)
     while True:
@@ -187,10 +193,15 @@ def update_silver(
         frame, rejected = silver_frame(changed)
         merge_slice(connection, frame, rejected)
         updated += len(frame)
+        notes = frame["description_note"]
+        plain_text += int((notes == PLAIN_TEXT).sum())
+        misparsed += [(int(pid), note) for pid, note in
+                      zip(frame["posting_id"], notes, strict=True)
+                      if note is not None and note.startswith(MISPARSED)]
         mark = int(changed["bronze_row_id"].max())
     names = served_names(connection, taxonomy or load_taxonomy())
     known = {pid for (pid,) in connection.execute(
         "SELECT posting_id FROM silver.silver_postings").fetchall()} if label_files else set()
     labels = read_labels(list(label_files), known, names)
     apply_categories(connection, names, labels)
-    return SilverUpdate(updated, labels)
+    return SilverUpdate(updated, labels, tuple(misparsed), plain_text)
