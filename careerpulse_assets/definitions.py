@@ -52,6 +52,7 @@ from .resources import (
     mlflow_tracking,
 )
 from .sensors import build_new_pages_sensor
+from .tracking import EXPERIMENT_NAME
 from .settings import (
     SERVER_SETTINGS_VARIABLE,
     Settings,
@@ -60,7 +61,6 @@ from .settings import (
     restart_needed,
 )
 
-EXPERIMENT_NAME = "careerpulse"
 
 
 def build_resources(settings: Settings) -> dict:

@@ -187,12 +187,18 @@ def main(argv: list[str] | None = None) -> int:
     if settings is None:
         return 1
     from .instance import ensure_instance_file
-    from .tracking import create_store
+    from .resources import ensure_experiment
+    from .tracking import EXPERIMENT_NAME
 
     home = settings.dagster_home
     ensure_instance_file(home, postgres=bool(settings.dagster_postgres_url))
-    # Made here, under MLflow's lock, before `mlflow server` and any run open it at once.
-    create_store(settings.mlflow_tracking_uri)
+    # Made here, under MLflow's lock, before `mlflow server` and any run open it at once; and
+    # pointed at the artifacts where they are now, should the home have moved.
+    if not settings.mlflow_is_server:
+        relocated = ensure_experiment(settings.mlflow_tracking_uri, EXPERIMENT_NAME,
+                                      str(settings.mlflow_artifacts))
+        if relocated:
+            print(f"careerpulse: {relocated}", flush=True)
     if not settings.mlflow_is_server:
         _record_mlflow_ui(settings)
     env = {**os.environ, "DAGSTER_HOME": str(home), "CAREERPULSE_HOME": str(settings.home),
