@@ -333,7 +333,8 @@ class ReviewerLabels(ConfigurableResource):
         for path in sorted(folder.iterdir()):
             if path.is_file() and path.suffix.lower() == ".csv":
                 try:
-                    found.append(LabelFile(path.name, path.read_bytes()))
+                    modified_at = path.stat().st_mtime
+                    found.append(LabelFile(path.name, path.read_bytes(), modified_at=modified_at))
                 except OSError as exc:
                     found.append(LabelFile(path.name, b"", error=exc.strerror or str(exc)))
         return found
