@@ -227,16 +227,9 @@ def _where(row: dict) -> dict:
 
 
 @dataclass(frozen=True)
-class KeptRead:
-    """A label file's last complete read, in force until the file is stable again."""
-
-    data: bytes
-
-
-@dataclass(frozen=True)
 class LabelFileReads:
     files: list[LabelFile]  # what to read: each file as it is now, or as it was last read whole
-    kept: dict[str, KeptRead]  # the reads to keep for the next run, by file name
+    kept: dict[str, bytes]  # each file's last complete read, to keep for the next run
     notes: list[str]  # each file held at its last read or dropping labels, with the posting ids
     refused: list[dict]  # QUARANTINE_COLUMNS rows: files held because they cannot be read now
 
@@ -258,17 +251,17 @@ def _named(ids: list[int]) -> str:
 
 
 def settle_label_files(
-    files: list[LabelFile], kept: dict[str, KeptRead], now: float,
+    files: list[LabelFile], kept: dict[str, bytes], now: float,
     settle_seconds: float = LABEL_FILE_SETTLE_SECONDS,
 ) -> LabelFileReads:
     """Which version of each label file to read (module docstring: a file read while it is
-    saved). `files`: the folder now (`modified_at` set); `kept`: the last complete reads; `now`:
-    seconds since the epoch."""
+    saved). `files`: the folder now (`modified_at` set); `kept`: each file's bytes at its last
+    complete read, by name; `now`: seconds since the epoch."""
     chosen, kept_now, notes, refused = [], {}, [], []
     current = {file.name: file for file in files}
     for name in sorted(set(current) | set(kept)):
         file, before = current.get(name), kept.get(name)
-        held = _labels_held(LabelFile(name, before.data))[0] if before is not None else {}
+        held = _labels_held(LabelFile(name, before))[0] if before is not None else {}
         if file is None:  # removed: a save replaces a file in one rename, never removes it
             if held:
                 notes.append(f"{name} was removed: its {len(held)} labels no longer apply "
@@ -279,11 +272,11 @@ def settle_label_files(
         if not gone:
             chosen.append(file)
             if unreadable is None:
-                kept_now[name] = KeptRead(file.data)
+                kept_now[name] = file.data
             continue
         if unreadable is not None:  # 0 bytes, no header, not UTF-8: never taken as a removal
-            chosen.append(LabelFile(name, before.data))
-            kept_now[name] = KeptRead(before.data)
+            chosen.append(LabelFile(name, before))
+            kept_now[name] = before
             said = (f"{unreadable}; its last complete read stays in force ({len(held)} labels) "
                     "until it can be read again or is removed")
             refused.append({"label_file": name, "label_line": None, "posting_id": None,
@@ -293,14 +286,14 @@ def settle_label_files(
         age = now - file.modified_at if file.modified_at is not None else settle_seconds
         if age >= settle_seconds:
             chosen.append(file)
-            kept_now[name] = KeptRead(file.data)
-            notes.append(f"{name} no longer holds {len(gone)} of its labels (posting ids "
-                         f"{_named(gone)}): they no longer apply (the file has been unchanged "
-                         f"for {settle_seconds:.0f} s)")
+            kept_now[name] = file.data
+            notes.append(f"{name} drops or changes {len(gone)} of its labels (posting ids "
+                         f"{_named(gone)}): as it says now (the file has been unchanged for "
+                         f"{settle_seconds:.0f} s)")
             continue
-        chosen.append(LabelFile(name, before.data))
-        kept_now[name] = KeptRead(before.data)
-        notes.append(f"{name} was changed {max(age, 0):.0f} s ago and no longer holds {len(gone)} "
+        chosen.append(LabelFile(name, before))
+        kept_now[name] = before
+        notes.append(f"{name} was changed {max(age, 0):.0f} s ago and drops or changes {len(gone)} "
                      f"of its labels (posting ids {_named(gone)}): it is read as it was until it "
                      f"has been unchanged for {settle_seconds:.0f} s (a file being saved)")
     return LabelFileReads(chosen, kept_now, notes, refused)

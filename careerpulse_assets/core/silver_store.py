@@ -25,7 +25,6 @@ from .bronze_store import INSERT_QUARANTINE_SQL, QUARANTINE_SCHEMA, raw_hash
 from .labels import (
     QUARANTINE_COLUMNS,
     QUARANTINE_TYPES,
-    KeptRead,
     LabelFile,
     Labels,
     read_labels,
@@ -156,17 +155,17 @@ def served_names(connection: duckdb.DuckDBPyConnection, taxonomy: Taxonomy) -> C
 KEPT_READS_SCHEMA = pa.schema([("label_file", pa.string()), ("data", pa.binary())])
 
 
-def kept_label_reads(connection: duckdb.DuckDBPyConnection) -> dict[str, KeptRead]:
-    """`silver.label_files_in_force`: the last complete read of each label file, by name."""
+def kept_label_reads(connection: duckdb.DuckDBPyConnection) -> dict[str, bytes]:
+    """`silver.label_files_in_force`: each label file's bytes at its last complete read."""
     connection.execute("CREATE TABLE IF NOT EXISTS silver.label_files_in_force "
                        "(label_file VARCHAR, data BLOB)")
-    return {name: KeptRead(bytes(data)) for name, data in connection.execute(
+    return {name: bytes(data) for name, data in connection.execute(
         "SELECT label_file, data FROM silver.label_files_in_force").fetchall()}
 
 
 def apply_categories(
     connection: duckdb.DuckDBPyConnection, names: CategoryNames, labels: Labels,
-    kept: dict[str, KeptRead] | None = None,
+    kept: dict[str, bytes] | None = None,
 ) -> int:
     """Counted names and reviewers' labels on every row; keep the labels and their quarantine
     as tables (`silver.reviewer_labels`, `silver.label_quarantine`), and with `kept` the label
@@ -175,7 +174,7 @@ def apply_categories(
         "SELECT DISTINCT category_raw FROM silver.silver_postings WHERE category_raw IS NOT NULL"
     ).fetchall()]
     reads = pa.Table.from_pylist(
-        [{"label_file": name, "data": read.data} for name, read in (kept or {}).items()],
+        [{"label_file": name, "data": data} for name, data in (kept or {}).items()],
         schema=KEPT_READS_SCHEMA)
     with transaction_with(connection, taxonomy_map=names.mapping_frame(raw),
                           label_rows=labels.labels, label_refused=labels.quarantine,
