@@ -191,8 +191,9 @@ def test_make_ui_reads_a_relative_archive_where_it_was_started_and_reloads_an_ed
         assert bronze_postings(home) == 108
 
         # Without the archive and without a reachable API, the failed run says the offline way.
+        nowhere = f"http://127.0.0.1:{free_port()}"
         (fresh_root / ".env").write_text(
-            f"CAREERPULSE_MUSE_ARCHIVE=\nCAREERPULSE_MUSE_BASE_URL=http://127.0.0.1:{free_port()}\n")
+            f"CAREERPULSE_MUSE_ARCHIVE=\nCAREERPULSE_MUSE_BASE_URL={nowhere}\n")
         assert client.reload_repository_location("careerpulse").status == (
             ReloadRepositoryLocationStatus.SUCCESS)
         run_id, status = launch(client)
@@ -202,7 +203,8 @@ def test_make_ui_reads_a_relative_archive_where_it_was_started_and_reloads_an_ed
                    in error for error in run_errors(url, run_id)), run_errors(url, run_id)
 
         # What the servers took at their start cannot change by a reload: it says so.
-        (fresh_root / ".env").write_text(f"CAREERPULSE_MUSE_ARCHIVE=../more\nDAGSTER_PORT={port + 1}\n")
+        (fresh_root / ".env").write_text(
+            f"CAREERPULSE_MUSE_ARCHIVE=../more\nDAGSTER_PORT={port + 1}\n")
         refused = client.reload_repository_location("careerpulse")
         assert refused.status == ReloadRepositoryLocationStatus.FAILURE
         said = location_load_error(url)

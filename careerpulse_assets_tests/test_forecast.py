@@ -230,8 +230,8 @@ def test_the_forecast_lies_inside_its_own_interval_however_sparse_the_category()
     forecast = result.forecast
     sparse = forecast[forecast["category"] == "Animal Care"]  # posted on 5 % of days
     assert (sparse["forecast"] > 0).all() and (sparse["forecast"] < 0.1).all()
-    outside = (forecast["forecast"] < forecast["lower"]) | (forecast["forecast"] > forecast["upper"])
-    assert outside.sum() == 0
+    inside = forecast["forecast"].between(forecast["lower"], forecast["upper"])
+    assert inside.all()
     assert (sparse["upper"] == 1).all() and (sparse["lower"] == 0).all()
     weeks = weekly_forecast(forecast, result.alphas)
     assert ((weeks["forecast"] >= weeks["lower"]) & (weeks["forecast"] <= weeks["upper"])).all()
