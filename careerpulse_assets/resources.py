@@ -61,7 +61,7 @@ from .settings import (
     DEFAULT_MIN_MACRO_F1,
     DEFAULT_MUSE_BASE_URL,
 )
-from .tracking import create_store, fail_abandoned_runs, load_model
+from .tracking import create_store, fail_abandoned_runs, load_model, relocate_artifacts
 
 
 # The API's experience levels (its documentation's `level` values).
@@ -221,13 +221,17 @@ class CareerPulseDuckDB(DuckDBResource):
             connection.close()
 
 
-def ensure_experiment(tracking_uri: str, name: str, artifact_location: str | None) -> None:
+def ensure_experiment(tracking_uri: str, name: str, artifact_location: str | None) -> str | None:
     """Create the experiment with its artifacts under CAREERPULSE_HOME, not MLflow's ./mlruns
-    (with a tracking server, where the server keeps them: `artifact_location` None)."""
+    (with a tracking server, where the server keeps them: `artifact_location` None). An
+    experiment whose artifacts moved with the home is pointed at them (tracking.py
+    `relocate_artifacts`): returns what was done then, else None."""
     create_store(tracking_uri)
     client = mlflow.MlflowClient(tracking_uri=tracking_uri)
     if client.get_experiment_by_name(name) is not None:
-        return
+        if artifact_location is None:
+            return None
+        return relocate_artifacts(tracking_uri, name, Path(artifact_location))
     if artifact_location is not None:
         Path(artifact_location).mkdir(parents=True, exist_ok=True)
     try:
@@ -237,6 +241,7 @@ def ensure_experiment(tracking_uri: str, name: str, artifact_location: str | Non
     except MlflowException:
         if client.get_experiment_by_name(name) is None:
             raise  # not another process creating it first
+    return None
 
 
 class TrainingTracking(MlFlow):
@@ -285,9 +290,11 @@ class TrainingTracking(MlFlow):
 )
 def mlflow_tracking(context: InitResourceContext):
     config = context.resource_config
-    ensure_experiment(
+    relocated = ensure_experiment(
         config["mlflow_tracking_uri"], config["experiment_name"], config["artifact_location"]
     )
+    if relocated:
+        context.log.warning(relocated)
     tracking = TrainingTracking(context)
     tracking.ui_url = config["ui_url"].rstrip("/")
     instance = context.instance
@@ -330,7 +337,8 @@ class ReviewerLabels(ConfigurableResource):
         for path in sorted(folder.iterdir()):
             if path.is_file() and path.suffix.lower() == ".csv":
                 try:
-                    found.append(LabelFile(path.name, path.read_bytes()))
+                    modified_at = path.stat().st_mtime
+                    found.append(LabelFile(path.name, path.read_bytes(), modified_at=modified_at))
                 except OSError as exc:
                     found.append(LabelFile(path.name, b"", error=exc.strerror or str(exc)))
         return found

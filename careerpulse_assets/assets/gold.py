@@ -2,7 +2,7 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue
 from dagster_duckdb import DuckDBResource
 
 from ..core.clock import reference_now
-from ..core.forecast import HORIZON, forecast_categories, weekly_forecast
+from ..core.forecast import HORIZON, data_age, forecast_categories, weekly_forecast
 from ..core.gold import UNCLASSIFIED, write_daily_counts
 from ..core.plots import daily_counts_png, forecast_png
 from ..core.sql import transaction_with
@@ -56,9 +56,11 @@ def gold_daily_counts(context: AssetExecutionContext, duckdb: DuckDBResource) ->
     kinds={"duckdb", "pandas"},
     deps=[gold_daily_counts],
     description=f"`gold.gold_category_forecast`: postings per category for the {HORIZON} days "
-    "after the run, with an 80 % interval in counts (negative binomial around the forecast, "
-    "its spread from the model's backtest errors), the model, and `data_until` / "
-    "`data_age_days`: the newest day it learnt from and how old that is. Learns per category "
+    "after the run: `forecast`, the expected count (mean), and `lower` / `upper`, whole "
+    "postings holding at least 80 % (the negative binomial around the forecast, its spread "
+    "from the model's backtest errors) and the forecast itself; the model, and `data_until` / "
+    "`data_age_days`: the newest day it learnt from and how old that is (`data_age` in the "
+    "metadata says why). Learns per category "
     "from the complete days of the last year (observed ones when there are too few), never "
     "from days nobody saw. Models: seasonal naive (the baseline), ETS and a seasonal window "
     "average where a category is posted on most days, ADIDA, IMAPA, TSB and Croston SBA where it "
@@ -91,9 +93,9 @@ def gold_category_forecast(
         return MaterializeResult(metadata={**metadata, "skipped": result.skipped})
     newest = max(forecast["data_until"])
     age = (today - newest).days
-    if age > 1:
-        context.log.warning(f"the forecast runs {age} days past its data: the newest day it "
-                            f"learnt from is {newest} (see the check newest_posting_age)")
+    why_old = data_age(gold, today, newest)
+    if why_old:
+        context.log.warning(why_old)
     volumes = result.history.groupby("category")["postings"].sum().nlargest(PLOTTED_CATEGORIES)
     image = forecast_png(result.history, forecast, list(volumes.index), result.intermittent,
                          weekly_forecast(forecast, result.alphas))
@@ -105,6 +107,7 @@ def gold_category_forecast(
         "last_day": str(forecast["day"].max()),
         "data_until": str(newest),
         "data_age_days": age,
+        "data_age": why_old or "learnt from yesterday",
         "models": forecast.groupby("model")["category"].nunique().to_dict(),
         "interval_coverage": round(coverage, 3) if coverage is not None else None,
         "interval_coverage_busy": round(busy_coverage, 3) if busy_coverage is not None else None,

@@ -1,4 +1,4 @@
-from dagster import AssetExecutionContext, Failure, MaterializeResult
+from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue
 from dagster_duckdb import DuckDBResource
 
 from ..core.postings import ESCAPED_HTML, MISPARSED, PLAIN_TEXT
@@ -31,7 +31,9 @@ FROM silver.silver_postings
     "`category_raw`), or a reviewer's label from CAREERPULSE_LABELS_DIR, which wins "
     "(`category_source`: `api` or `label`); publication date and day in UTC. Only postings "
     "with new bronze payloads are rebuilt; labels and the taxonomy apply to every row. Label "
-    "rows that cannot be used are in `silver.label_quarantine` with file, line and reason.",
+    "rows that cannot be used are in `silver.label_quarantine` with file, line and reason. A "
+    "label file that drops labels it held is read as it was last read whole until it has been "
+    "unchanged for a minute (never while it cannot be read at all), naming what vanished.",
 )
 def silver_postings(
     context: AssetExecutionContext, duckdb: DuckDBResource, reviewer_labels: ReviewerLabels
@@ -59,6 +61,8 @@ def silver_postings(
             "description_note): " + "; ".join(
                 f"posting {pid}: {note}" for pid, note in update.descriptions_misparsed[:3])
         )
+    for note in update.label_notes:
+        context.log.warning(f"label file {note}")
     if len(labels.quarantine):
         context.log.warning(
             f"{len(labels.quarantine)} label rows quarantined (silver.label_quarantine): "
@@ -76,6 +80,8 @@ def silver_postings(
             "reviewer_labels": len(labels.labels),
             "label_rows_quarantined": len(labels.quarantine),
             "label_rows_awaiting_review": labels.awaiting_review,
+            "label_files_held_or_dropping_labels": MetadataValue.md(
+                "\n".join(f"- {note}" for note in update.label_notes) or "none"),
             "labels_folder": reviewer_labels.folder,
             "labelled_postings": stats["labelled"],
             "postings_without_category": stats["without_category"],

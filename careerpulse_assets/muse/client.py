@@ -48,6 +48,10 @@ BODY_RETRIES = 2
 PAST_CAP_ERROR = re.compile(r"\bpage\b.*\btoo high\b", re.IGNORECASE)
 
 
+UNREACHABLE_HINT = ("the API cannot be reached from here; to work offline, point "
+                    "CAREERPULSE_MUSE_ARCHIVE at a folder of saved pages (README)")
+
+
 class MuseApiError(RuntimeError):
     """A request the API did not answer usefully; the message never contains the API key."""
 
@@ -181,7 +185,11 @@ def fetch_page(
             response = session.get(f"{base_url.rstrip('/')}/jobs", params=params, timeout=timeout)
         except requests.RequestException as exc:
             # The exception's own text holds the full URL, key included: report only its kind.
-            raise MuseApiError(f"GET {shown} failed after retries: {type(exc).__name__}") from None
+            # The offline way is said here, so that every way a run fails shows it (the UI's
+            # run page as much as `make run`'s summary).
+            raise MuseApiError(
+                f"GET {shown} failed after retries: {type(exc).__name__}: {UNREACHABLE_HINT}"
+            ) from None
         local, api = local_now(), header_time(response.headers.get("Date"))
         offset = clock_offset(local, api) if api is not None else None
         clock = {"fetched_at": local + (offset or timedelta(0)), "clock_offset": offset}
