@@ -58,12 +58,13 @@ def shared_verdict(folder: Path) -> str:
     imputed = silver.assign(is_imputed=silver["category"].isna())
     imputed.loc[imputed["is_imputed"], "category"] = model.predict(
         model_input(imputed[imputed["is_imputed"]]))
+    imputed["category_source"] = imputed["is_imputed"].map({True: "imputed", False: "api"})
     imputed["publication_date"] = pd.to_datetime(imputed["publication_date"], utc=True)
     # The window as the check takes it: its own SQL over a table shaped like imputed_silver.
     with duckdb.connect() as connection:
         connection.execute("CREATE SCHEMA silver")
         connection.register("frame", imputed[["posting_id", "category", "is_imputed",
-                                              "publication_date"]])
+                                              "category_source", "publication_date"]])
         connection.execute("CREATE TABLE silver.imputed_silver AS SELECT * FROM frame")
         window = connection.execute(RECENT_WINDOW_SQL, {"days": DEFAULT_WINDOW_DAYS,
                                                         "min_postings": DEFAULT_MIN_POSTINGS}).fetchdf()

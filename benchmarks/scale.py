@@ -1,6 +1,7 @@
 """`make bench`: the whole graph at 2k, 20k and 100k postings, served from a loopback API.
 
     .venv/bin/python -m benchmarks.scale ../shared/data/muse [N ...] [--profile DIR] [--no-write]
+        [--write FILE]
 
 For each N, postings replayed from the shared real ones (`benchmarks/replay.py`) are served by
 the loopback stand-in of The Muse API, and in a fresh CAREERPULSE_HOME:
@@ -14,7 +15,8 @@ the loopback stand-in of The Muse API, and in a fresh CAREERPULSE_HOME:
    model selection (one neighbour query per fold, seed grid) against the seed's GridSearchCV
    over Pipeline(tfidf, knn) on the same folds (GridSearchCV only up to 20k: it is the slow one).
 
-Writes its tables into BENCHMARKS.md between the `make bench` markers (other sections stay).
+Writes its tables into BENCHMARKS.md (or `--write FILE`) between the `make bench` markers (other
+sections stay).
 `--profile DIR` runs both runs of each N under pyinstrument and saves text reports there (the
 times in the tables then include the profiler's overhead).
 """
@@ -42,6 +44,7 @@ import pandas as pd
 from benchmarks.replay import replay, shared_items
 from careerpulse_assets.core.evaluation import labelled_set
 from careerpulse_assets.instance import ensure_instance_file
+from careerpulse_assets.resources import input_path
 from careerpulse_assets.core.knn import model_input
 from careerpulse_assets.core.selection import (
     SEED_GRID,
@@ -166,7 +169,9 @@ def in_process_comparisons(figures: SizeFigures, home: Path) -> None:
             "SELECT posting_id, title, description_text, category, publication_date "
             "FROM silver.silver_postings ORDER BY posting_id"
         ).fetchdf()
-    with open(home / "storage" / "knn_classifier", "rb") as stored:
+    # The classifier the latest run stored (run-scoped, as every run's IO manager keeps it).
+    storage = home / "storage"
+    with open(storage / input_path(storage, "knn_classifier", None), "rb") as stored:
         trained = pickle.load(stored)
     pipeline = trained.model
     features, knn = pipeline.named_steps["features"], pipeline.named_steps["knn"]
@@ -223,7 +228,7 @@ def _steps(run: RunFigures) -> str:
     return " / ".join(f"{run.step_seconds.get(step, float('nan')):.1f}" for step in STEPS)
 
 
-def report(results: list[SizeFigures], seconds: float) -> str:
+def report(results: list[SizeFigures], seconds: float, folder: str) -> str:
     versions = ", ".join(
         f"{name} {version(name)}"
         for name in ("dagster", "duckdb", "scikit-learn", "numpy", "scipy", "mlflow", "pandas")
@@ -234,7 +239,7 @@ def report(results: list[SizeFigures], seconds: float) -> str:
         "",
         f"Written by `make bench` on {date.today()} ({seconds / 60:.1f} min in all): "
         f"{os.cpu_count()} cores, {_memory_gib():.0f} GiB, Python {platform.python_version()}; "
-        f"{versions}. Postings replayed from ../shared/data/muse (new ids, dates and title "
+        f"{versions}. Postings replayed from {folder} (new ids, dates and title "
         "variants, see `benchmarks/replay.py`), served 20 a page from a loopback API; every "
         "run is `python -m careerpulse_assets.run` in a fresh child process (peak RSS is the "
         "child's). Replayed copies share bodies, so their classifier scores say nothing about "
@@ -342,6 +347,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("sizes", nargs="*", type=int, default=[2_000, 20_000, 100_000])
     parser.add_argument("--profile", type=Path, help="save pyinstrument reports here")
     parser.add_argument("--no-write", action="store_true", help="print, leave BENCHMARKS.md")
+    parser.add_argument("--write", type=Path, default=ROOT / "BENCHMARKS.md",
+                        help="the file whose `make bench` section is rewritten (BENCHMARKS.md)")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
     if args.profile:
@@ -349,11 +356,11 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     items = shared_items(args.folder)
     results = [measure(items, n, args.profile) for n in args.sizes]
-    text = report(results, time.perf_counter() - started)
+    text = report(results, time.perf_counter() - started, args.folder)
     print(text)
     if not args.no_write:
-        write_section(text)
-        print("written to BENCHMARKS.md")
+        write_section(text, args.write)
+        print(f"written to {args.write}")
 
 
 if __name__ == "__main__":

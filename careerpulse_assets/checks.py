@@ -1,6 +1,6 @@
 """Asset checks: model quality (blocking), and data quality of silver and gold."""
 
-from datetime import datetime, timezone
+from datetime import timezone
 import math
 
 from dagster import (
@@ -27,6 +27,7 @@ from .core.drift import (
     DEFAULT_WINDOW_DAYS,
 )
 from .core.drift import category_drift as drift_statistics
+from .core.clock import CLOCK_TOLERANCE, describe_offset, reference_now, stored_offset
 from .core.postings import shorten
 from .core.taxonomy import load_taxonomy
 from .resources import QualityBars
@@ -491,18 +492,35 @@ def build_newest_posting_age_check(max_age_days: int):
         "before the check (CAREERPULSE_MAX_POSTING_AGE_DAYS). Fails (WARN) with its age "
         "otherwise: the source stopped delivering new postings (a stalled sensor, a failing "
         "API, an old archive), and the forecast, dated from today, runs that many days past its "
-        "data.",
+        "data. Now is the API's time when this machine's clock disagrees with it (measured by "
+        "the latest run against the API); postings dated after now are named, not counted as "
+        "fresh.",
     )
     def newest_posting_age(duckdb: DuckDBResource) -> AssetCheckResult:
         with duckdb.get_connection() as connection:
-            newest, postings = connection.execute(
-                "SELECT max(publication_date), count(*) FROM silver.silver_postings"
+            # By the API's clock when this machine's disagreed with it (core/clock.py).
+            now, offset = reference_now(connection), stored_offset(connection)
+            newest, postings, ahead, furthest = connection.execute(
+                "SELECT max(publication_date) FILTER (WHERE publication_date <= $until), "
+                "count(*), count(*) FILTER (WHERE publication_date > $until), "
+                "max(publication_date) FROM silver.silver_postings",
+                {"until": now + CLOCK_TOLERANCE},
             ).fetchone()
+        clock = f" ({describe_offset(offset)}: now is the API's time)" if offset else ""
+        # Dated after now: by its employer (bronze accepts up to 7 days ahead), or this
+        # machine's clock is behind and no run measured the API's. Either way it says nothing
+        # of whether postings still come in.
+        future = (f"; {ahead} postings are dated after now ({now:%Y-%m-%d %H:%M} UTC), the "
+                  f"latest {furthest.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC: dated ahead "
+                  "by their employers, or this machine's clock is behind" if ahead else "")
         if newest is None:
             return AssetCheckResult(passed=False, severity=AssetCheckSeverity.WARN,
-                                    description="no postings in silver",
-                                    metadata={"max_age_days": max_age_days})
-        age_days = (datetime.now(timezone.utc) - newest).total_seconds() / 86_400
+                                    description=(f"no postings in silver published by now"
+                                                 if postings else "no postings in silver")
+                                    + future + clock,
+                                    metadata={"max_age_days": max_age_days,
+                                              "postings_dated_after_now": ahead})
+        age_days = (now - newest).total_seconds() / 86_400
         passed = age_days <= max_age_days
         return AssetCheckResult(
             passed=passed,
@@ -512,9 +530,11 @@ def build_newest_posting_age_check(max_age_days: int):
                 f"{newest.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC, {age_days:.1f} days ago "
                 + ("" if passed else f"(more than {max_age_days}): no new postings are coming "
                    f"in, and the forecast runs {age_days:.0f} days past its data")
-            ),
+            ).rstrip() + future + clock,
             metadata={"newest_publication_date": newest.astimezone(timezone.utc).isoformat(),
-                      "age_days": round(age_days, 1), "max_age_days": max_age_days},
+                      "age_days": round(age_days, 1), "max_age_days": max_age_days,
+                      "postings_dated_after_now": ahead,
+                      "clock_offset_hours": round(offset.total_seconds() / 3600, 2)},
         )
 
     return newest_posting_age

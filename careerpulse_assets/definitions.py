@@ -1,11 +1,16 @@
 """The Definitions: assets, checks, the sensor and the resources for this environment.
 
 `defs` is built from the environment and `.env` in the working directory, which Dagster's own
-commands have already read (settings.apply_env_file: the same rule, for the Python API).
+commands have already read (settings.apply_env_file: the same rule, for the Python API). A code
+server reads `.env` again each time it loads, so *Reload definitions* in the UI applies an edited
+`.env`; a setting the servers of `make ui` / `make serve` took when they started (the homes, the
+stores, the ports) fails the load instead, saying that they must be restarted.
 """
 
 from __future__ import annotations
 
+import json
+import os
 from datetime import timedelta
 
 from dagster import (
@@ -48,9 +53,15 @@ from .resources import (
     mlflow_tracking,
 )
 from .sensors import build_new_pages_sensor
-from .settings import Settings, apply_env_file
+from .tracking import EXPERIMENT_NAME
+from .settings import (
+    SERVER_SETTINGS_VARIABLE,
+    Settings,
+    SettingsError,
+    apply_env_file,
+    restart_needed,
+)
 
-EXPERIMENT_NAME = "careerpulse"
 
 
 def build_resources(settings: Settings) -> dict:
@@ -120,7 +131,7 @@ def build_definitions(settings: Settings) -> Definitions:
         ],
         jobs=[careerpulse_all_job, ingestion_job, retraining_job],
         schedules=[daily_retraining_schedule, weekly_full_crawl_schedule],
-        sensors=[build_new_pages_sensor(settings.sensor_interval_seconds)],
+        sensors=[build_new_pages_sensor(settings.sensor_interval_seconds, settings.duckdb_path)],
         resources=build_resources(settings),
         # One DuckDB file takes one writer and the graph is a chain: running the steps of a run
         # in one process avoids lock contention and re-importing scikit-learn and MLflow per step.
@@ -128,5 +139,19 @@ def build_definitions(settings: Settings) -> Definitions:
     )
 
 
-apply_env_file()
-defs = build_definitions(Settings.from_env())
+def settings_for_code_server() -> Settings:
+    """The settings from the environment and `.env`; SettingsError when `.env` now sets one the
+    running servers of `make ui` / `make serve` keep from their start."""
+    apply_env_file()
+    settings = Settings.from_env()
+    started_with = os.environ.get(SERVER_SETTINGS_VARIABLE)
+    changed = restart_needed(json.loads(started_with), settings) if started_with else []
+    if changed:
+        raise SettingsError(
+            f"changed since the servers started: {'; '.join(changed)}. The servers keep the "
+            "settings they started with: stop `make ui` / `make serve` and start it again for "
+            "these to take effect (or undo the change and reload)")
+    return settings
+
+
+defs = build_definitions(settings_for_code_server())

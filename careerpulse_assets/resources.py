@@ -53,7 +53,7 @@ from .core.taxonomy import load_taxonomy
 from .muse.archive import iter_archive_pages
 from .muse.client import ListingWalk, RequestBudget, fetch_page, iter_api_pages, make_session
 from .muse.listings import PLAIN, Listing
-from .muse.pages import RawPage
+from .muse.pages import PAGE_SIZE, RawPage
 from .recovery import WORKER_TAG, PoolWatch, recover_dead_runs, worker_identity
 from .settings import (
     DEFAULT_MAX_COUNT_ERROR,
@@ -63,7 +63,7 @@ from .settings import (
     DEFAULT_MIN_PRECISION,
     DEFAULT_MUSE_BASE_URL,
 )
-from .tracking import create_store, fail_abandoned_runs, load_model
+from .tracking import create_store, fail_abandoned_runs, load_model, relocate_artifacts
 
 
 # The API's experience levels (its documentation's `level` values).
@@ -136,32 +136,36 @@ class MuseApi(ConfigurableResource):
     def _session(self):
         return make_session(self.retries, self.backoff_seconds, self.max_rate_limit_wait_seconds)
 
-    def listing_state(self) -> dict[str, Any]:
-        """What is newest at the source, from one request (page 0, newest first).
+    def listing_state(self) -> tuple[dict[str, Any], list[int]]:
+        """What is newest at the source, from one request (page 0, newest first): ({newest_id,
+        newest_publication_date, total}, the ids of the valid postings on page 0).
 
-        In archive mode it is read from the files instead: the newest posting and the count.
+        In archive mode it is read from the files instead: the newest posting, the count, and
+        the ids of the 20 newest postings.
         """
+        fetched_at = None  # now, by this machine's clock
         if self.archive_dir:
             items = [item for page in iter_archive_pages(self.archive_dir) for item in page.items]
             total = len(items)
         else:
             page = fetch_page(self._session(), self.base_url, 0, self.api_key, self.timeout_seconds)
-            items, total = page.items, page.total
-        newest_id, newest_date = None, None
+            # By the API's clock when this machine's is wrong (core/clock.py).
+            items, total, fetched_at = page.items, page.total, page.fetched_at
+        postings = []
         for item in items:
             try:
-                posting, published = check_item(item), parse_publication_date(
-                    item.get("publication_date")
-                )
+                posting = check_item(item, fetched_at)
             except InvalidPosting:
                 continue
-            if newest_date is None or published > newest_date:
-                newest_id, newest_date = posting, published
-        return {
+            postings.append((parse_publication_date(item.get("publication_date")), posting))
+        postings.sort(key=lambda dated: dated[0], reverse=True)  # stable: ties as listed
+        newest_date, newest_id = postings[0] if postings else (None, None)
+        state = {
             "newest_id": newest_id,
             "newest_publication_date": newest_date.isoformat() if newest_date else None,
             "total": total,
         }
+        return state, [posting for _, posting in postings[:PAGE_SIZE]]
 
 
 def name_the_worker(context: InitResourceContext) -> None:
@@ -219,13 +223,17 @@ class CareerPulseDuckDB(DuckDBResource):
             connection.close()
 
 
-def ensure_experiment(tracking_uri: str, name: str, artifact_location: str | None) -> None:
+def ensure_experiment(tracking_uri: str, name: str, artifact_location: str | None) -> str | None:
     """Create the experiment with its artifacts under CAREERPULSE_HOME, not MLflow's ./mlruns
-    (with a tracking server, where the server keeps them: `artifact_location` None)."""
+    (with a tracking server, where the server keeps them: `artifact_location` None). An
+    experiment whose artifacts moved with the home is pointed at them (tracking.py
+    `relocate_artifacts`): returns what was done then, else None."""
     create_store(tracking_uri)
     client = mlflow.MlflowClient(tracking_uri=tracking_uri)
     if client.get_experiment_by_name(name) is not None:
-        return
+        if artifact_location is None:
+            return None
+        return relocate_artifacts(tracking_uri, name, Path(artifact_location))
     if artifact_location is not None:
         Path(artifact_location).mkdir(parents=True, exist_ok=True)
     try:
@@ -235,6 +243,7 @@ def ensure_experiment(tracking_uri: str, name: str, artifact_location: str | Non
     except MlflowException:
         if client.get_experiment_by_name(name) is None:
             raise  # not another process creating it first
+    return None
 
 
 class TrainingTracking(MlFlow):
@@ -283,9 +292,11 @@ class TrainingTracking(MlFlow):
 )
 def mlflow_tracking(context: InitResourceContext):
     config = context.resource_config
-    ensure_experiment(
+    relocated = ensure_experiment(
         config["mlflow_tracking_uri"], config["experiment_name"], config["artifact_location"]
     )
+    if relocated:
+        context.log.warning(relocated)
     tracking = TrainingTracking(context)
     tracking.ui_url = config["ui_url"].rstrip("/")
     instance = context.instance
@@ -331,7 +342,8 @@ class ReviewerLabels(ConfigurableResource):
         for path in sorted(folder.iterdir()):
             if path.is_file() and path.suffix.lower() == ".csv":
                 try:
-                    found.append(LabelFile(path.name, path.read_bytes()))
+                    modified_at = path.stat().st_mtime
+                    found.append(LabelFile(path.name, path.read_bytes(), modified_at=modified_at))
                 except OSError as exc:
                     found.append(LabelFile(path.name, b"", error=exc.strerror or str(exc)))
         return found

@@ -294,9 +294,6 @@ def _step_failures(result) -> list[str]:
             )
         elif event.is_step_failure:
             message = _root_message(event.step_failure_data.error)
-            if "failed after retries" in message:  # the Muse client could not reach the API
-                message += (": the API cannot be reached from here; to work offline, point "
-                            "CAREERPULSE_MUSE_ARCHIVE at a folder of saved pages (README)")
             lines.append(f"  step {event.step_key} failed: {message}")
         elif event.event_type_value == "RESOURCE_INIT_FAILURE":
             lines.append(

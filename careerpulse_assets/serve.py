@@ -11,6 +11,13 @@ its log. Bound to HOST (127.0.0.1) on DAGSTER_PORT (3000) and MLFLOW_PORT (5000)
 MLFLOW_TRACKING_URI pointing at an MLflow server no MLflow process is started: the team's server
 is the UI.
 
+The servers run in the working directory of this command, as every other way in does: a
+relative path in a setting (`CAREERPULSE_MUSE_ARCHIVE=../shared/data/muse`) means the same for
+`make run` and for a run launched in the UI. Their code reads `.env` there again each time it is
+reloaded (*Reload definitions*); a change to a setting the servers themselves took when they
+started (`server_settings`: the homes, the stores, the ports) fails that reload with a message
+that they must be restarted.
+
 The processes die with the supervisor however it dies. They stay in its process group (neither
 Dagster nor MLflow moves its own children out of it), so SIGKILL of the group (`kill -9 -PGID`,
 systemd, a supervisor's fallback) takes every one of them at once; and each is started with a
@@ -23,6 +30,7 @@ stop finds and ends what a killed `dagster dev` left behind.
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import signal
 import subprocess
@@ -32,7 +40,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .settings import Settings, redact_url
+from .settings import SERVER_SETTINGS_VARIABLE, Settings, redact_url, server_settings
 
 REPO = Path(__file__).resolve().parents[1]
 STOP_GRACE_SECONDS = 20.0
@@ -99,8 +107,8 @@ def _children(pid: int) -> list[int]:
 
 
 class Supervisor:
-    def __init__(self, services: list[Service], env: dict[str, str], cwd: Path = REPO):
-        self.services, self.env, self.cwd = services, env, cwd
+    def __init__(self, services: list[Service], env: dict[str, str]):
+        self.services, self.env = services, env
         self.running: dict[str, subprocess.Popen] = {}
         self.stop_requested = threading.Event()
 
@@ -112,7 +120,7 @@ class Supervisor:
                 service.log.parent.mkdir(parents=True, exist_ok=True)
                 out = service.log.open("ab")
             self.running[service.name] = subprocess.Popen(
-                service.argv, cwd=self.cwd, env=self.env, stdout=out,
+                service.argv, env=self.env, stdout=out,
                 stderr=subprocess.STDOUT if out else None, preexec_fn=_in_child,
             )
 
@@ -179,18 +187,27 @@ def main(argv: list[str] | None = None) -> int:
     if settings is None:
         return 1
     from .instance import ensure_instance_file
-    from .tracking import create_store
+    from .resources import ensure_experiment
+    from .tracking import EXPERIMENT_NAME
 
     home = settings.dagster_home
     ensure_instance_file(home, postgres=bool(settings.dagster_postgres_url))
-    # Made here, under MLflow's lock, before `mlflow server` and any run open it at once.
-    create_store(settings.mlflow_tracking_uri)
+    # Made here, under MLflow's lock, before `mlflow server` and any run open it at once; and
+    # pointed at the artifacts where they are now, should the home have moved.
+    if not settings.mlflow_is_server:
+        relocated = ensure_experiment(settings.mlflow_tracking_uri, EXPERIMENT_NAME,
+                                      str(settings.mlflow_artifacts))
+        if relocated:
+            print(f"careerpulse: {relocated}", flush=True)
     if not settings.mlflow_is_server:
         _record_mlflow_ui(settings)
-    env = {**os.environ, "DAGSTER_HOME": str(home), "CAREERPULSE_HOME": str(settings.home)}
-    # In DAGSTER_HOME, `dagster dev` finds the instance file it is given, not the repository's
-    # dagster.yaml (which it would say it ignores).
-    supervisor = Supervisor(services(mode, settings, Path(sys.executable).parent), env, cwd=home)
+    env = {**os.environ, "DAGSTER_HOME": str(home), "CAREERPULSE_HOME": str(settings.home),
+           SERVER_SETTINGS_VARIABLE: json.dumps(server_settings(settings))}
+    # The servers run in this command's working directory, as `make run`, `dagster dev` and `dg`
+    # do: relative paths in the settings and `.env` (read again at each reload of the code)
+    # mean the same for all. `dagster dev` then warns that the dagster.yaml it finds there is
+    # not used: it runs on $DAGSTER_HOME/dagster.yaml, written from that file above.
+    supervisor = Supervisor(services(mode, settings, Path(sys.executable).parent), env)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: supervisor.stop_requested.set())
     supervisor.start()

@@ -273,3 +273,34 @@ class Settings:
     def storage_dir(self) -> Path:
         """Pickled non-table outputs (the fitted model) live here."""
         return self.home / "storage"
+
+
+# `make ui` / `make serve` start their servers with these settings in this variable (JSON): a
+# code server that reloads reads `.env` again and must tell when one of them changed there,
+# since the servers keep what they were started with.
+SERVER_SETTINGS_VARIABLE = "CAREERPULSE_SERVER_SETTINGS"
+
+
+def server_settings(settings: Settings) -> dict[str, str]:
+    """The settings the long-running servers of `make ui` / `make serve` take when they start
+    and keep until they stop (the instance, the MLflow store and server, the ports), by the
+    variable that sets them: a reload of the code cannot change them."""
+    return {
+        "CAREERPULSE_HOME": str(settings.home),
+        "DAGSTER_HOME": str(settings.dagster_home),
+        "DAGSTER_POSTGRES_URL": settings.dagster_postgres_url or "",
+        "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
+        "HOST": settings.host,
+        "DAGSTER_PORT": str(settings.dagster_port),
+        "MLFLOW_PORT": str(settings.mlflow_port),
+    }
+
+
+def restart_needed(started_with: Mapping[str, str], settings: Settings) -> list[str]:
+    """What changed since the servers started (`server_settings` then, now), one
+    `NAME: before -> now` each: settings that take effect only when `make ui` / `make serve`
+    start again. Passwords in URLs are shown as ***."""
+    now = server_settings(settings)
+    return [f"{name}: {redact_url(started_with[name]) or '(unset)'} -> "
+            f"{redact_url(now[name]) or '(unset)'}"
+            for name in now if name in started_with and started_with[name] != now[name]]

@@ -40,6 +40,7 @@ from .core.knn import MAX_FEATURES, MAX_FEATURES_WITH_BIGRAMS, model_input
 from .core.spreadsheet import read_frame, write_frame
 from .core.training import Training, drift_reference, evaluation_of, reviewer_labels
 
+EXPERIMENT_NAME = "careerpulse"
 REGISTERED_MODEL_NAME = "careerpulse-knn-category"
 CHAMPION, CHALLENGER = "champion", "challenger"
 SETTINGS_TAG = "careerpulse.training_settings"
@@ -52,13 +53,14 @@ LABELLED_ROWS_ARTIFACT = "labelled_rows.npy"
 OUT_OF_FOLD_ARTIFACT = "out_of_fold.npz"
 POLICY_KEY = "imputation_policy"  # in evaluation.json, for people: derived again when reused
 # Bump when the training code changes in a way that should retrain on unchanged data.
-TRAINING_SPEC_VERSION = "7"
+TRAINING_SPEC_VERSION = "8"  # 7: CJK text read as character pairs; 8: class scores kept out-of-fold
 # MLflow saves scikit-learn models with skops, which loads only types it is told to trust.
 SKOPS_TRUSTED_TYPES = [
     "scipy.sparse._csr.csr_matrix",
     "careerpulse_assets.core.saved_state.CompactTfidfVectorizer",
     "careerpulse_assets.core.knn.CosineKNNClassifier",
     "careerpulse_assets.core.knn.joined_text",
+    "careerpulse_assets.core.knn.text_tokens",
 ]
 log = logging.getLogger(__name__)
 
@@ -84,6 +86,91 @@ def create_store(tracking_uri: str) -> None:
         _safe_initialize_tables(engine)
     finally:
         engine.dispose()
+
+
+# Where MLflow 3's database store keeps artifact locations, each an absolute URI written when the
+# experiment, run or model was made (a relative location is made absolute by MLflow itself:
+# mlflow.utils.uri.resolve_uri_if_local, SqlAlchemyStore.create_experiment).
+ARTIFACT_LOCATION_COLUMNS = (
+    ("experiments", "artifact_location"),
+    ("runs", "artifact_uri"),
+    ("logged_models", "artifact_location"),
+    ("model_versions", "source"),
+    ("model_versions", "storage_location"),
+)
+
+
+def _under(uri: str, root: str) -> bool:
+    return uri == root or uri.startswith(root + "/")
+
+
+def relocate_artifacts(tracking_uri: str, experiment_name: str, artifact_root: Path) -> str | None:
+    """Point a database tracking store at `artifact_root` when it names another folder for the
+    experiment's artifacts because the home holding both was moved or restored elsewhere (A
+    moved to B: the store, in B, still says file:///A/mlartifacts/...). Every location under the
+    old folder, in the store (ARTIFACT_LOCATION_COLUMNS) and in the `artifact_path` of each
+    logged model's MLmodel file, becomes the same place under `artifact_root`, in one
+    transaction. Returns what was done, or None when nothing was to do: no such experiment, its
+    folder is `artifact_root` already, it is no local folder, or the artifacts the store names
+    are found in the old folder and not in `artifact_root` (a store shared with another home,
+    whose artifacts stay where they are).
+
+    Without it a moved home read none of its models' artifacts (every labelled posting counted
+    as changed: a retraining), and wrote new ones into the old folder, re-created, or failed
+    where it could not be."""
+    from mlflow.store.db.utils import create_sqlalchemy_engine_with_retry
+    from mlflow.utils.file_utils import local_file_uri_to_path
+    from sqlalchemy import text
+
+    experiment = mlflow.MlflowClient(tracking_uri).get_experiment_by_name(experiment_name)
+    new_root = artifact_root.as_uri()
+    if experiment is None or not experiment.artifact_location.startswith("file:"):
+        return None
+    old_root = experiment.artifact_location.rstrip("/")
+    if old_root == new_root:
+        return None
+    engine = create_sqlalchemy_engine_with_retry(tracking_uri)
+    try:
+        with engine.begin() as connection:
+            stored = {(table, column): [value for value in connection.execute(text(
+                f"SELECT DISTINCT {column} FROM {table} WHERE {column} IS NOT NULL")).scalars()
+                if _under(value, old_root)] for table, column in ARTIFACT_LOCATION_COLUMNS}
+            named = [value[len(old_root) + 1:] for value in stored[("runs", "artifact_uri")]]
+            here = any((artifact_root / relative).exists() for relative in named)
+            there = any(Path(local_file_uri_to_path(old_root), relative).exists()
+                        for relative in named)
+            if there and not here:
+                return None
+            for (table, column), values in stored.items():
+                for value in values:
+                    connection.execute(
+                        text(f"UPDATE {table} SET {column} = :new WHERE {column} = :old"),
+                        {"new": new_root + value[len(old_root):], "old": value})
+    finally:
+        engine.dispose()
+    models = stored[("logged_models", "artifact_location")]
+    for value in models:
+        _relocate_mlmodel(Path(local_file_uri_to_path(new_root + value[len(old_root):])),
+                          value, new_root + value[len(old_root):])
+    return (f"the MLflow store named {old_root} for the artifacts of experiment "
+            f"'{experiment_name}', now in {new_root} (the home was moved or restored): "
+            f"{len(stored[('runs', 'artifact_uri')])} runs and {len(models)} models point there "
+            "now")
+
+
+def _relocate_mlmodel(folder: Path, old: str, new: str) -> None:
+    """The logged model's own record of where it was logged (`artifact_path: <uri>` in MLmodel)."""
+    path = folder / "MLmodel"
+    try:
+        lines = path.read_text().splitlines(keepends=True)
+    except OSError:
+        return  # a model whose files are gone: nothing to point anywhere
+    changed = [f"artifact_path: {new}\n" if line.rstrip("\n") == f"artifact_path: {old}" else line
+               for line in lines]
+    if changed != lines:
+        partial = path.with_name("MLmodel.partial")
+        partial.write_text("".join(changed))
+        partial.replace(path)
 
 
 def settings_fingerprint(settings: str) -> str:

@@ -118,3 +118,59 @@ def write_archive(folder: Path, items: list[dict], name: str = "postings.json") 
     folder.mkdir(parents=True, exist_ok=True)
     (folder / name).write_text(json.dumps(items))
     return folder
+
+
+# Postings in Chinese and Japanese (made up for the tests), two categories each. Each clause is
+# put together from a lead-in, a duty and a team size, as real ads vary their wording, so no two
+# postings share a whole clause, nor a whole title: what they share is words, written without
+# spaces between them.
+CJK_VOCABULARY = {
+    ("zh", "Software Engineering"): (
+        ["后端工程师", "软件工程师", "平台开发工程师"],
+        ["我们希望你", "你将", "本岗位需要", "加入{company}后"],
+        ["负责后端服务的设计与开发", "使用Python和Go编写微服务", "参与代码评审并编写单元测试",
+         "维护分布式系统和数据库", "与产品团队合作交付新功能", "优化接口性能与稳定性"],
+    ),
+    ("zh", "Healthcare"): (
+        ["注册护士", "临床护士", "护理专员"],
+        ["我们希望你", "你将", "本岗位需要", "加入{company}后"],
+        ["负责病人的日常护理工作", "协助医生进行诊疗和给药", "在医院病房轮班值守",
+         "制定护理计划并记录病情", "持有心肺复苏证书", "为患者提供健康宣教"],
+    ),
+    ("ja", "Software Engineering"): (
+        ["バックエンドエンジニア", "ソフトウェアエンジニア", "基盤開発エンジニア"],
+        ["あなたには", "入社後は", "本ポジションでは", "{company}で"],
+        ["バックエンドサービスの設計と開発を担当します", "PythonとGoでマイクロサービスを開発します",
+         "コードレビューと単体テストを行います", "分散システムとデータベースを運用します",
+         "プロダクトチームと協力して新機能を提供します", "APIの性能と安定性を改善します"],
+    ),
+    ("ja", "Healthcare"): (
+        ["看護師", "正看護師", "病棟看護師"],
+        ["あなたには", "入社後は", "本ポジションでは", "{company}で"],
+        ["患者さんの日常的な看護を担当します", "医師の診療補助と投薬を行います",
+         "病棟でのシフト勤務があります", "看護計画を作成し記録します",
+         "心肺蘇生の資格をお持ちの方を歓迎します", "患者さんへの健康指導を行います"],
+    ),
+}
+SENIORITY = {"zh": ["", "高级", "资深", "初级"], "ja": ["", "シニア", "ジュニア", "リード"]}
+TEAM = {"zh": "团队共{n}人", "ja": "チームは{n}名です"}
+
+
+def cjk_postings(per_group: int = 6, seed: int = 11, first_id: int = 700_000) -> list[dict]:
+    """`per_group` Chinese and Japanese postings in each of Software Engineering and Healthcare;
+    each item's `language` says which ("zh" or "ja")."""
+    rng = random.Random(seed)
+    items = []
+    for (language, category), (titles, leads, duties) in CJK_VOCABULARY.items():
+        for _ in range(per_group):
+            company = rng.choice(COMPANIES)
+            clauses = [rng.choice(leads).format(company=company) + duty
+                       + TEAM[language].format(n=rng.randrange(3, 90))
+                       for duty in rng.sample(duties, 4)]
+            title = rng.choice(SENIORITY[language]) + rng.choice(titles)
+            item = make_item(first_id + len(items), title, [], category,
+                             START + timedelta(days=rng.randrange(0, 21)), company)
+            item["contents"] = f"<p>{'。'.join(clauses)}。</p>"
+            item["language"] = language
+            items.append(item)
+    return items

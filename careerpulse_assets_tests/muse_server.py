@@ -15,7 +15,9 @@ Servers misbehave in other ways too: `page_count_lie` reports that many pages wh
 listing holds, `ignores_page` answers page 0 to every request, `echo_url` puts the request's
 path and query (key included) into error bodies, and the key into every item, and
 `bodies` maps a page number to exact bytes to answer with status 200 (one per request while
-the list lasts) and `content_type` is what they are sent as.
+the list lasts) and `content_type` is what they are sent as. `oldest_first` serves every listing
+oldest first, whatever `descending` asks. `clock_offset` (a timedelta) moves the `Date` header
+of every answer away from the real time: the API's clock against a machine whose clock is wrong.
 
 As the live API does in 2026:
 
@@ -35,6 +37,7 @@ import json
 import threading
 import time
 from contextlib import contextmanager
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
@@ -71,6 +74,8 @@ class MuseStub:
         self.slow_seconds = 2.0
         self.page_count_lie: int | None = None
         self.ignores_page = False
+        self.oldest_first = False
+        self.clock_offset = timedelta(0)
         self.echo_url = False
         self.bodies: dict[int, list[bytes]] = {}
         self.content_type = "application/json"
@@ -167,6 +172,8 @@ class MuseStub:
         time.sleep(self.delay_seconds)
         with self.lock:
             listing = self.listing(**{kind: query.get(kind) for kind in FILTER_FIELDS})
+        if self.oldest_first:
+            listing = listing[::-1]
         page_count = (len(listing) + PAGE_SIZE - 1) // PAGE_SIZE
         results = listing[page * PAGE_SIZE : (page + 1) * PAGE_SIZE]
         if self.echo_url:
@@ -210,6 +217,10 @@ def serve_muse(items: list[dict]):
 
         def log_message(self, *args):
             pass
+
+        def date_time_string(self, timestamp=None):  # the Date header
+            moment = time.time() if timestamp is None else timestamp
+            return super().date_time_string(moment + stub.clock_offset.total_seconds())
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -63,19 +63,26 @@ def careerpulse_env(home: Path, **settings: str) -> dict:
 def dagster_dev(home: Path, log_path: Path, **settings: str) -> Iterator[str]:
     """`dagster dev` (webserver, daemon, code server) on a free port; yields its URL."""
     port = free_port()
+    argv = [str(Path(sys.executable).with_name("dagster")), "dev", "-w", "workspace.yaml",
+            "-h", "127.0.0.1", "-p", str(port)]
+    with serving(argv, REPO, careerpulse_env(home, **settings), log_path, port) as url:
+        yield url
+
+
+@contextmanager
+def serving(argv: list[str], cwd: Path, env: dict, log_path: Path, port: int) -> Iterator[str]:
+    """A Dagster UI server (`dagster dev`, `python -m careerpulse_assets.serve ui`) started in
+    `cwd` and answering on `port`; yields its URL, then stops it and all it started."""
     with log_path.open("w") as log:
         server = subprocess.Popen(
-            [str(Path(sys.executable).with_name("dagster")), "dev", "-w", "workspace.yaml",
-             "-h", "127.0.0.1", "-p", str(port)],
-            cwd=REPO, env=careerpulse_env(home, **settings), stdout=log,
-            stderr=subprocess.STDOUT, start_new_session=True,
+            argv, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             # As a terminal starts it: Dagster maps SIGTERM to SIGINT's handler, so SIGINT
             # inherited ignored (a background job of a script) would make it ignore SIGTERM.
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         url = f"http://127.0.0.1:{port}"
         try:
-            wait_for(lambda: graphql(url, "{ version }"), 120, "dagster dev to answer")
+            wait_for(lambda: graphql(url, "{ version }"), 120, "the Dagster UI to answer")
             yield url
         finally:
             os.killpg(server.pid, signal.SIGTERM)
@@ -120,11 +127,31 @@ def launch_job(url: str, job: str) -> str:
 
 
 def run_errors(url: str, run_id: str) -> list[str]:
-    """Step failures and the run's own failure message, to say why a run failed."""
+    """Step failures (with the errors that caused them, as the UI's run page shows them) and the
+    run's own failure message, to say why a run failed."""
     events = graphql(url, '{ logsForRun(runId: "%s") { ... on EventConnection { events { '
-                          "__typename message ... on ExecutionStepFailureEvent { stepKey "
-                          "error { message } } } } } }" % run_id)["logsForRun"]["events"]
-    return [
-        f"{e.get('stepKey') or e['__typename']}: {(e.get('error') or {}).get('message') or e['message']}"
-        for e in events if "Failure" in e["__typename"]
-    ]
+                          "__typename ... on MessageEvent { message } ... on "
+                          "ExecutionStepFailureEvent { stepKey error { message causes { message } "
+                          "} } } } } }" % run_id)["logsForRun"]["events"]
+
+    def said(event: dict) -> str:
+        error = event.get("error")
+        if not error:
+            return event["message"]
+        return " <- ".join(e["message"].strip() for e in [error, *error["causes"]])
+
+    return [f"{e.get('stepKey') or e['__typename']}: {said(e)}"
+            for e in events if "Failure" in e["__typename"]]
+
+
+def location_load_error(url: str, location: str = LOCATION["repositoryLocationName"]) -> str | None:
+    """Why the code location failed to load, with its causes, as the UI shows it; None when it
+    loaded."""
+    entries = graphql(url, "{ workspaceOrError { ... on Workspace { locationEntries { name "
+                           "locationOrLoadError { __typename ... on PythonError { message "
+                           "causes { message } } } } } } }")["workspaceOrError"]["locationEntries"]
+    (entry,) = [e for e in entries if e["name"] == location]
+    error = entry["locationOrLoadError"]
+    if error["__typename"] != "PythonError":
+        return None
+    return " <- ".join(e["message"].strip() for e in [error, *error["causes"]])

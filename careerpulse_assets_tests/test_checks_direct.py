@@ -273,3 +273,17 @@ def test_newest_posting_age_fails_with_the_age_of_stale_postings(database):
     sql(database, "INSERT INTO silver.silver_postings VALUES (3, now() - INTERVAL 2 HOUR)")
     fresh = check(duckdb=database)
     assert fresh.passed and fresh.metadata["age_days"].value == 0.1
+
+
+def test_newest_posting_age_does_not_take_a_posting_dated_after_now_for_a_fresh_one(database):
+    # Dated 2 days ahead (by its employer, or read by a clock that is behind): it passed the
+    # check at "-2.0 days" although nothing came in for 5 days.
+    check = build_newest_posting_age_check(max_age_days=3)
+    sql(database, "CREATE OR REPLACE TABLE silver.silver_postings AS SELECT * FROM (VALUES "
+                  "(1, now() - INTERVAL 5 DAY), (2, now() + INTERVAL 2 DAY)) "
+                  "AS t(posting_id, publication_date)")
+    stale = check(duckdb=database)
+    assert not stale.passed and stale.metadata["age_days"].value == 5.0
+    assert stale.metadata["postings_dated_after_now"].value == 1
+    assert "1 postings are dated after now" in stale.description
+    assert "dated ahead by their employers, or this machine's clock is behind" in stale.description

@@ -144,3 +144,21 @@ def test_an_archive_of_one_category_says_nothing_about_the_others():
 
 def test_no_postings_is_an_empty_grid():
     assert day_coverage(postings([]), walks([])).empty
+
+
+def test_no_day_after_today_is_observed_or_complete_whatever_clock_stamped_the_walks():
+    # Daily walks to March 11; then three walks stamped March 19-21 by a clock that ran 8 days
+    # ahead. The API's today is March 12; one posting is dated ahead, to March 15.
+    stamped = walks([(API, utc(f"2026-03-{d:02d} 06:00"), True) for d in range(5, 12)]
+                    + [(API, utc(f"2026-03-{d} 06:00"), True) for d in (19, 20, 21)])
+    listed = postings([(API, date(2026, 3, 1), "Sales"), (API, date(2026, 3, 11), "Healthcare"),
+                       (API, date(2026, 3, 15), "Sales")])
+    # Without a today, the future walks made March 19 and 20 complete, at 0 postings.
+    assert flags(day_coverage(listed, stamped), date(2026, 3, 19), "Sales") == (True, True)
+    grid = day_coverage(listed, stamped, today=date(2026, 3, 12))
+    assert grid["day"].max() == date(2026, 3, 15)  # the grid holds the posting dated ahead
+    ahead = grid[grid["day"] > date(2026, 3, 12)]
+    assert not ahead["observed"].any() and not ahead["complete"].any()
+    for day in days(date(2026, 3, 5), 6):
+        assert flags(grid, day, "Sales") == (True, True), day
+    assert flags(grid, date(2026, 3, 11), "Sales") == (True, False)  # the newest walk's day

@@ -1,5 +1,6 @@
 """The ways in a Dagster user takes, outside `make`: plain `dagster dev` from the repository's
-root (no DAGSTER_HOME), and `dg check defs` on the classic layout."""
+root (no DAGSTER_HOME), `dg check defs` on the classic layout, and `make ui`'s entry point from
+a fresh clone driven through Dagster's GraphQL API."""
 
 import os
 import signal
@@ -15,7 +16,17 @@ from careerpulse_assets.settings import Settings
 from .graph import query
 from .muse_fixtures import synthetic_postings
 from .muse_server import serve_muse
-from .servers import REPO, free_port, graphql, launch_job, run_errors, runs, wait_for
+from .servers import (
+    REPO,
+    free_port,
+    graphql,
+    launch_job,
+    location_load_error,
+    run_errors,
+    runs,
+    serving,
+    wait_for,
+)
 
 # What Dagster reads from the root, and what git is told to ignore there.
 ROOT_FILES = ["dagster.yaml", "workspace.yaml", "pyproject.toml", ".gitignore"]
@@ -131,3 +142,73 @@ def test_dg_check_defs_accepts_the_project():
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "All definitions loaded successfully" in done.stdout + done.stderr
+
+
+def bronze_postings(home: Path) -> int:
+    return int(query(Settings(home=home), "SELECT count(DISTINCT posting_id) AS n "
+                                          "FROM bronze.bronze_postings")["n"][0])
+
+
+@pytest.mark.slow
+def test_make_ui_reads_a_relative_archive_where_it_was_started_and_reloads_an_edited_env(
+    fresh_root, tmp_path
+):
+    """The README's offline way in the UI: `CAREERPULSE_MUSE_ARCHIVE=../shared/data/muse make
+    ui` from a fresh clone, a run launched through Dagster's GraphQL API; then `.env` edited
+    and *Reload definitions*."""
+    from dagster import DagsterRunStatus
+    from dagster_graphql import DagsterGraphQLClient, ReloadRepositoryLocationStatus
+
+    from .muse_fixtures import write_archive
+
+    first = synthetic_postings()  # 54 postings
+    write_archive(tmp_path / "archive", first)
+    write_archive(tmp_path / "more", first + synthetic_postings(first_id=200_000, seed=8))
+    port, mlflow_port = free_port(), free_port()
+    env = plain_env(CAREERPULSE_MUSE_ARCHIVE="../archive", DAGSTER_PORT=str(port),
+                    MLFLOW_PORT=str(mlflow_port))
+    home = fresh_root / ".careerpulse"
+
+    def launch(client) -> str:
+        run_id = client.submit_job_execution("careerpulse_ingestion")
+        return wait_for(lambda: (s := client.get_run_status(run_id)) in (
+            DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE) and (run_id, s), 300,
+            "the run to finish", every=0.5)
+
+    with serving([sys.executable, "-m", "careerpulse_assets.serve", "ui"], fresh_root, env,
+                 tmp_path / "ui.log", port) as url:
+        client = DagsterGraphQLClient("127.0.0.1", port_number=port)
+        run_id, status = launch(client)
+        assert status == DagsterRunStatus.SUCCESS, run_errors(url, run_id)
+        assert bronze_postings(home) == 54
+
+        # An edited .env takes effect at *Reload definitions* (a variable in .env wins).
+        (fresh_root / ".env").write_text("CAREERPULSE_MUSE_ARCHIVE=../more\n")
+        reloaded = client.reload_repository_location("careerpulse")
+        assert reloaded.status == ReloadRepositoryLocationStatus.SUCCESS, reloaded.message
+        run_id, status = launch(client)
+        assert status == DagsterRunStatus.SUCCESS, run_errors(url, run_id)
+        assert bronze_postings(home) == 108
+
+        # Without the archive and without a reachable API, the failed run says the offline way.
+        nowhere = f"http://127.0.0.1:{free_port()}"
+        (fresh_root / ".env").write_text(
+            f"CAREERPULSE_MUSE_ARCHIVE=\nCAREERPULSE_MUSE_BASE_URL={nowhere}\n")
+        assert client.reload_repository_location("careerpulse").status == (
+            ReloadRepositoryLocationStatus.SUCCESS)
+        run_id, status = launch(client)
+        assert status == DagsterRunStatus.FAILURE
+        assert any("failed after retries: ConnectionError: the API cannot be reached from here; "
+                   "to work offline, point CAREERPULSE_MUSE_ARCHIVE at a folder of saved pages"
+                   in error for error in run_errors(url, run_id)), run_errors(url, run_id)
+
+        # What the servers took at their start cannot change by a reload: it says so.
+        (fresh_root / ".env").write_text(
+            f"CAREERPULSE_MUSE_ARCHIVE=../more\nDAGSTER_PORT={port + 1}\n")
+        refused = client.reload_repository_location("careerpulse")
+        assert refused.status == ReloadRepositoryLocationStatus.FAILURE
+        said = location_load_error(url)
+        assert f"changed since the servers started: DAGSTER_PORT: {port} -> {port + 1}" in said
+        assert "stop `make ui` / `make serve` and start it again" in said
+    # Nothing of it lands in the clone outside the git-ignored .careerpulse/ (and .env).
+    assert git(fresh_root, "status", "--porcelain", "--untracked-files=all") == ""

@@ -211,10 +211,62 @@ def test_one_lucky_window_does_not_switch_a_category_off_the_baseline():
 
 def test_count_intervals_are_poisson_without_overdispersion_and_widen_with_it():
     lower, upper = count_interval(np.array([0.0, 0.1, 4.0]), alpha=0.0)
-    assert lower.tolist() == [0, 0, 2] and upper.tolist() == [0, 0, 7]  # Poisson 10th, 90th
+    # Poisson 10th and 90th percentiles; 0.1 (percentiles 0 and 0) widened to hold the mean.
+    assert lower.tolist() == [0, 0, 2] and upper.tolist() == [0, 1, 7]
     wide_lower, wide_upper = count_interval(np.array([4.0]), alpha=0.5)
     size = 2.0
     assert wide_upper[0] == stats.nbinom.ppf(0.9, size, size / (size + 4.0)) > 7
+
+
+def test_the_forecast_lies_inside_its_own_interval_however_sparse_the_category():
+    """Issue 27: on the shared postings the point forecast (a mean) lay outside its interval
+    (the 10th to 90th percentile, 0 to 0 for a mean under 0.1) in 420 of 700 rows."""
+    rng = np.random.default_rng(5)
+    stream = gold(120)
+    rare = stream[stream["category"] == "Legal Services"].assign(
+        category="Animal Care", postings=lambda f: (rng.random(len(f)) < 0.05).astype(int))
+    stream = pd.concat([stream, rare], ignore_index=True)
+    result = forecast_categories(stream, day_after(stream))
+    forecast = result.forecast
+    sparse = forecast[forecast["category"] == "Animal Care"]  # posted on 5 % of days
+    assert (sparse["forecast"] > 0).all() and (sparse["forecast"] < 0.1).all()
+    inside = forecast["forecast"].between(forecast["lower"], forecast["upper"])
+    assert inside.all()
+    assert (sparse["upper"] == 1).all() and (sparse["lower"] == 0).all()
+    weeks = weekly_forecast(forecast, result.alphas)
+    assert ((weeks["forecast"] >= weeks["lower"]) & (weeks["forecast"] <= weeks["upper"])).all()
+    # Widening only adds: each bound is still a bound of the central 80 % or the mean's integer.
+    lower, upper = count_interval(forecast["forecast"], 0.0)
+    central = stats.poisson.ppf([[0.1], [0.9]], forecast["forecast"].to_numpy())
+    assert (lower <= central[0]).all() and (upper >= central[1]).all()
+
+
+def test_a_forecast_past_its_data_says_which_days_nobody_saw_and_that_today_is_not_over():
+    """Issue 27: after the sensor stored postings published today, the forecast said only that
+    it ran 154 days past its data (594 on the day the issue was filed)."""
+    from careerpulse_assets.core.forecast import data_age
+
+    stream = gold(120)  # observed and complete up to 2026-04-30
+    today = date(2026, 6, 15)
+    unseen = pd.DataFrame([{"day": date(2026, 5, 1) + timedelta(days=n), "category": c,
+                            "postings": 0, "observed": False, "complete": False}
+                           for n in range(45) for c in ("Software Engineering", "Legal Services")])
+    fresh = pd.DataFrame([{"day": today, "category": "Software Engineering", "postings": 20,
+                           "observed": True, "complete": False}])
+    daily = pd.concat([stream, unseen, fresh], ignore_index=True)
+    forecast = forecast_categories(daily, today).forecast
+    assert set(forecast["data_until"]) == {date(2026, 4, 30)}
+    assert data_age(daily, today, date(2026, 4, 30)) == (
+        "the forecast runs 46 days past its data: the newest day it learnt from is 2026-04-30; "
+        "the 45 days from 2026-05-01 to 2026-06-14 were not observed (no walk of a listing and "
+        "no archive covered them); today's 20 postings are learnt once the day is over (UTC)")
+    # Observed days it did not learn from are named as such; from yesterday on it says nothing.
+    some_seen = daily.assign(observed=daily["observed"] | (daily["day"] >= date(2026, 6, 1)))
+    assert "31 of the 45 days from 2026-05-01 to 2026-06-14 were not observed" in data_age(
+        some_seen, today, date(2026, 4, 30))
+    assert "14 days after it were observed but not learnt from" in data_age(
+        some_seen, today, date(2026, 4, 30))
+    assert data_age(daily, today, today - timedelta(days=1)) is None
 
 
 def test_overdispersion_recovers_the_negative_binomials_alpha():
@@ -233,7 +285,7 @@ def test_on_sparse_counts_the_share_inside_cannot_be_80_percent_but_the_pit_cove
     actual = rng.poisson(mean)
     lower, upper = count_interval(mean, 0.0)
     inside = ((actual >= lower) & (actual <= upper)).mean()
-    assert inside == pytest.approx(stats.poisson.pmf(0, 0.1), abs=0.01)  # [0, 0]: 90 %
+    assert inside == pytest.approx(stats.poisson.cdf(1, 0.1), abs=0.01)  # [0, 1]: 99.5 %
     assert pit_coverage(actual, mean, 0.0) == pytest.approx(0.80, abs=0.01)
     # A forecast far too low is not calibrated, and the PIT coverage shows it.
     daily = rng.poisson(np.ones(5_000))

@@ -85,6 +85,11 @@ def test_poisoned_items_are_quarantined_and_the_rest_of_their_page_lands(setting
     ]
     for fragment in expected:
         assert any(fragment in reason for reason in reasons), fragment
+    # An item with a valid id says which posting it was (the date refused, not the id).
+    ids = query(settings, "SELECT posting_id, reason FROM bronze.bronze_quarantine")
+    dated_2099 = ids[ids["reason"].str.contains("2099-06-01")]
+    assert dated_2099["posting_id"].tolist() == [880_007]
+    assert ids[ids["reason"].str.contains("outside 1 .. 2")]["posting_id"].isna().all()
     deep_html = query(settings, f"SELECT description_text FROM silver.silver_postings "
                                 f"WHERE posting_id = {valid[1]['id']}")
     assert deep_html["description_text"][0] == "Deeply nested duties"
@@ -196,3 +201,51 @@ def test_a_latin1_body_is_read_as_latin1_and_said_so(settings_for):
     assert title["title"][0] == "Café Barista"
     warnings = [str(entry.user_message) for entry in instance.all_logs(result.run_id)]
     assert any("not UTF-8 (byte 0xe9" in line and "read as Latin-1" in line for line in warnings)
+
+
+def test_escaped_titles_and_plain_text_descriptions_reach_silver_readable(settings_for):
+    """Postings from another board: titles escaped twice, a description typed as plain text."""
+    items = synthetic_postings(per_category=3, unlabelled=0)
+    items[0] = dict(items[0], name="Backend Engineer &amp;#8211; Payments")
+    items[1] = dict(items[1], name="R&amp;D Nurse", contents="Ward: <ten beds & a team of six.\n"
+                    + "Nights and weekends, rotating. " * 40)
+    with serve_muse(items) as (_, base_url):
+        settings = settings_for(base_url=base_url)
+        result = ingest(settings)
+    assert result.success
+    rows = query(settings, "SELECT posting_id, title, description_text, description_note "
+                           "FROM silver.silver_postings").set_index("posting_id")
+    assert rows.loc[items[0]["id"], "title"] == "Backend Engineer – Payments"
+    nurse = rows.loc[items[1]["id"]]
+    assert nurse["title"] == "R&D Nurse"
+    assert nurse["description_text"].startswith("Ward: <ten beds & a team of six. Nights")
+    assert len(nurse["description_text"]) > 1_200
+    assert nurse["description_note"] == "plain text: no HTML tags, read as text"
+    silver = next(e.step_materialization_data.materialization.metadata
+                  for e in result.get_asset_materialization_events()
+                  if e.asset_key.to_user_string() == "silver_postings")
+    assert silver["descriptions_plain_text"].value == 1
+    assert silver["descriptions_misparsed"].value == 0
+
+
+def test_silver_built_before_titles_were_decoded_is_rebuilt_once(tmp_path):
+    items = synthetic_postings(per_category=3, unlabelled=0)
+    items[0] = dict(items[0], name="Backend Engineer &amp;#8211; Payments")
+    with duckdb.connect(str(tmp_path / "db.duckdb")) as connection:
+        ensure_bronze_schema(connection)
+        for n, item in enumerate(items):
+            connection.execute(
+                "INSERT INTO bronze.bronze_postings (posting_id, payload, payload_hash, source, "
+                "page, fetched_at) VALUES (?, ?, ?, 'test', 0, now())",
+                [item["id"], json.dumps(item), str(n)],
+            )
+        update_silver(connection)
+        # Silver as an earlier version left it: no description_note, the title as listed.
+        connection.execute("ALTER TABLE silver.silver_postings DROP COLUMN description_note")
+        connection.execute("UPDATE silver.silver_postings SET title = ? WHERE posting_id = ?",
+                           [items[0]["name"], items[0]["id"]])
+        assert update_silver(connection).rebuilt == len(items)
+        assert update_silver(connection).rebuilt == 0
+        title = connection.execute("SELECT title FROM silver.silver_postings WHERE posting_id = ?",
+                                   [items[0]["id"]]).fetchone()[0]
+    assert title == "Backend Engineer – Payments"

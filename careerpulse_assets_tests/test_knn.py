@@ -15,7 +15,7 @@ from careerpulse_assets.core.knn import (
 )
 from careerpulse_assets.core.postings import silver_row
 
-from .muse_fixtures import synthetic_postings
+from .muse_fixtures import cjk_postings, synthetic_postings
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +67,8 @@ def test_unknown_vote_rule_is_an_error():
 
 @pytest.fixture(scope="module")
 def postings():
-    frame = pd.DataFrame([silver_row(i) for i in synthetic_postings(per_category=30, seed=5)])
-    return model_input(frame)
+    items = synthetic_postings(per_category=30, seed=5) + cjk_postings(per_group=4)
+    return model_input(pd.DataFrame([silver_row(i) for i in items]))
 
 
 @pytest.mark.parametrize("title_weight, ngrams", [(None, 1), (None, 2), (2.0, 1)])
@@ -114,3 +114,21 @@ def test_the_knn_passes_scikit_learns_estimator_checks():
     failed = {r["check_name"]: str(r["exception"])[:200] for r in results if r["status"] == "failed"}
     assert not failed, failed
     assert len(results) >= 50
+
+
+@pytest.mark.parametrize("title_weight", [None, 2.0])
+def test_chinese_and_japanese_postings_get_neighbours_in_their_own_language(title_weight):
+    # Written without spaces, a clause was one token shared by no other posting: 0 of the 24
+    # postings had its 3 nearest neighbours in its own language, every neighbour at distance 1.
+    items = synthetic_postings(per_category=8, unlabelled=0) + cjk_postings()
+    frame = pd.DataFrame([silver_row(i) for i in items])
+    language = np.array([item.get("language", "en") for item in items])
+    x = make_vectorizer(title_weight).fit_transform(model_input(frame))
+    distances, indices = cosine_neighbors(x, x, 4)  # the posting itself, and its 3 nearest
+    cjk = np.flatnonzero(language != "en")
+    assert len(cjk) == 24
+    for row in cjk:
+        others = [n for n in indices[row] if n != row][:3]
+        assert (language[others] == language[row]).all(), frame["title"][row]
+        assert frame["category"][others[0]] == frame["category"][row], frame["title"][row]
+    assert distances[cjk, 1].max() < 0.8

@@ -95,3 +95,68 @@ def test_a_category_the_api_serves_is_a_label_and_spellings_are_one_name():
     assert refused["posting_id"] == 104 and "nor one the API serves" in refused["reason"]
     # Without the API's names (a bare taxonomy), the board's category is unknown.
     assert len(read_labels(files, KNOWN, load_taxonomy()).quarantine) == 3
+
+
+# A label file read while it is saved (issue 27): 20 signed labels, then the file as a save
+# leaves it for a moment.
+NOW = 1_800_000_000.0
+SIGNED = "posting_id,category,labelled_by\n" + "".join(
+    f"{pid},Healthcare,ana\n" for pid in range(201, 221))
+
+
+def settle(text: bytes, modified_seconds_ago: float, before: bytes = SIGNED.encode()):
+    from careerpulse_assets.core.labels import settle_label_files
+
+    return settle_label_files([LabelFile("ana.csv", text, modified_at=NOW - modified_seconds_ago)],
+                              {"ana.csv": before}, NOW)
+
+
+@pytest.mark.parametrize("seconds_ago", [0, 3600])
+def test_an_empty_label_file_never_undoes_the_labels_it_held(seconds_ago):
+    reads = settle(b"", seconds_ago)
+    assert [f.data for f in reads.files] == [SIGNED.encode()]  # read as it was
+    assert reads.kept["ana.csv"] == SIGNED.encode()
+    (refused,) = reads.refused
+    assert refused["label_file"] == "ana.csv" and refused["reason"] == (
+        "malformed file: the header must name posting_id, category; it names nothing; its last "
+        "complete read stays in force (20 labels) until it can be read again or is removed")
+    assert reads.notes == [f"ana.csv: {refused['reason']}"]
+    assert len(read_labels(reads.files, set(range(201, 221)), load_taxonomy()).labels) == 20
+
+
+def test_a_half_written_label_file_is_read_as_it_was_until_it_is_stable():
+    cut = SIGNED[:SIGNED.index("207,Healthcare,ana")] + "207,Healthcare,"  # the 7th row, cut
+    saving = settle(cut.encode(), 2)
+    assert [f.data for f in saving.files] == [SIGNED.encode()] and saving.refused == []
+    assert saving.notes == [
+        "ana.csv was changed 2 s ago and drops or changes 14 of its labels (posting ids 207, 208, "
+        "209, 210, 211, 212, 213, 214, 215, 216, 217, 218, 219, 220): it is read as it was until "
+        "it has been unchanged for 60 s (a file being saved)"]
+    # Left so (a save that died half-way), it is what the file says, and what went is named.
+    stable = settle(cut.encode(), 61)
+    assert [f.data for f in stable.files] == [cut.encode()]
+    assert stable.kept["ana.csv"] == cut.encode()
+    assert stable.notes == [
+        "ana.csv drops or changes 14 of its labels (posting ids 207, 208, 209, 210, 211, 212, 213, "
+        "214, 215, 216, 217, 218, 219, 220): as it says now (the file has been unchanged for 60 "
+        "s)"]
+
+
+def test_labels_added_apply_at_once_changed_ones_once_stable_and_a_removed_file_says_so():
+    from careerpulse_assets.core.labels import settle_label_files
+
+    added = (SIGNED + "221,Sales,bob\n").encode()
+    reads = settle(added, 0)
+    assert [f.data for f in reads.files] == [added] and reads.notes == []
+    changed = SIGNED.replace("203,Healthcare", "203,Sales").encode()
+    assert [f.data for f in settle(changed, 0).files] == [SIGNED.encode()]
+    assert "drops or changes 1 of its labels (posting ids 203)" in settle(changed, 0).notes[0]
+    assert [f.data for f in settle(changed, 60).files] == [changed]
+    removed = settle_label_files([], {"ana.csv": SIGNED.encode()}, NOW)
+    assert removed.files == [] and removed.kept == {}
+    assert removed.notes == ["ana.csv was removed: its 20 labels no longer apply (posting ids "
+                             "201, 202, 203, 204, 205, 206, 207, 208, 209, 210, 211, 212, 213, "
+                             "214, 215, 216, 217, 218, 219, 220)"]
+    # A file first seen is read as it is, whatever its state.
+    first = settle_label_files([LabelFile("bob.csv", b"", modified_at=NOW)], {}, NOW)
+    assert [f.name for f in first.files] == ["bob.csv"] and first.kept == {} and first.notes == []

@@ -2,6 +2,7 @@
 cap answer 400 "Value `page` is too high", listings are filtered by category, level, location and
 company, and the listing moves while it is walked (issue 19)."""
 
+import logging
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
@@ -379,6 +380,48 @@ def test_new_postings_pushed_onto_page_0_during_a_walk_are_all_stored_in_that_ru
     assert query(settings, "SELECT count(*) AS n FROM bronze.bronze_quarantine")["n"][0] == 0
 
 
+def warnings_of(instance, result) -> list[str]:
+    return [str(entry.user_message) for entry in instance.all_logs(result.run_id)
+            if entry.level == logging.WARNING]
+
+
+def test_a_listing_served_oldest_first_is_walked_whole_and_its_new_postings_stored(settings_for):
+    items = [posting(i, "Sales") for i in range(100)]
+    with serve_muse(items) as (stub, base_url):
+        stub.oldest_first = True  # although every request asks descending=true
+        settings = settings_for(base_url=base_url)
+        instance = DagsterInstance.ephemeral()
+        assert ingest(settings, instance).success  # the first crawl walks it whole anyway
+        # As on the live listing, as many postings expire as arrive: the total says nothing.
+        newer = [posting(1000 + i, "Sales", hours_old=-1 - i) for i in range(10)]
+        stub.expire([item["id"] for item in stub.listing()[:10]])  # the 10 oldest, served first
+        stub.publish(newer)
+        stub.requests.clear()
+        result = ingest(settings, instance)
+        assert result.success
+        # Page 0 held the 20 oldest postings, all stored: the walk used to stop there, after
+        # one request, with none of the 10 new postings.
+        assert len(stub.requests) == 6  # 5 full pages, and the empty one after them
+    assert {item["id"] for item in newer} <= set(stored_ids(settings))
+    assert bronze_metadata(result)["listings_served_oldest_first"] == f"api:{base_url}"
+    assert any("served oldest first although descending=true was asked" in line
+               and "walked whole" in line for line in warnings_of(instance, result))
+
+
+def test_a_newest_first_listing_whose_newest_posting_expired_still_stops_at_stored_pages(
+        settings_for):
+    items = [posting(i, "Sales") for i in range(100)]
+    with serve_muse(items) as (stub, base_url):
+        settings = settings_for(base_url=base_url)
+        instance = DagsterInstance.ephemeral()
+        assert ingest(settings, instance).success
+        stub.expire([item["id"] for item in stub.listing()[:3]])  # page 0 is older than before
+        stub.requests.clear()
+        result = ingest(settings, instance)
+        assert result.success and len(stub.requests) == 1
+    assert "listings_served_oldest_first" not in bronze_metadata(result)
+
+
 def partitioned_listing() -> list[dict]:
     """400 postings over a cap of 100: three categories (one over the cap, parted by level) and
     one company and location."""
@@ -493,3 +536,88 @@ def test_make_run_against_a_capped_api_succeeds_twice_and_says_what_the_cap_left
     from careerpulse_assets.settings import Settings
 
     assert len(silver_ids(Settings(home=home))) == 100
+
+
+# --- a clock that is wrong -------------------------------------------------------------------
+
+
+def dated(api_now: datetime, days_old: list[float], first_id: int = 600_000) -> list[dict]:
+    """Postings published `days_old` days before the API's now, in three categories."""
+    categories = list(VOCABULARY)
+    return [make_item(first_id + n, VOCABULARY[categories[n % 3]][0][0],
+                      VOCABULARY[categories[n % 3]][1][:5], categories[n % 3],
+                      api_now - timedelta(days=age), "Acme")
+            for n, age in enumerate(days_old)]
+
+
+def test_a_clock_10_days_behind_takes_the_apis_time_and_quarantines_nothing(settings_for):
+    from careerpulse_assets.checks import build_newest_posting_age_check
+
+    api_now = datetime.now(timezone.utc) + timedelta(days=10)
+    items = dated(api_now, [0.8 + 0.3 * n for n in range(40)])  # 0.8 to 12.5 days old
+    with serve_muse(items) as (stub, base_url):
+        stub.clock_offset = timedelta(days=10)  # this machine's clock is 10 days behind
+        settings = settings_for(base_url=base_url)
+        instance = DagsterInstance.ephemeral()
+        result = ingest(settings, instance)
+    assert result.success
+    # By this machine's clock the 8 postings of the API's last 3 days were "more than 7 days
+    # after the item was fetched": quarantined, with posting_id NULL.
+    quarantined = query(settings, "SELECT posting_id, reason FROM bronze.bronze_quarantine")
+    assert quarantined.empty, quarantined["reason"].tolist()
+    assert len(silver_ids(settings)) == 40
+    fetched = query(settings, "SELECT max(fetched_at) AS t FROM bronze.bronze_postings")["t"][0]
+    assert abs(fetched - api_now) < timedelta(minutes=5)
+    assert any("this machine's clock is 10.0 days behind the API's" in line
+               for line in warnings_of(instance, result))
+    assert bronze_metadata(result)["clock_offset_hours"] == pytest.approx(240, abs=0.1)
+    # It passed at "-9.2 days" old; by the API's clock the newest is 0.8 days old.
+    age = build_newest_posting_age_check(max_age_days=3)(
+        duckdb=build_resources(settings)["duckdb"])
+    assert age.passed and age.metadata["age_days"].value == 0.8
+    assert "0.8 days ago" in age.description
+    assert "this machine's clock is 10.0 days behind the API's" in age.description
+
+
+def test_a_clock_8_days_ahead_then_right_again_marks_no_future_day_and_keeps_the_weekly_crawl(
+        settings_for):
+    import duckdb
+    from dagster import build_asset_context
+
+    from careerpulse_assets.assets.gold import gold_daily_counts
+
+    api_now = datetime.now(timezone.utc) - timedelta(days=8)
+    items = dated(api_now, [0.25 + 0.5 * n for n in range(40)])  # twice a day for 20 days
+    with serve_muse(items) as (stub, base_url):
+        stub.clock_offset = timedelta(days=-8)  # this machine's clock is 8 days ahead
+        settings = settings_for(base_url=base_url)  # a full crawl every 7 days
+        resources = build_resources(settings)
+        instance = DagsterInstance.ephemeral()
+        first = ingest(settings, instance)  # the first, full crawl
+        assert first.success and ingest(settings, instance).success  # and an incremental one
+        with duckdb.connect(str(settings.duckdb_path)) as connection:
+            connection.execute("CREATE TABLE silver.imputed_silver AS SELECT posting_id, "
+                               "category, false AS is_imputed, publication_day "
+                               "FROM silver.silver_postings")
+        gold_daily_counts(build_asset_context(), duckdb=resources["duckdb"])
+        gold = query(settings, "SELECT day, sum(postings) AS postings, bool_or(observed) AS "
+                               "observed, bool_or(complete) AS complete "
+                               "FROM gold.gold_daily_counts GROUP BY day ORDER BY day")
+        # Walks were stamped 8 days into the future: gold ran to this machine's today, the
+        # days after the API's today observed with 0 postings.
+        assert gold["day"].max().date() == api_now.date()
+        assert gold["postings"].sum() == 40
+        starts = query(settings, "SELECT max(started_at) AS t FROM bronze.bronze_crawls")["t"][0]
+        assert starts < api_now + timedelta(minutes=5)
+
+        stub.clock_offset = timedelta(0)  # right again: 8 days after the first full crawl
+        third = ingest(settings, instance)
+        assert third.success
+        full_crawls = query(settings, "SELECT count(DISTINCT crawl_id) AS n FROM "
+                                      "bronze.bronze_crawl_frontier WHERE kind = 'full'")
+        # It was stamped by the clock that ran ahead, so it looked 0 days old: due a week late.
+        assert full_crawls["n"][0] == 2
+    # No run said a word of it.
+    assert any("this machine's clock is 8.0 days ahead of the API's" in line
+               for line in warnings_of(instance, first))
+    assert bronze_metadata(third)["clock"] == "this machine's clock agrees with the API's"

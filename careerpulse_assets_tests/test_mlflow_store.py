@@ -66,3 +66,62 @@ def test_a_half_made_store_is_named_before_a_run_with_what_to_do(tmp_path, damag
     assert problem.startswith(f"the MLflow store {store} was left half-created or half-migrated")
     assert found in problem
     assert "move it aside" in problem and f"mlflow db upgrade sqlite:///{store}" in problem
+
+
+def make_run(home: Path, archive: Path, *args: str) -> dict:
+    """`make run` in `home` on `archive`; the knn_classifier's metadata of that run."""
+    from dagster import AssetKey, DagsterInstance
+
+    from .servers import REPO, careerpulse_env
+
+    done = subprocess.run([sys.executable, "-m", "careerpulse_assets.run", *args], cwd=REPO,
+                          env=careerpulse_env(home, CAREERPULSE_MUSE_ARCHIVE=str(archive)),
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    with DagsterInstance.from_config(str(home / "dagster")) as instance:
+        event = instance.get_latest_materialization_event(AssetKey("knn_classifier"))
+    return {"output": done.stdout, **{k: v.value for k, v in
+                                      event.asset_materialization.metadata.items()}}
+
+
+def files_naming(folder: Path, text: str) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")
+                  if p.is_file() and text.encode() in p.read_bytes())
+
+
+@pytest.mark.slow
+def test_a_home_moved_as_a_folder_retrains_nothing_and_writes_nothing_where_it_was(tmp_path):
+    """Issue 27: run in A, `mv A B`, run in B: 'trained because 42 labelled postings changed
+    (100.0%)', new artifacts written under A (re-created), and where A could not be made every
+    training failed with `[Errno 20] Not a directory: .../A/mlartifacts`."""
+    from .muse_fixtures import synthetic_postings, write_archive
+
+    archive = write_archive(tmp_path / "archive", synthetic_postings())
+    first, moved = tmp_path / "A", tmp_path / "B"
+    assert make_run(first, archive)["retrained"]
+    first.rename(moved)
+    first.write_text("a file where the home was: nothing can be made under it\n")
+
+    again = make_run(moved, archive)
+    assert not again["retrained"], again["reason"]
+    assert again["reason"].startswith("labels unchanged since models:/careerpulse-knn-category/1")
+    assert f"now in {(moved / 'mlartifacts').as_uri()} (the home was moved or restored)" in (
+        again["output"])
+
+    # New labelled postings: a training, its artifacts in B.
+    more = write_archive(tmp_path / "more", synthetic_postings()
+                         + synthetic_postings(per_category=10, first_id=200_000, seed=8))
+    retrained = make_run(moved, more)
+    assert retrained["retrained"] and retrained["challenger"].endswith("/2")
+    assert first.is_file()  # never made into a folder again
+    # Nothing stored points to A but Dagster's history of what the runs did (the first run's
+    # events in A, the second's message that the store was pointed at B).
+    outside_history = [name for name in files_naming(moved, str(first))
+                       if not name.startswith("dagster/history/")]
+    assert outside_history == []
+    with sqlite3.connect(moved / "mlflow.db") as connection:
+        locations = connection.execute(
+            "SELECT artifact_uri FROM runs UNION ALL SELECT storage_location FROM model_versions "
+            "UNION ALL SELECT artifact_location FROM logged_models").fetchall()
+    assert len(locations) == 6
+    assert all(uri.startswith((moved / "mlartifacts").as_uri() + "/") for (uri,) in locations)

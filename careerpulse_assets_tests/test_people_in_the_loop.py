@@ -1,6 +1,8 @@
 """Reviewers' labels and the review queue through the graph."""
 
 import csv
+import os
+import time
 
 import pytest
 from dagster import AssetKey, DagsterInstance
@@ -90,6 +92,10 @@ def test_labels_win_count_in_gold_survive_reruns_and_go_when_removed(world):
                            f"= {unlabelled['id']}")["category_source"][0] == "label"
     (labels_dir / "bob.csv").unlink()
     write_labels(labels_dir, "ana.csv", [(unlabelled["id"], "Sales")])
+    # Saved a minute ago: a file that drops labels it held is taken at its word once it has
+    # been unchanged that long (before, it is read as it was: it may be half-written).
+    a_minute_ago = time.time() - 61
+    os.utime(labels_dir / "ana.csv", (a_minute_ago, a_minute_ago))
     assert materialize_graph(settings, SMALL_GRID, instance=instance).success
     back = query(settings, f"SELECT posting_id, category, category_source FROM silver.imputed_silver "
                            f"WHERE posting_id IN ({api_labelled['id']}, {unlabelled['id']}) "
@@ -173,3 +179,60 @@ def test_a_model_that_may_impute_nothing_still_queues_its_guesses_unclassified_f
     # The default rule: the smallest margin between the guess and the runner-up first.
     margins = [float(r["model_share"]) - float(r["runner_up_share"] or 0) for r in rows]
     assert margins == sorted(margins)
+
+
+@pytest.mark.slow
+def test_a_label_file_read_while_it_is_saved_keeps_its_labels_and_names_what_vanished(world):
+    """Issue 27: a label file of 20 signed labels read at 0 bytes lost all 20 ('1 rows
+    quarantined ... names nothing'); read half-written, its cut row counted as awaiting review
+    and 14 labels went without a trace."""
+    from dagster import materialize
+
+    from careerpulse_assets.assets.bronze import bronze_postings
+    from careerpulse_assets.assets.silver import silver_postings
+    from careerpulse_assets.definitions import build_resources
+
+    items, settings, labels_dir = world
+    labelled = [i["id"] for i in items][:20]
+    write_labels(labels_dir, "ana.csv", [(pid, "Healthcare", "ana") for pid in labelled],
+                 header=("posting_id", "category", "labelled_by"))
+    complete = (labels_dir / "ana.csv").read_bytes()
+    instance = DagsterInstance.ephemeral()
+
+    def silver() -> tuple[int, dict]:
+        result = materialize([bronze_postings, silver_postings], instance=instance,
+                             resources=build_resources(settings))
+        assert result.success
+        labels = query(settings, "SELECT count(*) AS n FROM silver.silver_postings "
+                                 "WHERE category_source = 'label'")["n"][0]
+        return int(labels), latest(instance, "silver_postings")
+
+    assert silver()[0] == 20
+    (labels_dir / "ana.csv").write_bytes(b"")  # truncated by a save that has not written yet
+    held, meta = silver()
+    assert held == 20
+    assert "ana.csv: malformed file: the header must name posting_id, category; it names " \
+           "nothing; its last complete read stays in force (20 labels)" in (
+               meta["label_files_held_or_dropping_labels"])
+    reason = query(settings, "SELECT reason FROM silver.label_quarantine")["reason"].tolist()
+    assert len(reason) == 1 and "its last complete read stays in force (20 labels)" in reason[0]
+
+    cut = complete[:complete.index(f"{labelled[6]},Healthcare,ana".encode())] + (
+        f"{labelled[6]},Healthcare,".encode())
+    (labels_dir / "ana.csv").write_bytes(cut)  # half-written: six rows and a cut seventh
+    held, meta = silver()
+    assert held == 20
+    vanished = ", ".join(str(pid) for pid in sorted(labelled[6:]))
+    said = meta["label_files_held_or_dropping_labels"]
+    assert "ana.csv was changed " in said and (
+        f"s ago and drops or changes 14 of its labels (posting ids {vanished}): it is read as it "
+        "was until it has been unchanged for 60 s") in said
+
+    # Left half-written for a minute, it is what it says, and what went is named.
+    a_minute_ago = time.time() - 61
+    os.utime(labels_dir / "ana.csv", (a_minute_ago, a_minute_ago))
+    kept, meta = silver()
+    assert kept == 6
+    assert (f"ana.csv drops or changes 14 of its labels (posting ids {vanished}): as it says "
+            "now") in meta["label_files_held_or_dropping_labels"]
+    assert meta["label_rows_awaiting_review"] == 1

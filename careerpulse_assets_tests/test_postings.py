@@ -109,3 +109,69 @@ def test_publication_dates_must_lie_between_2000_and_a_week_after_fetching(date,
 def test_html_nested_deeper_than_libxml2_reads_is_still_read():
     html = "<div>" * 300 + "<p>Deep &amp; <b>wide</b></p><script>x()</script> text" + "</div>" * 300
     assert html_to_text(html) == "Deep & wide text"
+
+
+# --- descriptions that are plain text, and titles escaped twice (issue 27) --------------------
+
+DUTIES = [
+    "We are hiring a backend engineer for our payments platform.",
+    "Team: <ten engineers and two designers, shipping weekly & reviewing every change.",
+    *[f"Duty {n}: design, build and operate services that move money for millions of people "
+      f"every day, with tests, code review and on-call shared fairly." for n in range(24)],
+]
+
+
+def twins() -> tuple[dict, dict]:
+    """One posting whose `contents` is HTML, and its twin whose `contents` is the same text
+    typed as plain text (3,400 characters, a `<` typed as less-than on its second line)."""
+    from html import escape
+
+    html = dict(results()[1], contents="".join(f"<p>{escape(line)}</p>" for line in DUTIES))
+    plain = dict(results()[1], id=9000099, contents="\n\n".join(DUTIES))
+    return html, plain
+
+
+def test_a_plain_text_description_keeps_its_text_and_says_it_was_plain_text():
+    html, plain = twins()
+    assert len(plain["contents"]) > 3_000
+    html_row, plain_row = silver_row(html), silver_row(plain)
+    # Read as HTML, the `<` took everything after it: 65 of 3,611 characters were kept.
+    assert len(plain_row["description_text"]) == len(" ".join(plain["contents"].split()))
+    assert plain_row["description_text"] == html_row["description_text"]
+    assert "<ten engineers and two designers" in plain_row["description_text"]
+    assert plain_row["description_note"] == "plain text: no HTML tags, read as text"
+    assert html_row["description_note"] is None
+
+
+def test_html_that_loses_most_of_its_text_to_the_parser_is_read_without_it_and_flagged():
+    from html import escape
+
+    # One paragraph, and in it a `<` the employer's editor did not escape.
+    html = dict(results()[1], contents=f"<p>{escape(' '.join(DUTIES))}</p><p>Apply now.</p>")
+    stray = dict(html, contents=html["contents"].replace("&lt;ten", "<ten"))
+    row = silver_row(stray)
+    assert row["description_text"] == silver_row(html)["description_text"]
+    assert len(row["description_text"]) > 3_000
+    assert row["description_note"].startswith("the HTML parser kept ")
+    assert row["description_note"].endswith("characters of text: read by removing the tags "
+                                            "instead")
+
+
+@pytest.mark.parametrize("raw, title", [
+    ("Senior Engineer &amp;#8211; Payments", "Senior Engineer – Payments"),  # escaped twice
+    ("R&amp;D Lead &#x2013; Caf&eacute;", "R&D Lead – Café"),
+    ("Q&A Analyst, AT&T, R&D &notes", "Q&A Analyst, AT&T, R&D &notes"),  # no `;`: text
+    ("Data &amp;amp;amp; AI", "Data & AI"),
+])
+def test_titles_with_html_entities_are_decoded_once_or_however_often_they_were_escaped(raw, title):
+    assert silver_row(dict(results()[1], name=raw))["title"] == title
+
+
+def test_html_sent_escaped_is_unescaped_and_read_as_html():
+    from html import escape
+
+    html, _ = twins()
+    escaped = dict(html, contents=escape(html["contents"]))  # "&lt;p&gt;We are hiring ..."
+    row = silver_row(escaped)
+    assert row["description_text"] == silver_row(html)["description_text"]
+    assert row["description_note"] == "HTML sent escaped (&lt;p&gt;): unescaped and read as HTML"

@@ -125,3 +125,94 @@ def test_an_unfinished_crawl_asks_for_another_run_even_when_page_0_did_not_chang
         finished, _ = tick_with(cursor)
         assert isinstance(finished, SkipReason) and "nothing new" in finished.skip_message
         assert len(stub.requests) == 5  # still one request a tick
+
+
+def test_a_duckdb_file_restored_from_a_backup_asks_for_the_run_that_brings_back_what_it_lacks(
+        settings_for, tmp_path):
+    import shutil
+
+    from dagster import DagsterInstance, materialize
+
+    from careerpulse_assets.assets.bronze import bronze_postings
+    from careerpulse_assets.assets.silver import silver_postings
+    from careerpulse_assets.definitions import build_definitions, build_resources
+
+    from .graph import query
+
+    items = sorted(synthetic_postings(per_category=50, unlabelled=0),
+                   key=lambda item: item["publication_date"])  # 150, oldest first
+    with DagsterInstance.ephemeral(tempdir=str(tmp_path / "dagster")) as instance, \
+            serve_muse(items[:140]) as (stub, base_url):
+        settings = settings_for(base_url=base_url)
+        sensor, = build_definitions(settings).sensors  # as deployed: it knows the file
+        muse = MuseApi(base_url=base_url, retries=0)
+
+        def tick_with(cursor):
+            context = build_sensor_context(instance=instance, cursor=cursor,
+                                           resources={"muse": muse})
+            return sensor(context), context.cursor
+
+        def ingest():
+            assert materialize([bronze_postings, silver_postings], instance=instance,
+                               resources=build_resources(settings)).success
+
+        def stored() -> int:
+            return query(settings, "SELECT count(DISTINCT posting_id) AS n "
+                                   "FROM bronze.bronze_postings")["n"][0]
+
+        first, cursor = tick_with(None)
+        assert isinstance(first, RunRequest)
+        ingest()
+        backup = tmp_path / "backup.duckdb"
+        shutil.copyfile(settings.duckdb_path, backup)  # the nightly backup: 140 postings
+        stub.publish(items[140:])
+        new, cursor = tick_with(cursor)
+        assert isinstance(new, RunRequest)
+        ingest()
+        assert stored() == 150
+        idle, cursor = tick_with(cursor)
+        assert isinstance(idle, SkipReason) and "150 listed" in idle.skip_message
+
+        assert not settings.duckdb_path.with_name("careerpulse.duckdb.wal").exists()
+        shutil.copyfile(backup, settings.duckdb_path)  # restored; the cursor still says 150
+        assert stored() == 140
+        restored, cursor = tick_with(cursor)
+        # It used to skip, "nothing new: ... 150 listed", for ever.
+        assert isinstance(restored, RunRequest), restored.skip_message
+        assert restored.tags["careerpulse/unstored"] == (
+            f"10 of the 20 postings on page 0 are not in {settings.duckdb_path}")
+        ingest()
+        assert stored() == 150
+        again, _ = tick_with(cursor)
+        assert isinstance(again, SkipReason) and "nothing new" in again.skip_message
+
+
+def test_the_sensor_does_not_wait_for_a_duckdb_file_another_process_holds(settings_for, tmp_path):
+    import subprocess
+    import sys
+
+    import duckdb
+
+    from careerpulse_assets.sensors import build_new_pages_sensor
+
+    items = synthetic_postings()
+    database = tmp_path / "held.duckdb"
+    duckdb.connect(str(database)).close()  # a file without bronze: page 0 is not in it
+    with serve_muse(items) as (_, base_url):
+        muse = MuseApi(base_url=base_url, retries=0)
+        sensor = build_new_pages_sensor(database=database)
+        _, cursor = tick(muse, None)  # the listing is known to the cursor
+        context = build_sensor_context(cursor=cursor, resources={"muse": muse})
+        assert isinstance(sensor(context), RunRequest)  # nothing of page 0 is stored
+        holder = subprocess.Popen(
+            [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+             "print('held', flush=True); time.sleep(60)", str(database)],
+            stdout=subprocess.PIPE, text=True)
+        try:
+            assert holder.stdout.readline().strip() == "held"
+            context = build_sensor_context(cursor=cursor, resources={"muse": muse})
+            held = sensor(context)
+        finally:
+            holder.kill()
+            holder.wait()
+    assert isinstance(held, SkipReason) and "nothing new" in held.skip_message

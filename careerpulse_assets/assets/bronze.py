@@ -5,6 +5,7 @@ from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataVa
 from dagster_duckdb import DuckDBResource
 
 from ..core.bronze_store import BronzeWriter, PageOutcome, Tally
+from ..core.clock import Clock, describe_offset, store_offset, stored_offset
 from ..core.crawl import Crawler, CrawlRun
 from ..muse.archive import skipped_files
 from ..muse.client import RequestBudget, listing_source
@@ -65,14 +66,25 @@ def bronze_postings(
                 context.log.warning(f"archive files not read (not .json): {', '.join(skipped)}")
         else:
             known, fixed = muse.partition_values()
+            # The offset the last run measured, until this run's first answer says its own.
+            clock = Clock(stored_offset(writer.connection()))
             crawler = Crawler(
                 writer, muse.walk, partial(listing_source, muse.base_url),
                 RequestBudget(muse.max_requests_per_run), known, fixed, log=context.log.info,
+                warn=context.log.warning, clock=clock,
             )
             every = timedelta(days=muse.full_crawl_days) if muse.full_crawl_days else None
             crawl = crawler.run(config.full_crawl, every)
             for line in crawl.lines():
                 context.log.info(line)
+            if clock.measured:
+                store_offset(writer.connection(), clock, context.run_id)
+                if clock.offset:
+                    context.log.warning(
+                        f"{describe_offset(clock.offset)} (its Date header, "
+                        f"{clock.now():%Y-%m-%d %H:%M} UTC): times are taken from the API's "
+                        "clock (postings' fetched_at, the crawls' stamps, now for the checks "
+                        "and gold); set this machine's clock right (NTP)")
         writer.finish()
     tally = writer.tally
     context.log.info(f"{tally.pages} pages read: {tally.read} items, {tally.inserted} new, "
@@ -90,6 +102,10 @@ def bronze_postings(
     return MaterializeResult(metadata={
         **metadata,
         "source": muse.description,
+        **({"clock_offset_hours": round(clock.offset.total_seconds() / 3600, 2),
+            "clock": (describe_offset(clock.offset) if clock.offset
+                      else "this machine's clock agrees with the API's")}
+           if crawl is not None and clock.measured else {}),
         **(crawl_metadata(crawl) if crawl else {}),
         "pages_read": tally.pages,
         "items_read": tally.read,
@@ -116,6 +132,10 @@ def crawl_metadata(crawl: CrawlRun) -> dict:
         "request_budget": crawl.budget if crawl.budget is not None else "none",
         "page_cap": crawl.page_cap if crawl.page_cap is not None else "not met",
         "stopped_at_stored_page": crawl.stopped_at_stored > 0,
+        # Served oldest first although descending=true was asked: walked whole, not stopped
+        # at stored pages (each run, while the API does it).
+        **({"listings_served_oldest_first": ", ".join(crawl.oldest_first)}
+           if crawl.oldest_first else {}),
         **({
             "listing_total": full.listing_total if full.listing_total is not None else "unknown",
             "postings_reached_by_crawl": full.reached,

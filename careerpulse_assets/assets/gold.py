@@ -1,9 +1,8 @@
-from datetime import datetime, timezone
-
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue
 from dagster_duckdb import DuckDBResource
 
-from ..core.forecast import HORIZON, forecast_categories, weekly_forecast
+from ..core.clock import reference_now
+from ..core.forecast import HORIZON, data_age, forecast_categories, weekly_forecast
 from ..core.gold import (
     UNCLASSIFIED,
     category_totals,
@@ -71,10 +70,13 @@ def gold_daily_counts(context: AssetExecutionContext, duckdb: DuckDBResource) ->
     kinds={"duckdb", "pandas"},
     deps=[gold_daily_counts],
     description=f"`gold.gold_category_forecast`: postings per category (gold's "
-    f"`estimated_postings`: every posting counted, those without a category by their "
-    f"probabilities) for the {HORIZON} days after the run, with an 80 % interval in counts (negative binomial around the forecast, "
-    "its spread from the model's backtest errors), the model, and `data_until` / "
-    "`data_age_days`: the newest day it learnt from and how old that is. Learns per category "
+    "`estimated_postings`: every posting counted, those without a category by their "
+    f"probabilities) for the {HORIZON} days "
+    "after the run: `forecast`, the expected count (mean), and `lower` / `upper`, whole "
+    "postings holding at least 80 % (the negative binomial around the forecast, its spread "
+    "from the model's backtest errors) and the forecast itself; the model, and `data_until` / "
+    "`data_age_days`: the newest day it learnt from and how old that is (`data_age` in the "
+    "metadata says why). Learns per category "
     "from the complete days of the last year (observed ones when there are too few), never "
     "from days nobody saw. Models: seasonal naive (the baseline), ETS and a seasonal window "
     "average where a category is posted on most days, ADIDA, IMAPA, TSB and Croston SBA where it "
@@ -85,9 +87,9 @@ def gold_daily_counts(context: AssetExecutionContext, duckdb: DuckDBResource) ->
 def gold_category_forecast(
     context: AssetExecutionContext, duckdb: DuckDBResource
 ) -> MaterializeResult:
-    today = datetime.now(timezone.utc).date()
     with duckdb.get_connection() as connection:
         gold = connection.execute("SELECT * FROM gold.gold_daily_counts").fetchdf()
+        today = reference_now(connection).date()  # the API's day when this clock is wrong
     with Heartbeat(context.log.info, "gold_category_forecast"):
         result = forecast_categories(forecast_input(gold), today)
     forecast, backtest = result.forecast, result.backtest
@@ -107,9 +109,9 @@ def gold_category_forecast(
         return MaterializeResult(metadata={**metadata, "skipped": result.skipped})
     newest = max(forecast["data_until"])
     age = (today - newest).days
-    if age > 1:
-        context.log.warning(f"the forecast runs {age} days past its data: the newest day it "
-                            f"learnt from is {newest} (see the check newest_posting_age)")
+    why_old = data_age(gold, today, newest)
+    if why_old:
+        context.log.warning(why_old)
     volumes = result.history.groupby("category")["postings"].sum().nlargest(PLOTTED_CATEGORIES)
     image = forecast_png(result.history, forecast, list(volumes.index), result.intermittent,
                          weekly_forecast(forecast, result.alphas))
@@ -121,6 +123,7 @@ def gold_category_forecast(
         "last_day": str(forecast["day"].max()),
         "data_until": str(newest),
         "data_age_days": age,
+        "data_age": why_old or "learnt from yesterday",
         "models": forecast.groupby("model")["category"].nunique().to_dict(),
         "interval_coverage": round(coverage, 3) if coverage is not None else None,
         "interval_coverage_busy": round(busy_coverage, 3) if busy_coverage is not None else None,

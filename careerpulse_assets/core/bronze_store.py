@@ -27,7 +27,13 @@ import pyarrow.compute as pc
 from ..muse.listings import Listing, posting_values
 from ..muse.pages import RawPage, UnreadableItem
 from .partitions import Sample
-from .postings import InvalidPosting, parse_publication_date, quarantine_text, stored_item
+from .postings import (
+    InvalidPosting,
+    parse_publication_date,
+    posting_id,
+    quarantine_text,
+    stored_item,
+)
 from .sql import transaction_with
 from .waiting import WAITING, with_waits
 
@@ -102,6 +108,9 @@ CREATE TABLE IF NOT EXISTS bronze.bronze_crawl_frontier (
 );
 -- How far the listing's `total` fell while its walks went (postings expired during the crawl).
 ALTER TABLE bronze.bronze_crawl_frontier ADD COLUMN IF NOT EXISTS shrank_by BIGINT DEFAULT 0;
+-- The highest bronze row id when the part was added: a posting whose first row is above the
+-- crawl's first part's arrived since the crawl began (row ids only grow; clocks may jump).
+ALTER TABLE bronze.bronze_crawl_frontier ADD COLUMN IF NOT EXISTS rows_before BIGINT;
 CREATE TABLE IF NOT EXISTS bronze.bronze_quarantine (
     source VARCHAR NOT NULL,
     page INTEGER NOT NULL,
@@ -188,6 +197,24 @@ def ensure_bronze_schema(connection: duckdb.DuckDBPyConnection) -> None:
         connection.execute(BACKFILL_LISTING_VALUES_SQL)
 
 
+def unstored_postings(connection: duckdb.DuckDBPyConnection, ids: list[int]) -> list[int]:
+    """Of `ids`, those bronze holds neither as a posting nor as a quarantined item (sorted);
+    every one of them when bronze has no tables yet."""
+    if not ids:
+        return []
+    try:
+        rows = connection.execute(
+            "SELECT id FROM (SELECT unnest(?::BIGINT[]) AS id) WHERE id NOT IN ("
+            "SELECT posting_id FROM bronze.bronze_postings WHERE posting_id IN "
+            "(SELECT unnest(?::BIGINT[])) UNION ALL SELECT posting_id FROM "
+            "bronze.bronze_quarantine WHERE posting_id IN (SELECT unnest(?::BIGINT[])))",
+            [ids, ids, ids],
+        ).fetchall()
+    except duckdb.CatalogException:
+        return sorted(set(ids))
+    return sorted({posting for (posting,) in rows})
+
+
 def last_crawl_complete(connection: duckdb.DuckDBPyConnection, source: str) -> bool:
     """Whether the latest walk of this listing reached its end (or pages already stored), in
     a store from before crawls kept a frontier (core/crawl.py decides from the frontier)."""
@@ -260,17 +287,28 @@ def _storable(text: str | None) -> str | None:
     return text
 
 
+def known_posting_id(item) -> int | None:
+    """The id of a quarantined item when it has a valid one (its date or text was refused), so
+    the quarantine says which posting it was; None otherwise."""
+    if not isinstance(item, dict):
+        return None
+    try:
+        return posting_id(item)
+    except InvalidPosting:
+        return None
+
+
 def split_page(page: RawPage, run_id: str | None) -> tuple[pa.Table, pa.Table]:
     """The page's valid postings (first occurrence of each id, with the values they are listed
     under and their publication date) and its quarantined records."""
     rows, quarantine, seen = [], [], set()
 
-    def quarantine_record(index, reason, raw):
+    def quarantine_record(index, reason, raw, item=None):
         raw = _storable(raw)
         quarantine.append(
             {
                 "source": page.source, "page": page.page, "item_index": index,
-                "posting_id": None, "reason": _storable(reason), "raw": raw,
+                "posting_id": known_posting_id(item), "reason": _storable(reason), "raw": raw,
                 "raw_hash": raw_hash(raw or ""), "fetched_at": page.fetched_at, "run_id": run_id,
             }
         )
@@ -284,7 +322,7 @@ def split_page(page: RawPage, run_id: str | None) -> tuple[pa.Table, pa.Table]:
         try:
             valid = stored_item(item, page.fetched_at)
         except InvalidPosting as exc:
-            quarantine_record(index, str(exc), quarantine_text(item))
+            quarantine_record(index, str(exc), quarantine_text(item), item)
             continue
         if valid.posting_id in seen:
             continue

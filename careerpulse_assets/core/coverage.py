@@ -30,6 +30,10 @@ someone looked at the listing, not only on how many postings the day had. The ru
    by anything else (level, location, company) sees only part of each category: it observes
    days but never makes them complete.
 
+5. **Not yet.** A day after today (by the API's clock when this machine's disagrees:
+   core/clock.py) was seen by nobody, whatever a posting dated ahead or a walk stamped by a
+   clock that ran ahead says: it is never observed nor complete, and such a walk is no evidence.
+
 A day and category is observed (complete) when any source whose scope holds the category
 observed (completed) the day; complete days are observed. Sources are told apart only by these
 columns, so a new kind of walk (issue 19's capped and partitioned listings) changes
@@ -158,7 +162,8 @@ def source_coverage(
 
 
 def day_coverage(postings: pd.DataFrame, walks: pd.DataFrame,
-                 categories: Iterable[str] = ()) -> pd.DataFrame:
+                 today: date | None = None, categories: Iterable[str] = ()
+                 ) -> pd.DataFrame:
     """The gold grid with its flags: one row per day from the first posting (or walk) to the last
     and per category, columns day (date), category, observed, complete (bool).
 
@@ -166,16 +171,24 @@ def day_coverage(postings: pd.DataFrame, walks: pd.DataFrame,
     publication day, date), category (as gold counts it), listed_category (the category the
     source listed it under; None when imputed or missing). `walks`: `bronze.bronze_crawls` rows,
     columns source, started_at (UTC timestamps), complete and optionally reached_back_to (the
-    oldest posting's publication time of a walk the page cap stopped, else NaT); `categories`:
-    more categories to give rows (those postings without a category may be in). No postings: an
-    empty grid."""
+    oldest posting's publication time of a walk the page cap stopped, else NaT). `today`: no
+    day after it is observed or complete, and walks stamped after it are left out (rule 5);
+    None: no day is in the future. `categories`: more categories to give rows (those postings
+    without a category may be in). No postings: an empty grid."""
     if postings.empty:
         return pd.DataFrame(columns=COVERAGE_COLUMNS)
     postings = postings.assign(day=pd.to_datetime(postings["day"]).dt.date)
+    if today is not None and len(walks):
+        walks = walks[[_utc(t).date() <= today for t in walks["started_at"]]]
     sources = [
         source_coverage(source, group, postings, walks[walks["source"] == source])
         for source, group in postings.groupby("source", sort=True)
     ]
+    if today is not None:
+        sources = [SourceCoverage(s.source, s.categories,
+                                  frozenset(d for d in s.observed if d <= today),
+                                  frozenset(d for d in s.complete if d <= today))
+                   for s in sources]
     first = min(postings["day"])
     last = max(max(s.observed, default=first) for s in sources)
     last = max(last, max(postings["day"]))

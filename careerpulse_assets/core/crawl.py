@@ -17,7 +17,10 @@ flight, because each page and the frontier's progress are one transaction).
   walk (a posting re-dated or published into a page already read raises the total without
   showing on page 0).
   When more postings arrived than the cap shows, it parts the listing and walks each part the
-  same way. Parts of earlier crawls that met an unreadable page are walked again in it.
+  same way. Parts of earlier crawls that met an unreadable page are walked again in it. A
+  listing the API serves oldest first although `descending=true` was asked (its page 0 rises in
+  date and is older than the newest posting stored from it) has its new postings on its last
+  pages: it is walked whole instead, with a warning (`served_oldest_first`).
 
 A listing covered by an earlier crawl (its last walk reached its end, the cap, pages already
 stored, or it was parted) may stop at stored pages; one never covered is walked whole.
@@ -37,7 +40,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import duckdb
 
@@ -45,7 +48,9 @@ from ..muse.client import BUDGET, CAP, END, ListingWalk, RequestBudget
 from ..muse.listings import PLAIN, Listing
 from ..muse.pages import PAGE_SIZE, RawPage
 from .bronze_store import BronzeWriter, PageOutcome, last_crawl_complete, listing_sample
+from .clock import CLOCK_TOLERANCE, Clock
 from .partitions import GROUP_FILL, Split, estimated_sizes, halves, pack, plan_split
+from .postings import InvalidPosting, parse_publication_date
 from .sql import transaction_with
 
 FULL, INCREMENTAL = "full", "incremental"
@@ -94,6 +99,7 @@ class WalkRecord:
     newest: datetime | None = None
     stopped_at_stored: bool = False
     split_now: bool = False
+    oldest_first: bool = False
 
     def add(self, page: RawPage, outcome: PageOutcome) -> None:
         self.pages += 1
@@ -166,6 +172,22 @@ class CrawlProgress:
         return text
 
 
+def served_oldest_first(page: RawPage, newest_stored: datetime | None) -> bool:
+    """Whether page 0 of a listing shows it served oldest first, although every request asks
+    `descending=true`: its postings' dates rise down the page and even its newest is older than
+    the newest posting stored from this listing. Either sign alone is not enough: a newest-first
+    page 0 is older than the newest stored posting once that posting expired, and a server may
+    order the items of a page otherwise (by id)."""
+    dates = []
+    for item in page.items:
+        try:
+            dates.append(parse_publication_date(item.get("publication_date")))
+        except (InvalidPosting, AttributeError):
+            continue  # not a posting: quarantined, no date to order by
+    return (newest_stored is not None and len(dates) >= 2 and dates[0] < dates[-1]
+            and max(dates) < newest_stored)
+
+
 @dataclass
 class CrawlRun:
     """What a run's crawling did and where the crawls stand."""
@@ -176,6 +198,8 @@ class CrawlRun:
     walks: int
     stopped_at_stored: int  # walks that stopped at a page of stored postings
     crawls: list[CrawlProgress] = field(default_factory=list)
+    # Listings (bronze `source`) the API served oldest first: walked whole this run.
+    oldest_first: list[str] = field(default_factory=list)
 
     @property
     def unfinished(self) -> list[CrawlProgress]:
@@ -221,10 +245,17 @@ class Crawler:
         known: dict[str, tuple[str, ...]] | None = None,
         fixed: dict[str, tuple[str, ...]] | None = None,
         log: Callable[[str], None] = lambda _: None,
+        warn: Callable[[str], None] | None = None,
+        clock: Clock | None = None,
     ):
         self.writer, self.walk_listing, self.source_of = writer, walk_listing, source_of
         self.budget, self.known, self.fixed, self.log = budget, known or {}, fixed or {}, log
+        self.warn = warn or log
+        # Every stamp the crawls write is this clock's: the API's time when this machine's
+        # disagrees (core/clock.py), corrected by each answer.
+        self.clock = clock or Clock()
         self.walks = self.stopped_at_stored = 0
+        self.oldest_first: list[str] = []
         # A plan made at a listing's first page, used when its walk is finished.
         self._plans: dict[str, Split] = {}
 
@@ -255,7 +286,8 @@ class Crawler:
             self._walk_crawl(full)
         self.forget_old_crawls()
         return CrawlRun(self.budget.spent, self.budget.limit, self._known_cap(), self.walks,
-                        self.stopped_at_stored, [self.progress(crawl_id) for crawl_id in crawls])
+                        self.stopped_at_stored, [self.progress(crawl_id) for crawl_id in crawls],
+                        self.oldest_first)
 
     # --- the frontier ------------------------------------------------------------------------
 
@@ -277,7 +309,14 @@ class Crawler:
             "max(started_at) FROM bronze.bronze_crawls WHERE complete AND crawl_id IS NULL))",
             [FULL],
         ).fetchall()[0][0]
-        return started is None or datetime.now(timezone.utc) - started > every
+        now = self.clock.now()
+        if started is not None and started > now + CLOCK_TOLERANCE:
+            # Stamped by a clock that ran ahead: when it really started is not known.
+            self.warn(f"the last full crawl is stamped {started:%Y-%m-%d %H:%M} UTC, after now "
+                      f"({now:%Y-%m-%d %H:%M} UTC): a clock was ahead when it was stamped; a "
+                      "full crawl starts now")
+            return True
+        return started is None or now - started > every
 
     def _covered(self, source: str) -> bool:
         """Whether an earlier crawl covered this listing (so a walk may stop at stored pages)."""
@@ -309,13 +348,15 @@ class Crawler:
     def _add_part(self, crawl_id: str, kind: str, listing: Listing, parent: str | None,
                   parted_by: str | None, may_stop: bool) -> None:
         source = self.source_of(listing)
+        now = self.clock.now()
         self._db.execute(
             "INSERT INTO bronze.bronze_crawl_frontier (crawl_id, kind, source, listing, "
-            "parent_source, parted_by, may_stop, state) SELECT ?, ?, ?, ?, ?, ?, ?, ? "
-            "WHERE NOT EXISTS (SELECT 1 FROM bronze.bronze_crawl_frontier "
-            "WHERE crawl_id = ? AND source = ?)",
+            "parent_source, parted_by, may_stop, state, created_at, updated_at, rows_before) "
+            "SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, (SELECT coalesce(max(bronze_row_id), 0) "
+            "FROM bronze.bronze_postings) WHERE NOT EXISTS (SELECT 1 FROM "
+            "bronze.bronze_crawl_frontier WHERE crawl_id = ? AND source = ?)",
             [crawl_id, kind, source, listing.to_json(), parent, parted_by, may_stop, TO_DO,
-             crawl_id, source],
+             now, now, crawl_id, source],
         )
 
     def _next_part(self, crawl_id: str) -> Part | None:
@@ -400,6 +441,13 @@ class Crawler:
         it raise it, walks still end at the old one and parts reach the rest."""
         return self._known_cap(part.crawl_id) or self._known_cap()
 
+    def _newest_stored(self, source: str) -> datetime | None:
+        """The newest publication date the walks of this listing have stored."""
+        return self._db.execute(
+            "SELECT max(newest_publication_date) FROM bronze.bronze_crawls WHERE source = ?",
+            [source],
+        ).fetchall()[0][0]
+
     def _last_total(self, source: str) -> int | None:
         row = self._db.execute(
             "SELECT total FROM bronze.bronze_crawls WHERE source = ? AND total IS NOT NULL "
@@ -413,22 +461,24 @@ class Crawler:
         page_cap = self._page_cap(part)
         capacity = page_cap * PAGE_SIZE if page_cap else None
         last_total = self._last_total(part.source) if part.may_stop else None
+        newest_stored = self._newest_stored(part.source) if part.may_stop else None
         record = WalkRecord()
         db = self._db
+        now = self.clock.now()
         with transaction_with(db):
             db.execute(
-                "UPDATE bronze.bronze_crawls SET status = ?, finished_at = now() "
+                "UPDATE bronze.bronze_crawls SET status = ?, finished_at = ? "
                 "WHERE crawl_id = ? AND source = ? AND status = 'walking'",
-                [INTERRUPTED, part.crawl_id, part.source],
+                [INTERRUPTED, now, part.crawl_id, part.source],
             )
             db.execute(
                 "INSERT INTO bronze.bronze_crawls (source, run_id, started_at, crawl_id, "
-                "status, first_page) VALUES (?, ?, now(), ?, 'walking', ?)",
-                [part.source, self.writer.run_id, part.crawl_id, part.next_page],
+                "status, first_page) VALUES (?, ?, ?, ?, 'walking', ?)",
+                [part.source, self.writer.run_id, now, part.crawl_id, part.next_page],
             )
             db.execute(
-                "UPDATE bronze.bronze_crawl_frontier SET state = ?, updated_at = now() "
-                "WHERE crawl_id = ? AND source = ?", [WALKING, part.crawl_id, part.source],
+                "UPDATE bronze.bronze_crawl_frontier SET state = ?, updated_at = ? "
+                "WHERE crawl_id = ? AND source = ?", [WALKING, now, part.crawl_id, part.source],
             )
         walk = self.walk_listing(
             part.listing, start_page=part.next_page, page_cap=page_cap, budget=self.budget,
@@ -438,30 +488,47 @@ class Crawler:
 
         def then(connection, page: RawPage, outcome: PageOutcome) -> None:
             record.add(page, outcome)
+            self.clock.observe(page.clock_offset)
+            if record.pages == 1:
+                # The walk started when its first page was answered, by the API's clock: the
+                # stamp written before it asked used the offset the last run measured.
+                connection.execute(
+                    "UPDATE bronze.bronze_crawls SET started_at = ? WHERE crawl_id = ? "
+                    "AND source = ? AND status = 'walking'",
+                    [page.fetched_at, part.crawl_id, part.source])
             connection.execute("INSERT INTO bronze.bronze_crawl_postings "
                                "SELECT ?, posting_id FROM page_rows", [part.crawl_id])
             if part.may_stop:
                 # New to bronze since the crawl began: stored by this walk or by another
-                # listing of the crawl that holds them too.
+                # listing of the crawl that holds them too (by row id: clocks may jump).
                 record.arrived += connection.execute(
                     "SELECT count(*) FROM (SELECT posting_id FROM bronze.bronze_postings "
                     "WHERE posting_id IN (SELECT posting_id FROM page_rows) GROUP BY posting_id "
-                    "HAVING min(fetched_at) >= (SELECT min(created_at) FROM "
+                    "HAVING min(bronze_row_id) > (SELECT min(rows_before) FROM "
                     "bronze.bronze_crawl_frontier WHERE crawl_id = ?))", [part.crawl_id],
                 ).fetchall()[0][0]
             connection.execute(
                 "UPDATE bronze.bronze_crawl_frontier SET next_page = ?, "
                 "total = coalesce(?, total), shrank_by = ?, unreadable = unreadable + ?, "
-                "unusable_items = unusable_items + ?, updated_at = now() "
+                "unusable_items = unusable_items + ?, updated_at = ? "
                 "WHERE crawl_id = ? AND source = ?",
                 # The walk's own next page: back before this one when the listing shrank.
                 [walk.next_page, page.total, part.shrank_by + walk.shrank,
                  int(page.error is not None),
-                 outcome.read - outcome.valid, part.crawl_id, part.source],
+                 outcome.read - outcome.valid, self.clock.now(), part.crawl_id, part.source],
             )
 
         def stop(page: RawPage, outcome: PageOutcome) -> bool:
-            if part.may_stop and outcome.all_known:
+            if (part.may_stop and page.page == 0 and not record.oldest_first
+                    and served_oldest_first(page, newest_stored)):
+                # Its new postings are on its last pages, after pages of stored ones.
+                record.oldest_first = True
+                self.oldest_first.append(part.source)
+                self.warn(f"{part.source} is served oldest first although descending=true was "
+                          f"asked (page 0 rises in date and is older than the newest posting "
+                          f"stored from it, {newest_stored:%Y-%m-%d %H:%M} UTC): walked whole, "
+                          "not stopped at stored pages")
+            if part.may_stop and outcome.all_known and not record.oldest_first:
                 grew = (record.first_total - last_total
                         if record.first_total is not None and last_total is not None else 0)
                 if record.arrived >= grew:
@@ -479,7 +546,8 @@ class Crawler:
 
         self.writer.walk(iter(walk), then, stop)
         record.requests = walk.requests
-        if walk.growth > 0 and walk.ended_by in (END, CAP) and not record.stopped_at_stored:
+        if (walk.growth > 0 and walk.ended_by in (END, CAP) and not record.stopped_at_stored
+                and not record.oldest_first):  # its head is its oldest postings
             record.requests += self._read_head_again(part, page_cap, walk.growth, then)
         self._finish(part, walk, record, capacity)
 
@@ -540,16 +608,17 @@ class Crawler:
             (child, part.may_stop and self._covered(self.source_of(child)))
             for child in (part.listing.narrowed(split.kind, group) for group in split.groups)
         ]
+        now = self.clock.now()
         with transaction_with(db):
             # The walk's figures are written once, at its end (a row per page cost 7 ms a page);
             # an interrupted walk keeps none, its pages are in bronze and the frontier.
             db.execute(
-                "UPDATE bronze.bronze_crawls SET status = ?, complete = ?, finished_at = now(), "
+                "UPDATE bronze.bronze_crawls SET status = ?, complete = ?, finished_at = ?, "
                 "page_cap = ?, requests = ?, stopped_at_stored_page = ?, last_page = ?, "
                 "total = ?, postings_reached = ?, oldest_publication_date = ?, "
                 "newest_publication_date = ? "
                 "WHERE crawl_id = ? AND source = ? AND status = 'walking'",
-                [status if covered or status in (SPLIT, PAUSED) else INCOMPLETE, covered,
+                [status if covered or status in (SPLIT, PAUSED) else INCOMPLETE, covered, now,
                  walk.cap_page, record.requests, record.stopped_at_stored, record.last_page,
                  total, record.reached, record.oldest, record.newest, part.crawl_id,
                  part.source],
@@ -560,9 +629,9 @@ class Crawler:
                 self._add_part(part.crawl_id, part.kind, child, part.source, split.kind, may_stop)
             db.execute(
                 "UPDATE bronze.bronze_crawl_frontier SET state = ?, outcome = ?, split_by = ?, "
-                "note = ?, unreachable = ?, updated_at = now() WHERE crawl_id = ? AND source = ?",
-                [DONE, outcome, split.kind if split else None, note, unreachable, part.crawl_id,
-                 part.source],
+                "note = ?, unreachable = ?, updated_at = ? WHERE crawl_id = ? AND source = ?",
+                [DONE, outcome, split.kind if split else None, note, unreachable, now,
+                 part.crawl_id, part.source],
             )
         self.log(f"{part.source}: {outcome} after {record.pages} pages ({record.new} new "
                  f"postings, total {total if total is not None else '?'})"

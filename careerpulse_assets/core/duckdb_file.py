@@ -16,7 +16,9 @@ import os
 import re
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 
@@ -67,6 +69,20 @@ def connect(
                     "blocks a run)"
                 ) from None
             time.sleep(0.5)
+
+
+T = TypeVar("T")
+
+
+def read_if_free(database: Path, read: Callable[[duckdb.DuckDBPyConnection], T]) -> T | None:
+    """`read(connection)` over a read-only connection to `database`, opened only if no process
+    holds the file, and closed at once: None when one does (a run: it is not kept waiting)
+    or the file cannot be read. For a look from outside the runs (the sensor)."""
+    try:
+        with duckdb.connect(str(database), read_only=True) as connection:
+            return read(connection)
+    except duckdb.Error:
+        return None
 
 
 def write_snapshot(connection: duckdb.DuckDBPyConnection, database: Path, snapshot: Path) -> None:

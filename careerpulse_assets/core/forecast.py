@@ -27,13 +27,24 @@ intermittent series one window where last week's posting did not return would ot
 models on noise); of several such, the lowest mean wins. A window whose history never changes
 week to week has no score (scale 0) and is left out with the reason.
 
+**The forecast is a mean.** Each day's `forecast` is the expected number of postings (what the
+models estimate; they add up to weekly and monthly totals), not the most likely count: a
+category posted every tenth day has a forecast of 0.1 a day, and 0 postings on most days.
+
 **Intervals.** Counts of a few postings a day are not normal, and an interval of 0.88-1.12
 around a forecast of 1 says nothing. The 80 % interval is the 10th to the 90th percentile of a
 negative binomial distribution with the point forecast as its mean and an overdispersion
 estimated from the model's own backtest errors (method of moments on Var = mean + alpha * mean^2;
-alpha = 0 is Poisson; Cameron and Trivedi, Regression Analysis of Count Data, 2013, ch. 3.2). Its
-bounds are counts, never below 0, for any horizon. Its coverage, the share of actual counts
-inside, is measured on the later windows with alpha estimated on the earlier ones.
+alpha = 0 is Poisson; Cameron and Trivedi, Regression Analysis of Count Data, 2013, ch. 3.2),
+widened to the next whole posting where the mean lies outside it (a mean of 0.1 has the
+percentiles 0 and 0, and the interval 0 to 1): the forecast always lies inside its own interval,
+which then holds more than 80 %. Its bounds are counts, never below 0, for any horizon. Its
+coverage, the share of actual counts inside, is measured on the later windows with alpha
+estimated on the earlier ones.
+
+**How old the data is.** When the newest day learnt from is older than yesterday, `data_age`
+says why: the days after it that nobody observed (no walk of a listing or archive covered them),
+those observed but not learnt from, and the run's own day, learnt once it is over.
 """
 
 from __future__ import annotations
@@ -204,15 +215,23 @@ def overdispersion(actual: np.ndarray, mean: np.ndarray) -> float:
 
 
 def count_interval(mean: np.ndarray, alpha: float, level: float = INTERVAL_LEVEL):
-    """(lower, upper) integer bounds of the central `level` % of a negative binomial with these
-    means and overdispersion alpha (Poisson when alpha is 0)."""
+    """(lower, upper) integer bounds holding the central `level` % of a negative binomial with
+    these means and overdispersion alpha (Poisson when alpha is 0) and the mean itself.
+
+    The central interval of a skewed count need not hold its mean: a mean of 0.1 postings a day
+    has 10th and 90th percentiles 0 and 0. Such a bound is widened to the whole number on the
+    mean's side (0 to 1 there), so a forecast never lies outside its own interval; the interval
+    then holds more than `level` %."""
     mean = np.clip(np.asarray(mean, dtype=float), 0, None)
     tail = (1 - level / 100) / 2
     if alpha <= 0:
-        return stats.poisson.ppf(tail, mean), stats.poisson.ppf(1 - tail, mean)
-    size = 1 / alpha
-    probability = size / (size + mean)
-    return stats.nbinom.ppf(tail, size, probability), stats.nbinom.ppf(1 - tail, size, probability)
+        lower, upper = stats.poisson.ppf(tail, mean), stats.poisson.ppf(1 - tail, mean)
+    else:
+        size = 1 / alpha
+        probability = size / (size + mean)
+        lower = stats.nbinom.ppf(tail, size, probability)
+        upper = stats.nbinom.ppf(1 - tail, size, probability)
+    return np.minimum(lower, np.floor(mean)), np.maximum(upper, np.ceil(mean))
 
 
 def weekly_forecast(forecast: pd.DataFrame, alphas: dict) -> pd.DataFrame:
@@ -333,6 +352,39 @@ def backtest_row(category: str, group: str, scores: dict[str, pd.DataFrame],
         notes.append("MASE 0: no postings in the later windows and none forecast")
     row["note"] = "; ".join(notes)
     return row, days
+
+
+def data_age(gold: pd.DataFrame, today: date, data_until: date) -> str | None:
+    """Why a forecast dated from `today` learnt from nothing newer than `data_until`: one
+    sentence naming the days after it that nobody observed, those observed but not learnt from
+    (not complete, where a category learns from complete days), and the postings of `today`,
+    learnt once the day is over; None when `data_until` is yesterday or later.
+
+    `gold`: gold_daily_counts' columns (day, category, postings, observed); a day missing from it
+    was not observed."""
+    age = (today - data_until).days
+    if age <= 1:
+        return None
+    days = gold.assign(day=pd.to_datetime(gold["day"]).dt.date).groupby("day").agg(
+        observed=("observed", "any"), postings=("postings", "sum"))
+    first, last = data_until + timedelta(days=1), today - timedelta(days=1)
+    between = age - 1
+    observed = int(days.loc[(days.index >= first) & (days.index <= last), "observed"].sum())
+    said = [f"the forecast runs {age} days past its data: the newest day it learnt from is "
+            f"{data_until}"]
+    span = f"from {first} to {last}" if between > 1 else f"{first}"
+    if observed < between:
+        share = "the" if observed == 0 else f"{between - observed} of the"
+        said.append(f"{share} {between} days {span} were not observed (no walk of a listing "
+                    "and no archive covered them)" if between > 1 else
+                    f"{span} was not observed (no walk of a listing and no archive covered it)")
+    if observed:
+        said.append(f"{observed} days after it were observed but not learnt from (not complete, "
+                    "and the category learns from complete days)")
+    today_postings = int(days["postings"].get(today, 0))
+    if today_postings:
+        said.append(f"today's {today_postings} postings are learnt once the day is over (UTC)")
+    return "; ".join(said)
 
 
 def _join_notes(*notes: str) -> str:

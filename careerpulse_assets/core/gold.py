@@ -14,6 +14,7 @@ import duckdb
 import pandas as pd
 
 from .classifier import UNCLASSIFIED
+from .clock import reference_now
 from .coverage import day_coverage
 from .quantification import INTERVAL_Z
 from .sql import transaction_with
@@ -150,7 +151,8 @@ def write_daily_counts(connection: duckdb.DuckDBPyConnection) -> None:
            else pd.DataFrame({"category": pd.Series(dtype=str),
                               "share_error": pd.Series(dtype=float)}))
     postings, walks = coverage_inputs(connection)
-    grid = day_coverage(postings, walks, categories=mix["category"])
+    grid = day_coverage(postings, walks, today=reference_now(connection).date(),
+                        categories=mix["category"])
     grid = grid.astype({"day": "datetime64[ns]", "observed": bool, "complete": bool,
                         "category": str})
     with transaction_with(connection, grid=grid, mix=mix):

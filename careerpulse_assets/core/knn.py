@@ -8,6 +8,8 @@ scored.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -38,6 +40,33 @@ def model_input(postings: pd.DataFrame) -> pd.DataFrame:
     return postings[INPUT_COLUMNS].fillna("").reset_index(drop=True)
 
 
+# Scripts written without spaces between words: Han (Chinese, Japanese kanji), hiragana,
+# katakana (with the half-width forms) and Hangul. To scikit-learn's token pattern a run of them
+# is one token, a whole clause, shared by no other posting.
+_CJK = ("\u1100-\u11ff\u3040-\u30ff\u31f0-\u31ff\u3130-\u318f\u3400-\u4dbf\u4e00-\u9fff"
+        "\uac00-\ud7af\uf900-\ufaff\uff66-\uff9f")
+_HAS_CJK = re.compile(f"[{_CJK}]")
+_WORD = re.compile(r"(?u)\b\w\w+\b")  # scikit-learn's default token pattern
+# A run of CJK characters, or of two or more other word characters.
+_CJK_RUN_OR_WORD = re.compile(f"[{_CJK}]+|[^\\W{_CJK}]{{2,}}")
+
+
+def text_tokens(text: str) -> list[str]:
+    """The words of a (lowercased) text: scikit-learn's default tokens, except that a run of
+    CJK characters becomes its overlapping character pairs ("工程师" is "工程", "程师"; a run
+    of one character is that character), as Lucene's CJK analyzer reads them. Text without a
+    CJK character gets exactly the default tokens, so English features are unchanged."""
+    if not _HAS_CJK.search(text):
+        return _WORD.findall(text)
+    tokens = []
+    for run in _CJK_RUN_OR_WORD.findall(text):
+        if _HAS_CJK.match(run):
+            tokens += [run[i : i + 2] for i in range(len(run) - 1)] or [run]
+        else:
+            tokens.append(run)
+    return tokens
+
+
 # Word pairs multiply the vocabulary: with bigrams the cap is raised and a term must occur in
 # two postings, which drops the one-off pairs that only add noise.
 MAX_FEATURES_WITH_BIGRAMS = 50_000
@@ -47,10 +76,11 @@ def _tfidf(ngrams: int = 1) -> TfidfVectorizer:
     # TfidfVectorizer itself, saved compactly (core/saved_state.py: its vocabulary as one array).
     if ngrams == 1:
         return CompactTfidfVectorizer(max_features=MAX_FEATURES, stop_words="english",
-                                      sublinear_tf=True)
+                                      sublinear_tf=True, tokenizer=text_tokens,
+                                      token_pattern=None)
     return CompactTfidfVectorizer(
         max_features=MAX_FEATURES_WITH_BIGRAMS, ngram_range=(1, ngrams), min_df=2,
-        stop_words="english", sublinear_tf=True,
+        stop_words="english", sublinear_tf=True, tokenizer=text_tokens, token_pattern=None,
     )
 
 
@@ -120,7 +150,8 @@ class TextCounts:
         if key not in self._blocks:
             tfidf = _tfidf(ngrams)
             counter = CountVectorizer(
-                stop_words=tfidf.stop_words, ngram_range=tfidf.ngram_range, dtype=np.float64
+                stop_words=tfidf.stop_words, ngram_range=tfidf.ngram_range,
+                tokenizer=tfidf.tokenizer, token_pattern=tfidf.token_pattern, dtype=np.float64,
             )
             texts = (joined_text(self.features) if column is None
                      else self.features[column].fillna(""))

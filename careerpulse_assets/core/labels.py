@@ -19,6 +19,15 @@ Two rows on one posting that disagree: the one labelled last wins (`labelled_at`
 one counts as older than any with one), then the file whose name sorts last, then the later
 line. The other is quarantined, naming the row that won. A label is kept under the name the
 category is counted under (the current name, or the API's spelling).
+
+**A file read while it is saved** (`settle_label_files`) must not undo the labels it held: a
+spreadsheet or a sync client that writes in place leaves it empty or cut mid-row for a moment,
+and a label gone for one run is a category count gone from gold. So the last complete read of
+every file is kept (`silver.label_files_in_force`), and a file that now drops or changes a label
+it held is read as it was until it is stable: unchanged for LABEL_FILE_SETTLE_SECONDS (then the
+labels it dropped go, named), or, when it cannot be read at all (0 bytes, no header, not UTF-8),
+until it can or is removed. Labels added to a file apply at once, and a file removed takes its
+labels with it. Each file held or dropping labels is named, with the posting ids.
 """
 
 from __future__ import annotations
@@ -46,11 +55,19 @@ QUARANTINE_TYPES = {"label_file": "string", "label_line": "Int64", "posting_id":
                     "category": "string", "reason": "string"}
 
 
+# How long a label file that dropped labels must stay unchanged (by its modification time) before
+# the drop is taken as meant: saving a file takes well under a second, a sync client seconds.
+LABEL_FILE_SETTLE_SECONDS = 60
+# Posting ids named in a note about vanished labels, at most.
+NAMED_IDS = 20
+
+
 @dataclass(frozen=True)
 class LabelFile:
     name: str
     data: bytes
     error: str | None = None  # the file could not be read at all
+    modified_at: float | None = None  # its modification time (seconds since the epoch)
 
 
 @dataclass(frozen=True)
@@ -207,3 +224,76 @@ def read_labels(
 def _where(row: dict) -> dict:
     return {"label_file": row["label_file"], "label_line": row["label_line"],
             "posting_id": row["posting_id"], "category": row["category"]}
+
+
+@dataclass(frozen=True)
+class LabelFileReads:
+    files: list[LabelFile]  # what to read: each file as it is now, or as it was last read whole
+    kept: dict[str, bytes]  # each file's last complete read, to keep for the next run
+    notes: list[str]  # each file held at its last read or dropping labels, with the posting ids
+    refused: list[dict]  # QUARANTINE_COLUMNS rows: files held because they cannot be read now
+
+
+def _labels_held(file: LabelFile) -> tuple[dict[int, str], str | None]:
+    """posting id -> category of a file's rows that are labels (an integer id, a category, not
+    awaiting review), before any check against silver or the taxonomy; and why the file cannot
+    be read as a label file (None when it can: then the labels are all it holds)."""
+    refused: list[dict] = []
+    rows, _ = _rows(file, refused)
+    if refused and refused[0]["reason"].startswith("malformed file"):
+        return {}, refused[0]["reason"]
+    return {row["posting_id"]: row["category"] for row in rows}, None
+
+
+def _named(ids: list[int]) -> str:
+    shown = ", ".join(str(i) for i in sorted(ids)[:NAMED_IDS])
+    return shown + (f" and {len(ids) - NAMED_IDS} more" if len(ids) > NAMED_IDS else "")
+
+
+def settle_label_files(
+    files: list[LabelFile], kept: dict[str, bytes], now: float,
+    settle_seconds: float = LABEL_FILE_SETTLE_SECONDS,
+) -> LabelFileReads:
+    """Which version of each label file to read (module docstring: a file read while it is
+    saved). `files`: the folder now (`modified_at` set); `kept`: each file's bytes at its last
+    complete read, by name; `now`: seconds since the epoch."""
+    chosen, kept_now, notes, refused = [], {}, [], []
+    current = {file.name: file for file in files}
+    for name in sorted(set(current) | set(kept)):
+        file, before = current.get(name), kept.get(name)
+        held = _labels_held(LabelFile(name, before))[0] if before is not None else {}
+        if file is None:  # removed: a save replaces a file in one rename, never removes it
+            if held:
+                notes.append(f"{name} was removed: its {len(held)} labels no longer apply "
+                             f"(posting ids {_named(list(held))})")
+            continue
+        labels, unreadable = _labels_held(file)
+        gone = sorted(i for i, category in held.items() if labels.get(i) != category)
+        if not gone:
+            chosen.append(file)
+            if unreadable is None:
+                kept_now[name] = file.data
+            continue
+        if unreadable is not None:  # 0 bytes, no header, not UTF-8: never taken as a removal
+            chosen.append(LabelFile(name, before))
+            kept_now[name] = before
+            said = (f"{unreadable}; its last complete read stays in force ({len(held)} labels) "
+                    "until it can be read again or is removed")
+            refused.append({"label_file": name, "label_line": None, "posting_id": None,
+                            "category": None, "reason": said})
+            notes.append(f"{name}: {said}")
+            continue
+        age = now - file.modified_at if file.modified_at is not None else settle_seconds
+        if age >= settle_seconds:
+            chosen.append(file)
+            kept_now[name] = file.data
+            notes.append(f"{name} drops or changes {len(gone)} of its labels (posting ids "
+                         f"{_named(gone)}): as it says now (the file has been unchanged for "
+                         f"{settle_seconds:.0f} s)")
+            continue
+        chosen.append(LabelFile(name, before))
+        kept_now[name] = before
+        notes.append(f"{name} was changed {max(age, 0):.0f} s ago and drops or changes {len(gone)} "
+                     f"of its labels (posting ids {_named(gone)}): it is read as it was until it "
+                     f"has been unchanged for {settle_seconds:.0f} s (a file being saved)")
+    return LabelFileReads(chosen, kept_now, notes, refused)

@@ -28,6 +28,7 @@ from typing import Any
 
 import lxml.html
 from lxml import etree
+from lxml.html import defs as html_defs
 
 # The Muse labels some postings with the literal category "Unknown": that is no label at all.
 NO_CATEGORY_NAMES = frozenset({"unknown"})
@@ -205,6 +206,79 @@ def quarantine_text(item: Any) -> str:
 # Not visible text: their contents are dropped, the text after them kept.
 _INVISIBLE = (etree.Comment, etree.ProcessingInstruction, "script", "style", "template")
 
+# A character reference with its semicolon (`&amp;`, `&#8211;`, `&#x2013;`). Without one it is
+# text: "R&D", "AT&T", "Q&notes" (HTML5 itself would read `&not` in that last one as "¬").
+_ENTITY = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});")
+# Text escaped twice (`&amp;#8211;`, seen on postings from other boards) needs two passes.
+MAX_UNESCAPES = 3
+
+
+def decode_entities(text: str, times: int = MAX_UNESCAPES) -> str:
+    """`text` with its HTML character references decoded, also when it was escaped more than
+    once (`&amp;#8211;` is "–"), up to `times` times. For fields that are text, not HTML (a
+    title): every entity in them is an escaping artefact. A `&` without a `;` is left as it
+    is."""
+    for _ in range(times):
+        decoded = _ENTITY.sub(lambda found: unescape(found.group()), text)
+        if decoded == text:
+            break
+        text = decoded
+    return text
+
+
+# Element names HTML has (lxml's list, with the HTML5 ones it lacks): `<ten engineers` is a
+# less-than typed into plain text, not a tag.
+HTML_TAG_NAMES = frozenset(html_defs.tags) | {"main", "template", "picture", "dialog", "data"}
+_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9]*)\b[^<>]*>")
+_HIDDEN_BLOCK = re.compile(
+    r"<!--.*?(?:-->|$)|<(script|style|template)\b[^>]*>.*?(?:</\1\s*>|$)", re.I | re.S
+)
+# A description whose HTML parse keeps less than this share of the text around its tags lost
+# text to the parser (a `<` typed as less-than inside HTML swallows what follows it).
+MIN_KEPT_SHARE = 0.5
+PLAIN_TEXT = "plain text: no HTML tags, read as text"
+ESCAPED_HTML = "HTML sent escaped (&lt;p&gt;): unescaped and read as HTML"
+MISPARSED = "the HTML parser kept"  # how the note of a description read without it begins
+
+
+def has_html_tag(text: str) -> bool:
+    return any(tag.group(2).lower() in HTML_TAG_NAMES for tag in _TAG.finditer(text))
+
+
+def _text_around_tags(html: str) -> str:
+    """The text of `html` with comments, scripts, styles and known tags removed, entities
+    decoded: what a reader sees, without a parser that a stray `<` can derail."""
+    visible = _HIDDEN_BLOCK.sub(" ", html)
+    visible = _TAG.sub(lambda tag: " " if tag.group(2).lower() in HTML_TAG_NAMES
+                       else tag.group(), visible)
+    return " ".join(unescape(visible).split())
+
+
+def description_text(contents: str | None) -> tuple[str, str | None]:
+    """(text, note) of a posting's `contents`; the note is None when the HTML was read whole.
+
+    The Muse sends HTML, but some postings are plain text, where a `<` is a less-than ("Team:
+    <ten engineers"): an HTML parser takes it for a tag and drops everything after it (57 of
+    3,410 characters kept). Contents without a single known HTML tag are read as text (note
+    PLAIN_TEXT). HTML whose parsed text keeps less than MIN_KEPT_SHARE of the text around its
+    tags is read by removing the tags instead, and the note says how much the parser kept.
+    HTML sent escaped as text (`&lt;p&gt;`) is unescaped and read as HTML (note ESCAPED_HTML).
+    """
+    if not contents or not contents.strip():
+        return "", None
+    if not has_html_tag(contents):
+        unescaped = decode_entities(contents, times=1)
+        if has_html_tag(unescaped):  # HTML sent escaped ("&lt;p&gt;..."): read it as HTML
+            text, note = description_text(unescaped)
+            return text, note or ESCAPED_HTML
+        return " ".join(decode_entities(contents).split()), PLAIN_TEXT
+    parsed = html_to_text(contents)
+    around = _text_around_tags(contents)
+    if len(parsed) < MIN_KEPT_SHARE * len(around):
+        return around, (f"{MISPARSED} {len(parsed):,} of {len(around):,} characters of "
+                        "text: read by removing the tags instead")
+    return parsed, None
+
 
 def html_to_text(html: str | None) -> str:
     """Visible text of an HTML fragment: entities decoded, whitespace collapsed to single spaces.
@@ -278,11 +352,13 @@ def silver_row(item: dict[str, Any]) -> dict[str, Any]:
     levels = _names(item.get("levels"), "levels")
     company = item.get("company") or {}
     description_html = item.get("contents") or ""
+    text, note = description_text(description_html)
     return {
         "posting_id": posting_id(item),
-        "title": " ".join((item.get("name") or "").split()),
+        "title": " ".join(decode_entities(item.get("name") or "").split()),
         "description_html": description_html,
-        "description_text": html_to_text(description_html),
+        "description_text": text,
+        "description_note": note,
         "category": first_category(categories),
         "categories": categories,
         "level": levels[0] if levels else None,

@@ -14,15 +14,23 @@ posting keeps the silver row it had, so one bad row can never stop silver.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 
 import duckdb
 import pandas as pd
 import pyarrow as pa
 
 from .bronze_store import INSERT_QUARANTINE_SQL, QUARANTINE_SCHEMA, raw_hash
-from .labels import LabelFile, Labels, read_labels
-from .postings import InvalidPosting, check_item, silver_row
+from .labels import (
+    QUARANTINE_COLUMNS,
+    QUARANTINE_TYPES,
+    LabelFile,
+    Labels,
+    read_labels,
+    settle_label_files,
+)
+from .postings import MISPARSED, PLAIN_TEXT, InvalidPosting, check_item, silver_row
 from .sql import transaction_with
 from .taxonomy import CategoryNames, Taxonomy, category_names, load_taxonomy
 
@@ -32,6 +40,8 @@ SILVER_COLUMNS = {
     "title": "VARCHAR",
     "description_html": "VARCHAR",
     "description_text": "VARCHAR",
+    # Why description_text is not the HTML read whole (plain text; text the parser lost).
+    "description_note": "VARCHAR",
     "category": "VARCHAR",
     "category_raw": "VARCHAR",
     "category_source": "VARCHAR",
@@ -143,21 +153,42 @@ def served_names(connection: duckdb.DuckDBPyConnection, taxonomy: Taxonomy) -> C
     return category_names(taxonomy, dict(connection.execute(SERVED_NAMES_SQL).fetchall()))
 
 
+# Each label file's last complete read (core/labels.py: a file read while it is saved).
+KEPT_READS_SCHEMA = pa.schema([("label_file", pa.string()), ("data", pa.binary())])
+
+
+def kept_label_reads(connection: duckdb.DuckDBPyConnection) -> dict[str, bytes]:
+    """`silver.label_files_in_force`: each label file's bytes at its last complete read."""
+    connection.execute("CREATE TABLE IF NOT EXISTS silver.label_files_in_force "
+                       "(label_file VARCHAR, data BLOB)")
+    return {name: bytes(data) for name, data in connection.execute(
+        "SELECT label_file, data FROM silver.label_files_in_force").fetchall()}
+
+
 def apply_categories(
-    connection: duckdb.DuckDBPyConnection, names: CategoryNames, labels: Labels
+    connection: duckdb.DuckDBPyConnection, names: CategoryNames, labels: Labels,
+    kept: dict[str, bytes] | None = None,
 ) -> int:
     """Counted names and reviewers' labels on every row; keep the labels and their quarantine
-    as tables (`silver.reviewer_labels`, `silver.label_quarantine`); return rows changed."""
+    as tables (`silver.reviewer_labels`, `silver.label_quarantine`), and with `kept` the label
+    files' reads in force (`silver.label_files_in_force`); return rows changed."""
     raw = [name for (name,) in connection.execute(
         "SELECT DISTINCT category_raw FROM silver.silver_postings WHERE category_raw IS NOT NULL"
     ).fetchall()]
+    reads = pa.Table.from_pylist(
+        [{"label_file": name, "data": data} for name, data in (kept or {}).items()],
+        schema=KEPT_READS_SCHEMA)
     with transaction_with(connection, taxonomy_map=names.mapping_frame(raw),
-                          label_rows=labels.labels, label_refused=labels.quarantine):
+                          label_rows=labels.labels, label_refused=labels.quarantine,
+                          kept_reads=reads):
         changed = connection.execute(APPLY_CATEGORIES_SQL).fetchone()[0]
         connection.execute("CREATE OR REPLACE TABLE silver.reviewer_labels AS "
                            "SELECT * FROM label_rows")
         connection.execute("CREATE OR REPLACE TABLE silver.label_quarantine AS "
                            "SELECT * FROM label_refused")
+        if kept is not None:
+            connection.execute("CREATE OR REPLACE TABLE silver.label_files_in_force AS "
+                               "SELECT * FROM kept_reads")
     return changed
 
 
@@ -165,6 +196,12 @@ def apply_categories(
 class SilverUpdate:
     rebuilt: int  # postings (re)built from new bronze payloads
     labels: Labels
+    # Of the postings rebuilt: (posting_id, description_note) of those whose description's
+    # HTML parse lost most of its text, and how many descriptions were plain text.
+    descriptions_misparsed: tuple[tuple[int, str], ...] = ()
+    descriptions_plain_text: int = 0
+    # Label files read as they were last read whole, or dropping labels, named (core/labels.py).
+    label_notes: tuple[str, ...] = ()
 
 
 def update_silver(
@@ -172,10 +209,12 @@ def update_silver(
     taxonomy: Taxonomy | None = None,
     slice_postings: int = SLICE_POSTINGS,
     label_files: list[LabelFile] = (),
+    now: float | None = None,
 ) -> SilverUpdate:
-    """Bring silver up to date with bronze, the taxonomy and the reviewers' labels."""
+    """Bring silver up to date with bronze, the taxonomy and the reviewers' labels (`now`:
+    seconds since the epoch, for how long a label file has been unchanged; default the clock)."""
     ensure_silver_schema(connection)
-    updated = 0
+    updated, plain_text, misparsed = 0, 0, []
     # Rejected rows do not raise silver's own watermark: this run moves past them by its own.
     mark = watermark(connection)
     while True:
@@ -187,10 +226,21 @@ def update_silver(
         frame, rejected = silver_frame(changed)
         merge_slice(connection, frame, rejected)
         updated += len(frame)
+        notes = frame["description_note"]
+        plain_text += int((notes == PLAIN_TEXT).sum())
+        misparsed += [(int(pid), note) for pid, note in
+                      zip(frame["posting_id"], notes, strict=True)
+                      if note is not None and note.startswith(MISPARSED)]
         mark = int(changed["bronze_row_id"].max())
     names = served_names(connection, taxonomy or load_taxonomy())
+    reads = settle_label_files(list(label_files), kept_label_reads(connection),
+                               time.time() if now is None else now)
     known = {pid for (pid,) in connection.execute(
-        "SELECT posting_id FROM silver.silver_postings").fetchall()} if label_files else set()
-    labels = read_labels(list(label_files), known, names)
-    apply_categories(connection, names, labels)
-    return SilverUpdate(updated, labels)
+        "SELECT posting_id FROM silver.silver_postings").fetchall()} if reads.files else set()
+    labels = read_labels(reads.files, known, names)
+    if reads.refused:
+        refused = pd.DataFrame(reads.refused, columns=QUARANTINE_COLUMNS).astype(QUARANTINE_TYPES)
+        labels = replace(labels, quarantine=pd.concat([labels.quarantine, refused],
+                                                      ignore_index=True))
+    apply_categories(connection, names, labels, reads.kept)
+    return SilverUpdate(updated, labels, tuple(misparsed), plain_text, tuple(reads.notes))

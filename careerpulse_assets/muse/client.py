@@ -11,6 +11,9 @@ exponential backoff and jitter. The rate limit is respected from the API's own h
 with `X-RateLimit-Remaining: 0` is retried after `X-RateLimit-Reset` seconds, and a walk that has
 used up its allowance pauses until the reset instead of running into the 403.
 
+Every answer says the API's time (its `Date` header): where this machine's clock disagrees with
+it, a page's `fetched_at` is the API's time and `clock_offset` says by how much (core/clock.py).
+
 The API key never leaves this module: errors name the request by its URL without the key, and
 every text the server sent back (error bodies, unreadable bodies, the items themselves) has the
 key redacted before anyone can log, raise or store it, because servers that echo the request
@@ -24,6 +27,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 from urllib.parse import quote, quote_plus
 
@@ -31,6 +35,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from ..core.clock import clock_offset, header_time, local_now
 from .listings import PLAIN, Listing
 from .pages import PAGE_SIZE, RawPage, parse_body
 
@@ -41,6 +46,10 @@ MAX_UNREADABLE_PAGES_IN_A_ROW = 3
 BODY_RETRIES = 2
 # The live API's answer past its page cap: {"code": 400, "error": "Value `page` is too high"}.
 PAST_CAP_ERROR = re.compile(r"\bpage\b.*\btoo high\b", re.IGNORECASE)
+
+
+UNREACHABLE_HINT = ("the API cannot be reached from here; to work offline, point "
+                    "CAREERPULSE_MUSE_ARCHIVE at a folder of saved pages (README)")
 
 
 class MuseApiError(RuntimeError):
@@ -162,6 +171,9 @@ def fetch_page(
     """One page of a listing, newest first. Raises MuseApiError when the API refuses, except
     for a page past the API's cap (400 "Value `page` is too high"): that is a page with
     `past_cap` set and no items, the listing's end as far as the API lets anyone see.
+
+    `fetched_at` is the API's time (its `Date` header) when this machine's clock disagrees with
+    it, and `clock_offset` says by how much (core/clock.py).
     """
     params: list[tuple[str, Any]] = [("page", page), ("descending", "true"), *listing.params()]
     if api_key:
@@ -173,11 +185,18 @@ def fetch_page(
             response = session.get(f"{base_url.rstrip('/')}/jobs", params=params, timeout=timeout)
         except requests.RequestException as exc:
             # The exception's own text holds the full URL, key included: report only its kind.
-            raise MuseApiError(f"GET {shown} failed after retries: {type(exc).__name__}") from None
+            # The offline way is said here, so that every way a run fails shows it (the UI's
+            # run page as much as `make run`'s summary).
+            raise MuseApiError(
+                f"GET {shown} failed after retries: {type(exc).__name__}: {UNREACHABLE_HINT}"
+            ) from None
+        local, api = local_now(), header_time(response.headers.get("Date"))
+        offset = clock_offset(local, api) if api is not None else None
+        clock = {"fetched_at": local + (offset or timedelta(0)), "clock_offset": offset}
         text, notes = body_text(response)
         text = redact(text, api_key)
         if response.status_code == 400 and PAST_CAP_ERROR.search(_error_text(text)):
-            return RawPage(source, page, [], past_cap=True, notes=notes)
+            return RawPage(source, page, [], past_cap=True, notes=notes, **clock)
         if response.status_code != 200:
             raise MuseApiError(f"GET {shown} answered {response.status_code}: {_error_text(text)}")
         reset = rate_limit_reset(response.headers)
@@ -196,13 +215,14 @@ def fetch_page(
                     rate_limit_reset=reset,
                     notes=notes,
                     is_last=len(body["results"]) < PAGE_SIZE,
+                    **clock,
                 )
             error = "body has no `results` list"
         if attempt < BODY_RETRIES:
             time.sleep(0.5 * 2**attempt)
     return RawPage(
         source, page, [], error=f"{error} ({BODY_RETRIES + 1} tries)", raw=text,
-        rate_limit_reset=reset, notes=notes,
+        rate_limit_reset=reset, notes=notes, **clock,
     )
 
 
@@ -347,6 +367,7 @@ class ListingWalk:
                                 error=f"page {page} repeats page {earlier}: the server ignores "
                                 "`page`; walk stopped",
                                 raw=", ".join(map(str, signature)), notes=raw.notes,
+                                fetched_at=raw.fetched_at, clock_offset=raw.clock_offset,
                             )
                             self.ended_by = BROKEN
                             return

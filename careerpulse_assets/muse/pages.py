@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 PAGE_SIZE = 20  # The Muse API's fixed page size; archive lists are cut into pages of this size.
@@ -51,6 +51,10 @@ class RawPage:
     # The API refused this page as past its cap (400 "Value `page` is too high"): no items, and
     # no later page of this listing can be read.
     past_cap: bool = False
+    # The API's time (its Date header) minus this machine's, zero when they agree
+    # (core/clock.py); None when the answer said no time (an archive). `fetched_at` is this
+    # machine's time corrected by it.
+    clock_offset: timedelta | None = None
 
 
 # Strings (with their escapes) and the characters that give JSON its structure.

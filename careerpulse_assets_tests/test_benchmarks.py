@@ -1,0 +1,102 @@
+"""Every benchmark script runs, at a tiny size on the tests' own postings: a figure in
+BENCHMARKS.md that can no longer be reproduced is found here, not by the next person to try
+(issue 27: `make bench` crashed for weeks on the run-scoped classifier file and nothing noticed).
+
+Each runs its module entry (`python -m benchmarks.<name> ...`), as BENCHMARKS.md says to, in a
+child process with a home of its own. `benchmarks/gate_accuracy.py` has its own test
+(test_gate_accuracy_benchmark.py); `replay.py` and `baselines.py` are libraries of the others.
+"""
+
+import hashlib
+import subprocess
+import sys
+
+import pytest
+
+from .muse_fixtures import synthetic_postings, write_archive
+from .servers import REPO, careerpulse_env
+
+
+@pytest.fixture
+def archive(tmp_path):
+    """54 postings of the tests' own (42 labelled in 3 categories), as a saved-pages folder."""
+    return write_archive(tmp_path / "archive", synthetic_postings())
+
+
+def bench(tmp_path, *args: str, timeout: float = 600) -> str:
+    """Run `python -m benchmarks.<args>`; its output, after asserting it exited 0."""
+    done = subprocess.run([sys.executable, "-m", *args], cwd=REPO,
+                          env=careerpulse_env(tmp_path / "home", PYTHONWARNINGS="ignore"),
+                          capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done.stdout
+
+
+def test_classifier_comparison(tmp_path, archive):
+    out = bench(tmp_path, "benchmarks.classifier_comparison", str(archive))
+    assert "| chosen KNN | holdout |" in out
+    assert "same k (" in out and "and same CV scores: True" in out
+
+
+def test_drift_rates(tmp_path, archive):
+    out = bench(tmp_path, "benchmarks.drift_rates", str(archive), "--windows", "5")
+    assert "| 20-point shift |" in out
+    assert "verdict: not evaluated: 54 postings, the check needs 500" in out
+
+
+def test_forecast_backtest(tmp_path, archive):
+    out = bench(tmp_path, "benchmarks.forecast_backtest", str(archive))
+    assert "### dense 120-day stream" in out and "80 % interval coverage" in out
+    assert "skipped: no category has 56 days to learn from" in out  # 3 weeks of postings
+
+
+def test_review_queue(tmp_path, archive):
+    out = bench(tmp_path, "benchmarks.review_queue", str(archive), "--seeds", "1",
+                "--labels", "5")
+    assert "per seed, macro-F1:" in out
+
+
+def test_incremental_ingestion(tmp_path, archive):
+    out = bench(tmp_path, "benchmarks.incremental_ingestion", str(archive), "100")
+    assert "| 100 |" in out and "| incremental: requests |" in out
+
+
+@pytest.mark.slow
+def test_mlflow_logging(tmp_path, archive):
+    out = bench(tmp_path, "benchmarks.mlflow_logging", str(archive))
+    assert "| this checkout | 54 | 42 |" in out
+
+
+@pytest.mark.slow
+def test_live_crawl_parts_a_listing_over_the_page_cap(tmp_path, archive):
+    out = bench(tmp_path, "benchmarks.live_crawl", "--postings", "2500", "--companies", "50",
+                "--shared", str(archive))
+    row = next(line for line in out.splitlines() if line.startswith("| 2,500 |"))
+    assert "(1, 0) |" in row  # one listing over the 2,000 cap, parted
+    assert "postings not reached, by cause:" in out
+
+
+@pytest.mark.slow
+def test_soak(tmp_path):
+    out = bench(tmp_path, "benchmarks.soak", "--cycles", "2", "--kill-share", "0",
+                "--shared", str(tmp_path / "no shared postings"))
+    assert "FAILED" not in out
+    assert "ok     every valid posting in bronze" in out
+
+
+@pytest.mark.slow
+def test_make_bench_at_a_tiny_size_writes_its_tables_where_it_is_told(tmp_path, archive):
+    """The README's `make bench`, at 60 postings, its tables in a file of the test's."""
+    before = hashlib.sha256((REPO / "BENCHMARKS.md").read_bytes()).hexdigest()
+    report = tmp_path / "BENCHMARKS.md"
+    done = subprocess.run(
+        ["make", "--no-print-directory", "bench", f"SHARED_MUSE={archive}", "BENCH_SIZES=60",
+         f"BENCH_REPORT={report}"],
+        cwd=REPO, env=careerpulse_env(tmp_path / "home"), capture_output=True, text=True,
+        timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    text = report.read_text()
+    assert "<!-- make bench: start -->" in text and f"replayed from {archive}" in text
+    assert "\n| 60 | " in text and "(exit" not in text  # both runs of the graph succeeded
+    assert "imputation throughput vs scikit-learn's predict" in text
+    assert hashlib.sha256((REPO / "BENCHMARKS.md").read_bytes()).hexdigest() == before
