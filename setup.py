@@ -31,6 +31,8 @@ setup(
         "tabulate==0.10.0",  # DataFrame.to_markdown in metadata and the benchmarks' tables
         "PyYAML==6.0.4",
         "statsforecast==2.1.1",
+        # Quantification: the category mix of postings without a category (PCC, EMQ, ...).
+        "quapy==0.2.3",
     ],
     # playwright drives the Debian chromium that .ci/run installs; it downloads no browser.
     extras_require={"dev": ["pytest==9.2.0", "pytest-xdist==3.8.0", "playwright==1.65.2",

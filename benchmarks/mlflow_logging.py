@@ -26,11 +26,11 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 
-from careerpulse_assets.core.decisions import Bars
+from careerpulse_assets.core.classifier import calibrate_model
+from careerpulse_assets.core.decisions import Bars, gate_verdict
 from careerpulse_assets.core.evaluation import labelled_set
 from careerpulse_assets.core.selection import KnnGrid
-from careerpulse_assets.core.selective import imputation_policy
-from careerpulse_assets.core.training import train
+from careerpulse_assets.core.training import evaluation_of, train
 from careerpulse_assets.settings import DEFAULT_MIN_ACCURACY, DEFAULT_MIN_MACRO_F1
 from careerpulse_assets.tracking import load_model, log_training
 
@@ -52,12 +52,14 @@ def measure(items: list[dict]) -> dict:
         home = Path(folder)
         mlflow.set_tracking_uri(f"sqlite:///{home / 'mlflow.db'}")
         experiment = mlflow.create_experiment("careerpulse", (home / "mlartifacts").as_uri())
-        # The imputation policy knn_classifier logs with the training, for the default bars.
-        policy = imputation_policy(training.challenger.oof,
-                                   Bars(DEFAULT_MIN_ACCURACY, DEFAULT_MIN_MACRO_F1))
+        # The calibration and gate knn_classifier logs with the training, for the default bars.
+        calibration = calibrate_model(training.challenger.oof)
+        gate = gate_verdict(evaluation_of(training.challenger, "", labelled).estimate,
+                            Bars(DEFAULT_MIN_ACCURACY, DEFAULT_MIN_MACRO_F1))
         with mlflow.start_run(experiment_id=experiment):
             started = time.perf_counter()
-            version, _, _ = log_training(training, labelled, "benchmark", "benchmark", 0.1, policy)
+            version, _, _ = log_training(training, labelled, "benchmark", "benchmark", 0.1,
+                                         calibration, gate)
             log_seconds = time.perf_counter() - started
         model_files = [path for path in (home / "mlartifacts").rglob("model.*")
                        if path.suffix in (".skops", ".pkl")]

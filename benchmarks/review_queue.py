@@ -17,6 +17,7 @@ posting (a labelled one counts as right).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import warnings
 from pathlib import Path
 
@@ -24,7 +25,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score, f1_score
 
-from careerpulse_assets.core.classifier import impute_categories
+from careerpulse_assets.core.classifier import calibrate_model, impute_categories
 from careerpulse_assets.core.evaluation import labelled_set
 from careerpulse_assets.core.knn import model_input
 from careerpulse_assets.core.review import RULES, recall_by_category, review_queue
@@ -63,12 +64,16 @@ def one_seed(silver: pd.DataFrame, seed: int, n_labels: int) -> dict[str, tuple[
     visible.loc[hidden, "category"] = None
     settings = chosen_settings(visible)
     model = fitted(visible, settings)
-    # The gate's out-of-fold confusion gives the recall the low_recall_margin rule weighs by.
-    confusion = train(labelled_set(visible), KnnGrid(ks=(5,), prior_alphas=(0.0,)),
-                      None).challenger.tables.confusion
+    # The gate's out-of-fold confusion gives the recall the low_recall_margin rule weighs by;
+    # its out-of-fold scores the calibration the queue's probabilities come from.
+    training = train(labelled_set(visible), KnnGrid(ks=(5,), prior_alphas=(0.0,)), None)
+    confusion = training.challenger.tables.confusion
+    calibration = calibrate_model(training.challenger.oof)
+    # Every guess written, as the queue orders guesses whether they are written or not.
+    every_guess = dataclasses.replace(calibration, policy=dataclasses.replace(
+        calibration.policy, threshold=0.0, withheld={}))
     candidates = visible.loc[hidden].assign(bronze_row_id=0, category_source=None)
-    imputed, _ = impute_categories(candidates, model, "v1", threshold=0.0,
-                                    served=model.classes_)
+    imputed = impute_categories(candidates, model, "v1", every_guess).frame
     imputed["text_key"] = imputed["title"].fillna("") + "\x1f" + imputed["description_text"].fillna("")
     picks = {rule: review_queue(imputed, rule, recall_by_category(confusion))["posting_id"]
              .head(n_labels).tolist() for rule in RULES}

@@ -29,6 +29,7 @@ from .checks import (
     category_drift,
     category_names_known,
     forecast_beats_seasonal_naive,
+    gold_count_error,
     gold_full_grid_sums_to_silver,
     imputation_coverage,
     knn_holdout_accuracy,
@@ -83,7 +84,9 @@ def build_resources(settings: Settings) -> dict:
         "reviewer_labels": ReviewerLabels(folder=str(settings.labels_dir)),
         "quality_bars": QualityBars(min_accuracy=settings.min_accuracy,
                                     min_macro_f1=settings.min_macro_f1,
-                                    min_coverage=settings.min_coverage),
+                                    min_precision=settings.min_precision,
+                                    min_coverage=settings.min_coverage,
+                                    max_count_error=settings.max_count_error),
         "mlflow": mlflow_tracking.configured(
             {
                 "experiment_name": EXPERIMENT_NAME,
@@ -123,6 +126,7 @@ def build_definitions(settings: Settings) -> Definitions:
             category_drift,
             imputation_coverage,
             gold_full_grid_sums_to_silver,
+            gold_count_error,
             forecast_beats_seasonal_naive,
         ],
         jobs=[careerpulse_all_job, ingestion_job, retraining_job],

@@ -56,9 +56,11 @@ from .muse.listings import PLAIN, Listing
 from .muse.pages import PAGE_SIZE, RawPage
 from .recovery import WORKER_TAG, PoolWatch, recover_dead_runs, worker_identity
 from .settings import (
+    DEFAULT_MAX_COUNT_ERROR,
     DEFAULT_MIN_ACCURACY,
     DEFAULT_MIN_COVERAGE,
     DEFAULT_MIN_MACRO_F1,
+    DEFAULT_MIN_PRECISION,
     DEFAULT_MUSE_BASE_URL,
 )
 from .tracking import create_store, fail_abandoned_runs, load_model, relocate_artifacts
@@ -311,14 +313,17 @@ def mlflow_tracking(context: InitResourceContext):
 
 
 class QualityBars(ConfigurableResource):
-    """The bars the classifier's written imputations must reach (`CAREERPULSE_MIN_ACCURACY`,
-    `CAREERPULSE_MIN_MACRO_F1`) and the coverage below which `imputation_coverage` warns
-    (`CAREERPULSE_MIN_COVERAGE`), read by `knn_classifier` (it chooses the threshold for them)
-    and by the checks (they judge against them)."""
+    """The classifier's quality gate (`CAREERPULSE_MIN_ACCURACY`, `CAREERPULSE_MIN_MACRO_F1`:
+    accuracy and macro-F1 at full coverage), the precision a category written on a posting must
+    have (`CAREERPULSE_MIN_PRECISION`), the coverage below which `imputation_coverage` warns
+    (`CAREERPULSE_MIN_COVERAGE`) and the expected count error above which `gold_count_error`
+    warns (`CAREERPULSE_MAX_COUNT_ERROR`); read by `knn_classifier` and by the checks."""
 
     min_accuracy: float = DEFAULT_MIN_ACCURACY
     min_macro_f1: float = DEFAULT_MIN_MACRO_F1
+    min_precision: float = DEFAULT_MIN_PRECISION
     min_coverage: float = DEFAULT_MIN_COVERAGE
+    max_count_error: float = DEFAULT_MAX_COUNT_ERROR
 
     def bars(self) -> Bars:
         return Bars(self.min_accuracy, self.min_macro_f1)

@@ -51,23 +51,27 @@ def _table_counts(path: Path) -> tuple[dict, set[str]]:
             "SELECT schema_name, table_name, estimated_size FROM duckdb_tables()").fetchall()
             if rows}
         counts = {
-            "bronze rows": _count(connection, "SELECT count(*) FROM bronze.bronze_postings"),
+            "bronze": _count(connection, "SELECT count(*) FROM bronze.bronze_postings"),
             "quarantined": _count(connection, "SELECT count(*) FROM bronze.bronze_quarantine"),
-            "postings (silver)": _count(connection, "SELECT count(*) FROM silver.silver_postings"),
-            "labelled": _count(
-                connection, "SELECT count(*) FROM silver.silver_postings WHERE category IS NOT NULL"
-            ),
-            "imputed": _count(
-                connection, "SELECT count(*) FROM silver.imputed_silver WHERE is_imputed"
-            ),
-            "unclassified": _count(
-                connection, "SELECT count(*) FROM silver.imputed_silver "
-                "WHERE category_source = 'unclassified'"
-            ),
-            "gold rows": _count(connection, "SELECT count(*) FROM gold.gold_daily_counts"),
-            "forecast rows": _count(connection, "SELECT count(*) FROM gold.gold_category_forecast"),
+            "silver": _count(connection, "SELECT count(*) FROM silver.silver_postings"),
+            "from the API": _count(connection, "SELECT count(*) FROM silver.silver_postings "
+                                   "WHERE category IS NOT NULL AND category_source = 'api'"),
+            "from reviewers": _count(connection, "SELECT count(*) FROM silver.silver_postings "
+                                     "WHERE category_source = 'label'"),
+            "without": _count(connection, "SELECT count(*) FROM silver.silver_postings "
+                              "WHERE category IS NULL"),
+            "gold": _count(connection, "SELECT count(*) FROM gold.gold_daily_counts"),
+            "gold days": _count(connection, "SELECT count(DISTINCT day) FROM gold.gold_daily_counts"),
+            "forecast": _count(connection, "SELECT count(*) FROM gold.gold_category_forecast"),
+            "queue": _count(connection, "SELECT count(*) FROM silver.review_queue"),
         }
-    return counts, tables
+        try:
+            mix = connection.execute(
+                "SELECT category, estimated_postings, estimated_low, estimated_high "
+                "FROM silver.unlabelled_mix ORDER BY estimated_postings DESC").fetchall()
+        except duckdb.CatalogException:
+            mix = []
+    return counts | {"mix": mix}, tables
 
 
 def _check_line(evaluation) -> str:
@@ -85,7 +89,19 @@ def delivered(result, asset_names: list[str]) -> bool:
     return not _missing(result, asset_names)
 
 
+def _metadata(result) -> dict[str, dict]:
+    """Each materialised asset's metadata, as plain values."""
+    out = {}
+    for event in result.get_asset_materialization_events():
+        materialization = event.step_materialization_data.materialization
+        out[materialization.asset_key.to_user_string()] = {
+            k: v.value for k, v in materialization.metadata.items()}
+    return out
+
+
 def summary_lines(result, settings, seconds: float, asset_names: list[str]) -> list[str]:
+    """What a data engineer reads in 20 seconds: what was delivered, what failed and what to do;
+    every figure in one place, the detail in the UI's metadata."""
     verdict = ("succeeded" if result.success
                else "delivered, with failures listed below" if delivered(result, asset_names)
                else "FAILED")
@@ -94,55 +110,87 @@ def summary_lines(result, settings, seconds: float, asset_names: list[str]) -> l
     if failed:
         lines.append("  failed checks:")
         lines += [f"    {_check_line(e)}" for e in failed]
+    lines += _step_failures(result)
     if not settings.duckdb_path.exists():
-        return lines + [f"  nothing was written to {settings.duckdb_path}"] + _step_failures(result)
+        return lines + [f"  nothing was written to {settings.duckdb_path}"]
     try:
         counts, tables = _table_counts(settings.duckdb_path)
     except duckdb.Error as exc:
-        return lines + [
-            f"  cannot read {settings.duckdb_path}: {str(exc).splitlines()[0]}"
-        ] + _step_failures(result)
-    for name, value in counts.items():
-        lines.append(f"  {name:<18} {'not written' if value is None else value}")
-
-    written = set(asset_names) - set(_missing(result, asset_names))
-    for event in result.get_asset_materialization_events():
-        materialization = event.step_materialization_data.materialization
-        meta = {k: v.value for k, v in materialization.metadata.items()}
-        name = materialization.asset_key.to_user_string()
-        if name == "bronze_postings" and "crawl" in meta:
-            lines += _crawl_lines(meta)
-        elif name == "silver_postings" and "reviewer_labels" in meta:
-            lines.append(
-                f"  labels             {meta['reviewer_labels']} from reviewers, "
-                f"{meta['label_rows_quarantined']} rows quarantined (silver.label_quarantine), "
-                f"{meta['label_rows_awaiting_review']} awaiting review"
-            )
-        elif name == "knn_classifier":
-            lines += _classifier_lines(meta, written)
-        elif name == "gold_category_forecast":
-            lines.append("  forecast           " + (
-                f"skipped: {meta['skipped']}" if "skipped" in meta else
-                f"{meta['first_day']} to {meta['last_day']}, learnt from data until "
-                f"{meta['data_until']} ({meta['data_age_days']} days before today)"))
-        elif name == "imputed_silver" and "unclassified_postings" in meta:
-            lines.append(_imputed_line(meta))
-        elif name == "review_queue":
-            lines.append(f"  review queue       {meta['dagster/row_count']} postings "
-                         "(silver.review_queue; `make review N=50` writes a file to fill in)")
-    lines.append("  checks:")
-    lines += [f"    {_check_line(e)}" for e in result.get_asset_check_evaluations()]
-    lines += _step_failures(result)
+        return lines + [f"  cannot read {settings.duckdb_path}: {str(exc).splitlines()[0]}"]
+    meta = _metadata(result)
     lines += _not_materialized(result, asset_names, tables)
+    lines.append("  delivered          " + _delivered(counts))
+    if "bronze_postings" in meta and "crawl" in meta["bronze_postings"]:
+        lines += _crawl_lines(meta["bronze_postings"])
+    lines += _postings_lines(counts, meta.get("knn_classifier"), meta.get("silver_postings"))
+    if "knn_classifier" in meta:
+        lines += _classifier_lines(meta["knn_classifier"])
+    if "imputed_silver" in meta:
+        lines += _counting_lines(meta["imputed_silver"], counts["mix"],
+                                 meta.get("knn_classifier", {}))
+    if "gold_category_forecast" in meta:
+        forecast = meta["gold_category_forecast"]
+        lines.append("  forecast           " + (
+            f"skipped: {forecast['skipped']}" if "skipped" in forecast else
+            f"{forecast['first_day']} to {forecast['last_day']} per category, learnt from the "
+            f"estimated counts until {forecast['data_until']} ({forecast['data_age_days']} days "
+            "before today)"))
+    passed = sum(e.passed for e in result.get_asset_check_evaluations())
+    if passed:
+        lines.append(f"  checks             {passed} passed"
+                     + (f", {len(failed)} failed (above)" if failed else "")
+                     + "; every check's figures are on its asset in the UI (`make ui`)")
     artifacts = "kept by the server" if settings.mlflow_is_server else settings.mlflow_artifacts
     storage = (f", storage {redact_url(settings.dagster_postgres_url)}"
                if settings.dagster_postgres_url else "")
     lines += [
-        f"  DuckDB            {settings.duckdb_path}",
-        f"  MLflow            {redact_url(settings.mlflow_tracking_uri)} (artifacts {artifacts}); "
-        f"UI {settings.mlflow_ui_url}",
-        f"  Dagster instance  {settings.dagster_home}{storage}",
+        f"  files              DuckDB {settings.duckdb_path}; MLflow "
+        f"{redact_url(settings.mlflow_tracking_uri)} (artifacts {artifacts}), UI "
+        f"{settings.mlflow_ui_url}; Dagster instance {settings.dagster_home}{storage}",
     ]
+    return lines
+
+
+def _number(value) -> str:
+    return "not written" if value is None else f"{value:,}"
+
+
+def _delivered(counts: dict) -> str:
+    gold = (f"gold {_number(counts['gold'])} rows ({_number(counts['gold days'])} days × "
+            "categories)" if counts["gold"] is not None else "gold not written")
+    return (f"bronze {_number(counts['bronze'])} rows ({_number(counts['quarantined'])} "
+            f"quarantined), silver {_number(counts['silver'])} postings, {gold}, forecast "
+            f"{_number(counts['forecast'])} rows, review queue {_number(counts['queue'])}")
+
+
+def _postings_lines(counts: dict, classifier: dict | None, silver: dict | None) -> list[str]:
+    """One count of the labelled postings with its parts named, and why reviewers' labels were
+    or were not learned."""
+    if counts["silver"] is None:
+        return []
+    labelled = (counts["from the API"] or 0) + (counts["from reviewers"] or 0)
+    lines = [f"  postings           {counts['silver']:,} in silver: {labelled:,} with a category "
+             f"({counts['from the API']:,} from the API, {counts['from reviewers']:,} from "
+             f"reviewers), {counts['without']:,} without"]
+    parts = (classifier or {}).get("labelled")
+    if parts:
+        rare = parts["too_rare_to_learn"]
+        lines.append(
+            f"  labelled           {parts['learnable']:,} to learn from: of the {labelled:,}, "
+            f"{parts['reposts_set_aside']:,} set aside as reposts of another labelled text, "
+            f"{sum(rare.values()):,} in {len(rare)} categories too rare to learn (fewer than "
+            f"{parts['min_postings']} each)")
+    if silver is not None and "reviewer_labels" in silver:
+        line = (f"  labels             {silver['reviewer_labels']} from reviewers, "
+                f"{silver['label_rows_quarantined']} rows quarantined (silver.label_quarantine), "
+                f"{silver['label_rows_awaiting_review']} awaiting review")
+        learnt = (classifier or {}).get("reviewer_labels_in_training")
+        if silver["reviewer_labels"] and learnt is not None:
+            line += (f"; the model in service learnt {learnt} of them"
+                     + ("" if learnt >= silver["reviewer_labels"] else
+                        f" ({'trained in this run' if classifier.get('retrained') else 'not retrained in this run: ' + _cut(str(classifier.get('reason')), 120)}"
+                        "; labels in categories too rare to learn or on reposts are not learnt)"))
+        lines.append(line)
     return lines
 
 
@@ -167,76 +215,55 @@ def _crawl_lines(meta: dict) -> list[str]:
     return lines
 
 
-def _champion(meta: dict, written: set[str]) -> str:
-    """knn_classifier's metadata says who becomes champion once the gate passes; the handover
-    happens in imputed_silver, so the summary says whether it did in this run."""
-    champion = str(meta["champion"])
-    waiting = " once the quality gate passes"
-    if not champion.endswith(waiting):
-        return champion
-    version = champion.removesuffix(waiting)
-    if "imputed_silver" in written:
-        return f"{version} (made champion in this run: the quality gate passed)"
-    return f"{version} not yet: imputed_silver was not written in this run, so no handover"
-
-
-def _classifier_lines(meta: dict, written: set[str]) -> list[str]:
-    lines = [
-        f"  classifier         {meta['chosen']}",
-        f"  {'trained' if meta['retrained'] else 'not trained':<18} because {_cut(meta['reason'])}",
-    ]
-    if "challenger" in meta:
-        lines.append(f"  challenger         {meta['challenger']}: {_cut(meta['promotion'])}")
-    threshold = meta.get("imputation_threshold")
-    lines += [
-        f"  champion           {_champion(meta, written)}",
-        f"  imputation         {_cut(meta['imputation'])}",
-        "  threshold          " + ("none: nothing is imputed" if threshold is None
-                                    else "0: every posting of a served category" if threshold == 0
-                                    else f"confidence ≥ {threshold:.3f}"),
-    ]
-    served = meta.get("served_categories") or []
-    if served:
-        label = "served" if threshold is not None else "would serve"
-        lines.append(f"  {label:<18} {len(served)} categories: {_cut(', '.join(served))}")
-    left_out = meta.get("categories_not_imputed") or {}
-    if left_out:
-        named = "; ".join(
-            f"{name} F1 {f1s['f1']:.2f} (at best {f1s['best_f1']:.2f}, at ≥ "
-            f"{f1s['best_threshold']:.2f})" for name, f1s in left_out.items())
-        lines.append(f"  not imputed        {named}: under the macro-F1 bar, the model does not "
-                     "know them well enough; label their postings (`make review`)")
-    candidate = meta.get("candidate_threshold")
-    if candidate is not None:
-        # What is written, or what the candidate threshold would write: how far from the bars.
-        label = ("written (est.)" if threshold is not None
-                 else f"at ≥ {candidate:.3f} (est.)")
-        lines.append(
-            f"  {label:<18} accuracy {_interval(meta, 'candidate', 'accuracy')}, macro-F1 "
-            f"{_interval(meta, 'candidate', 'macro_f1')}, coverage "
-            f"{_interval(meta, 'candidate', 'coverage', percent=True)} (95 % intervals; nested "
-            f"out-of-fold over {meta['oof_postings']:,} labelled postings; bars: {meta['bars']})"
-        )
-    if "oof_accuracy" in meta:
-        lines.append(
-            f"  every prediction   accuracy {_interval(meta, 'oof', 'accuracy')}, macro-F1 "
-            f"{_interval(meta, 'oof', 'macro_f1')} (no threshold; {meta['oof_method']})"
-        )
+def _classifier_lines(meta: dict) -> list[str]:
+    if meta.get("model_version") is None:
+        return [f"  model              none: {_cut(str(meta.get('reason')))}"]
+    trained = ("trained in this run" if meta["retrained"] else "reused") + (
+        f" ({_cut(str(meta['reason']), 160)})")
+    lines = [f"  model              {meta['model_version']} in service, {trained}; "
+             f"{meta['chosen']}"]
+    if "challenger" in meta and meta["challenger"] != meta["model_version"]:
+        lines.append(f"  challenger         {meta['challenger']} not promoted: "
+                     f"{_cut(str(meta['promotion']), 200)}")
+    gate = str(meta.get("quality_gate") or "")
+    verdict = gate.split(":")[0] if gate else "not judged"
+    lines.append(
+        f"  quality            accuracy {_interval(meta, 'oof', 'accuracy')}, macro-F1 "
+        f"{_interval(meta, 'oof', 'macro_f1')} at full coverage, nested out-of-fold over "
+        f"{meta['oof_postings']:,} labelled postings (those too rare to learn count as errors): "
+        f"{verdict} (bars: {meta['bars']})")
     return lines
 
 
-def _imputed_line(meta: dict) -> str:
-    imputed, unclassified = meta["imputed_postings"], meta["unclassified_postings"]
-    coverage = meta.get("coverage")
-    why = []
-    if meta.get("unclassified_below_threshold"):
-        why.append(f"{meta['unclassified_below_threshold']} under the threshold")
-    not_served = meta.get("unclassified_not_served") or {}
-    if not_served:
-        why.append("guessed " + ", ".join(f"{name} {n}" for name, n in not_served.items()))
-    return (f"  imputed            {imputed} of {imputed + unclassified} postings without a "
-            f"category" + (f" (coverage {coverage:.1%})" if coverage is not None else "")
-            + f", {unclassified} Unclassified" + (f" ({'; '.join(why)})" if why else ""))
+def _counting_lines(meta: dict, mix: list, classifier: dict) -> list[str]:
+    without = meta["postings_without_category"]
+    lines = []
+    if without and meta.get("count_method"):
+        shown = [f"{name} {n:.0f} [{low:.0f}–{high:.0f}]" for name, n, low, high in mix
+                 if high >= 0.5][:6]
+        lines.append(
+            f"  counts             {without:,} postings without a category counted by "
+            f"{meta['count_method']}, expected error {meta['expected_count_error']:.3f} (L1 of "
+            f"the category shares, out-of-fold): {', '.join(shown)} (90 % intervals; every "
+            "category and day in gold.gold_daily_counts.estimated_postings)")
+    elif without:
+        lines.append(f"  counts             {without:,} postings without a category counted as "
+                     "Unclassified: no model to spread them")
+    written, coverage = meta["imputed_postings"], meta.get("coverage")
+    line = (f"  per posting        {written:,} of {without:,} postings without a category get "
+            f"one written (coverage {coverage:.1%}), {meta['unclassified_postings']:,} "
+            "Unclassified" if without else "  per posting        every posting has a category")
+    if without and "written_precision" in classifier:
+        threshold = classifier.get("imputation_threshold")
+        line += (f"; on labelled postings the rule (probability ≥ "
+                 f"{0 if threshold is None else threshold:.2f}"
+                 + (f", not {', '.join(classifier['categories_withheld'])}"
+                    if classifier.get("categories_withheld") else "")
+                 + f") is right {_interval(classifier, 'written', 'precision')} at coverage "
+                 f"{_interval(classifier, 'written', 'coverage', percent=True)}"
+                 if threshold is not None else "; no threshold reaches the precision bar")
+    lines.append(line)
+    return lines
 
 
 def _cut(text: str, limit: int = 300) -> str:

@@ -25,11 +25,17 @@ import sklearn
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
-from .core.classifier import SUMMARY_KEYS, DriftReference, Evaluation, from_summary, summary_of
-from .core.decisions import ModelFacts
+from .core.classifier import (
+    SUMMARY_KEYS,
+    DriftReference,
+    Evaluation,
+    ModelCalibration,
+    from_summary,
+    summary_of,
+)
+from .core.decisions import GateVerdict, ModelFacts
 from .core.evaluation import LabelledSet, labelled_changes
 from .core.out_of_fold import OutOfFold
-from .core.selective import ImputationPolicy
 from .core.knn import MAX_FEATURES, MAX_FEATURES_WITH_BIGRAMS, model_input
 from .core.spreadsheet import read_frame, write_frame
 from .core.training import Training, drift_reference, evaluation_of, reviewer_labels
@@ -40,12 +46,14 @@ CHAMPION, CHALLENGER = "champion", "challenger"
 SETTINGS_TAG = "careerpulse.training_settings"
 RETRAIN_REASON_TAG = "careerpulse.retrain_reason"
 PROMOTION_TAG = "careerpulse.promotion"
+GATE_TAG = "careerpulse.quality_gate"
 LABELLED_ROWS_ARTIFACT = "labelled_rows.npy"
-# The out-of-fold predictions the imputation threshold is chosen on (again, when the bars change).
+# The out-of-fold predictions with their class scores: the calibration, the count model and the
+# per-posting threshold are derived from them (again when a model is reused).
 OUT_OF_FOLD_ARTIFACT = "out_of_fold.npz"
-POLICY_KEY = "imputation_policy"  # in evaluation.json
+POLICY_KEY = "imputation_policy"  # in evaluation.json, for people: derived again when reused
 # Bump when the training code changes in a way that should retrain on unchanged data.
-TRAINING_SPEC_VERSION = "7"  # 7: CJK text read as character pairs
+TRAINING_SPEC_VERSION = "8"  # 7: CJK text read as character pairs; 8: class scores kept out-of-fold
 # MLflow saves scikit-learn models with skops, which loads only types it is told to trust.
 SKOPS_TRUSTED_TYPES = [
     "scipy.sparse._csr.csr_matrix",
@@ -239,9 +247,8 @@ def model_facts(
 
 def load_evaluation(
     registered: RegisteredVersion,
-) -> tuple[Evaluation, DriftReference, ImputationPolicy | None] | None:
-    """The evaluation a version was trained with, and the imputation policy chosen then (None
-    when it has none); None when it cannot be read."""
+) -> tuple[Evaluation, DriftReference] | None:
+    """The evaluation a version was trained with; None when it cannot be read."""
     run = registered.run_id
     try:
         summary = mlflow.artifacts.load_dict(f"runs:/{run}/evaluation.json")
@@ -256,9 +263,7 @@ def load_evaluation(
     if missing:  # written by an older version of this code
         log.warning("evaluation of %s lacks %s", registered.version, missing)
         return None
-    policy = summary.get(POLICY_KEY)
-    return (*from_summary(summary, confusion, picture),
-            ImputationPolicy.from_summary(policy) if policy else None)
+    return from_summary(summary, confusion, picture)
 
 
 def load_out_of_fold(registered: RegisteredVersion) -> OutOfFold | None:
@@ -269,6 +274,7 @@ def load_out_of_fold(registered: RegisteredVersion) -> OutOfFold | None:
         with np.load(path, allow_pickle=False) as arrays:
             return OutOfFold.from_arrays(arrays)
     except (MlflowException, OSError, ValueError, KeyError) as exc:
+        # KeyError: saved before the class scores were kept (TRAINING_SPEC_VERSION 6).
         log.warning("out-of-fold predictions of %s unreadable: %s", registered.version, exc)
         return None
 
@@ -279,15 +285,18 @@ def log_training(
     settings: str,
     reason: str,
     unlabelled_share: float,
-    policy: ImputationPolicy,
+    calibration: ModelCalibration,
+    gate: GateVerdict,
 ) -> tuple[str, Evaluation, DriftReference]:
-    """Record a training in the active MLflow run (with the imputation policy chosen for the
-    challenger) and register its model as the challenger. Returns the version and the
-    challenger's evaluation and drift reference."""
+    """Record a training in the active MLflow run (with the challenger's calibration, per-posting
+    policy and quality gate) and register its model as the challenger. Returns the version and
+    the challenger's evaluation and drift reference."""
     params = training.params
+    policy = calibration.policy
     mlflow.set_tags({
         SETTINGS_TAG: settings_fingerprint(settings),
         RETRAIN_REASON_TAG: reason,
+        GATE_TAG: gate.reason,
     })
     mlflow.log_params({
         "k": params.k, "vote": params.vote, "prior_alpha": params.prior_alpha,
@@ -305,14 +314,18 @@ def log_training(
         metrics |= training.time_split.flat_metrics()
     if training.comparison is not None:
         metrics |= training.comparison.flat()
-    metrics |= {f"written_{name}": value for name, value in policy.written.items()}
-    metrics |= {f"candidate_{name}": value for name, value in policy.estimate.items()}
+    metrics |= {f"written_{name}": value for name, value in policy.estimate.items()}
     if policy.threshold is not None:
         metrics["imputation_threshold"] = policy.threshold
-    if policy.candidate is not None:  # which categories (evaluation.json names them)
-        metrics |= {"served_categories": len(policy.served),
-                    "judged_categories_not_imputed": len(policy.left_out)}
-    mlflow.log_metrics(metrics)
+    metrics["categories_withheld"] = len(policy.withheld)
+    metrics |= {f"calibration_{name}": value
+                for name, value in calibration.report.figures().items()}
+    metrics |= {f"count_error_{method}_{kind}": value
+                for method, kinds in calibration.counting.expected_l1.items()
+                for kind, value in kinds.items()}
+    metrics["quality_gate_passed"] = float(gate.passed)
+    mlflow.log_metrics({name: value for name, value in metrics.items()
+                        if value is not None and not (isinstance(value, float) and np.isnan(value))})
     evaluation = evaluation_of(training.challenger, training.chosen, labelled)
     reference = drift_reference(labelled, unlabelled_share)
     summary = summary_of(evaluation, reference) | {POLICY_KEY: policy.summary()}
@@ -322,6 +335,7 @@ def log_training(
         write_frame(training.challenger.tables.per_class, out / "per_class.csv")
         write_frame(training.challenger.tables.confusion, out / "confusion.csv", index=True)
         write_frame(training.challenger.tables.reliability, out / "reliability.csv")
+        write_frame(calibration.report.reliability, out / "reliability_calibrated.csv")
         (out / "confusion.png").write_bytes(evaluation.confusion_png)
         if training.time_split is not None:
             write_frame(training.time_split.per_class, out / "per_class_time_split.csv")
@@ -349,7 +363,7 @@ def log_training(
 
 def record_promotion(run_id: str, promote: bool, reason: str) -> None:
     client = mlflow.MlflowClient()
-    client.set_tag(run_id, PROMOTION_TAG, ("promoted once the gate passes: " if promote
+    client.set_tag(run_id, PROMOTION_TAG, ("promoted: " if promote
                                            else "not promoted: ") + reason)
 
 

@@ -3,8 +3,8 @@ BENCHMARKS.md that can no longer be reproduced is found here, not by the next pe
 (issue 27: `make bench` crashed for weeks on the run-scoped classifier file and nothing noticed).
 
 Each runs its module entry (`python -m benchmarks.<name> ...`), as BENCHMARKS.md says to, in a
-child process with a home of its own. `benchmarks/gate_accuracy.py` has its own test
-(test_gate_accuracy_benchmark.py); `replay.py` and `baselines.py` are libraries of the others.
+child process with a home of its own. `replay.py` and `baselines.py` are libraries of the
+others.
 """
 
 import hashlib
@@ -100,3 +100,13 @@ def test_make_bench_at_a_tiny_size_writes_its_tables_where_it_is_told(tmp_path, 
     assert "\n| 60 | " in text and "(exit" not in text  # both runs of the graph succeeded
     assert "imputation throughput vs scikit-learn's predict" in text
     assert hashlib.sha256((REPO / "BENCHMARKS.md").read_bytes()).hexdigest() == before
+
+
+def test_count_accuracy(tmp_path, archive):
+    out = bench(tmp_path, "benchmarks.count_accuracy", str(archive), "--seeds", "1", "--bags",
+                "1")
+    assert "| draw" in out and "| random (1)" in out and "| shifted (1)" in out
+    for method in ("hard counts", "CC", "PCC", "ACC", "PACC", "EMQ", "chosen"):
+        assert f" {method} " in out.splitlines()[2], method
+    assert "90 % intervals hold" in out and "random draws: written right" in out
+    assert "every labelled posting: PCC" in out or "every labelled posting: PACC" in out

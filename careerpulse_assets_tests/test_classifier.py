@@ -1,122 +1,124 @@
-import pandas as pd
+"""Imputation with the model in service: every posting without a category gets calibrated,
+shift-corrected probabilities (what gold counts) and a category written where the rule allows."""
+
+import dataclasses
 
 import numpy as np
+import pandas as pd
 
-from careerpulse_assets.core.classifier import UNCLASSIFIED, impute_categories
+from careerpulse_assets.core.classifier import UNCLASSIFIED, calibrate_model, impute_categories
 from careerpulse_assets.core.evaluation import labelled_set
+from careerpulse_assets.core.out_of_fold import fixed_knn, make_folds, out_of_fold
 from careerpulse_assets.core.postings import silver_row
 from careerpulse_assets.core.selection import KnnParams, fit_knn
+from careerpulse_assets.core.selective import Rule
 
 from .muse_fixtures import imbalanced_postings, synthetic_postings
 
+VERSION = "models:/careerpulse-knn-category/1"
+
 
 def silver(items):
-    return pd.DataFrame([silver_row(item) for item in items])
+    return pd.DataFrame([silver_row(item) for item in items]).assign(
+        bronze_row_id=lambda d: d.index + 100)
 
 
-def test_imputation_fills_only_missing_categories_with_confidence_and_version():
-    frame = silver(synthetic_postings())
+def trained(frame, params=KnnParams(k=3)):
+    """The model fitted on the labelled postings and its calibration from out-of-fold
+    predictions of the same settings."""
     labelled = labelled_set(frame)
-    model = fit_knn(labelled.postings, labelled.labels, KnnParams(k=3))
-    imputed, predicted = impute_categories(frame, model, "models:/careerpulse-knn-category/1", 0.0,
-                                           model.classes_)
+    oof = out_of_fold(labelled, make_folds(labelled, repeats=1), fixed_knn(params))
+    return fit_knn(labelled.postings, labelled.labels, params), calibrate_model(oof)
 
-    assert predicted == frame["category"].isna().sum()
+
+def with_rule(calibration, rule: Rule):
+    return dataclasses.replace(calibration, policy=dataclasses.replace(
+        calibration.policy, threshold=rule.threshold, withheld=rule.withheld))
+
+
+def test_every_posting_without_a_category_gets_probabilities_and_observed_ones_are_kept():
+    frame = silver(synthetic_postings())
+    model, calibration = trained(frame)
+    result = impute_categories(frame, model, VERSION, with_rule(calibration, Rule(0.0)))
+    imputed, missing = result.frame, frame["category"].isna().to_numpy()
+
+    assert result.predicted == missing.sum()
     assert imputed["category"].notna().all()
-    was_missing = frame["category"].isna()
-    assert imputed["is_imputed"].tolist() == was_missing.tolist()
-    pd.testing.assert_series_equal(
-        imputed.loc[~was_missing, "category"], frame.loc[~was_missing, "category"]
-    )
-    confidence = imputed.loc[was_missing, "imputation_confidence"]
-    assert confidence.between(1 / 3, 1).all()
-    runner_up = imputed.loc[was_missing, "runner_up_share"].fillna(0)
-    assert (runner_up <= confidence).all() and (runner_up < 1).all()
-    assert (imputed.loc[was_missing, "category_source"] == "imputed").all()
-    assert (imputed.loc[was_missing, "predicted_category"] == imputed.loc[was_missing, "category"]).all()
-    assert imputed.loc[~was_missing, "imputation_confidence"].isna().all()
-    assert set(imputed.loc[was_missing, "model_version"]) == {"models:/careerpulse-knn-category/1"}
-    assert imputed.loc[~was_missing, "model_version"].isna().all()
-    # Each unlabelled posting's text came from one category's vocabulary: it is found again.
-    titles = imputed.loc[was_missing, ["title", "category"]]
+    assert imputed["is_imputed"].tolist() == missing.tolist()  # threshold 0: every one written
+    pd.testing.assert_series_equal(imputed.loc[~missing, "category"],
+                                   frame.loc[~missing, "category"])
+    for probabilities in imputed.loc[missing, "category_probabilities"]:
+        assert np.isclose(sum(probabilities.values()), 1)
+    assert imputed.loc[~missing, "category_probabilities"].isna().all()
+    best = imputed.loc[missing, "category_probabilities"].map(lambda p: max(p, key=p.get))
+    assert (best == imputed.loc[missing, "predicted_category"]).all()
+    assert (imputed.loc[missing, "runner_up_share"]
+            <= imputed.loc[missing, "imputation_confidence"]).all()
+    # The KNN's own scores, nonzero ones: what a later run reuses.
+    for scores in imputed.loc[missing, "model_scores"]:
+        assert np.isclose(sum(scores.values()), 1) and min(scores.values()) > 0
+    assert set(imputed.loc[missing, "model_version"]) == {VERSION}
+    assert imputed.loc[~missing, "model_version"].isna().all()
+    # The counts add up to the postings without a category.
+    assert np.isclose(result.counts.counts.sum(), missing.sum())
+    titles = imputed.loc[missing, ["title", "category"]]
     nurse_like = titles["title"].str.contains("Nurse|Medical|Therapist")
     assert nurse_like.any() and (titles.loc[nurse_like, "category"] == "Healthcare").all()
 
 
-def test_earlier_imputations_of_the_same_rows_are_kept_and_only_the_rest_predicted():
-    frame = silver(synthetic_postings()).assign(bronze_row_id=lambda d: d.index + 100)
-    labelled = labelled_set(frame)
-    model = fit_knn(labelled.postings, labelled.labels, KnnParams(k=3))
-    missing = frame[frame["category"].isna()]
+def test_earlier_scores_of_the_same_rows_are_reused_and_only_the_rest_predicted():
+    frame = silver(synthetic_postings())
+    model, calibration = trained(frame)
+    calibration = with_rule(calibration, Rule(0.0))
+    fresh = impute_categories(frame, model, VERSION, calibration)
+    missing = fresh.frame[frame["category"].isna().to_numpy()]
     kept, edited = missing.iloc[0], missing.iloc[1]
     earlier = pd.DataFrame({
         "posting_id": [kept["posting_id"], edited["posting_id"]],
         # The second posting was edited since: its silver row is a newer bronze row.
         "bronze_row_id": [kept["bronze_row_id"], edited["bronze_row_id"] - 1],
-        "predicted_category": ["Remembered", "Stale"],
-        "imputation_confidence": [0.42, 0.42],
-        "runner_up_category": ["Second", "Stale too"],
-        "runner_up_share": [0.31, 0.31],
+        "model_scores": [kept["model_scores"], {"Sales": 1.0}],
     })
-    imputed, predicted = impute_categories(frame, model, "models:/careerpulse-knn-category/1", 0.0,
-                                           [*model.classes_, "Remembered"], earlier)
-    assert predicted == len(missing) - 1  # all but the one kept
-    by_id = imputed.set_index("posting_id")
-    assert by_id.loc[kept["posting_id"], "category"] == "Remembered"
-    assert by_id.loc[kept["posting_id"], "imputation_confidence"] == 0.42
-    assert by_id.loc[kept["posting_id"], "runner_up_category"] == "Second"
-    assert by_id.loc[edited["posting_id"], "category"] in model.classes_
-    fresh, _ = impute_categories(frame, model, "models:/careerpulse-knn-category/1", 0.0,
-                                           model.classes_)
-    others = ~imputed["posting_id"].isin([kept["posting_id"]])
-    pd.testing.assert_frame_equal(imputed[others], fresh[others])
+    again = impute_categories(frame, model, VERSION, calibration, earlier)
+    assert again.predicted == len(missing) - 1
+    pd.testing.assert_frame_equal(again.frame, fresh.frame)
 
 
-def test_below_the_threshold_a_posting_is_unclassified_and_keeps_the_guess():
-    # Generic words blur these postings: the model is sure of some, unsure of others.
+def test_below_the_threshold_or_in_a_withheld_category_a_posting_is_unclassified():
     items = imbalanced_postings({"Software Engineering": 30, "Healthcare": 10, "Sales": 10},
                                 unlabelled=20)
-    frame = silver(items).assign(bronze_row_id=lambda d: d.index + 100)
-    labelled = labelled_set(frame)
-    model = fit_knn(labelled.postings, labelled.labels, KnnParams(k=5))
-    version = "models:/careerpulse-knn-category/1"
-    everything, _ = impute_categories(frame, model, version, 0.0, model.classes_)
+    frame = silver(items)
+    model, calibration = trained(frame, KnnParams(k=5))
+    everything = impute_categories(frame, model, VERSION, with_rule(calibration, Rule(0.0)))
     missing = frame["category"].isna().to_numpy()
-    confidence = everything.loc[missing, "imputation_confidence"].to_numpy()
+    confidence = everything.frame.loc[missing, "imputation_confidence"].to_numpy()
     threshold = float(np.median(confidence))
-    imputed, _ = impute_categories(frame, model, version, threshold, model.classes_)
-    judged = imputed[missing]
-    written = judged["imputation_confidence"] >= threshold
+    rule = Rule(threshold, {"Sales": 0.5})
+    judged = impute_categories(frame, model, VERSION, with_rule(calibration, rule)).frame[missing]
+
+    written = ((judged["imputation_confidence"] >= threshold)
+               & (judged["predicted_category"] != "Sales"))
     assert 0 < written.sum() < len(judged)
     assert judged.loc[written, "category_source"].eq("imputed").all()
     assert judged.loc[written, "is_imputed"].all()
     assert judged.loc[~written, "category"].eq(UNCLASSIFIED).all()
     assert judged.loc[~written, "category_source"].eq("unclassified").all()
-    assert not judged.loc[~written, "is_imputed"].any()
-    # The guess, its share and the version stay on an Unclassified posting (the review queue
-    # and the next threshold read them).
-    assert judged["predicted_category"].tolist() == everything.loc[missing, "category"].tolist()
-    assert judged["model_version"].eq(version).all()
-    # Observed rows are untouched; no posting is left without a category.
-    assert imputed["category"].notna().all()
-    assert imputed.loc[~missing, "category"].tolist() == frame.loc[~missing, "category"].tolist()
-
-    # A new threshold re-sorts earlier predictions of the same model without predicting again.
-    earlier = imputed.loc[missing, ["posting_id", "bronze_row_id", "predicted_category",
-                                    "imputation_confidence", "runner_up_category",
-                                    "runner_up_share"]]
-    none, predicted = impute_categories(frame, model, version, None, model.classes_, earlier)
-    assert predicted == 0
-    assert none.loc[missing, "category"].eq(UNCLASSIFIED).all()
-    assert none.loc[missing, "predicted_category"].tolist() == judged["predicted_category"].tolist()
+    # The guess and its probabilities stay on an Unclassified posting: gold counts it by them.
+    assert judged["predicted_category"].tolist() == everything.frame.loc[
+        missing, "predicted_category"].tolist()
+    assert judged["category_probabilities"].notna().all()
+    # No threshold: nothing written, everything still counted.
+    none = impute_categories(frame, model, VERSION, with_rule(calibration, Rule(None)))
+    assert none.frame.loc[missing, "category"].eq(UNCLASSIFIED).all()
+    assert np.isclose(none.counts.counts.sum(), missing.sum())
 
 
 def test_without_a_model_every_posting_without_a_category_is_unclassified():
     frame = silver(synthetic_postings())
-    imputed, predicted = impute_categories(frame, None, None, None, ())
-    missing = frame["category"].isna().to_numpy()
-    assert predicted == 0
+    result = impute_categories(frame, None, None, None)
+    imputed, missing = result.frame, frame["category"].isna().to_numpy()
+    assert result.predicted == 0 and result.counts is None
     assert imputed.loc[missing, "category"].eq(UNCLASSIFIED).all()
     assert imputed.loc[missing, "predicted_category"].isna().all()
-    assert imputed.loc[missing, "model_version"].isna().all()
+    assert imputed.loc[missing, "category_probabilities"].isna().all()
     assert imputed.loc[~missing, "category"].tolist() == frame.loc[~missing, "category"].tolist()

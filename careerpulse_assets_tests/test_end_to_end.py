@@ -52,13 +52,35 @@ def test_make_run_over_http_ingests_every_shared_posting(shared_items, settings_
     n, c, unclassified, written = imputed.iloc[0].tolist()
     assert n == c == SHARED_UNIQUE_POSTINGS  # a category on every posting, never NULL
     assert unclassified + written == 172  # the postings without one (170 + 2 'Unknown')
-    assert f"imputed            {written} of 172 postings without a category" in summary
-    assert "threshold          " in summary and "gold_full_grid_sums_to_silver    passed" in summary
-    # The estimate of what is (or, held back, would be) written, with its intervals.
-    assert re.search(r"  (written \(est\.\)|at ≥ 0\.\d{3} \(est\.\)) +accuracy 0\.\d{3} "
-                     r"\[0\.\d{3}–0\.\d{3}\], macro-F1 0\.\d{3} \[0\.\d{3}–0\.\d{3}\], "
-                     r"coverage \d+\.\d% \[", summary), summary
-    gold = query(settings, "SELECT sum(postings) AS n FROM gold.gold_daily_counts")["n"][0]
-    assert gold == SHARED_UNIQUE_POSTINGS
-    assert query(settings, "SELECT count(*) AS n FROM gold.gold_category_forecast")["n"][0] > 0
+    # One coverage (of the postings without a category), the labelled estimate apart.
+    assert (f"per posting        {written} of 172 postings without a category get one written"
+            in summary)
+    assert re.search(r"on labelled postings the rule \(probability ≥ 0\.\d\d.*\) is right "
+                     r"0\.\d{3} \[0\.\d{3}–0\.\d{3}\] at coverage", summary), summary
+    assert "gold_full_grid_sums_to_silver" not in summary.split("delivered")[0]  # it passed
+    # Every posting counted: gold's estimates add up to silver, day by day, and the 2025-26
+    # categories have counts with intervals; the summary shows the same figures as the table.
+    gold = query(settings, "SELECT sum(postings) AS n, sum(estimated_postings) AS e, "
+                           "sum(estimated_postings) FILTER (WHERE category = 'Unclassified') AS u "
+                           "FROM gold.gold_daily_counts").iloc[0]
+    assert gold["n"] == SHARED_UNIQUE_POSTINGS
+    assert abs(gold["e"] - SHARED_UNIQUE_POSTINGS) < 1e-6 and gold["u"] < 1e-9
+    recent = query(settings, "SELECT category, sum(estimated_postings) AS e, sum(estimated_low) "
+                             "AS lo, sum(estimated_high) AS hi FROM gold.gold_daily_counts WHERE "
+                             "day >= DATE '2025-01-01' GROUP BY 1 ORDER BY e DESC")
+    assert abs(recent["e"].sum() - query(settings, "SELECT count(*) AS n FROM "
+                                         "silver.silver_postings WHERE publication_day >= "
+                                         "DATE '2025-01-01'")["n"][0]) < 1e-6
+    assert ((recent["lo"] <= recent["e"] + 1e-9) & (recent["e"] <= recent["hi"] + 1e-9)).all()
+    mix = query(settings, "SELECT * FROM silver.unlabelled_mix ORDER BY estimated_postings DESC")
+    top = mix.iloc[0]
+    method = top["method"]
+    assert (f"counted by {method}, expected error {top['expected_share_error']:.3f}" in summary)
+    assert (f"{top['category']} {top['estimated_postings']:.0f} [{top['estimated_low']:.0f}–"
+            f"{top['estimated_high']:.0f}]" in summary)
+    assert abs(mix["estimated_postings"].sum() - 172) < 1e-6
+    # The forecast learns from the estimated counts and no longer forecasts Unclassified.
+    forecast = query(settings, "SELECT DISTINCT category FROM gold.gold_category_forecast")
+    assert len(forecast) > 0 and "Unclassified" not in set(forecast["category"])
+    assert "learnt from the estimated counts" in summary
     assert query(settings, "SELECT count(*) AS n FROM silver.review_queue")["n"][0] >= unclassified

@@ -21,10 +21,14 @@ def test_every_day_and_category_is_present_with_zeros():
     assert counts["day"].tolist()[::2] == [date(2026, 1, d) for d in (1, 2, 3, 4)]
     by_cell = counts.set_index(["day", "category"])
     # No bronze: the postings' source is unknown, read like an archive (observed, not complete).
-    assert by_cell.loc[(date(2026, 1, 1), "Sales")].tolist() == [2, 1, True, False]
-    assert by_cell.loc[(date(2026, 1, 2), "Sales")].tolist() == [0, 0, True, False]
-    assert by_cell.loc[(date(2026, 1, 4), "Healthcare")].tolist() == [1, 1, True, False]
+    flags = ["postings", "imputed_postings", "observed", "complete"]
+    assert by_cell.loc[(date(2026, 1, 1), "Sales"), flags].tolist() == [2, 1, True, False]
+    assert by_cell.loc[(date(2026, 1, 2), "Sales"), flags].tolist() == [0, 0, True, False]
+    assert by_cell.loc[(date(2026, 1, 4), "Healthcare"), flags].tolist() == [1, 1, True, False]
     assert counts["postings"].sum() == 3 and counts["imputed_postings"].sum() == 2
+    # A table written before probabilities were kept: its categories count as written.
+    assert (counts["estimated_postings"] == counts["postings"]).all()
+    assert (counts["estimated_low"] == counts["estimated_high"]).all()
 
 
 def test_a_posting_without_a_category_is_counted_as_unclassified():

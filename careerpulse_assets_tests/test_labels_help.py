@@ -103,7 +103,7 @@ def test_the_same_labelled_postings_give_the_same_estimate_threshold_and_decisio
     assert again["retrained"] is False and again["model_version"] == second["model_version"]
     assert again["reason"] == ("labels unchanged since models:/careerpulse-knn-category/1: a "
                                "training (forced) would learn the same model")
-    assert again["written_accuracy"] == second["written_accuracy"]
+    assert again["written_coverage"] == second["written_coverage"]
 
 
 def test_with_labels_too_few_to_train_a_classifier_the_run_still_delivers(tmp_path, settings_for):

@@ -18,11 +18,18 @@ from .servers import REPO, careerpulse_env
 
 def test_the_bars_are_settings_with_documented_defaults(tmp_path):
     default = Settings.from_env({"CAREERPULSE_HOME": str(tmp_path)})
-    assert (default.min_accuracy, default.min_macro_f1, default.min_coverage) == (0.90, 0.70, 0.80)
+    assert (default.min_accuracy, default.min_macro_f1, default.min_precision,
+            default.min_coverage, default.max_count_error) == (0.75, 0.70, 0.90, 0.80, 0.25)
     chosen = Settings.from_env({"CAREERPULSE_HOME": str(tmp_path), "CAREERPULSE_MIN_ACCURACY": "0.85",
-                                "CAREERPULSE_MIN_MACRO_F1": " 0 ", "CAREERPULSE_MIN_COVERAGE": "0.5"})
+                                "CAREERPULSE_MIN_MACRO_F1": " 0 ", "CAREERPULSE_MIN_COVERAGE": "0.5",
+                                "CAREERPULSE_MIN_PRECISION": "0.8",
+                                "CAREERPULSE_MAX_COUNT_ERROR": "1.5"})
     bars = build_definitions(chosen).resources["quality_bars"]
-    assert (bars.min_accuracy, bars.min_macro_f1, bars.min_coverage) == (0.85, 0.0, 0.5)
+    assert (bars.min_accuracy, bars.min_macro_f1, bars.min_coverage, bars.min_precision,
+            bars.max_count_error) == (0.85, 0.0, 0.5, 0.8, 1.5)
+    with pytest.raises(SettingsError, match="CAREERPULSE_MAX_COUNT_ERROR must be a number from "
+                                            "0 to 2, got '3'"):
+        Settings.from_env({"CAREERPULSE_MAX_COUNT_ERROR": "3"})
     for raw in ("high", "1.5", "-0.1"):
         with pytest.raises(SettingsError, match=f"CAREERPULSE_MIN_ACCURACY must be a number from 0 "
                                                 f"to 1, got '{raw}'"):
@@ -69,11 +76,17 @@ def test_make_run_takes_a_run_config_file(tmp_path):
     typo = make_run("ops:\n  knn_classifier:\n    config: {kz: [3]}\n")
     assert typo.returncode != 0
     assert "careerpulse: the run config" in typo.stderr and "kz" in typo.stderr
-    # A model of shuffled labels meets no bar: with the bars at 0 in the file it imputes all.
+    # A model of shuffled labels meets no bar; with the bars at 0 in the file it passes them.
     done = make_run("ops:\n  knn_classifier_knn_holdout_accuracy:\n    config: {min_accuracy: 0}\n"
                     "  knn_classifier_knn_holdout_macro_f1:\n    config: {min_macro_f1: 0}\n")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "threshold          0: every posting" in done.stdout
+    assert "knn_holdout_accuracy FAILED" not in done.stdout  # only failed checks are listed
+    assert "(bars: accuracy ≥ 0.00 and macro-F1 ≥ 0.00)" in done.stdout
+    # Per posting, the precision bar still holds: a model of shuffled labels writes nothing,
+    # and gold counts every posting all the same.
     settings = Settings(home=home)
     assert query(settings, "SELECT count(*) FILTER (WHERE is_imputed) AS i FROM "
-                           "silver.imputed_silver")["i"][0] == 12
+                           "silver.imputed_silver")["i"][0] == 0
+    assert query(settings, "SELECT round(sum(estimated_postings)) AS n FROM "
+                           "gold.gold_daily_counts")["n"][0] == query(
+        settings, "SELECT count(*) AS n FROM silver.imputed_silver")["n"][0]

@@ -3,7 +3,13 @@ from dagster_duckdb import DuckDBResource
 
 from ..core.clock import reference_now
 from ..core.forecast import HORIZON, data_age, forecast_categories, weekly_forecast
-from ..core.gold import UNCLASSIFIED, write_daily_counts
+from ..core.gold import (
+    UNCLASSIFIED,
+    category_totals,
+    count_method,
+    forecast_input,
+    write_daily_counts,
+)
 from ..core.plots import daily_counts_png, forecast_png
 from ..core.sql import transaction_with
 from .common import Heartbeat, careerpulse_asset, png_markdown, preview, table_metadata
@@ -19,8 +25,12 @@ PLOTTED_CATEGORIES = 6
     deps=[imputed_silver],
     description="`gold.gold_daily_counts`: postings per UTC day and category from the first to "
     "the last publication day (or the newest walk of an API listing), a row for every day and "
-    f"category (zeros included; `{UNCLASSIFIED}` for postings nothing was imputed for), "
-    "`imputed_postings` of them imputed, and two flags: `observed` (somebody looked at that day: "
+    f"category (zeros included; `{UNCLASSIFIED}` for postings nothing was written for), "
+    "`imputed_postings` of them imputed; `estimated_postings` with a 90 % interval "
+    "(`estimated_low`, `estimated_high`): the day's count of the category with every posting "
+    "without a category counted by its calibrated, shift-corrected probabilities (a day's "
+    "estimates add up to its postings; the method and its expected error in the metadata and "
+    "`silver.unlabelled_mix`); and two flags: `observed` (somebody looked at that day: "
     "a walk of a listing or an archive covered it and it is not inside four weeks without any "
     "posting) and `complete` (every posting of the day was seen: covered by two walks of a "
     "listing at most 3 days apart, after its first complete walk). Observed but not complete "
@@ -33,6 +43,7 @@ def gold_daily_counts(context: AssetExecutionContext, duckdb: DuckDBResource) ->
         write_daily_counts(connection)
         counts = connection.execute("SELECT * FROM gold.gold_daily_counts").fetchdf()
         metadata = table_metadata(connection, "gold.gold_daily_counts")
+        method = count_method(connection)
     days = counts.groupby("day").agg(observed=("observed", "any"), complete=("complete", "all"))
     return MaterializeResult(metadata={
         **metadata,
@@ -40,6 +51,9 @@ def gold_daily_counts(context: AssetExecutionContext, duckdb: DuckDBResource) ->
         "days_observed": int(days["observed"].sum()),
         "days_complete": int(days["complete"].sum()),
         "categories": int(counts["category"].nunique()),
+        **method,
+        "estimated_by_category": MetadataValue.md(category_totals(counts).to_markdown(
+            index=False, floatfmt=".1f")) if len(counts) else None,
         "first_day": str(counts["day"].min().date()) if len(counts) else None,
         "last_day": str(counts["day"].max().date()) if len(counts) else None,
         "daily_postings": png_markdown(
@@ -55,7 +69,9 @@ def gold_daily_counts(context: AssetExecutionContext, duckdb: DuckDBResource) ->
     group="reporting",
     kinds={"duckdb", "pandas"},
     deps=[gold_daily_counts],
-    description=f"`gold.gold_category_forecast`: postings per category for the {HORIZON} days "
+    description=f"`gold.gold_category_forecast`: postings per category (gold's "
+    "`estimated_postings`: every posting counted, those without a category by their "
+    f"probabilities) for the {HORIZON} days "
     "after the run: `forecast`, the expected count (mean), and `lower` / `upper`, whole "
     "postings holding at least 80 % (the negative binomial around the forecast, its spread "
     "from the model's backtest errors) and the forecast itself; the model, and `data_until` / "
@@ -75,7 +91,7 @@ def gold_category_forecast(
         gold = connection.execute("SELECT * FROM gold.gold_daily_counts").fetchdf()
         today = reference_now(connection).date()  # the API's day when this clock is wrong
     with Heartbeat(context.log.info, "gold_category_forecast"):
-        result = forecast_categories(gold, today)
+        result = forecast_categories(forecast_input(gold), today)
     forecast, backtest = result.forecast, result.backtest
     with duckdb.get_connection() as connection:
         with transaction_with(connection, forecast_rows=forecast.astype({"day": "datetime64[ns]"}),

@@ -1,3 +1,4 @@
+import numpy as np
 import pandas as pd
 from dagster import (
     AssetCheckEvaluation,
@@ -17,14 +18,18 @@ from dagster_duckdb import DuckDBResource
 from ..core.classifier import (
     DriftReference,
     Evaluation,
+    ModelCalibration,
     Outcome,
     ServingClassifier,
+    calibrate_model,
     impute_categories,
 )
 from ..core.decisions import (
     Bars,
+    GateVerdict,
     PromotionDecision,
     TrainingDecision,
+    gate_verdict,
     promotion_decision,
     training_decision,
 )
@@ -39,7 +44,6 @@ from ..core.review import RULES as REVIEW_RULES
 from ..core.review import review_queue as ordered_queue
 from ..core.sql import transaction_with
 from ..core.selection import KnnGrid, NotEnoughLabels
-from ..core.selective import ImputationPolicy, imputation_policy
 from ..core.training import evaluation_of, params_from_mlflow, train
 from ..tracking import (
     REGISTERED_MODEL_NAME,
@@ -83,11 +87,10 @@ SELECT posting_id, bronze_row_id, title,
        publication_date, publication_day
 FROM silver.silver_postings ORDER BY posting_id
 """
-EARLIER_PREDICTIONS_SQL = """
-SELECT posting_id, bronze_row_id, predicted_category, imputation_confidence, runner_up_category,
-       runner_up_share
+EARLIER_SCORES_SQL = """
+SELECT posting_id, bronze_row_id, model_scores
 FROM silver.imputed_silver
-WHERE model_version = $model_version AND predicted_category IS NOT NULL
+WHERE model_version = $model_version AND model_scores IS NOT NULL
 """
 # The checks whose run config holds the bars (`min_accuracy`, `min_macro_f1`): the classifier
 # chooses its imputation threshold for the bars they will judge it by.
@@ -148,21 +151,24 @@ def run_bars(run_config: dict, settings: Bars) -> Bars:
     description="TF-IDF + cosine KNN that learns the category from title and description; vote "
     "rule, class-prior correction, title weight, word pairs and k chosen by stratified 5-fold CV "
     "on macro-F1. Judged out-of-fold over every labelled posting (settings chosen inside each "
-    "outer fold). Imputes what it knows: postings whose confidence reaches a threshold and whose "
-    "category is served (a category with postings enough to judge is served only when its own "
-    "F1 meets the macro-F1 bar), chosen for the largest coverage at which the imputations "
-    "written meet the accuracy bar; estimated nested (each fold's threshold and categories "
-    "chosen on the other folds); when that estimate misses a bar nothing is imputed. Registered in MLflow as "
+    "outer fold): accuracy and macro-F1 at full coverage are the quality gate "
+    "(`knn_holdout_accuracy`, `knn_holdout_macro_f1`). Its class scores are calibrated "
+    "(isotonic, fitted out-of-fold) for counting the postings without a category "
+    "(core/quantification.py) and for the per-posting rule: the most probable category is written "
+    "where its probability reaches the threshold at which out-of-fold predictions are right "
+    "CAREERPULSE_MIN_PRECISION (0.90) of the time. Registered in MLflow as "
     f"`{REGISTERED_MODEL_NAME}`: the alias `champion` is the version in service, `challenger` "
     "the newest trained. Retrains when reviewers' labels are new or changed, when 5 % or more "
     "of the champion's labelled postings changed, its settings or code changed, or when forced, "
-    "never on the labels and code it was trained on; a challenger replaces the champion only "
-    "when it is not worse on the same postings and folds.",
+    "never on the labels and code it was trained on; a challenger replaces the champion when it "
+    "is not worse on the same postings and folds and passes the gate (or the champion does not "
+    "pass it either).",
 )
 def knn_classifier(
     context: AssetExecutionContext, config: KnnClassifierConfig
 ) -> ServingClassifier:
     bars = run_bars(context.run_config, context.resources.quality_bars.bars())
+    min_precision = context.resources.quality_bars.min_precision
     with context.resources.duckdb.get_connection() as connection:
         silver_labelled = connection.execute(LABELLED_KEYS_SQL).fetchdf()
         unlabelled_share = float(connection.execute(
@@ -172,9 +178,9 @@ def knn_classifier(
     try:
         labelled = labelled_set(silver_labelled, config.min_postings_per_category)
     except NotEnoughLabels as exc:
-        serving = _no_model(silver_labelled, bars, unlabelled_share, str(exc))
+        serving = _no_model(silver_labelled, unlabelled_share, str(exc))
         context.log.warning(f"no classifier: {exc}")
-        context.add_output_metadata(_classifier_metadata(serving, None))
+        context.add_output_metadata(_classifier_metadata(serving, None, bars))
         return serving
     grid = config.grid()
     settings = f"{grid!r}|min_postings={config.min_postings_per_category}"
@@ -192,31 +198,40 @@ def knn_classifier(
     serving = None
     if not decision.train:
         reused = in_service if in_service and decision.reuse.version == in_service.version else newest
-        # A challenger that passed promotion but lost its handover is made champion this time.
-        serving = _reuse(context, reused, decision,
-                         in_service is None or reused.version != in_service.version, bars)
+        serving = _reuse(context, reused, decision, bars, min_precision)
         if serving is None:
             decision = TrainingDecision(
                 True, f"{reused.version} cannot be read back from MLflow: training a new one"
             )
+        elif in_service is None or reused.version != in_service.version:
+            # A challenger that passed promotion but whose run ended before the handover.
+            set_champion(reused.version)
     if serving is None:
         with context.resources.duckdb.get_connection() as connection:
             texts = connection.execute(LABELLED_SQL).fetchdf()
         labelled = labelled_set(texts, config.min_postings_per_category)
         serving = _train(context, grid, labelled, settings, decision, in_service,
-                         unlabelled_share, bars)
-    context.log.info(f"imputation: {serving.policy.reason}")
+                         unlabelled_share, bars, min_precision)
+    context.log.info(f"quality gate: {serving.gate.reason}")
+    context.log.info(f"per posting: {serving.policy.reason}")
     context.add_output_metadata(
-        _classifier_metadata(serving, context.resources.mlflow.run_url(serving.run_id))
+        _classifier_metadata(serving, context.resources.mlflow.run_url(serving.run_id), bars)
+        | {"labelled": labelled_parts(labelled, config.min_postings_per_category)}
     )
     return serving
 
 
-def _no_model(
-    silver_labelled: pd.DataFrame, bars: Bars, unlabelled_share: float, why: str
-) -> ServingClassifier:
-    """What is served when no classifier can be trained: nothing is imputed, and gold, the
-    forecast and the queue are still written (every posting without a category Unclassified)."""
+def labelled_parts(labelled: LabelledSet, min_postings: int) -> dict:
+    """Today's labelled postings as the summary names their parts."""
+    return {"learnable": len(labelled.postings), "reposts_set_aside": labelled.reposts_removed,
+            "too_rare_to_learn": labelled.excluded_categories, "min_postings": min_postings}
+
+
+def _no_model(silver_labelled: pd.DataFrame, unlabelled_share: float, why: str
+              ) -> ServingClassifier:
+    """What is served when no classifier can be trained: nothing is imputed or spread, and gold,
+    the forecast and the queue are still written (every posting without a category counted as
+    Unclassified)."""
     counts = silver_labelled["category"].value_counts()
     reason = f"no classifier can be trained ({why}): nothing is imputed"
     return ServingClassifier(
@@ -224,24 +239,36 @@ def _no_model(
         evaluation=Evaluation("no model", {}, 0, "not estimated: no model"),
         reference=DriftReference({str(k): int(v) for k, v in counts.items()}, unlabelled_share),
         outcome=Outcome(False, reason),
-        policy=ImputationPolicy(None, bars, reason, None, {}, 0),
+        calibration=None,
+        gate=GateVerdict(False, False, reason),
     )
+
+
+def _calibration_of(registered: RegisteredVersion, min_precision: float
+                    ) -> ModelCalibration | None:
+    """A version's calibration, count model and policy, derived again from its out-of-fold
+    predictions (deterministic; seconds); None when they cannot be read or lack class scores."""
+    oof = load_out_of_fold(registered)
+    if oof is None:
+        return None
+    try:
+        return calibrate_model(oof, min_precision)
+    except ValueError:
+        return None
 
 
 def _reuse(
     context: AssetExecutionContext,
     registered: RegisteredVersion,
     decision: TrainingDecision,
-    becomes_champion: bool,
     bars: Bars,
+    min_precision: float,
 ) -> ServingClassifier | None:
     loaded = load_evaluation(registered)
-    if loaded is None:
+    calibration = _calibration_of(registered, min_precision)
+    if loaded is None or calibration is None:
         return None
-    evaluation, reference, stored = loaded
-    policy = _policy_for(registered, stored, bars)
-    if policy is None:
-        return None
+    evaluation, reference = loaded
     return ServingClassifier(
         model=context.resources.model_store.load(registered.version),
         version=registered.version,
@@ -249,20 +276,9 @@ def _reuse(
         evaluation=evaluation,
         reference=reference,
         outcome=Outcome(False, decision.reason, decision.reuse.labelled_changed),
-        policy=policy,
-        becomes_champion=becomes_champion,
+        calibration=calibration,
+        gate=gate_verdict(evaluation.estimate, bars),
     )
-
-
-def _policy_for(
-    registered: RegisteredVersion, stored: ImputationPolicy | None, bars: Bars
-) -> ImputationPolicy | None:
-    """A version's imputation policy for `bars`: the one chosen at its training, or chosen again
-    from its out-of-fold predictions when the bars changed since; None when neither is readable."""
-    if stored is not None and stored.bars == bars:
-        return stored
-    oof = load_out_of_fold(registered)
-    return imputation_policy(oof, bars) if oof is not None else None
 
 
 def _train(
@@ -274,6 +290,7 @@ def _train(
     in_service: RegisteredVersion | None,
     unlabelled_share: float,
     bars: Bars,
+    min_precision: float,
 ) -> ServingClassifier:
     champion_params = params_from_mlflow(in_service.params) if in_service else None
     context.log.info(
@@ -285,13 +302,17 @@ def _train(
         context.log.info, "knn_classifier"
     ) as beat:
         training = train(labelled, grid, champion_params, progress=beat.phase)
-        beat.phase("choosing the imputation threshold")
-        policy = imputation_policy(training.challenger.oof, bars)
+        beat.phase("calibrating its probabilities and choosing the per-posting threshold")
+        calibration = calibrate_model(training.challenger.oof, min_precision)
+        evaluation = evaluation_of(training.challenger, training.chosen, labelled)
+        gate = gate_verdict(evaluation.estimate, bars)
         beat.phase("logging the training to MLflow and registering the model")
         version, evaluation, reference = log_training(
-            training, labelled, settings, decision.reason, unlabelled_share, policy
+            training, labelled, settings, decision.reason, unlabelled_share, calibration, gate
         )
         comparison = training.comparison
+        champion_gate = (gate_verdict(evaluation_of(training.champion, "", labelled).estimate,
+                                      bars) if training.champion is not None else None)
         if in_service is not None and comparison is None:
             promotion = PromotionDecision(
                 True, f"champion {in_service.version}'s settings cannot be read from MLflow: "
@@ -303,6 +324,8 @@ def _train(
                 comparison.challenger if comparison else None,
                 comparison.champion if comparison else None,
                 comparison.intervals if comparison else None,
+                challenger_passes=gate.passed,
+                champion_passes=champion_gate is not None and champion_gate.passed,
             )
         record_promotion(run.info.run_id, promotion.promote, promotion.reason)
     context.resources.model_store.save(version, training.model)
@@ -313,11 +336,12 @@ def _train(
         promotion=promotion.reason, comparison=comparison.flat() if comparison else {},
     )
     if promotion.promote:
+        set_champion(version)
         return ServingClassifier(training.model, version, run.info.run_id, evaluation, reference,
-                                 outcome, policy, becomes_champion=True)
-    # The champion stays in service, judged on today's postings on the same folds; it imputes
-    # as its own nested estimate allows (its settings scored on today's folds were chosen on
-    # about these postings: no threshold is chosen on that).
+                                 outcome, calibration, gate)
+    # The champion stays in service, judged on today's postings on the same folds; it counts and
+    # writes with the calibration of its own training (today's out-of-fold predictions of its
+    # settings were chosen on about these postings).
     kept = load_evaluation(in_service)
     return ServingClassifier(
         model=context.resources.model_store.load(in_service.version),
@@ -326,8 +350,9 @@ def _train(
         evaluation=evaluation_of(training.champion, champion_params.describe(), labelled),
         reference=kept[1] if kept else reference,
         outcome=outcome,
-        policy=(kept and _policy_for(in_service, kept[2], bars))
-        or imputation_policy(training.champion.oof, bars),
+        calibration=(_calibration_of(in_service, min_precision)
+                     or calibrate_model(training.champion.oof, min_precision)),
+        gate=champion_gate,
     )
 
 
@@ -353,71 +378,48 @@ def _latest_check_evaluation(instance, asset: str, check: str) -> AssetCheckEval
     return None
 
 
-GATE_CHECKS = ("knn_holdout_accuracy", "knn_holdout_macro_f1")
-
-
-def gate_passed(instance, version: str) -> bool:
-    """Whether the latest verdict of both blocking checks was a pass for this model version."""
-    for check in GATE_CHECKS:
-        evaluation = _latest_check_evaluation(instance, "knn_classifier", check)
-        judged = evaluation.metadata.get("model_version") if evaluation is not None else None
-        if evaluation is None or not evaluation.passed or judged is None or judged.value != version:
-            return False
-    return True
-
-
-def _classifier_metadata(serving: ServingClassifier, run_url: str | None) -> dict:
-    outcome, evaluation, policy = serving.outcome, serving.evaluation, serving.policy
-    champion_after = (
-        f"{serving.version} once the quality gate passes" if serving.becomes_champion
-        else serving.version
-    )
+def _classifier_metadata(serving: ServingClassifier, run_url: str | None, bars: Bars) -> dict:
+    outcome, evaluation, calibration = serving.outcome, serving.evaluation, serving.calibration
     metadata = {
         "model_version": serving.version,
-        "champion": champion_after,
+        "champion": serving.version,
         "retrained": outcome.retrained,
         "reason": outcome.reason,
         "labelled_changes_since_training": outcome.labelled_changes,
         "chosen": evaluation.chosen,
-        # What the checks judge: the imputations written above the threshold.
-        "imputation": policy.reason,
-        "imputation_threshold": policy.threshold,
-        "bars": policy.bars.describe(),
-        **{f"written_{name}": value for name, value in rounded(policy.written).items()},
-        # The threshold and categories chosen on every out-of-fold prediction, and the nested
-        # estimate of what they write (the same as written_* when in use).
-        "candidate_threshold": policy.candidate,
-        **{f"candidate_{name}": value for name, value in rounded(policy.estimate).items()},
-        "judged_categories": policy.judged_categories,
-        "served_categories": policy.served,
-        "served_judged_f1": rounded(policy.served_f1),
-        # The judged categories left out: their F1 at the threshold, and their best F1 (at
-        # best_threshold). Labels teach the model them (`make review`).
-        "categories_not_imputed": {name: rounded(f1s) for name, f1s in policy.left_out.items()},
-        # The model's every out-of-fold prediction, the threshold aside.
+        # The quality gate: every posting its most probable category, nested out-of-fold.
+        "quality_gate": serving.gate.reason if serving.gate else None,
+        "bars": bars.describe(),
         **{f"oof_{name}": value for name, value in rounded(evaluation.estimate).items()},
         "oof_postings": evaluation.postings,
         "oof_method": evaluation.method,
+        "judged_categories": list(evaluation.judged),
         "categories_too_rare_to_learn": evaluation.excluded_categories,
         "most_confused": evaluation.most_confused,
-        "reliability": MetadataValue.table(
-            records=[
-                TableRecord(rounded(row))
-                for row in evaluation.reliability
-                if row["postings"]  # an empty bucket has no accuracy to show
-            ],
-            schema=TableSchema(
-                columns=[
-                    TableColumn("confidence", "string"),
-                    TableColumn("postings", "int"),
-                    TableColumn("accuracy", "float"),
-                    TableColumn("mean_confidence", "float"),
-                ]
-            ),
-        ),
         "trained_on_postings": sum(serving.reference.training_counts.values()),
         "reviewer_labels_in_training": serving.reference.reviewer_labels,
     }
+    if calibration is None:
+        metadata |= {"imputation": outcome.reason, "imputation_threshold": None}
+    else:
+        policy, counting = calibration.policy, calibration.counting
+        metadata |= {
+            # What is written per posting, estimated nested.
+            "imputation": policy.reason,
+            "imputation_threshold": policy.threshold,
+            "min_precision": policy.min_precision,
+            "categories_withheld": rounded(policy.withheld),
+            **{f"written_{name}": value for name, value in rounded(policy.estimate).items()},
+            # How calibrated the probabilities the counts and the threshold rest on are.
+            "calibration": calibration.report.describe(),
+            **{f"calibration_{name}": value
+               for name, value in rounded(calibration.report.figures()).items()},
+            "reliability": _reliability_table(calibration.report.reliability),
+            # What counting the postings without a category is expected to get wrong.
+            "expected_count_error": rounded({f"{method} ({kind} mix)": value
+                                             for method, kinds in counting.expected_l1.items()
+                                             for kind, value in kinds.items()}),
+        }
     if run_url:
         metadata["mlflow_run"] = MetadataValue.url(run_url)
     if outcome.challenger_version:
@@ -431,81 +433,144 @@ def _classifier_metadata(serving: ServingClassifier, run_url: str | None) -> dic
     return metadata
 
 
+def _reliability_table(table: pd.DataFrame) -> MetadataValue:
+    return MetadataValue.table(
+        records=[TableRecord(rounded(row)) for row in table.to_dict(orient="records")],
+        schema=TableSchema(columns=[
+            TableColumn("confidence", "string"), TableColumn("postings", "int"),
+            TableColumn("accuracy", "float"), TableColumn("mean_confidence", "float"),
+        ]),
+    )
+
+
 @careerpulse_asset(
     layer="silver",
     group="ml",
     kinds={"duckdb", "pandas"},
     description="`silver.imputed_silver`: every silver posting with a category, never NULL: "
-    "observed ones kept (`category_source` `api` or `label`); missing ones imputed by the "
-    "champion classifier (`imputed`, `is_imputed`) when its confidence reaches the threshold "
-    "chosen for the quality bars and its category is served, else `Unclassified` "
-    "(`unclassified`). On every posting the "
-    "model judged: its guess (`predicted_category`), `imputation_confidence` (share of neighbour "
-    "votes), the runner-up and `model_version`. A new model that passed the quality gate is "
-    "made champion here, before it imputes.",
+    "observed ones kept (`category_source` `api` or `label`); each one without a category gets "
+    "`category_probabilities` (calibrated and corrected for the category mix of the postings "
+    "without one: what gold counts) and its most probable category written (`imputed`, "
+    "`is_imputed`) where that probability reaches the threshold at which out-of-fold "
+    "predictions are right CAREERPULSE_MIN_PRECISION of the time, else `Unclassified` "
+    "(`unclassified`). On every posting the model judged: `predicted_category`, "
+    "`imputation_confidence` (its probability), the runner-up, the KNN's own `model_scores` and "
+    "`model_version`. Also `silver.unlabelled_mix`: the postings without a category counted by "
+    "category, with 90 % intervals, the method (PCC, or EMQ under a prior shift) and its "
+    "expected error.",
 )
 def imputed_silver(
     context: AssetExecutionContext, knn_classifier: ServingClassifier, duckdb: DuckDBResource
 ) -> MaterializeResult:
-    version, policy = knn_classifier.version, knn_classifier.policy
-    if knn_classifier.becomes_champion:
-        # Blocking checks stop this asset in a run whose gate failed; materialised on its own,
-        # it asks the checks' latest verdicts.
-        if not gate_passed(context.instance, version):
-            raise Failure(
-                f"{version} has not passed the quality gate: materialise knn_classifier with its "
-                "checks first"
-            )
-        set_champion(version)
-        context.log.info(f"{version} passed the quality gate: it is now the champion")
+    version = knn_classifier.version
     with duckdb.get_connection() as connection:
         postings = connection.execute(POSTINGS_SQL).fetchdf()
-        earlier = _earlier_imputations(connection, version) if version else None
+        earlier = _earlier_scores(connection, version) if version else None
     with Heartbeat(context.log.info, "imputed_silver") as beat:
         beat.phase(f"imputing with {version}" if version else "no model: nothing to impute")
-        imputed, predicted = impute_categories(postings, knn_classifier.model, version,
-                                               policy.threshold, policy.imputed_categories,
-                                               earlier)
+        imputation = impute_categories(postings, knn_classifier.model, version,
+                                       knn_classifier.calibration, earlier)
     # The texts stay in silver: the imputed table is the lean one users count and join.
-    imputed = imputed.drop(columns=["description_text"])
+    imputed = imputation.frame.drop(columns=["description_text"])
+    mix = unlabelled_mix(imputation.counts, version)
     with duckdb.get_connection() as connection:
-        with transaction_with(connection, imputed_rows=imputed):
+        with transaction_with(connection, imputed_rows=imputed_arrow(imputed),
+                              mix_rows=mix):
             connection.execute("CREATE OR REPLACE TABLE silver.imputed_silver AS "
                                "SELECT * FROM imputed_rows ORDER BY posting_id")
+            connection.execute("CREATE OR REPLACE TABLE silver.unlabelled_mix AS "
+                               "SELECT * FROM mix_rows ORDER BY estimated_postings DESC")
         metadata = table_metadata(connection, "silver.imputed_silver")
+    return MaterializeResult(metadata={**metadata, **_imputation_metadata(
+        imputed, imputation, knn_classifier, mix)})
+
+
+def _imputation_metadata(imputed: pd.DataFrame, imputation, serving: ServingClassifier,
+                         mix: pd.DataFrame) -> dict:
     written = imputed["is_imputed"]
     without_category = int(imputed["category_source"].isin(["imputed", "unclassified"]).sum())
-    unclassified = imputed[imputed["category_source"] == "unclassified"]
-    below_threshold = unclassified["predicted_category"].isin(policy.imputed_categories)
+    policy, counts = serving.policy, imputation.counts
     confidence = imputed.loc[written, "imputation_confidence"]
-    return MaterializeResult(metadata={
-        **metadata,
+    unclassified = imputed[imputed["category_source"] == "unclassified"]
+    metadata = {
+        "postings_without_category": without_category,
         "imputed_postings": int(written.sum()),
         "unclassified_postings": without_category - int(written.sum()),
         "coverage": round(int(written.sum()) / without_category, 3) if without_category else None,
-        "imputation_threshold": policy.threshold,
-        "served_categories": policy.imputed_categories,
-        # Why the Unclassified are: a guess under the threshold, or in a category not imputed.
-        "unclassified_below_threshold": int(below_threshold.sum()),
-        "unclassified_not_served": {
-            str(k): int(v) for k, v in
-            unclassified.loc[~below_threshold, "predicted_category"].value_counts().items()},
-        "predicted_in_this_run": predicted,
-        "mean_imputation_confidence": round(float(confidence.mean()), 3) if len(confidence) else None,
-        "model_version": version,
-        "imputed_rows": preview(imputed[written].drop(columns=["categories", "locations"])),
-    })
+        "imputation_threshold": policy.threshold if policy else None,
+        "categories_withheld": list(policy.withheld) if policy else [],
+        # Expected share right among the written ones, from their own probabilities: the
+        # out-of-fold precision holds for the labelled mix, this for today's.
+        "expected_precision_written": (round(float(confidence.mean()), 3) if len(confidence)
+                                       else None),
+        "unclassified_by_guess": {str(k): int(v) for k, v in
+                                  unclassified["predicted_category"].value_counts().items()},
+        "predicted_in_this_run": imputation.predicted,
+        "model_version": serving.version,
+        "imputed_rows": preview(imputed[written].drop(
+            columns=["categories", "locations", "category_probabilities", "model_scores"])),
+    }
+    if counts is not None:
+        metadata |= {
+            "count_method": counts.method,
+            "count_estimate": counts.describe(),
+            "expected_count_error": round(counts.expected_l1, 3),
+            "unlabelled_mix": MetadataValue.md(mix.drop(columns=["model_version"]).to_markdown(
+                index=False, floatfmt=".2f")),
+        }
+    return metadata
 
 
-def _earlier_imputations(connection, model_version: str) -> pd.DataFrame | None:
+MIX_COLUMNS = {"category": "string", "estimated_postings": "float64",
+               "estimated_low": "float64", "estimated_high": "float64",
+               "share_error": "float64", "method": "string",
+               "expected_share_error": "float64", "model_version": "string"}
+
+
+def unlabelled_mix(counts, model_version: str | None) -> pd.DataFrame:
+    """The postings without a category counted by category (one row per category the model
+    knows; none without a model)."""
+    if counts is None:
+        return pd.DataFrame({name: pd.Series(dtype=kind) for name, kind in MIX_COLUMNS.items()})
+    return pd.DataFrame({
+        "category": [str(c) for c in counts.classes],
+        "estimated_postings": counts.counts, "estimated_low": counts.low,
+        "estimated_high": counts.high, "share_error": counts.share_error,
+        "method": counts.method, "expected_share_error": counts.expected_l1,
+        "model_version": model_version,
+    }).astype(MIX_COLUMNS)
+
+
+def imputed_arrow(imputed: pd.DataFrame):
+    """`imputed` as an Arrow table with the nested columns' types declared (DuckDB would guess
+    them from a sample of rows: a sample of empty lists makes a column of NULLs)."""
+    import pyarrow as pa
+
+    declared = {
+        "categories": pa.list_(pa.string()), "locations": pa.list_(pa.string()),
+        "category_probabilities": pa.map_(pa.string(), pa.float64()),
+        "model_scores": pa.map_(pa.string(), pa.float64()),
+    }
+    plain = imputed.drop(columns=[c for c in declared if c in imputed])
+    table = pa.Table.from_pandas(plain, preserve_index=False)
+    for name, kind in declared.items():
+        if name in imputed:
+            values = [None if not isinstance(v, (dict, list, tuple, np.ndarray)) else
+                      (list(v.items()) if isinstance(v, dict) else list(v))
+                      for v in imputed[name]]
+            table = table.append_column(pa.field(name, kind), pa.array(values, type=kind))
+    return table.select(list(imputed.columns))
+
+
+def _earlier_scores(connection, model_version: str) -> pd.DataFrame | None:
     # Asked first: DuckDB would look a missing table up among this module's Python names.
     has_columns = connection.execute(
         "SELECT count(*) FROM information_schema.columns WHERE table_schema = 'silver' "
-        "AND table_name = 'imputed_silver' AND column_name IN ('bronze_row_id', 'predicted_category')"
+        "AND table_name = 'imputed_silver' AND column_name IN ('bronze_row_id', 'model_scores')"
     ).fetchone()[0]
     if has_columns < 2:  # no imputed table yet, or one written before it kept these
         return None
-    return connection.execute(EARLIER_PREDICTIONS_SQL, {"model_version": model_version}).fetchdf()
+    return connection.execute(EARLIER_SCORES_SQL, {"model_version": model_version}).fetchdf()
 
 
 class ReviewQueueConfig(Config):
@@ -537,7 +602,7 @@ def review_queue(
         policy = knn_classifier.policy
         queue = ordered_queue(judged, config.rule,
                               recall_by_category(knn_classifier.evaluation.confusion),
-                              list(policy.left_out) if policy.imputes else ())
+                              list(policy.withheld) if policy else ())
         with transaction_with(connection, review_rows=queue):
             connection.execute("CREATE SCHEMA IF NOT EXISTS silver")
             connection.execute("CREATE OR REPLACE TABLE silver.review_queue AS "

@@ -1,16 +1,22 @@
-"""The trained category classifier as the rest of the graph sees it, and imputation with it."""
+"""The trained category classifier as the rest of the graph sees it, and imputation with it:
+every posting without a category gets calibrated, shift-corrected probabilities (what gold counts)
+and, where the policy allows, a category written (what a user reading one posting sees)."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
+from .calibration import CalibrationReport, calibration_report
+from .decisions import GateVerdict
 from .knn import model_input
-from .selective import ImputationPolicy
+from .out_of_fold import OutOfFold
+from .quantification import CountEstimate, CountModel, count_model_from, estimate_counts
+from .quantification import nested_calibrated
+from .selective import DEFAULT_MIN_PRECISION, ImputationPolicy, imputation_policy
 
 # The category of a posting without one that the model in service may not impute: counted in
 # gold like any category, so gold still sums to silver and every series stays gap-free.
@@ -31,6 +37,7 @@ class Evaluation:
     most_confused: list[dict] = field(default_factory=list)
     confusion: pd.DataFrame | None = None  # true × predicted
     confusion_png: bytes | None = None  # the same, drawn once
+    judged: tuple[str, ...] = ()  # the categories macro-F1 averages over (20+ postings)
 
 
 @dataclass(frozen=True)
@@ -56,6 +63,7 @@ def summary_of(evaluation: Evaluation, reference: DriftReference) -> dict:
         "postings": evaluation.postings, "method": evaluation.method,
         "excluded_categories": evaluation.excluded_categories,
         "reliability": evaluation.reliability, "most_confused": evaluation.most_confused,
+        "judged": list(evaluation.judged),
         "training_counts": reference.training_counts,
         "unlabelled_share": reference.unlabelled_share,
         "reviewer_labels": reference.reviewer_labels,
@@ -71,6 +79,7 @@ def from_summary(
         method=summary["method"], excluded_categories=summary["excluded_categories"],
         reliability=summary["reliability"], most_confused=summary["most_confused"],
         confusion=confusion, confusion_png=confusion_png,
+        judged=tuple(summary.get("judged", ())),
     )
     reference = DriftReference(summary["training_counts"], summary["unlabelled_share"],
                                summary.get("reviewer_labels", 0))
@@ -90,86 +99,154 @@ class Outcome:
 
 
 @dataclass(frozen=True)
-class ServingClassifier:
-    """What `knn_classifier` hands downstream: the model in service after this run, and what
-    it may impute (`policy`: the confidence threshold, the categories served and the estimate of
-    what it writes)."""
+class ModelCalibration:
+    """What a model counts and writes with, derived from its out-of-fold predictions: the
+    `counting` model (calibration, shift test, count errors), the per-posting `policy`, and the
+    `report` of how calibrated its probabilities are."""
 
-    model: Pipeline
-    version: str  # models:/careerpulse-knn-category/N
-    run_id: str  # its MLflow run
+    counting: CountModel
+    policy: ImputationPolicy
+    report: CalibrationReport
+
+
+def calibrate_model(oof: OutOfFold, min_precision: float = DEFAULT_MIN_PRECISION
+                    ) -> ModelCalibration:
+    """ValueError when the out-of-fold predictions lack class scores or hold fewer than 2
+    learned categories."""
+    if oof.scores is None:
+        raise ValueError("out-of-fold predictions without class scores (saved before issue 26)")
+    nested = nested_calibrated(oof)
+    policy = imputation_policy(nested, oof.truth, oof.fold, oof.classes, min_precision)
+    repeats = oof.scores.shape[0]
+    report = calibration_report(oof.scores.reshape(-1, len(oof.classes)),
+                                nested.reshape(-1, len(oof.classes)),
+                                np.tile(np.asarray(oof.truth).astype(str), repeats),
+                                np.asarray(oof.classes).astype(str))
+    return ModelCalibration(count_model_from(oof, nested), policy, report)
+
+
+@dataclass(frozen=True)
+class ServingClassifier:
+    """What `knn_classifier` hands downstream: the model in service after this run (None when
+    none could be trained), its calibration and imputation policy, and the quality gate's
+    verdict on it."""
+
+    model: Pipeline | None
+    version: str | None  # models:/careerpulse-knn-category/N
+    run_id: str | None  # its MLflow run
     evaluation: Evaluation
     reference: DriftReference
     outcome: Outcome
-    policy: ImputationPolicy
-    # Not champion yet: imputed_silver (which runs only when the blocking checks passed) sets
-    # the MLflow alias `champion` on it.
-    becomes_champion: bool = False
+    calibration: ModelCalibration | None
+    gate: GateVerdict | None
+
+    @property
+    def policy(self) -> ImputationPolicy | None:
+        return self.calibration.policy if self.calibration else None
 
 
-# What the model says of a posting without a category, written or not; `earlier` predictions
-# carry the same.
+# What the model says of a posting without a category, written or not (the raw class scores
+# are what a later run reuses instead of predicting again).
 PREDICTION_COLUMNS = ["predicted_category", "imputation_confidence", "runner_up_category",
-                      "runner_up_share"]
+                      "runner_up_share", "category_probabilities", "model_scores"]
+
+
+def _scores_matrix(maps, classes: np.ndarray) -> np.ndarray:
+    """Rows of {category: score} as postings × `classes` (a category not in `classes`: left
+    out)."""
+    position = {str(c): i for i, c in enumerate(classes)}
+    out = np.zeros((len(maps), len(classes)))
+    for row, entries in enumerate(maps):
+        for category, value in (entries or {}).items():
+            column = position.get(category)
+            if column is not None:
+                out[row, column] = value
+    return out
+
+
+def _as_maps(matrix: np.ndarray, classes: np.ndarray, nonzero_only: bool) -> list[dict]:
+    names = [str(c) for c in classes]
+    if nonzero_only:
+        return [{names[j]: float(row[j]) for j in np.flatnonzero(row)} for row in matrix]
+    return [dict(zip(names, map(float, row), strict=True)) for row in matrix]
+
+
+@dataclass(frozen=True)
+class Imputation:
+    """`frame`: every silver posting with its category (see `impute_categories`); `predicted`:
+    how many postings the model scored in this call (the rest were observed or reused);
+    `counts`: the count estimate of the postings without a category (None without a model)."""
+
+    frame: pd.DataFrame
+    predicted: int
+    counts: CountEstimate | None
 
 
 def impute_categories(
     silver: pd.DataFrame,
     model: Pipeline | None,
     model_version: str | None,
-    threshold: float | None,
-    served: Collection[str],
+    calibration: ModelCalibration | None,
     earlier: pd.DataFrame | None = None,
-) -> tuple[pd.DataFrame, int]:
+) -> Imputation:
     """Every silver posting, with a category: observed ones kept (`category_source` `api` or
-    `label`); missing ones imputed (`imputed`, `is_imputed`) when the model's confidence is at
-    least `threshold` and its guess is one of the `served` categories, else `Unclassified`
-    (`unclassified`; `threshold` None: every one, as without a model). Returns the frame and how
-    many postings were predicted in this call (the rest were observed or kept from `earlier`).
+    `label`); each missing one gets `category_probabilities` (calibrated, corrected for the
+    estimated prior of the postings without a category: `quantification.estimate_counts`, summed
+    by gold) and its most probable category written (`imputed`, `is_imputed`) where the policy's
+    rule allows, else `Unclassified` (`unclassified`; every one without a model).
 
-    On every posting the model judged (imputed or not): `predicted_category` (its guess),
-    `imputation_confidence` (the guess's share of the weighted, prior-corrected neighbour
-    votes), `runner_up_category` / `runner_up_share` (the next one's) and `model_version`; NULL
-    on observed rows. `earlier` holds predictions this same model version made before
-    (posting_id, bronze_row_id and the columns above): a posting whose silver row is still the
-    one predicted then keeps them, so a run predicts only what is new or changed, and a changed
-    threshold re-sorts them without predicting again.
+    On every posting the model judged: `predicted_category` (its most probable category),
+    `imputation_confidence` (that probability), `runner_up_category` / `runner_up_share` (the
+    next one's), `model_scores` (the KNN's own class scores, nonzero ones) and `model_version`;
+    NULL on observed rows. `earlier` holds what this same model version said before (posting_id,
+    bronze_row_id, model_scores): a posting whose silver row is unchanged is not predicted again.
     """
     imputed = silver.reset_index(drop=True)
-    missing = imputed["category"].isna()
+    missing = imputed["category"].isna().to_numpy()
     imputed["is_imputed"] = False
-    imputed["predicted_category"] = None
+    for column in PREDICTION_COLUMNS:
+        imputed[column] = None
     imputed["imputation_confidence"] = np.nan
-    imputed["runner_up_category"] = None
     imputed["runner_up_share"] = np.nan
     imputed["model_version"] = None
-    to_predict = missing & (model is not None)
-    if model is not None:
-        imputed.loc[missing, "model_version"] = model_version
-    if model is not None and earlier is not None and len(earlier):
+    if model is None or calibration is None or not missing.any():
+        imputed.loc[missing, "category"] = UNCLASSIFIED
+        imputed.loc[missing, "category_source"] = "unclassified"
+        return Imputation(imputed, 0, None)
+    classes = np.asarray(model.classes_)
+    rows = np.flatnonzero(missing)
+    scores = np.zeros((len(rows), len(classes)))
+    to_predict = np.ones(len(rows), dtype=bool)
+    if earlier is not None and len(earlier):
         keys = ["posting_id", "bronze_row_id"]
-        known = imputed.loc[missing, keys].reset_index().merge(earlier, on=keys, how="inner")
-        for column in PREDICTION_COLUMNS:
-            imputed.loc[known["index"], column] = known[column].to_numpy()
-        to_predict = to_predict & ~imputed.index.isin(known["index"])
+        known = (imputed.loc[rows, keys].reset_index(names="_row")
+                 .merge(earlier[keys + ["model_scores"]], on=keys, how="inner"))
+        where = np.searchsorted(rows, known["_row"].to_numpy())
+        scores[where] = _scores_matrix(known["model_scores"], classes)
+        to_predict[where] = False
     if to_predict.any():
-        probabilities = model.predict_proba(model_input(imputed.loc[to_predict]))
-        order = np.argsort(-probabilities, axis=1, kind="stable")
-        rows = np.arange(len(probabilities))
-        imputed.loc[to_predict, "predicted_category"] = model.classes_[order[:, 0]]
-        imputed.loc[to_predict, "imputation_confidence"] = probabilities[rows, order[:, 0]]
-        if probabilities.shape[1] > 1:
-            second = probabilities[rows, order[:, 1]]
-            imputed.loc[to_predict, "runner_up_category"] = np.where(
-                second > 0, model.classes_[order[:, 1]], None)
-            imputed.loc[to_predict, "runner_up_share"] = second
-    written = missing & (imputed["imputation_confidence"] >= (
-        np.inf if threshold is None else threshold)) & imputed["predicted_category"].isin(
-        list(served))
-    imputed.loc[written, "category"] = imputed.loc[written, "predicted_category"]
-    imputed.loc[written, "category_source"] = "imputed"
-    imputed.loc[written, "is_imputed"] = True
-    unclassified = missing & ~written
-    imputed.loc[unclassified, "category"] = UNCLASSIFIED
-    imputed.loc[unclassified, "category_source"] = "unclassified"
-    return imputed, int(to_predict.sum())
+        scores[to_predict] = model.predict_proba(model_input(imputed.loc[rows[to_predict]]))
+    counts = estimate_counts(calibration.counting, scores)
+    probabilities, classes = counts.probabilities, counts.classes
+    order = np.argsort(-probabilities, axis=1, kind="stable")
+    at = np.arange(len(rows))
+    predicted = classes[order[:, 0]].astype(object)
+    confidence = probabilities[at, order[:, 0]]
+    imputed["predicted_category"] = imputed["predicted_category"].astype(object)
+    imputed.loc[rows, "predicted_category"] = predicted
+    imputed.loc[rows, "imputation_confidence"] = confidence
+    if len(classes) > 1:
+        imputed.loc[rows, "runner_up_category"] = classes[order[:, 1]].astype(object)
+        imputed.loc[rows, "runner_up_share"] = probabilities[at, order[:, 1]]
+    imputed.loc[rows, "category_probabilities"] = pd.Series(
+        _as_maps(probabilities, classes, nonzero_only=False), index=rows, dtype=object)
+    imputed.loc[rows, "model_scores"] = pd.Series(
+        _as_maps(scores, classes, nonzero_only=True), index=rows, dtype=object)
+    imputed.loc[rows, "model_version"] = model_version
+    written = calibration.policy.rule.writes(predicted, confidence)
+    imputed.loc[rows[written], "category"] = predicted[written]
+    imputed.loc[rows[written], "category_source"] = "imputed"
+    imputed.loc[rows[written], "is_imputed"] = True
+    imputed.loc[rows[~written], "category"] = UNCLASSIFIED
+    imputed.loc[rows[~written], "category_source"] = "unclassified"
+    return Imputation(imputed, int(to_predict.sum()), counts)

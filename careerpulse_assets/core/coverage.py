@@ -162,7 +162,8 @@ def source_coverage(
 
 
 def day_coverage(postings: pd.DataFrame, walks: pd.DataFrame,
-                 today: date | None = None) -> pd.DataFrame:
+                 today: date | None = None, categories: Iterable[str] = ()
+                 ) -> pd.DataFrame:
     """The gold grid with its flags: one row per day from the first posting (or walk) to the last
     and per category, columns day (date), category, observed, complete (bool).
 
@@ -172,7 +173,8 @@ def day_coverage(postings: pd.DataFrame, walks: pd.DataFrame,
     columns source, started_at (UTC timestamps), complete and optionally reached_back_to (the
     oldest posting's publication time of a walk the page cap stopped, else NaT). `today`: no
     day after it is observed or complete, and walks stamped after it are left out (rule 5);
-    None: no day is in the future. No postings: an empty grid."""
+    None: no day is in the future. `categories`: more categories to give rows (those postings
+    without a category may be in). No postings: an empty grid."""
     if postings.empty:
         return pd.DataFrame(columns=COVERAGE_COLUMNS)
     postings = postings.assign(day=pd.to_datetime(postings["day"]).dt.date)
@@ -191,7 +193,7 @@ def day_coverage(postings: pd.DataFrame, walks: pd.DataFrame,
     last = max(max(s.observed, default=first) for s in sources)
     last = max(last, max(postings["day"]))
     days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
-    categories = sorted(postings["category"].unique())
+    categories = sorted(set(postings["category"].unique()) | set(categories))
     observed = np.zeros((len(days), len(categories)), dtype=bool)
     complete = np.zeros_like(observed)
     day_index = {day: n for n, day in enumerate(days)}

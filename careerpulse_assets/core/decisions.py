@@ -1,4 +1,4 @@
-"""The classifier's two decisions, made here and only here, each with its reason.
+"""The classifier's decisions, made here and only here, each with its reason.
 
 1. **Train or reuse?** (`training_decision`) The model to reuse is the champion (the registered
    version with the MLflow alias `champion`, the one in service), or while there is none the
@@ -18,15 +18,19 @@
    the champion's settings) are scored out-of-fold on today's labelled postings, on the same
    folds and bootstrap resamples. The challenger is *worse* when its macro-F1 or accuracy is
    lower than the champion's by more than `WORSE_BY` (0.01), or lower with the whole paired 95 %
-   interval of the difference below 0. A challenger that is not worse is promoted once the
-   quality gate passes; the first model is promoted when it passes the gate.
+   interval of the difference below 0. A challenger that is not worse is promoted when it
+   passes the quality gate (3.), or when the champion does not pass it either; the first model
+   is promoted whatever its gate (it is the best available), and the checks say whether it
+   passed.
 
-3. **What may the model impute?** (`imputation_decision`) A posting is imputed when its
-   confidence reaches the threshold chosen on the out-of-fold predictions for the bars and its
-   predicted category is served (a judged category only when its own F1 meets the macro-F1
-   bar: `selective.py`), and only if the nested estimate of what that policy writes meets the
-   bars too; otherwise nothing is imputed (every posting without a category is counted as
-   `Unclassified`), and the reason gives the figures and names the categories left out.
+3. **Does the model pass the quality gate?** (`gate_verdict`) Its accuracy and macro-F1 at full
+   coverage (every posting its most probable category), estimated nested out-of-fold, reach the
+   bars (CAREERPULSE_MIN_ACCURACY 0.75, CAREERPULSE_MIN_MACRO_F1 0.70, or the checks' run
+   config). A model trained on shuffled labels fails both. The verdict changes what serves (2.):
+   a challenger that fails never replaces a champion that passed; while no model has passed, the
+   best one available serves, and the checks stay red until one passes. Gold, the forecast and
+   the review queue are written either way; what may be written per posting is decided by its
+   own precision bar (`selective.py`).
 
 Plain values in, a decision and its reason out: the asset does the I/O.
 """
@@ -42,87 +46,15 @@ COMPARED = ("macro_f1", "accuracy")
 
 @dataclass(frozen=True)
 class Bars:
-    """The accuracy and macro-F1 (0 to 1) the imputations written must reach: the settings
-    CAREERPULSE_MIN_ACCURACY / CAREERPULSE_MIN_MACRO_F1, or the checks' run config."""
+    """The accuracy and macro-F1 (0 to 1) a model must reach at full coverage to pass the
+    quality gate: the settings CAREERPULSE_MIN_ACCURACY / CAREERPULSE_MIN_MACRO_F1, or the
+    checks' run config."""
 
     accuracy: float
     macro_f1: float
 
-    def met_by(self, metrics: dict[str, float], macro_judged: bool = True) -> bool:
-        """NaN (nothing written) meets no bar; macro-F1 is left out when no category has
-        postings enough to judge it (`macro_judged` False)."""
-        met = metrics["accuracy"] >= self.accuracy
-        if macro_judged:
-            met = met and metrics["macro_f1"] >= self.macro_f1
-        return bool(met)
-
     def describe(self) -> str:
         return f"accuracy ≥ {self.accuracy:.2f} and macro-F1 ≥ {self.macro_f1:.2f}"
-
-
-@dataclass(frozen=True)
-class ImputationDecision:
-    threshold: float | None  # impute when confidence >= threshold; None: nothing
-    reason: str
-
-
-def _written_figures(metrics: dict[str, float], macro_judged: bool = True) -> str:
-    if math.isnan(metrics["accuracy"]):
-        return "nothing would be written"
-    macro = metrics["macro_f1"]
-    if not math.isnan(macro):
-        macro_text = f"macro-F1 {macro:.3f}"
-    elif macro_judged:  # a category served, but by no policy chosen without its postings
-        macro_text = "macro-F1 not estimated (a category served by none of them)"
-    else:
-        macro_text = "macro-F1 not judged"
-    return (f"accuracy {metrics['accuracy']:.3f}, {macro_text}, "
-            f"coverage {metrics['coverage']:.1%}")
-
-
-def _what(threshold: float, served: int, left_out: dict[str, float], bar: float) -> str:
-    postings = "every posting" if threshold == 0 else f"postings with confidence ≥ {threshold:.2f}"
-    if not left_out:
-        return f"{postings} (all {served} categories it learned)"
-    named = ", ".join(f"{name} {f1:.2f}" for name, f1 in left_out.items())
-    return (f"{postings} predicted in one of {served} categories, not in {named} (F1 under "
-            f"{bar:.2f}: label them)")
-
-
-def imputation_decision(
-    bars: Bars,
-    threshold: float | None,
-    nested: dict[str, float] | None,
-    served: int = 0,
-    left_out: dict[str, float] | None = None,
-    macro_judged: bool = True,
-) -> ImputationDecision:
-    """`threshold`: the confidence chosen on the out-of-fold predictions for `bars`, with its
-    `served` categories (how many) and the judged ones `left_out` (name: F1 at the threshold);
-    None when no threshold reaches the accuracy bar. `nested`: accuracy, macro_f1 (over the
-    served judged categories; NaN when none is, `macro_judged` False) and coverage of what it
-    writes, each posting's threshold and categories chosen without it."""
-    nothing = "nothing is imputed: every posting without a category is Unclassified"
-    if threshold is None or nested is None:
-        return ImputationDecision(
-            None, f"no confidence threshold gives out-of-fold imputations with accuracy ≥ "
-            f"{bars.accuracy:.2f}, even in the categories whose F1 reaches "
-            f"{bars.macro_f1:.2f}: {nothing}"
-        )
-    what = _what(threshold, served, left_out or {}, bars.macro_f1)
-    figures = _written_figures(nested, macro_judged)
-    if not bars.met_by(nested, macro_judged):
-        return ImputationDecision(
-            None, f"imputing {what} meets {bars.describe()} on the out-of-fold predictions it "
-            f"was chosen on, but not nested (each fold's threshold and categories chosen "
-            f"without it: {figures}): {nothing}"
-        )
-    unjudged = "" if macro_judged else (
-        "; macro-F1 not judged: no category with postings enough to estimate its F1 is served")
-    return ImputationDecision(
-        threshold, f"imputes {what}: what it writes is estimated nested at {figures} "
-        f"({bars.describe()}){unjudged}"
-    )
 
 
 @dataclass(frozen=True)
@@ -216,6 +148,35 @@ def training_decision(
 
 
 @dataclass(frozen=True)
+class GateVerdict:
+    """The quality gate on a model's full-coverage estimate: `accuracy` and `macro_f1` each
+    against its bar (NaN macro-F1, no category judged, fails: nothing shows the model is good)."""
+
+    accuracy_passed: bool
+    macro_f1_passed: bool
+    reason: str
+
+    @property
+    def passed(self) -> bool:
+        return self.accuracy_passed and self.macro_f1_passed
+
+
+def gate_verdict(estimate: dict[str, float], bars: Bars) -> GateVerdict:
+    """`estimate`: accuracy and macro_f1 (with `_ci_low` / `_ci_high`) at full coverage, nested
+    out-of-fold."""
+    accuracy, macro = estimate.get("accuracy", float("nan")), estimate.get("macro_f1", float("nan"))
+    accuracy_passed = not math.isnan(accuracy) and accuracy >= bars.accuracy
+    macro_passed = not math.isnan(macro) and macro >= bars.macro_f1
+    failed = [name for name, ok in (("accuracy", accuracy_passed), ("macro-F1", macro_passed))
+              if not ok]
+    figures = (f"accuracy {accuracy:.3f}, macro-F1 {macro:.3f} at full coverage, nested "
+               f"out-of-fold ({bars.describe()})")
+    return GateVerdict(accuracy_passed, macro_passed,
+                       f"passes: {figures}" if not failed else
+                       f"fails on {' and '.join(failed)}: {figures}")
+
+
+@dataclass(frozen=True)
 class PromotionDecision:
     promote: bool
     reason: str
@@ -226,12 +187,21 @@ def promotion_decision(
     challenger: dict[str, float],
     champion: dict[str, float] | None = None,
     difference_intervals: dict[str, tuple[float, float]] | None = None,
+    challenger_passes: bool = True,
+    champion_passes: bool = False,
 ) -> PromotionDecision:
     """`challenger` and `champion` are out-of-fold metrics on the same postings and folds;
-    `difference_intervals` the paired 95 % intervals of challenger minus champion."""
+    `difference_intervals` the paired 95 % intervals of challenger minus champion;
+    `challenger_passes` / `champion_passes` their quality gates on these postings. A challenger
+    is promoted when it is not worse and either passes the gate or the champion does not (the
+    best model available serves while none passes); one that fails never replaces a champion
+    that passes."""
+    gate = "passes the quality gate" if challenger_passes else "fails the quality gate"
     if champion_version is None or champion is None or difference_intervals is None:
         return PromotionDecision(
-            True, "no champion yet: becomes champion when it passes the quality gate"
+            True, f"no champion yet: becomes champion ({gate}"
+            + ("" if challenger_passes else "; it serves as the best model available, and the "
+               "checks stay red until a model passes") + ")"
         )
     lines, worse = [], []
     for name in COMPARED:
@@ -247,6 +217,13 @@ def promotion_decision(
             False, f"worse than champion {champion_version} on the same postings "
             f"({', '.join(worse)}): {figures}"
         )
+    if not challenger_passes and champion_passes:
+        return PromotionDecision(
+            False, f"it {gate} and champion {champion_version} passes it on the same postings: "
+            f"a model that fails never replaces one that passes; {figures}"
+        )
+    why = ("" if challenger_passes else
+           f"; it {gate}, as does champion {champion_version}: the best model available serves")
     return PromotionDecision(
-        True, f"not worse than champion {champion_version} on the same postings: {figures}"
+        True, f"not worse than champion {champion_version} on the same postings{why}: {figures}"
     )

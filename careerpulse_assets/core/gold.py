@@ -1,5 +1,7 @@
 """The gold series: postings per UTC day and category, every day and category present, each
-row saying whether anybody saw that day (`observed`) and saw it whole (`complete`).
+row saying whether anybody saw that day (`observed`) and saw it whole (`complete`), and how many
+postings the category is estimated to have had counting those without a category
+(`estimated_postings`, with a 90 % interval `estimated_low` / `estimated_high`).
 
 The counts are plain SQL against the DuckDB file, as silver is: the UTC day was settled once,
 when silver was built (`publication_day`). The grid and its flags come from `core/coverage.py`
@@ -14,6 +16,7 @@ import pandas as pd
 from .classifier import UNCLASSIFIED
 from .clock import reference_now
 from .coverage import day_coverage
+from .quantification import INTERVAL_Z
 from .sql import transaction_with
 
 
@@ -42,19 +45,63 @@ SELECT source, started_at, complete,
 FROM bronze.bronze_crawls
 """
 
+# Known categories count 1 where they are; each posting without one is spread over the categories
+# by its probabilities (core/quantification.py), with the per-posting variance p(1 - p); a posting
+# without probabilities (no model) counts 1 as Unclassified. The interval adds the method's
+# systematic error per category, a share of the day's postings without a category
+# (silver.unlabelled_mix.share_error), and is clipped to what the day's postings allow.
 DAILY_COUNTS_SQL = """
 CREATE OR REPLACE TABLE gold.gold_daily_counts AS
-WITH counts AS (
+WITH imputed AS (SELECT * FROM {imputed}),
+counts AS (
     SELECT publication_day AS day, coalesce(category, $unclassified) AS category,
-           count(*) AS postings, count(*) FILTER (WHERE is_imputed) AS imputed_postings
-    FROM silver.imputed_silver GROUP BY ALL
+           count(*) AS postings, count(*) FILTER (WHERE is_imputed) AS imputed_postings,
+           count(*) FILTER (WHERE category_probabilities IS NULL) AS certain
+    FROM imputed GROUP BY ALL
+),
+entries AS (
+    SELECT publication_day AS day, unnest(map_entries(category_probabilities)) AS entry
+    FROM imputed WHERE category_probabilities IS NOT NULL
+),
+spread AS (
+    SELECT day, entry.key AS category, sum(entry.value) AS expected,
+           sum(entry.value * (1 - entry.value)) AS variance
+    FROM entries GROUP BY ALL
+),
+uncertain_days AS (
+    SELECT publication_day AS day, count(*) AS uncertain
+    FROM imputed WHERE category_probabilities IS NOT NULL GROUP BY ALL
+),
+cells AS (
+    SELECT CAST(grid.day AS DATE) AS day, grid.category,
+           coalesce(counts.postings, 0) AS postings,
+           coalesce(counts.imputed_postings, 0) AS imputed_postings,
+           coalesce(counts.certain, 0) AS certain,
+           coalesce(spread.expected, 0) AS expected,
+           coalesce(spread.variance, 0) + power(coalesce(mix.share_error, 0)
+                                                * coalesce(uncertain_days.uncertain, 0), 2)
+               AS variance,
+           coalesce(uncertain_days.uncertain, 0) AS uncertain,
+           grid.observed, grid.complete
+    FROM grid
+    LEFT JOIN counts ON counts.day = CAST(grid.day AS DATE) AND counts.category = grid.category
+    LEFT JOIN spread ON spread.day = CAST(grid.day AS DATE) AND spread.category = grid.category
+    LEFT JOIN uncertain_days ON uncertain_days.day = CAST(grid.day AS DATE)
+    LEFT JOIN mix ON mix.category = grid.category
 )
-SELECT CAST(grid.day AS DATE) AS day, grid.category,
-       coalesce(counts.postings, 0)::BIGINT AS postings,
-       coalesce(counts.imputed_postings, 0)::BIGINT AS imputed_postings,
-       grid.observed::BOOLEAN AS observed, grid.complete::BOOLEAN AS complete
-FROM grid LEFT JOIN counts ON counts.day = CAST(grid.day AS DATE) AND counts.category = grid.category
+SELECT day, category, postings::BIGINT AS postings, imputed_postings::BIGINT AS imputed_postings,
+       observed::BOOLEAN AS observed, complete::BOOLEAN AS complete,
+       (certain + expected)::DOUBLE AS estimated_postings,
+       greatest(certain, certain + expected - $z * sqrt(variance))::DOUBLE AS estimated_low,
+       least(certain + uncertain, certain + expected + $z * sqrt(variance))::DOUBLE
+           AS estimated_high
+FROM cells
 ORDER BY day, category
+"""
+# Postings with a category count as certain only where it is known (API or reviewer); an imputed
+# or Unclassified posting with probabilities is counted by them.
+MIX_SQL = """
+SELECT category, share_error FROM silver.unlabelled_mix
 """
 
 
@@ -64,6 +111,18 @@ def _has_table(connection: duckdb.DuckDBPyConnection, schema: str, table: str) -
         [schema, table],
     ).fetchall()
     return bool(count)
+
+
+def _imputed_source(connection: duckdb.DuckDBPyConnection) -> str:
+    """`silver.imputed_silver`, or, written before it kept probabilities, the same with none (its
+    postings without a category counted where they were written)."""
+    (has,), = connection.execute(
+        "SELECT count(*) FROM information_schema.columns WHERE table_schema = 'silver' AND "
+        "table_name = 'imputed_silver' AND column_name = 'category_probabilities'").fetchall()
+    if has:
+        return "silver.imputed_silver"
+    return ("(SELECT *, CAST(NULL AS MAP(VARCHAR, DOUBLE)) AS category_probabilities "
+            "FROM silver.imputed_silver)")
 
 
 def coverage_inputs(connection: duckdb.DuckDBPyConnection) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -81,11 +140,56 @@ def coverage_inputs(connection: duckdb.DuckDBPyConnection) -> tuple[pd.DataFrame
 
 def write_daily_counts(connection: duckdb.DuckDBPyConnection) -> None:
     """`gold.gold_daily_counts` (day DATE, category, postings, imputed_postings, observed,
-    complete): one row per day from the first publication day to the last (or to the newest
-    walk of an API listing) and per category, zeros included, from every `silver.imputed_silver`
-    row (a NULL category counted as `Unclassified`); the flags by `core.coverage.day_coverage`."""
+    complete, estimated_postings, estimated_low, estimated_high): one row per day from the first
+    publication day to the last (or to the newest walk of an API listing) and per category
+    (those of the postings and those the model spreads postings over), zeros included, from every
+    `silver.imputed_silver` row (a NULL category counted as `Unclassified`); the flags by
+    `core.coverage.day_coverage`; the estimates as DAILY_COUNTS_SQL says (90 % intervals)."""
     connection.execute("CREATE SCHEMA IF NOT EXISTS gold")
-    grid = day_coverage(*coverage_inputs(connection), today=reference_now(connection).date())
-    grid = grid.astype({"day": "datetime64[ns]", "observed": bool, "complete": bool})
-    with transaction_with(connection, grid=grid):
-        connection.execute(DAILY_COUNTS_SQL, {"unclassified": UNCLASSIFIED})
+    mix = (connection.execute(MIX_SQL).fetchdf()
+           if _has_table(connection, "silver", "unlabelled_mix")
+           else pd.DataFrame({"category": pd.Series(dtype=str),
+                              "share_error": pd.Series(dtype=float)}))
+    postings, walks = coverage_inputs(connection)
+    grid = day_coverage(postings, walks, today=reference_now(connection).date(),
+                        categories=mix["category"])
+    grid = grid.astype({"day": "datetime64[ns]", "observed": bool, "complete": bool,
+                        "category": str})
+    with transaction_with(connection, grid=grid, mix=mix):
+        connection.execute(DAILY_COUNTS_SQL.format(imputed=_imputed_source(connection)),
+                           {"unclassified": UNCLASSIFIED, "z": INTERVAL_Z})
+
+
+def forecast_input(gold: pd.DataFrame) -> pd.DataFrame:
+    """Gold's rows as the forecast learns from them: `postings` is the day's estimated count of
+    the category (every posting without a category counted by its probabilities), and
+    `Unclassified` is left out where nothing is left unclassified by the counts (a model spreads
+    every posting), so it is not forecast as a category of its own."""
+    frame = gold.assign(postings=gold["estimated_postings"].astype(float))
+    unclassified = frame["category"] == UNCLASSIFIED
+    if unclassified.any() and not (frame.loc[unclassified, "postings"] > 0).any():
+        frame = frame[~unclassified]
+    return frame.reset_index(drop=True)
+
+
+def count_method(connection: duckdb.DuckDBPyConnection) -> dict:
+    """How the postings without a category were counted (`silver.unlabelled_mix`): the method
+    and its expected L1 error of the category shares; empty without a model."""
+    if not _has_table(connection, "silver", "unlabelled_mix"):
+        return {}
+    row = connection.execute("SELECT any_value(method), any_value(expected_share_error), "
+                             "any_value(model_version) FROM silver.unlabelled_mix").fetchone()
+    if row[0] is None:
+        return {"count_method": "none: no model, every posting without a category Unclassified"}
+    return {"count_method": row[0], "expected_count_error": round(float(row[1]), 3),
+            "model_version": row[2]}
+
+
+def category_totals(gold: pd.DataFrame) -> pd.DataFrame:
+    """Per category over every day: postings counted by their written category, and the
+    estimated postings with the sum of the daily intervals' bounds (a conservative interval of
+    the total: the days' errors share the method's systematic part)."""
+    totals = gold.groupby("category").agg(
+        postings=("postings", "sum"), estimated_postings=("estimated_postings", "sum"),
+        estimated_low=("estimated_low", "sum"), estimated_high=("estimated_high", "sum"))
+    return totals.sort_values("estimated_postings", ascending=False).reset_index()

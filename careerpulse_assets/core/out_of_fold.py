@@ -83,16 +83,30 @@ def fixed_knn(params: KnnParams) -> Recipe:
     return lambda counts, rows, labels: params
 
 
+def predict_scores(
+    counts: TextCounts, params: KnnParams, train_rows: np.ndarray, train_labels: np.ndarray,
+    query_rows: np.ndarray, classes: np.ndarray,
+) -> np.ndarray:
+    """Class scores (query rows × `classes`, rows summing to 1) of the KNN with `params` fitted on
+    the training rows: `fit_knn(...).predict_proba`, from the shared counts, its columns placed
+    under `classes` (sorted names; a class the training rows lack scores 0)."""
+    fold_classes, scores = fold_scores(
+        counts, params.title_weight, params.ngrams, params.k, params.vote, params.prior_alpha,
+        train_rows, train_labels, query_rows,
+    )
+    out = np.zeros((len(query_rows), len(classes)))
+    out[:, np.searchsorted(classes, fold_classes)] = scores
+    return out
+
+
 def predict_rows(
     counts: TextCounts, params: KnnParams, train_rows: np.ndarray, train_labels: np.ndarray,
     query_rows: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(predicted category, confidence) of the query rows by the KNN with `params` fitted on the
     training rows: `fit_knn(...).predict_proba`, from the shared counts."""
-    classes, scores = fold_scores(
-        counts, params.title_weight, params.ngrams, params.k, params.vote, params.prior_alpha,
-        train_rows, train_labels, query_rows,
-    )
+    classes = np.unique(np.asarray(train_labels))
+    scores = predict_scores(counts, params, train_rows, train_labels, query_rows, classes)
     return classes[scores.argmax(axis=1)], scores.max(axis=1)
 
 
@@ -131,8 +145,9 @@ def make_folds(labelled: LabelledSet, repeats: int | None = None) -> Folds:
 @dataclass(frozen=True)
 class OutOfFold:
     """Out-of-fold predictions: `truth` holds the learnable postings' labels, then the rare
-    ones'; `predicted`, `confidence` and `fold` (the outer fold whose model predicted the
-    posting) are repeats × postings."""
+    ones'; `scores` (repeats × postings × `classes`, the learned categories sorted) the class
+    scores of the model of the outer fold that did not see the posting (`fold`, repeats ×
+    postings); `predicted` and `confidence` (repeats × postings) the top class and its score."""
 
     truth: np.ndarray
     learnable: np.ndarray
@@ -140,19 +155,39 @@ class OutOfFold:
     confidence: np.ndarray
     fold: np.ndarray
     chosen: list[KnnParams] = ()
+    classes: np.ndarray | None = None
+    scores: np.ndarray | None = None
+
+    @classmethod
+    def from_scores(cls, truth: np.ndarray, learnable: np.ndarray, classes: np.ndarray,
+                    scores: np.ndarray, fold: np.ndarray, chosen: list[KnnParams] = ()
+                    ) -> OutOfFold:
+        classes = np.asarray(classes)
+        return cls(np.asarray(truth, dtype=object), np.asarray(learnable),
+                   classes[scores.argmax(axis=2)].astype(object), scores.max(axis=2),
+                   np.asarray(fold), chosen, classes, np.asarray(scores, dtype=float))
 
     def arrays(self) -> dict[str, np.ndarray]:
-        """What `from_arrays` reads back (an MLflow artifact: the threshold is chosen again from
-        it when the bars change)."""
-        return {"truth": self.truth.astype(str), "learnable": self.learnable,
-                "predicted": self.predicted.astype(str), "confidence": self.confidence,
-                "fold": self.fold}
+        """What `from_arrays` reads back (an MLflow artifact: the calibration, the count model
+        and the imputation threshold are derived from it again when a model is reused)."""
+        arrays = {"truth": self.truth.astype(str), "learnable": self.learnable,
+                  "predicted": self.predicted.astype(str), "confidence": self.confidence,
+                  "fold": self.fold}
+        if self.scores is not None:
+            arrays |= {"classes": np.asarray(self.classes).astype(str), "scores": self.scores}
+        return arrays
 
     @classmethod
     def from_arrays(cls, arrays) -> OutOfFold:
-        return cls(np.asarray(arrays["truth"], dtype=object), np.asarray(arrays["learnable"]),
-                   np.asarray(arrays["predicted"], dtype=object),
-                   np.asarray(arrays["confidence"]), np.asarray(arrays["fold"]))
+        """KeyError when the arrays lack the class scores (saved by code before calibration)."""
+        return cls.from_scores(np.asarray(arrays["truth"], dtype=object),
+                               np.asarray(arrays["learnable"]),
+                               np.asarray(arrays["classes"], dtype=object),
+                               np.asarray(arrays["scores"]), np.asarray(arrays["fold"]))
+
+    @property
+    def learnable_truth(self) -> np.ndarray:
+        return self.truth[self.learnable]
 
 
 def scored_postings(labelled: LabelledSet) -> pd.DataFrame:
@@ -171,8 +206,8 @@ def out_of_fold(
     counts = counts or TextCounts(model_input(postings))
     n_learnable, n = len(labelled.postings), len(postings)
     labels = postings["category"].to_numpy(dtype=object)
-    predicted = np.empty((folds.repeats, n), dtype=object)
-    confidence = np.zeros((folds.repeats, n))
+    classes = np.unique(labels[:n_learnable].astype(str)).astype(object)
+    scores = np.zeros((folds.repeats, n, len(classes)))
     fold = np.full((folds.repeats, n), -1)
     chosen = []
     for r, (splits, rare_parts) in enumerate(zip(folds.splits, folds.rare, strict=True)):
@@ -180,15 +215,14 @@ def out_of_fold(
             params = recipe(counts, train, labels[train])
             chosen.append(params)
             where = np.concatenate([test, n_learnable + rare_part])
-            predicted[r, where], confidence[r, where] = predict_rows(
-                counts, params, train, labels[train], where
-            )
+            scores[r, where] = predict_scores(counts, params, train, labels[train], where,
+                                              classes)
             fold[r, where] = f
             if progress:
                 progress(f"out-of-fold repeat {r + 1}/{folds.repeats}, fold {f + 1}/"
                          f"{len(splits)}: {params.describe()}")
     learnable = np.arange(n) < n_learnable
-    return OutOfFold(labels, learnable, predicted, confidence, fold, chosen)
+    return OutOfFold.from_scores(labels, learnable, classes, scores, fold, chosen)
 
 
 def _bootstrap_metrics(

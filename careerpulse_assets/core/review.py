@@ -123,8 +123,8 @@ def _reason(row, rule: str, not_imputed: Collection[str] = ()) -> str:
     text = (f"{row.category} {row.imputation_confidence:.0%}{runner} "
             f"(margin {row.margin:.2f})")
     if row.unclassified and row.category in not_imputed:
-        text = (f"Unclassified ({row.category} is not imputed: the model does not know it well "
-                f"enough yet): {text}")
+        text = (f"Unclassified ({row.category} is withheld: the model's guesses of it are not "
+                f"right often enough yet): {text}")
     elif row.unclassified:
         text = f"Unclassified (not sure enough to impute): {text}"
     if rule == "low_recall_margin":

@@ -82,6 +82,7 @@ def evaluation_of(scored: Scored, chosen: str, labelled: LabelledSet) -> Evaluat
         most_confused=scored.tables.most_confused,
         confusion=scored.tables.confusion,
         confusion_png=confusion_png(scored.tables.confusion),
+        judged=scored.estimate.judged,
     )
 
 
