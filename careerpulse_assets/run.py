@@ -262,6 +262,8 @@ def _counting_lines(meta: dict, mix: list, classifier: dict) -> list[str]:
                  + f") is right {_interval(classifier, 'written', 'precision')} at coverage "
                  f"{_interval(classifier, 'written', 'coverage', percent=True)}"
                  if threshold is not None else "; no threshold reaches the precision bar")
+    if meta.get("realised_precision_postings"):
+        line += f"; {meta['realised_precision']}"
     lines.append(line)
     return lines
 

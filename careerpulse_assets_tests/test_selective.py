@@ -133,3 +133,17 @@ def test_a_policy_round_trips_through_its_summary():
     policy = imputation_policy(probabilities, truth, fold, CLASSES, 0.9, resamples=20)
     assert ImputationPolicy.from_summary(policy.summary()) == policy
     assert ImputationPolicy.from_summary({"threshold": 0.5, "served": []}) is None
+
+
+def test_realised_precision_is_judged_from_20_labelled_postings_and_fails_only_clearly_below():
+    from careerpulse_assets.core.selective import realised_precision
+
+    few = realised_precision(["Sales"] * 5, ["Healthcare"] * 5)
+    assert few.postings == 5 and few.right == 0 and not few.judged
+    assert not few.clearly_below(0.9)  # 5 postings prove nothing
+    bad = realised_precision(["Sales"] * 30, ["Sales"] * 15 + ["Healthcare"] * 15)
+    assert bad.judged and bad.precision == 0.5 and bad.clearly_below(0.9)
+    good = realised_precision(["Sales"] * 30, ["Sales"] * 27 + ["Healthcare"] * 3)
+    assert good.low <= 0.9 <= good.high and not good.clearly_below(0.9)
+    assert "agreed with 27 of the 30" in good.describe()
+    assert realised_precision([], []).describe().startswith("no category written")

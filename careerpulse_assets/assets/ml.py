@@ -42,6 +42,7 @@ from ..core.evaluation import (
 from ..core.review import DEFAULT_RULE, JUDGED_SQL, recall_by_category
 from ..core.review import RULES as REVIEW_RULES
 from ..core.review import review_queue as ordered_queue
+from ..core.selective import realised_precision
 from ..core.sql import transaction_with
 from ..core.selection import KnnGrid, NotEnoughLabels
 from ..core.training import evaluation_of, params_from_mlflow, train
@@ -480,9 +481,15 @@ def imputed_silver(
                                "SELECT * FROM imputed_rows ORDER BY posting_id")
             connection.execute("CREATE OR REPLACE TABLE silver.unlabelled_mix AS "
                                "SELECT * FROM mix_rows ORDER BY estimated_postings DESC")
+            connection.execute(WRITTEN_TABLE_SQL)
+            connection.execute(RECORD_WRITTEN_SQL)
         metadata = table_metadata(connection, "silver.imputed_silver")
+        pairs = connection.execute(WRITTEN_THEN_LABELLED_SQL).fetchdf()
+    realised = realised_precision(pairs["written"].to_numpy(), pairs["labelled"].to_numpy())
     return MaterializeResult(metadata={**metadata, **_imputation_metadata(
-        imputed, imputation, knn_classifier, mix)})
+        imputed, imputation, knn_classifier, mix),
+        "realised_precision": realised.describe(),
+        "realised_precision_postings": realised.postings})
 
 
 def _imputation_metadata(imputed: pd.DataFrame, imputation, serving: ServingClassifier,
@@ -519,6 +526,33 @@ def _imputation_metadata(imputed: pd.DataFrame, imputation, serving: ServingClas
                 index=False, floatfmt=".2f")),
         }
     return metadata
+
+
+# Per posting a reviewer labelled after a category was written on it: the category written last
+# before the label, and the label.
+WRITTEN_THEN_LABELLED_SQL = """
+SELECT w.category AS written, s.category AS labelled
+FROM silver.silver_postings AS s
+JOIN (SELECT posting_id, arg_max(category, written_at) AS category
+      FROM silver.written_categories GROUP BY posting_id) AS w USING (posting_id)
+WHERE s.category_source = 'label'
+"""
+# Every category written per posting, the first time each model version writes it: what a
+# reviewer's later label is compared with (the check written_precision_on_labels).
+WRITTEN_TABLE_SQL = """
+CREATE TABLE IF NOT EXISTS silver.written_categories (
+    posting_id BIGINT, model_version VARCHAR, category VARCHAR, confidence DOUBLE,
+    written_at TIMESTAMPTZ)
+"""
+RECORD_WRITTEN_SQL = """
+INSERT INTO silver.written_categories
+SELECT i.posting_id, i.model_version, i.category, i.imputation_confidence, now()
+FROM imputed_rows AS i
+WHERE i.is_imputed AND NOT EXISTS (
+    SELECT 1 FROM silver.written_categories AS w
+    WHERE w.posting_id = i.posting_id AND w.model_version = i.model_version
+      AND w.category = i.category)
+"""
 
 
 MIX_COLUMNS = {"category": "string", "estimated_postings": "float64",
