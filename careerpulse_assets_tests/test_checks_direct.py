@@ -183,19 +183,27 @@ def test_the_grid_check_fails_when_the_estimates_do_not_add_up_to_the_day(databa
 
 
 def test_the_count_error_check_judges_the_expected_error_against_the_setting(database):
-    missing = gold_count_error(MaxCountErrorConfig(), duckdb=database, quality_bars=BARS)
+    missing = gold_count_error(MaxCountErrorConfig(), serving(), duckdb=database,
+                               quality_bars=BARS)
     assert not missing.passed and missing.metadata["evaluated"].value is False
     sql(database, "CREATE TABLE silver.unlabelled_mix AS SELECT * FROM (VALUES "
                   "('Healthcare', 0.8, 0.1, 1.0, 0.2, 'PCC', 0.12, 'models:/m/1'), "
                   "('Sales', 0.2, 0.0, 0.9, 0.2, 'PCC', 0.12, 'models:/m/1')) AS t(category, "
                   "estimated_postings, estimated_low, estimated_high, share_error, method, "
                   "expected_share_error, model_version)")
-    result = gold_count_error(MaxCountErrorConfig(), duckdb=database, quality_bars=BARS)
+    result = gold_count_error(MaxCountErrorConfig(), serving(), duckdb=database,
+                              quality_bars=BARS)
     assert result.passed and result.severity.value == "WARN"
     assert result.description.startswith("PCC counts the 1 postings without a category with an "
                                           "expected L1 error of the category shares of 0.120")
-    assert not gold_count_error(MaxCountErrorConfig(max_count_error=0.1), duckdb=database,
-                                quality_bars=BARS).passed
+    assert not gold_count_error(MaxCountErrorConfig(max_count_error=0.1), serving(),
+                                duckdb=database, quality_bars=BARS).passed
+    # A model that fails the gate: the error estimate means nothing (shuffled labels count the
+    # labelled mix back with a small error).
+    failing = gold_count_error(MaxCountErrorConfig(), serving(macro_f1=0.3), duckdb=database,
+                               quality_bars=BARS)
+    assert not failing.passed and failing.metadata["evaluated"].value is False
+    assert "fails the quality gate" in failing.description
 
 
 def test_duplicate_ids_and_unknown_names_fail_their_checks(database):

@@ -59,7 +59,9 @@ def test_labels_win_count_in_gold_survive_reruns_and_go_when_removed(world):
     }
     sources = query(settings, "SELECT category_source, count(*) AS n FROM silver.imputed_silver "
                               "GROUP BY 1 ORDER BY 1")
-    assert sources.values.tolist() == [["api", 41], ["imputed", 11], ["label", 2]]
+    # 42 labelled postings show no 0.90 precision at a 90 % interval when one is wrong: nothing
+    # is written per posting (every posting is counted in gold all the same).
+    assert sources.values.tolist() == [["api", 41], ["label", 2], ["unclassified", 11]]
     day = query(settings, f"SELECT publication_day FROM silver.silver_postings "
                           f"WHERE posting_id = {unlabelled['id']}")["publication_day"][0]
     gold = query(settings, f"SELECT sum(postings) AS n FROM gold.gold_daily_counts "

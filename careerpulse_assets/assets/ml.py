@@ -39,9 +39,16 @@ from ..core.evaluation import (
     LabelledSet,
     labelled_set,
 )
-from ..core.review import DEFAULT_RULE, JUDGED_SQL, recall_by_category
+from ..core.review import (
+    DEFAULT_RULE,
+    JUDGED_SQL,
+    UNLABELLED_SQL,
+    recall_by_category,
+    unguessed_queue,
+)
 from ..core.review import RULES as REVIEW_RULES
 from ..core.review import review_queue as ordered_queue
+from ..core.knn import NO_INFORMATION_DISTANCE
 from ..core.selective import realised_precision
 from ..core.sql import transaction_with
 from ..core.selection import KnnGrid, NotEnoughLabels
@@ -89,7 +96,7 @@ SELECT posting_id, bronze_row_id, title,
 FROM silver.silver_postings ORDER BY posting_id
 """
 EARLIER_SCORES_SQL = """
-SELECT posting_id, bronze_row_id, model_scores
+SELECT posting_id, bronze_row_id, model_scores, nearest_similarity
 FROM silver.imputed_silver
 WHERE model_version = $model_version AND model_scores IS NOT NULL
 """
@@ -457,7 +464,7 @@ def _reliability_table(table: pd.DataFrame) -> MetadataValue:
     "(`unclassified`). On every posting the model judged: `predicted_category`, "
     "`imputation_confidence` (its probability), the runner-up, the KNN's own `model_scores` and "
     "`model_version`. Also `silver.unlabelled_mix`: the postings without a category counted by "
-    "category, with 90 % intervals, the method (PCC, or EMQ under a prior shift) and its "
+    "category, with 90 % intervals, the method (PCC, or PACC under a prior shift) and its "
     "expected error.",
 )
 def imputed_silver(
@@ -512,6 +519,9 @@ def _imputation_metadata(imputed: pd.DataFrame, imputation, serving: ServingClas
                                        else None),
         "unclassified_by_guess": {str(k): int(v) for k, v in
                                   unclassified["predicted_category"].value_counts().items()},
+        # Postings no labelled posting resembles: counted at the labelled mix, none written.
+        "postings_like_no_labelled_one": int(
+            (imputed["nearest_similarity"] < 1 - NO_INFORMATION_DISTANCE).sum()),
         "predicted_in_this_run": imputation.predicted,
         "model_version": serving.version,
         "imputed_rows": preview(imputed[written].drop(
@@ -600,9 +610,9 @@ def _earlier_scores(connection, model_version: str) -> pd.DataFrame | None:
     # Asked first: DuckDB would look a missing table up among this module's Python names.
     has_columns = connection.execute(
         "SELECT count(*) FROM information_schema.columns WHERE table_schema = 'silver' "
-        "AND table_name = 'imputed_silver' AND column_name IN ('bronze_row_id', 'model_scores')"
-    ).fetchone()[0]
-    if has_columns < 2:  # no imputed table yet, or one written before it kept these
+        "AND table_name = 'imputed_silver' AND column_name IN ('bronze_row_id', 'model_scores', "
+        "'nearest_similarity')").fetchone()[0]
+    if has_columns < 3:  # no imputed table yet, or one written before it kept these
         return None
     return connection.execute(EARLIER_SCORES_SQL, {"model_version": model_version}).fetchdf()
 
@@ -632,11 +642,13 @@ def review_queue(
     if config.rule not in REVIEW_RULES:
         raise Failure(f"unknown review rule {config.rule!r}; the rules are {', '.join(REVIEW_RULES)}")
     with duckdb.get_connection() as connection:
-        judged = connection.execute(JUDGED_SQL).fetchdf()
         policy = knn_classifier.policy
-        queue = ordered_queue(judged, config.rule,
-                              recall_by_category(knn_classifier.evaluation.confusion),
-                              list(policy.withheld) if policy else ())
+        if knn_classifier.model is None:
+            queue = unguessed_queue(connection.execute(UNLABELLED_SQL).fetchdf())
+        else:
+            queue = ordered_queue(connection.execute(JUDGED_SQL).fetchdf(), config.rule,
+                                  recall_by_category(knn_classifier.evaluation.confusion),
+                                  list(policy.withheld) if policy else ())
         with transaction_with(connection, review_rows=queue):
             connection.execute("CREATE SCHEMA IF NOT EXISTS silver")
             connection.execute("CREATE OR REPLACE TABLE silver.review_queue AS "
