@@ -9,9 +9,9 @@ link to the posting. A row counts as a label once `labelled_by` names who checke
 `category` first where the guess is wrong); until then it waits, and the next run says how many
 rows wait. Postings already in a label file are not handed out again.
 
-Before any model has passed the quality gate there is no `silver.review_queue` (nothing is
-imputed with a model the gate blocked), yet that is when labels are wanted most: the queue is
-then ordered from the newest trained model's guesses, and the file says which model it was.
+The queue is there after any run: ordered by the model in service's guesses (whether or not it
+passes the quality gate), or, while no model can be trained, every posting without a category,
+newest first, with no guess to check.
 """
 
 from __future__ import annotations
@@ -21,35 +21,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import duckdb
-import mlflow
 import pandas as pd
 
-from .core.classifier import impute_categories
 from .core.labels import posting_ids_named
-from .core.review import DEFAULT_RULE, UNLABELLED_SQL, review_queue
 from .core.spreadsheet import write_rows
-from .resources import ModelStore, ReviewerLabels
+from .resources import ReviewerLabels
 from .preflight import settings_for_command
 from .settings import Settings
-from .tracking import latest
 
 COLUMNS = ["posting_id", "category", "note", "labelled_by", "labelled_at", "title",
            "model_share", "runner_up_category", "runner_up_share", "link"]
-
-
-def queue_from_newest_model(connection, settings: Settings) -> tuple[pd.DataFrame, str] | None:
-    """The review queue from the guesses of the last model trained, whether or not in service."""
-    if settings.mlflow_sqlite_path and not settings.mlflow_sqlite_path.exists():
-        return None  # nothing was ever trained (and asking MLflow would create the file)
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    newest = latest()
-    if newest is None:
-        return None
-    model = ModelStore(folder=str(settings.storage_dir / "models")).load(newest.version)
-    # Not in service: it imputes nothing (threshold None), but its guesses order the queue.
-    imputed, _ = impute_categories(connection.execute(UNLABELLED_SQL).fetchdf(), model,
-                                   newest.version, threshold=None, served=())
-    return review_queue(imputed, DEFAULT_RULE), newest.version
 
 
 def new_file(folder: Path, now: datetime) -> tuple[Path, object]:
@@ -80,19 +61,13 @@ def main(argv: list[str] | None = None) -> int:
     source = "silver.review_queue"
     try:
         with duckdb.connect(str(settings.duckdb_path), read_only=True) as connection:
-            if connection.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = "
-                                  "'silver' AND table_name = 'review_queue'").fetchone()[0]:
-                queue = connection.execute(
-                    "SELECT * FROM silver.review_queue ORDER BY priority").fetchdf()
-            else:
-                found = queue_from_newest_model(connection, settings)
-                if found is None:
-                    print("careerpulse: nothing to review yet: no model has been trained; run "
-                          "`make run` first", file=sys.stderr)
-                    return 1
-                queue, version = found
-                source = (f"the guesses of {version}, which is not in service (no model has "
-                          "passed the quality gate yet)")
+            if not connection.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name "
+                                      "= 'silver' AND table_name = 'review_queue'").fetchone()[0]:
+                print("careerpulse: nothing to review yet: no silver.review_queue; run `make run` "
+                      "first", file=sys.stderr)
+                return 1
+            queue = connection.execute(
+                "SELECT * FROM silver.review_queue ORDER BY priority").fetchdf()
     except duckdb.Error as exc:
         print(f"careerpulse: cannot read {settings.duckdb_path} "
               f"({str(exc).splitlines()[0]}): run `make run` first", file=sys.stderr)
@@ -100,15 +75,17 @@ def main(argv: list[str] | None = None) -> int:
     taken = posting_ids_named(ReviewerLabels(folder=str(settings.labels_dir)).files())
     rows = queue[~queue["posting_id"].isin(taken)].head(wanted)
     if rows.empty:
-        print(f"careerpulse: nothing to review: every queued posting is in a file in "
-              f"{settings.labels_dir} already")
+        print("careerpulse: nothing to review: " + (
+            "the queue is empty (every posting has a category)" if queue.empty else
+            f"every queued posting is in a file in {settings.labels_dir} already"))
         return 0
     path, handle = new_file(settings.labels_dir, datetime.now(timezone.utc))
     with handle:
         # Titles and links come from the API: no cell a spreadsheet would evaluate.
         write_rows(handle, COLUMNS, ([
-            row.posting_id, row.category, "", "", "", row.title,
-            f"{row.imputation_confidence:.2f}", row.runner_up_category or "",
+            row.posting_id, row.category or "", "", "", "", row.title,
+            "" if row.imputation_confidence != row.imputation_confidence
+            else f"{row.imputation_confidence:.2f}", row.runner_up_category or "",
             "" if row.runner_up_share != row.runner_up_share else f"{row.runner_up_share:.2f}",
             getattr(row, "link", None) or "",
         ] for row in rows.itertuples()))

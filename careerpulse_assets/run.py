@@ -74,10 +74,14 @@ def _table_counts(path: Path) -> tuple[dict, set[str]]:
     return counts | {"mix": mix}, tables
 
 
+def _not_evaluated(evaluation) -> bool:
+    evaluated = evaluation.metadata.get("evaluated")
+    return evaluated is not None and not evaluated.value
+
+
 def _check_line(evaluation) -> str:
     status = "passed" if evaluation.passed else f"FAILED ({evaluation.severity.value})"
-    evaluated = evaluation.metadata.get("evaluated")
-    if evaluated is not None and not evaluated.value:
+    if _not_evaluated(evaluation):
         status = f"NOT EVALUATED ({evaluation.severity.value})"
     return (f"{evaluation.asset_check_key.name:<32} {status}"
             + (f": {_cut(evaluation.description)}" if evaluation.description else ""))
@@ -135,10 +139,14 @@ def summary_lines(result, settings, seconds: float, asset_names: list[str]) -> l
             f"{forecast['first_day']} to {forecast['last_day']} per category, learnt from the "
             f"estimated counts until {forecast['data_until']} ({forecast['data_age_days']} days "
             "before today)"))
-    passed = sum(e.passed for e in result.get_asset_check_evaluations())
-    if passed:
+    evaluations = result.get_asset_check_evaluations()
+    passed = sum(e.passed for e in evaluations)
+    unjudged = sum(not e.passed and _not_evaluated(e) for e in evaluations)
+    if evaluations:
         lines.append(f"  checks             {passed} passed"
-                     + (f", {len(failed)} failed (above)" if failed else "")
+                     + (f", {len(failed) - unjudged} failed" if len(failed) > unjudged else "")
+                     + (f", {unjudged} not evaluated" if unjudged else "")
+                     + (" (above)" if failed else "")
                      + "; every check's figures are on its asset in the UI (`make ui`)")
     artifacts = "kept by the server" if settings.mlflow_is_server else settings.mlflow_artifacts
     storage = (f", storage {redact_url(settings.dagster_postgres_url)}"
@@ -158,9 +166,11 @@ def _number(value) -> str:
 def _delivered(counts: dict) -> str:
     gold = (f"gold {_number(counts['gold'])} rows ({_number(counts['gold days'])} days × "
             "categories)" if counts["gold"] is not None else "gold not written")
+    forecast = ("forecast not written" if counts["forecast"] is None
+                else f"forecast {counts['forecast']:,} rows")
     return (f"bronze {_number(counts['bronze'])} rows ({_number(counts['quarantined'])} "
-            f"quarantined), silver {_number(counts['silver'])} postings, {gold}, forecast "
-            f"{_number(counts['forecast'])} rows, review queue {_number(counts['queue'])}")
+            f"quarantined), silver {_number(counts['silver'])} postings, {gold}, {forecast}, "
+            f"review queue {_number(counts['queue'])}")
 
 
 def _postings_lines(counts: dict, classifier: dict | None, silver: dict | None) -> list[str]:
@@ -262,6 +272,11 @@ def _counting_lines(meta: dict, mix: list, classifier: dict) -> list[str]:
                  + f") is right {_interval(classifier, 'written', 'precision')} at coverage "
                  f"{_interval(classifier, 'written', 'coverage', percent=True)}"
                  if threshold is not None else "; no threshold reaches the precision bar")
+    if meta.get("postings_like_no_labelled_one"):
+        line += (f"; {meta['postings_like_no_labelled_one']:,} resemble no labelled posting "
+                 "(nearest under 10 % alike): counted at the labelled mix, none written")
+    if meta.get("realised_precision_postings"):
+        line += f"; {meta['realised_precision']}"
     lines.append(line)
     return lines
 

@@ -53,7 +53,7 @@ LABELLED_ROWS_ARTIFACT = "labelled_rows.npy"
 OUT_OF_FOLD_ARTIFACT = "out_of_fold.npz"
 POLICY_KEY = "imputation_policy"  # in evaluation.json, for people: derived again when reused
 # Bump when the training code changes in a way that should retrain on unchanged data.
-TRAINING_SPEC_VERSION = "8"  # 7: CJK text read as character pairs; 8: class scores kept out-of-fold
+TRAINING_SPEC_VERSION = "8"  # 7: CJK text as character pairs; 8: class scores kept out-of-fold
 # MLflow saves scikit-learn models with skops, which loads only types it is told to trust.
 SKOPS_TRUSTED_TYPES = [
     "scipy.sparse._csr.csr_matrix",

@@ -53,6 +53,7 @@ def test_graph_fills_every_category_and_writes_a_full_gold_grid(tmp_path, settin
         "gold_count_error": True,
         "forecast_beats_seasonal_naive": False,  # 3 weeks of history: not evaluated
         "imputation_coverage": True,
+        "written_precision_on_labels": False,  # no reviewer labels: not evaluated
     }
     drift = check_evaluation(result, "category_drift")
     assert drift.severity.value == "WARN" and drift.metadata["evaluated"].value is False

@@ -24,6 +24,7 @@ from careerpulse_assets.checks import (
     knn_holdout_accuracy,
     knn_holdout_macro_f1,
     silver_posting_id_unique,
+    written_precision_on_labels,
 )
 from careerpulse_assets.core.classifier import (
     DriftReference,
@@ -182,19 +183,27 @@ def test_the_grid_check_fails_when_the_estimates_do_not_add_up_to_the_day(databa
 
 
 def test_the_count_error_check_judges_the_expected_error_against_the_setting(database):
-    missing = gold_count_error(MaxCountErrorConfig(), duckdb=database, quality_bars=BARS)
+    missing = gold_count_error(MaxCountErrorConfig(), serving(), duckdb=database,
+                               quality_bars=BARS)
     assert not missing.passed and missing.metadata["evaluated"].value is False
     sql(database, "CREATE TABLE silver.unlabelled_mix AS SELECT * FROM (VALUES "
                   "('Healthcare', 0.8, 0.1, 1.0, 0.2, 'PCC', 0.12, 'models:/m/1'), "
                   "('Sales', 0.2, 0.0, 0.9, 0.2, 'PCC', 0.12, 'models:/m/1')) AS t(category, "
                   "estimated_postings, estimated_low, estimated_high, share_error, method, "
                   "expected_share_error, model_version)")
-    result = gold_count_error(MaxCountErrorConfig(), duckdb=database, quality_bars=BARS)
+    result = gold_count_error(MaxCountErrorConfig(), serving(), duckdb=database,
+                              quality_bars=BARS)
     assert result.passed and result.severity.value == "WARN"
     assert result.description.startswith("PCC counts the 1 postings without a category with an "
                                           "expected L1 error of the category shares of 0.120")
-    assert not gold_count_error(MaxCountErrorConfig(max_count_error=0.1), duckdb=database,
-                                quality_bars=BARS).passed
+    assert not gold_count_error(MaxCountErrorConfig(max_count_error=0.1), serving(),
+                                duckdb=database, quality_bars=BARS).passed
+    # A model that fails the gate: the error estimate means nothing (shuffled labels count the
+    # labelled mix back with a small error).
+    failing = gold_count_error(MaxCountErrorConfig(), serving(macro_f1=0.3), duckdb=database,
+                               quality_bars=BARS)
+    assert not failing.passed and failing.metadata["evaluated"].value is False
+    assert "fails the quality gate" in failing.description
 
 
 def test_duplicate_ids_and_unknown_names_fail_their_checks(database):
@@ -287,3 +296,23 @@ def test_newest_posting_age_does_not_take_a_posting_dated_after_now_for_a_fresh_
     assert stale.metadata["postings_dated_after_now"].value == 1
     assert "1 postings are dated after now" in stale.description
     assert "dated ahead by their employers, or this machine's clock is behind" in stale.description
+
+
+def test_written_precision_on_labels_compares_what_was_written_with_reviewers_labels(database):
+    sql(database, "CREATE OR REPLACE TABLE silver.silver_postings AS SELECT posting_id, "
+                  "CASE WHEN posting_id <= 16 THEN 'Sales' ELSE 'Healthcare' END AS category, "
+                  "'label' AS category_source FROM range(1, 31) AS t(posting_id)")
+    missing = written_precision_on_labels(duckdb=database, quality_bars=BARS)
+    assert not missing.passed and missing.metadata["evaluated"].value is False
+    # 30 postings written as Sales, then labelled: 16 Sales, 14 Healthcare.
+    sql(database, "CREATE TABLE silver.written_categories AS SELECT posting_id, 'models:/m/1' AS "
+                  "model_version, 'Sales' AS category, 0.9 AS confidence, now() AS written_at "
+                  "FROM range(1, 31) AS t(posting_id)")
+    bad = written_precision_on_labels(duckdb=database, quality_bars=BARS)
+    assert not bad.passed and bad.metadata["evaluated"].value is True
+    assert bad.description.startswith("reviewers' labels agreed with 16 of the 30 categories")
+    # A later version wrote Healthcare on 14 of them before the labels: the latest one counts.
+    sql(database, "INSERT INTO silver.written_categories SELECT posting_id, 'models:/m/2', "
+                  "'Healthcare', 0.9, now() + INTERVAL 1 HOUR FROM range(17, 31) AS t(posting_id)")
+    good = written_precision_on_labels(duckdb=database, quality_bars=BARS)
+    assert good.passed and good.metadata["right"].value == 30

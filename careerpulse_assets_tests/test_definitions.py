@@ -29,7 +29,7 @@ def test_every_check_job_schedule_and_sensor_has_a_description(tmp_path):
         "silver_posting_id_unique", "category_names_known", "knn_holdout_accuracy",
         "knn_holdout_macro_f1", "category_drift", "gold_full_grid_sums_to_silver",
         "forecast_beats_seasonal_naive", "newest_posting_age",
-        "imputation_coverage", "gold_count_error",
+        "imputation_coverage", "gold_count_error", "written_precision_on_labels",
     }
     assert all(spec.description for spec in checks.values())
     for name in ("careerpulse_all", "careerpulse_ingestion", "careerpulse_retrain"):

@@ -81,3 +81,17 @@ def test_on_the_shared_postings_nobody_saw_2018_to_2020_nor_any_four_silent_week
     software = listing_only["category"] == "Software Engineering"
     assert listing_only[software]["observed"].any()
     assert not listing_only[~software]["observed"].any()
+
+
+def test_category_totals_take_the_interval_of_the_total_not_the_sum_of_daily_bounds():
+    from careerpulse_assets.core.gold import category_totals
+
+    gold = pd.DataFrame({"category": ["Sales", "Sales", "Healthcare", "Healthcare"],
+                         "postings": [3, 2, 1, 0], "estimated_postings": [3.5, 2.5, 1.5, 0.5],
+                         "estimated_low": [3.0, 2.0, 1.0, 0.0],
+                         "estimated_high": [4.0, 3.0, 2.0, 1.0]})
+    mix = pd.DataFrame({"category": ["Sales", "Healthcare"], "estimated_postings": [1.0, 1.0],
+                        "estimated_low": [0.2, 0.5], "estimated_high": [1.9, 1.4]})
+    totals = category_totals(gold, mix).set_index("category")
+    assert totals.loc["Sales"].tolist() == [5, 6.0, 5.2, 6.9]  # 5 known + [0.2, 1.9]
+    assert totals.loc["Healthcare"].tolist() == [1, 2.0, 1.5, 2.4]

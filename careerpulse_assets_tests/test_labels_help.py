@@ -122,6 +122,11 @@ def test_with_labels_too_few_to_train_a_classifier_the_run_still_delivers(tmp_pa
     assert query(settings, "SELECT sum(postings) AS n FROM gold.gold_daily_counts")["n"][0] == 35
     assert check_results(result)["gold_full_grid_sums_to_silver"] is True
     assert check_results(result)["imputation_coverage"] is False
+    # No model to guess with: the queue hands out every posting without a category all the same
+    # (a reviewer found it empty while 170 postings waited).
+    queue = query(settings, "SELECT * FROM silver.review_queue ORDER BY priority")
+    assert len(queue) == 5 and queue["category"].isna().all()
+    assert queue["reason"].str.startswith("no model yet").all()
 
 
 def test_spelling_variants_are_one_category_and_a_category_the_api_serves_is_a_label(

@@ -133,3 +133,30 @@ def test_a_policy_round_trips_through_its_summary():
     policy = imputation_policy(probabilities, truth, fold, CLASSES, 0.9, resamples=20)
     assert ImputationPolicy.from_summary(policy.summary()) == policy
     assert ImputationPolicy.from_summary({"threshold": 0.5, "served": []}) is None
+
+
+def test_realised_precision_is_judged_from_20_labelled_postings_and_fails_only_clearly_below():
+    from careerpulse_assets.core.selective import realised_precision
+
+    few = realised_precision(["Sales"] * 5, ["Healthcare"] * 5)
+    assert few.postings == 5 and few.right == 0 and not few.judged
+    assert not few.clearly_below(0.9)  # 5 postings prove nothing
+    bad = realised_precision(["Sales"] * 30, ["Sales"] * 15 + ["Healthcare"] * 15)
+    assert bad.judged and bad.precision == 0.5 and bad.clearly_below(0.9)
+    good = realised_precision(["Sales"] * 30, ["Sales"] * 27 + ["Healthcare"] * 3)
+    assert good.low <= 0.9 <= good.high and not good.clearly_below(0.9)
+    assert "agreed with 27 of the 30" in good.describe()
+    assert realised_precision([], []).describe().startswith("no category written")
+
+
+def test_repeated_predictions_of_the_same_postings_count_once():
+    """A reviewer found 16 labelled postings, predicted in 3 repeats, passing as 48: the
+    deployed rule wrote every posting while 16 right out of 16 shows no 0.90."""
+    probabilities = np.zeros((3, 16, 3))
+    probabilities[:, :, 2] = 1.0
+    truth = np.array(["Software Engineering"] * 16, dtype=object)
+    fold = np.tile(np.arange(16) % 5, (3, 1))
+    policy = imputation_policy(probabilities, truth, fold, CLASSES, 0.9, resamples=20)
+    assert not policy.imputes
+    assert choose_threshold(np.ones(48), np.ones(48, bool), 0.9, weight=1 / 3) is None
+    assert choose_threshold(np.ones(48), np.ones(48, bool), 0.9) == 0.5

@@ -44,6 +44,8 @@ def gold_daily_counts(context: AssetExecutionContext, duckdb: DuckDBResource) ->
         counts = connection.execute("SELECT * FROM gold.gold_daily_counts").fetchdf()
         metadata = table_metadata(connection, "gold.gold_daily_counts")
         method = count_method(connection)
+        mix = (connection.execute("SELECT * FROM silver.unlabelled_mix").fetchdf()
+               if method.get("expected_count_error") is not None else None)
     days = counts.groupby("day").agg(observed=("observed", "any"), complete=("complete", "all"))
     return MaterializeResult(metadata={
         **metadata,
@@ -52,7 +54,7 @@ def gold_daily_counts(context: AssetExecutionContext, duckdb: DuckDBResource) ->
         "days_complete": int(days["complete"].sum()),
         "categories": int(counts["category"].nunique()),
         **method,
-        "estimated_by_category": MetadataValue.md(category_totals(counts).to_markdown(
+        "estimated_by_category": MetadataValue.md(category_totals(counts, mix).to_markdown(
             index=False, floatfmt=".1f")) if len(counts) else None,
         "first_day": str(counts["day"].min().date()) if len(counts) else None,
         "last_day": str(counts["day"].max().date()) if len(counts) else None,

@@ -39,9 +39,17 @@ from ..core.evaluation import (
     LabelledSet,
     labelled_set,
 )
-from ..core.review import DEFAULT_RULE, JUDGED_SQL, recall_by_category
+from ..core.review import (
+    DEFAULT_RULE,
+    JUDGED_SQL,
+    UNLABELLED_SQL,
+    recall_by_category,
+    unguessed_queue,
+)
 from ..core.review import RULES as REVIEW_RULES
 from ..core.review import review_queue as ordered_queue
+from ..core.knn import NO_INFORMATION_DISTANCE
+from ..core.selective import realised_precision
 from ..core.sql import transaction_with
 from ..core.selection import KnnGrid, NotEnoughLabels
 from ..core.training import evaluation_of, params_from_mlflow, train
@@ -88,7 +96,7 @@ SELECT posting_id, bronze_row_id, title,
 FROM silver.silver_postings ORDER BY posting_id
 """
 EARLIER_SCORES_SQL = """
-SELECT posting_id, bronze_row_id, model_scores
+SELECT posting_id, bronze_row_id, model_scores, nearest_similarity
 FROM silver.imputed_silver
 WHERE model_version = $model_version AND model_scores IS NOT NULL
 """
@@ -456,7 +464,7 @@ def _reliability_table(table: pd.DataFrame) -> MetadataValue:
     "(`unclassified`). On every posting the model judged: `predicted_category`, "
     "`imputation_confidence` (its probability), the runner-up, the KNN's own `model_scores` and "
     "`model_version`. Also `silver.unlabelled_mix`: the postings without a category counted by "
-    "category, with 90 % intervals, the method (PCC, or EMQ under a prior shift) and its "
+    "category, with 90 % intervals, the method (PCC, or PACC under a prior shift) and its "
     "expected error.",
 )
 def imputed_silver(
@@ -480,9 +488,15 @@ def imputed_silver(
                                "SELECT * FROM imputed_rows ORDER BY posting_id")
             connection.execute("CREATE OR REPLACE TABLE silver.unlabelled_mix AS "
                                "SELECT * FROM mix_rows ORDER BY estimated_postings DESC")
+            connection.execute(WRITTEN_TABLE_SQL)
+            connection.execute(RECORD_WRITTEN_SQL)
         metadata = table_metadata(connection, "silver.imputed_silver")
+        pairs = connection.execute(WRITTEN_THEN_LABELLED_SQL).fetchdf()
+    realised = realised_precision(pairs["written"].to_numpy(), pairs["labelled"].to_numpy())
     return MaterializeResult(metadata={**metadata, **_imputation_metadata(
-        imputed, imputation, knn_classifier, mix)})
+        imputed, imputation, knn_classifier, mix),
+        "realised_precision": realised.describe(),
+        "realised_precision_postings": realised.postings})
 
 
 def _imputation_metadata(imputed: pd.DataFrame, imputation, serving: ServingClassifier,
@@ -505,6 +519,9 @@ def _imputation_metadata(imputed: pd.DataFrame, imputation, serving: ServingClas
                                        else None),
         "unclassified_by_guess": {str(k): int(v) for k, v in
                                   unclassified["predicted_category"].value_counts().items()},
+        # Postings no labelled posting resembles: counted at the labelled mix, none written.
+        "postings_like_no_labelled_one": int(
+            (imputed["nearest_similarity"] < 1 - NO_INFORMATION_DISTANCE).sum()),
         "predicted_in_this_run": imputation.predicted,
         "model_version": serving.version,
         "imputed_rows": preview(imputed[written].drop(
@@ -519,6 +536,33 @@ def _imputation_metadata(imputed: pd.DataFrame, imputation, serving: ServingClas
                 index=False, floatfmt=".2f")),
         }
     return metadata
+
+
+# Per posting a reviewer labelled after a category was written on it: the category written last
+# before the label, and the label.
+WRITTEN_THEN_LABELLED_SQL = """
+SELECT w.category AS written, s.category AS labelled
+FROM silver.silver_postings AS s
+JOIN (SELECT posting_id, arg_max(category, written_at) AS category
+      FROM silver.written_categories GROUP BY posting_id) AS w USING (posting_id)
+WHERE s.category_source = 'label'
+"""
+# Every category written per posting, the first time each model version writes it: what a
+# reviewer's later label is compared with (the check written_precision_on_labels).
+WRITTEN_TABLE_SQL = """
+CREATE TABLE IF NOT EXISTS silver.written_categories (
+    posting_id BIGINT, model_version VARCHAR, category VARCHAR, confidence DOUBLE,
+    written_at TIMESTAMPTZ)
+"""
+RECORD_WRITTEN_SQL = """
+INSERT INTO silver.written_categories
+SELECT i.posting_id, i.model_version, i.category, i.imputation_confidence, now()
+FROM imputed_rows AS i
+WHERE i.is_imputed AND NOT EXISTS (
+    SELECT 1 FROM silver.written_categories AS w
+    WHERE w.posting_id = i.posting_id AND w.model_version = i.model_version
+      AND w.category = i.category)
+"""
 
 
 MIX_COLUMNS = {"category": "string", "estimated_postings": "float64",
@@ -566,9 +610,9 @@ def _earlier_scores(connection, model_version: str) -> pd.DataFrame | None:
     # Asked first: DuckDB would look a missing table up among this module's Python names.
     has_columns = connection.execute(
         "SELECT count(*) FROM information_schema.columns WHERE table_schema = 'silver' "
-        "AND table_name = 'imputed_silver' AND column_name IN ('bronze_row_id', 'model_scores')"
-    ).fetchone()[0]
-    if has_columns < 2:  # no imputed table yet, or one written before it kept these
+        "AND table_name = 'imputed_silver' AND column_name IN ('bronze_row_id', 'model_scores', "
+        "'nearest_similarity')").fetchone()[0]
+    if has_columns < 3:  # no imputed table yet, or one written before it kept these
         return None
     return connection.execute(EARLIER_SCORES_SQL, {"model_version": model_version}).fetchdf()
 
@@ -598,11 +642,13 @@ def review_queue(
     if config.rule not in REVIEW_RULES:
         raise Failure(f"unknown review rule {config.rule!r}; the rules are {', '.join(REVIEW_RULES)}")
     with duckdb.get_connection() as connection:
-        judged = connection.execute(JUDGED_SQL).fetchdf()
         policy = knn_classifier.policy
-        queue = ordered_queue(judged, config.rule,
-                              recall_by_category(knn_classifier.evaluation.confusion),
-                              list(policy.withheld) if policy else ())
+        if knn_classifier.model is None:
+            queue = unguessed_queue(connection.execute(UNLABELLED_SQL).fetchdf())
+        else:
+            queue = ordered_queue(connection.execute(JUDGED_SQL).fetchdf(), config.rule,
+                                  recall_by_category(knn_classifier.evaluation.confusion),
+                                  list(policy.withheld) if policy else ())
         with transaction_with(connection, review_rows=queue):
             connection.execute("CREATE SCHEMA IF NOT EXISTS silver")
             connection.execute("CREATE OR REPLACE TABLE silver.review_queue AS "

@@ -12,7 +12,7 @@ from sklearn.pipeline import Pipeline
 
 from .calibration import CalibrationReport, calibration_report
 from .decisions import GateVerdict
-from .knn import model_input
+from .knn import NO_INFORMATION_DISTANCE, model_input
 from .out_of_fold import OutOfFold
 from .quantification import CountEstimate, CountModel, count_model_from, estimate_counts
 from .quantification import nested_calibrated
@@ -148,7 +148,8 @@ class ServingClassifier:
 # What the model says of a posting without a category, written or not (the raw class scores
 # are what a later run reuses instead of predicting again).
 PREDICTION_COLUMNS = ["predicted_category", "imputation_confidence", "runner_up_category",
-                      "runner_up_share", "category_probabilities", "model_scores"]
+                      "runner_up_share", "category_probabilities", "model_scores",
+                      "nearest_similarity"]
 
 
 def _scores_matrix(maps, classes: np.ndarray) -> np.ndarray:
@@ -197,9 +198,11 @@ def impute_categories(
 
     On every posting the model judged: `predicted_category` (its most probable category),
     `imputation_confidence` (that probability), `runner_up_category` / `runner_up_share` (the
-    next one's), `model_scores` (the KNN's own class scores, nonzero ones) and `model_version`;
-    NULL on observed rows. `earlier` holds what this same model version said before (posting_id,
-    bronze_row_id, model_scores): a posting whose silver row is unchanged is not predicted again.
+    next one's), `model_scores` (the KNN's own class scores, nonzero ones), `nearest_similarity`
+    (cosine similarity to the most alike labelled posting; under 0.1 its neighbours tell nothing
+    and no category is written on it) and `model_version`; NULL on observed rows. `earlier` holds
+    what this same model version said before (posting_id, bronze_row_id, model_scores,
+    nearest_similarity): a posting whose silver row is unchanged is not predicted again.
     """
     imputed = silver.reset_index(drop=True)
     missing = imputed["category"].isna().to_numpy()
@@ -208,6 +211,7 @@ def impute_categories(
         imputed[column] = None
     imputed["imputation_confidence"] = np.nan
     imputed["runner_up_share"] = np.nan
+    imputed["nearest_similarity"] = np.nan
     imputed["model_version"] = None
     if model is None or calibration is None or not missing.any():
         imputed.loc[missing, "category"] = UNCLASSIFIED
@@ -216,16 +220,25 @@ def impute_categories(
     classes = np.asarray(model.classes_)
     rows = np.flatnonzero(missing)
     scores = np.zeros((len(rows), len(classes)))
+    nearest = np.zeros(len(rows))
     to_predict = np.ones(len(rows), dtype=bool)
-    if earlier is not None and len(earlier):
+    if earlier is not None and len(earlier) and "nearest_similarity" in earlier:
         keys = ["posting_id", "bronze_row_id"]
         known = (imputed.loc[rows, keys].reset_index(names="_row")
-                 .merge(earlier[keys + ["model_scores"]], on=keys, how="inner"))
+                 .merge(earlier[keys + ["model_scores", "nearest_similarity"]], on=keys,
+                        how="inner"))
         where = np.searchsorted(rows, known["_row"].to_numpy())
         scores[where] = _scores_matrix(known["model_scores"], classes)
+        nearest[where] = known["nearest_similarity"].to_numpy(dtype=float)
         to_predict[where] = False
     if to_predict.any():
-        scores[to_predict] = model.predict_proba(model_input(imputed.loc[rows[to_predict]]))
+        features = model[:-1].transform(model_input(imputed.loc[rows[to_predict]]))
+        scores[to_predict], distance = model[-1].predict_proba_and_nearest(features)
+        nearest[to_predict] = 1 - distance
+    # A posting no labelled posting resembles learns nothing from its neighbours: it is counted
+    # at the classes' shares among the labelled postings, and no category is written on it.
+    informed = nearest >= 1 - NO_INFORMATION_DISTANCE
+    scores[~informed] = model[-1].class_priors_
     counts = estimate_counts(calibration.counting, scores)
     probabilities, classes = counts.probabilities, counts.classes
     order = np.argsort(-probabilities, axis=1, kind="stable")
@@ -242,8 +255,9 @@ def impute_categories(
         _as_maps(probabilities, classes, nonzero_only=False), index=rows, dtype=object)
     imputed.loc[rows, "model_scores"] = pd.Series(
         _as_maps(scores, classes, nonzero_only=True), index=rows, dtype=object)
+    imputed.loc[rows, "nearest_similarity"] = nearest
     imputed.loc[rows, "model_version"] = model_version
-    written = calibration.policy.rule.writes(predicted, confidence)
+    written = calibration.policy.rule.writes(predicted, confidence) & informed
     imputed.loc[rows[written], "category"] = predicted[written]
     imputed.loc[rows[written], "category_source"] = "imputed"
     imputed.loc[rows[written], "is_imputed"] = True

@@ -98,8 +98,7 @@ SELECT day, category, postings::BIGINT AS postings, imputed_postings::BIGINT AS 
 FROM cells
 ORDER BY day, category
 """
-# Postings with a category count as certain only where it is known (API or reviewer); an imputed
-# or Unclassified posting with probabilities is counted by them.
+# The systematic error of each category's count (a share of the postings without a category).
 MIX_SQL = """
 SELECT category, share_error FROM silver.unlabelled_mix
 """
@@ -165,7 +164,7 @@ def forecast_input(gold: pd.DataFrame) -> pd.DataFrame:
     the category (every posting without a category counted by its probabilities), and
     `Unclassified` is left out where nothing is left unclassified by the counts (a model spreads
     every posting), so it is not forecast as a category of its own."""
-    frame = gold.assign(postings=gold["estimated_postings"].astype(float))
+    frame = gold.assign(postings=gold["estimated_postings"].astype(float).round(9))
     unclassified = frame["category"] == UNCLASSIFIED
     if unclassified.any() and not (frame.loc[unclassified, "postings"] > 0).any():
         frame = frame[~unclassified]
@@ -185,11 +184,21 @@ def count_method(connection: duckdb.DuckDBPyConnection) -> dict:
             "model_version": row[2]}
 
 
-def category_totals(gold: pd.DataFrame) -> pd.DataFrame:
+def category_totals(gold: pd.DataFrame, mix: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per category over every day: postings counted by their written category, and the
-    estimated postings with the sum of the daily intervals' bounds (a conservative interval of
-    the total: the days' errors share the method's systematic part)."""
+    estimated postings with a 90 % interval of the total: the postings of known category plus
+    `mix`'s interval of those without one (silver.unlabelled_mix: the days' errors share the
+    method's systematic part, so summing the daily bounds would overstate the interval's width
+    and say another thing than the summary)."""
     totals = gold.groupby("category").agg(
-        postings=("postings", "sum"), estimated_postings=("estimated_postings", "sum"),
-        estimated_low=("estimated_low", "sum"), estimated_high=("estimated_high", "sum"))
+        postings=("postings", "sum"), estimated_postings=("estimated_postings", "sum"))
+    if mix is not None and len(mix):
+        spread = mix.set_index("category")
+        known = totals["estimated_postings"] - spread["estimated_postings"].reindex(
+            totals.index).fillna(0.0)
+        totals["estimated_low"] = known + spread["estimated_low"].reindex(totals.index).fillna(0.0)
+        totals["estimated_high"] = known + spread["estimated_high"].reindex(
+            totals.index).fillna(0.0)
+    else:
+        totals["estimated_low"] = totals["estimated_high"] = totals["estimated_postings"]
     return totals.sort_values("estimated_postings", ascending=False).reset_index()

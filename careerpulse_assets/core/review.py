@@ -46,10 +46,9 @@ JOIN silver.silver_postings AS s USING (posting_id)
 LEFT JOIN bronze.bronze_postings AS b ON b.bronze_row_id = s.bronze_row_id
 WHERE i.predicted_category IS NOT NULL
 """
-# Postings without a category, with their texts, for a model that imputed nothing yet.
+# Postings without a category, for a queue while no model can be trained.
 UNLABELLED_SQL = f"""
-SELECT s.posting_id, s.bronze_row_id, s.title, s.description_text, s.category, s.category_source,
-       {_KEY_AND_LINK}
+SELECT s.posting_id, s.title, s.publication_date, {_KEY_AND_LINK}
 FROM silver.silver_postings AS s
 LEFT JOIN bronze.bronze_postings AS b ON b.bronze_row_id = s.bronze_row_id
 WHERE s.category IS NULL
@@ -114,6 +113,21 @@ def review_queue(
         ["repeat", "imputed", "turn"], kind="stable", ignore_index=True)
     queue["priority"] = np.arange(1, len(queue) + 1)
     queue["reason"] = [_reason(row, rule, not_imputed) for row in queue.itertuples()]
+    return queue[QUEUE_COLUMNS + [c for c in ("link",) if c in queue]]
+
+
+def unguessed_queue(unlabelled: pd.DataFrame) -> pd.DataFrame:
+    """The queue while no model can be trained (labels of fewer than 2 learnable categories):
+    every posting without a category, newest first, one per repeated text, no guess to check."""
+    queue = unlabelled.sort_values(["publication_date", "posting_id"], ascending=[False, True],
+                                   kind="stable", ignore_index=True)
+    if "text_key" in queue:
+        queue = queue.assign(repeat=queue["text_key"].duplicated()).sort_values(
+            "repeat", kind="stable", ignore_index=True)
+    queue = queue.assign(
+        priority=np.arange(1, len(queue) + 1), category=None, unclassified=True,
+        imputation_confidence=np.nan, runner_up_category=None, runner_up_share=np.nan,
+        reason="no model yet (too few labels to learn from): any label helps, the newest first")
     return queue[QUEUE_COLUMNS + [c for c in ("link",) if c in queue]]
 
 
