@@ -6,7 +6,7 @@ setup(
     description="Muse job postings to a gap-free daily demand series, as Dagster assets.",
     python_requires=">=3.11,<3.13",
     packages=find_packages(exclude=["careerpulse_assets_tests", "benchmarks"]),
-    package_data={"careerpulse_assets": ["taxonomy/*.yaml"]},
+    package_data={"careerpulse_assets": ["review/*.yaml"]},
     install_requires=[
         # dagster and its integration libraries move together: each 0.29.27 pins dagster 1.13.27.
         "dagster==1.13.27",

@@ -16,22 +16,22 @@ import pandas as pd
 
 from .assets.common import DUCKDB_POOL, rounded
 from .assets.gold import gold_category_forecast, gold_daily_counts
-from .core.forecast import BASELINE, BUSY_POSTED_SHARE
+from .series.forecast import BASELINE, BUSY_POSTED_SHARE
 from .assets.ml import WRITTEN_THEN_LABELLED_SQL, imputed_silver, knn_classifier
 from .assets.silver import silver_postings
-from .core.classifier import UNCLASSIFIED, ServingClassifier
-from .core.drift import (
+from .classification.serving import UNCLASSIFIED, ServingClassifier
+from .series.drift import (
     DEFAULT_ALPHA,
     DEFAULT_MAX_IMPUTED_SHARE_JUMP,
     DEFAULT_MIN_JS_DISTANCE,
     DEFAULT_MIN_POSTINGS,
     DEFAULT_WINDOW_DAYS,
 )
-from .core.drift import category_drift as drift_statistics
-from .core.clock import CLOCK_TOLERANCE, describe_offset, reference_now, stored_offset
-from .core.postings import shorten
-from .core.selective import MIN_REALISED_POSTINGS, realised_precision
-from .core.taxonomy import load_taxonomy
+from .series.drift import category_drift as drift_statistics
+from .ingestion.clock import CLOCK_TOLERANCE, describe_offset, reference_now, stored_offset
+from .ingestion.postings import shorten
+from .classification.per_posting_policy import MIN_REALISED_POSTINGS, realised_precision
+from .review.taxonomy import load_taxonomy
 from .resources import QualityBars
 
 
@@ -255,7 +255,7 @@ def silver_posting_id_unique(duckdb: DuckDBResource) -> AssetCheckResult:
     asset=silver_postings,
     pool=DUCKDB_POOL,
     description="Every category name the postings list is a current Muse name or an old one "
-    "mapped in careerpulse_assets/taxonomy/muse_categories.yaml, compared after normalising case, "
+    "mapped in careerpulse_assets/review/muse_categories.yaml, compared after normalising case, "
     "spaces and `&`/and (so 'Data & Analytics' is 'Data and Analytics'). Fails (WARN) naming the "
     "others, with the advice to map them: a new taxonomy may be arriving. Until mapped, each is "
     "counted (and learned) as a category of its own, its spellings as one.",
@@ -277,7 +277,7 @@ def category_names_known(duckdb: DuckDBResource) -> AssetCheckResult:
         description=(
             f"{len(unknown)} category names neither current nor mapped: {', '.join(unknown)}; "
             "map each to a current name (old_to_current) or add it to current in "
-            "careerpulse_assets/taxonomy/muse_categories.yaml and bump its version"
+            "careerpulse_assets/review/muse_categories.yaml and bump its version"
             if unknown else f"all {len(counts)} category names known (taxonomy v{taxonomy.version})"
         ),
         metadata={
@@ -488,7 +488,7 @@ class MaxCountErrorConfig(Config):
     "from the truth: the L1 distance between estimated and true category shares (0 exact, 2 all "
     "wrong) the count method in use (PCC, or PACC when the postings without a category show a "
     "prior shift) makes on labelled postings it never saw, estimated out-of-fold "
-    "(core/quantification.py), at most `max_count_error` (CAREERPULSE_MAX_COUNT_ERROR, 0.25). "
+    "(series/quantification.py), at most `max_count_error` (CAREERPULSE_MAX_COUNT_ERROR, 0.25). "
     "The estimate assumes a model that works and a prior shift (the postings without a category "
     "differ from the labelled ones in their mix, not in kind): it fails while the model in service "
     "fails the quality gate, and cannot see postings of a kind no labelled posting is (those like "
@@ -552,7 +552,7 @@ def build_newest_posting_age_check(max_age_days: int):
     )
     def newest_posting_age(duckdb: DuckDBResource) -> AssetCheckResult:
         with duckdb.get_connection() as connection:
-            # By the API's clock when this machine's disagreed with it (core/clock.py).
+            # By the API's clock when this machine's disagreed with it (ingestion/clock.py).
             now, offset = reference_now(connection), stored_offset(connection)
             newest, postings, ahead, furthest = connection.execute(
                 "SELECT max(publication_date) FILTER (WHERE publication_date <= $until), "

@@ -54,8 +54,8 @@ from .resources import (
     mlflow_tracking,
 )
 from .sensors import build_new_pages_sensor
-from .tracking import EXPERIMENT_NAME
-from .settings import (
+from .classification.registry import EXPERIMENT_NAME
+from .ops.settings import (
     SERVER_SETTINGS_VARIABLE,
     Settings,
     SettingsError,

@@ -39,23 +39,23 @@ from mlflow.exceptions import MlflowException
 from pydantic import PrivateAttr
 
 from .assets.common import DUCKDB_POOL
-from .core.decisions import Bars
-from .core.duckdb_file import (
+from .classification.decisions import Bars
+from .ops.duckdb_file import (
     LOCK_WAIT_SECONDS,
     SNAPSHOT_NAME,
     DuckDBFileLocked,
     connect,
     write_snapshot,
 )
-from .core.labels import LabelFile
-from .core.postings import InvalidPosting, check_item, parse_publication_date
-from .core.taxonomy import load_taxonomy
-from .muse.archive import iter_archive_pages
-from .muse.client import ListingWalk, RequestBudget, fetch_page, iter_api_pages, make_session
-from .muse.listings import PLAIN, Listing
-from .muse.pages import PAGE_SIZE, RawPage
-from .recovery import WORKER_TAG, PoolWatch, recover_dead_runs, worker_identity
-from .settings import (
+from .review.labels import LabelFile
+from .ingestion.postings import InvalidPosting, check_item, parse_publication_date
+from .review.taxonomy import load_taxonomy
+from .ingestion.archive import iter_archive_pages
+from .ingestion.muse_api import ListingWalk, RequestBudget, fetch_page, iter_api_pages, make_session
+from .ingestion.listings import PLAIN, Listing
+from .ingestion.pages import PAGE_SIZE, RawPage
+from .ops.recovery import WORKER_TAG, PoolWatch, recover_dead_runs, worker_identity
+from .ops.settings import (
     DEFAULT_MAX_COUNT_ERROR,
     DEFAULT_MIN_ACCURACY,
     DEFAULT_MIN_COVERAGE,
@@ -63,7 +63,7 @@ from .settings import (
     DEFAULT_MIN_PRECISION,
     DEFAULT_MUSE_BASE_URL,
 )
-from .tracking import create_store, fail_abandoned_runs, load_model, relocate_artifacts
+from .classification.registry import create_store, fail_abandoned_runs, load_model, relocate_artifacts
 
 
 # The API's experience levels (its documentation's `level` values).
@@ -149,7 +149,7 @@ class MuseApi(ConfigurableResource):
             total = len(items)
         else:
             page = fetch_page(self._session(), self.base_url, 0, self.api_key, self.timeout_seconds)
-            # By the API's clock when this machine's is wrong (core/clock.py).
+            # By the API's clock when this machine's is wrong (ingestion/clock.py).
             items, total, fetched_at = page.items, page.total, page.fetched_at
         postings = []
         for item in items:
@@ -169,7 +169,7 @@ class MuseApi(ConfigurableResource):
 
 
 def name_the_worker(context: InitResourceContext) -> None:
-    """Tag the run with this process, so that a later run can tell when it died (recovery.py)."""
+    """Tag the run with this process, so that a later run can tell when it died (ops/recovery.py)."""
     instance, run = context.instance, context.dagster_run
     if instance is not None and run is not None and run.tags.get(WORKER_TAG) != worker_identity():
         instance.add_run_tags(run.run_id, {WORKER_TAG: worker_identity()})
@@ -184,9 +184,9 @@ class CareerPulseDuckDB(DuckDBResource):
 
     When a run starts it names its worker process in a run tag, recovers runs whose worker died
     (their pool slots) and watches the pool while its steps wait, saying who holds it
-    (recovery.py). A connection waits at most LOCK_WAIT_SECONDS for another process holding the
+    (ops/recovery.py). A connection waits at most LOCK_WAIT_SECONDS for another process holding the
     file and then fails naming it. When the run ends, the tables are copied to `snapshot.duckdb`
-    beside the file, for people to read while runs go on (core/duckdb_file.py).
+    beside the file, for people to read while runs go on (ops/duckdb_file.py).
     """
 
     _pool_watch: PoolWatch | None = PrivateAttr(default=None)
@@ -226,7 +226,7 @@ class CareerPulseDuckDB(DuckDBResource):
 def ensure_experiment(tracking_uri: str, name: str, artifact_location: str | None) -> str | None:
     """Create the experiment with its artifacts under CAREERPULSE_HOME, not MLflow's ./mlruns
     (with a tracking server, where the server keeps them: `artifact_location` None). An
-    experiment whose artifacts moved with the home is pointed at them (tracking.py
+    experiment whose artifacts moved with the home is pointed at them (classification/registry.py
     `relocate_artifacts`): returns what was done then, else None."""
     create_store(tracking_uri)
     client = mlflow.MlflowClient(tracking_uri=tracking_uri)
@@ -330,7 +330,7 @@ class QualityBars(ConfigurableResource):
 
 
 class ReviewerLabels(ConfigurableResource):
-    """The folder of reviewers' label files (CAREERPULSE_LABELS_DIR); see core/labels.py."""
+    """The folder of reviewers' label files (CAREERPULSE_LABELS_DIR); see review/labels.py."""
 
     folder: str
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from careerpulse_assets.core.bronze_store import BronzeWriter
-from careerpulse_assets.core.gold import write_daily_counts
-from careerpulse_assets.core.silver_store import update_silver
-from careerpulse_assets.muse.archive import iter_archive_pages
+from careerpulse_assets.ingestion.bronze_store import BronzeWriter
+from careerpulse_assets.series.gold import write_daily_counts
+from careerpulse_assets.ingestion.silver_store import update_silver
+from careerpulse_assets.ingestion.archive import iter_archive_pages
 
 AS_LISTED_SQL = """
 CREATE OR REPLACE TABLE silver.imputed_silver AS

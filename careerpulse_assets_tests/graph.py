@@ -5,7 +5,7 @@ import pandas as pd
 from dagster import DagsterInstance, materialize
 
 from careerpulse_assets.definitions import build_definitions, build_resources
-from careerpulse_assets.settings import Settings
+from careerpulse_assets.ops.settings import Settings
 
 
 def materialize_graph(settings: Settings, run_config: dict | None = None, instance=None):

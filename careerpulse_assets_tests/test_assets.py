@@ -146,7 +146,7 @@ def test_a_model_of_shuffled_labels_fails_the_gate_writes_nothing_and_gold_still
     settings = settings_for(archive=archive)
     result = materialize_graph(settings, SMALL_GRID)
 
-    from careerpulse_assets.run import ASSET_ORDER, delivered, summary_lines
+    from careerpulse_assets.ops.run import ASSET_ORDER, delivered, summary_lines
 
     assert result.success and delivered(result, ASSET_ORDER)
     checks = check_results(result)
@@ -229,7 +229,7 @@ def test_unchanged_labels_reuse_the_model_and_changed_labels_retrain(tmp_path, s
     assert first["retrained"].value is True
     assert "data:image/png;base64," in first["confusion_matrix"].value
     # The calibrated reliability table holds every out-of-fold prediction, each repeat's.
-    from careerpulse_assets.core.out_of_fold import REPEATS
+    from careerpulse_assets.classification.out_of_fold import REPEATS
 
     assert (sum(r.data["postings"] for r in first["reliability"].value.records)
             == REPEATS * first["oof_postings"].value)

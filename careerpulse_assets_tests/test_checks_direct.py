@@ -26,15 +26,15 @@ from careerpulse_assets.checks import (
     silver_posting_id_unique,
     written_precision_on_labels,
 )
-from careerpulse_assets.core.classifier import (
+from careerpulse_assets.classification.serving import (
     DriftReference,
     Evaluation,
     ModelCalibration,
     Outcome,
     ServingClassifier,
 )
-from careerpulse_assets.core.decisions import Bars, gate_verdict
-from careerpulse_assets.core.selective import ImputationPolicy
+from careerpulse_assets.classification.decisions import Bars, gate_verdict
+from careerpulse_assets.classification.per_posting_policy import ImputationPolicy
 from careerpulse_assets.resources import QualityBars
 
 BARS = QualityBars()  # the settings' defaults: 0.75, 0.70, precision 0.90, coverage 0.80
@@ -217,7 +217,7 @@ def test_duplicate_ids_and_unknown_names_fail_their_checks(database):
     assert unknown.description.startswith(
         f"1 category names neither current nor mapped: {'Q' * 60}… (10,000 characters); map each "
         "to a current name (old_to_current) or add it to current in "
-        "careerpulse_assets/taxonomy/muse_categories.yaml")
+        "careerpulse_assets/review/muse_categories.yaml")
     # Spelling variants of a known name are that name.
     sql(database, "DELETE FROM silver.silver_postings WHERE posting_id = 4")
     sql(database, "INSERT INTO silver.silver_postings VALUES (5, ['data & analytics']), "

@@ -51,7 +51,7 @@ def test_make_run_keeps_runs_events_and_models_in_postgres_and_no_password_shows
         DAGSTER_POSTGRES_URL=cluster.url("dagster"), MLFLOW_TRACKING_URI=cluster.url("mlflow"),
     )
     (home / "dagster" / "dagster.yaml").unlink()  # written by `make run` itself
-    done = subprocess.run([sys.executable, "-m", "careerpulse_assets.run"], cwd=REPO, env=env,
+    done = subprocess.run([sys.executable, "-m", "careerpulse_assets.ops.run"], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert cluster.password not in done.stdout + done.stderr
@@ -75,7 +75,7 @@ def test_make_run_keeps_runs_events_and_models_in_postgres_and_no_password_shows
 
 
 def query_count(home) -> int:
-    from careerpulse_assets.settings import Settings
+    from careerpulse_assets.ops.settings import Settings
 
     return int(query(Settings(home=home), "SELECT count(*) AS n FROM silver.imputed_silver")["n"][0])
 
@@ -90,7 +90,7 @@ def test_a_sensor_tick_on_a_postgres_instance_recovers_a_dead_run_and_requests_a
     from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, RunRequest, build_sensor_context
 
     from careerpulse_assets.assets.common import DUCKDB_POOL
-    from careerpulse_assets.recovery import WORKER_TAG, worker_identity
+    from careerpulse_assets.ops.recovery import WORKER_TAG, worker_identity
     from careerpulse_assets.resources import MuseApi
     from careerpulse_assets.sensors import muse_new_pages_sensor
 
@@ -116,7 +116,7 @@ def test_a_sensor_tick_on_a_postgres_instance_recovers_a_dead_run_and_requests_a
 
 def serve(home, mode: str, log, **settings) -> subprocess.Popen:
     env = careerpulse_env(home, **settings)
-    return subprocess.Popen([sys.executable, "-m", "careerpulse_assets.serve", mode], cwd=REPO,
+    return subprocess.Popen([sys.executable, "-m", "careerpulse_assets.ops.serve", mode], cwd=REPO,
                             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 

@@ -13,7 +13,7 @@ from dagster import DagsterInstance, materialize
 from careerpulse_assets.assets.bronze import bronze_postings
 from careerpulse_assets.assets.silver import silver_postings
 from careerpulse_assets.definitions import build_resources
-from careerpulse_assets.muse.client import BUDGET, CAP, RequestBudget, iter_api_pages, make_session
+from careerpulse_assets.ingestion.muse_api import BUDGET, CAP, RequestBudget, iter_api_pages, make_session
 
 from .graph import query
 from .ingest_once import killed_after
@@ -524,7 +524,7 @@ def test_make_run_against_a_capped_api_succeeds_twice_and_says_what_the_cap_left
         env = careerpulse_env(home, CAREERPULSE_MUSE_BASE_URL=base_url)
         # The whole graph, then (the model trained) the ingestion job: the second run must not
         # walk into the cap as into a failure either.
-        runs = [subprocess.run([sys.executable, "-m", "careerpulse_assets.run", *job], cwd=REPO,
+        runs = [subprocess.run([sys.executable, "-m", "careerpulse_assets.ops.run", *job], cwd=REPO,
                                env=env, capture_output=True, text=True, timeout=600)
                 for job in ([], ["careerpulse_ingestion"])]
     for done in runs:
@@ -533,7 +533,7 @@ def test_make_run_against_a_capped_api_succeeds_twice_and_says_what_the_cap_left
     first = runs[0].stdout
     assert "100 postings reached of the 140 the API lists, 40 out of reach of every filter" in first
     assert "the API caps listings at page 5" in first
-    from careerpulse_assets.settings import Settings
+    from careerpulse_assets.ops.settings import Settings
 
     assert len(silver_ids(Settings(home=home))) == 100
 

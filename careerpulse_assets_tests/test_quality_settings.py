@@ -6,10 +6,10 @@ import sys
 import pytest
 
 from careerpulse_assets.assets.ml import run_bars
-from careerpulse_assets.core.decisions import Bars
+from careerpulse_assets.classification.decisions import Bars
 from careerpulse_assets.definitions import build_definitions
-from careerpulse_assets.run import LOGGERS, run_config_from
-from careerpulse_assets.settings import Settings, SettingsError
+from careerpulse_assets.ops.run import LOGGERS, run_config_from
+from careerpulse_assets.ops.settings import Settings, SettingsError
 
 from .graph import query
 from .muse_fixtures import synthetic_postings, write_archive

@@ -14,7 +14,7 @@ from .servers import wait_for
 # webserver) and prints its pid. The supervisor prints its children's pids, then waits.
 SUPERVISE = textwrap.dedent("""
     import os, sys, time
-    from careerpulse_assets.serve import Service, Supervisor
+    from careerpulse_assets.ops.serve import Service, Supervisor
 
     sleep = [sys.executable, "-c", "import time; time.sleep(600)"]
     parent = [sys.executable, "-c", "import subprocess, sys, time; child = subprocess.Popen("

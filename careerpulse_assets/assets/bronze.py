@@ -4,12 +4,12 @@ from functools import partial
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue
 from dagster_duckdb import DuckDBResource
 
-from ..core.bronze_store import BronzeWriter, PageOutcome, Tally
-from ..core.clock import Clock, describe_offset, store_offset, stored_offset
-from ..core.crawl import Crawler, CrawlRun
-from ..muse.archive import skipped_files
-from ..muse.client import RequestBudget, listing_source
-from ..muse.pages import RawPage
+from ..ingestion.bronze_store import BronzeWriter, PageOutcome, Tally
+from ..ingestion.clock import Clock, describe_offset, store_offset, stored_offset
+from ..ingestion.crawl import Crawler, CrawlRun
+from ..ingestion.archive import skipped_files
+from ..ingestion.muse_api import RequestBudget, listing_source
+from ..ingestion.pages import RawPage
 from ..resources import MuseApi
 from .common import Heartbeat, careerpulse_asset, preview, table_metadata
 

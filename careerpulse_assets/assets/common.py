@@ -7,11 +7,11 @@ transaction):
 
 | table | written by |
 |---|---|
-| bronze.bronze_postings, bronze_quarantine, bronze_crawls | core/bronze_store.py (BronzeWriter: a transaction per page) |
-| silver.silver_postings, reviewer_labels, label_quarantine | core/silver_store.py (SQL merge, taxonomy and labels) |
+| bronze.bronze_postings, bronze_quarantine, bronze_crawls | ingestion/bronze_store.py (BronzeWriter: a transaction per page) |
+| silver.silver_postings, reviewer_labels, label_quarantine | ingestion/silver_store.py (SQL merge, taxonomy and labels) |
 | silver.imputed_silver | assets/ml.py imputed_silver (the model's frame, CREATE OR REPLACE) |
 | silver.review_queue | assets/ml.py review_queue (frame, CREATE OR REPLACE) |
-| gold.gold_daily_counts | core/gold.py (SQL over silver.imputed_silver) |
+| gold.gold_daily_counts | series/gold.py (SQL over silver.imputed_silver) |
 | gold.gold_category_forecast, gold_forecast_backtest | assets/gold.py (statsforecast's frames) |
 
 The fitted model is no table: `model_io_manager` hands it to the checks and downstream assets,

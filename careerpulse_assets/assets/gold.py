@@ -1,17 +1,17 @@
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue
 from dagster_duckdb import DuckDBResource
 
-from ..core.clock import reference_now
-from ..core.forecast import HORIZON, data_age, forecast_categories, weekly_forecast
-from ..core.gold import (
+from ..ingestion.clock import reference_now
+from ..series.forecast import HORIZON, data_age, forecast_categories, weekly_forecast
+from ..series.gold import (
     UNCLASSIFIED,
     category_totals,
     count_method,
     forecast_input,
     write_daily_counts,
 )
-from ..core.plots import daily_counts_png, forecast_png
-from ..core.sql import transaction_with
+from ..series.plots import daily_counts_png, forecast_png
+from ..ops.duckdb_file import transaction_with
 from .common import Heartbeat, careerpulse_asset, png_markdown, preview, table_metadata
 from .ml import imputed_silver
 
@@ -36,7 +36,7 @@ PLOTTED_CATEGORIES = 6
     "listing at most 3 days apart, after its first complete walk). Observed but not complete "
     "days are backfilled from the postings still open when someone looked: undercounts. Plain "
     "SQL over `silver.imputed_silver`; the flags from `bronze.bronze_crawls` and the postings' "
-    "sources (core/coverage.py).",
+    "sources (series/coverage.py).",
 )
 def gold_daily_counts(context: AssetExecutionContext, duckdb: DuckDBResource) -> MaterializeResult:
     with duckdb.get_connection() as connection:

@@ -15,7 +15,7 @@ from dagster import (
 )
 from dagster_duckdb import DuckDBResource
 
-from ..core.classifier import (
+from ..classification.serving import (
     DriftReference,
     Evaluation,
     ModelCalibration,
@@ -24,7 +24,7 @@ from ..core.classifier import (
     calibrate_model,
     impute_categories,
 )
-from ..core.decisions import (
+from ..classification.decisions import (
     Bars,
     GateVerdict,
     PromotionDecision,
@@ -33,27 +33,27 @@ from ..core.decisions import (
     promotion_decision,
     training_decision,
 )
-from ..core.evaluation import (
+from ..classification.evaluation import (
     MIN_POSTINGS_PER_CATEGORY,
     TEXT_KEY_SQL,
     LabelledSet,
     labelled_set,
 )
-from ..core.review import (
+from ..review.queue import (
     DEFAULT_RULE,
     JUDGED_SQL,
     UNLABELLED_SQL,
     recall_by_category,
     unguessed_queue,
 )
-from ..core.review import RULES as REVIEW_RULES
-from ..core.review import review_queue as ordered_queue
-from ..core.knn import NO_INFORMATION_DISTANCE
-from ..core.selective import realised_precision
-from ..core.sql import transaction_with
-from ..core.selection import KnnGrid, NotEnoughLabels
-from ..core.training import evaluation_of, params_from_mlflow, train
-from ..tracking import (
+from ..review.queue import RULES as REVIEW_RULES
+from ..review.queue import review_queue as ordered_queue
+from ..classification.knn import NO_INFORMATION_DISTANCE
+from ..classification.per_posting_policy import realised_precision
+from ..ops.duckdb_file import transaction_with
+from ..classification.model_selection import KnnGrid, NotEnoughLabels
+from ..classification.training import evaluation_of, params_from_mlflow, train
+from ..classification.registry import (
     REGISTERED_MODEL_NAME,
     RegisteredVersion,
     champion,
@@ -162,7 +162,7 @@ def run_bars(run_config: dict, settings: Bars) -> Bars:
     "outer fold): accuracy and macro-F1 at full coverage are the quality gate "
     "(`knn_holdout_accuracy`, `knn_holdout_macro_f1`). Its class scores are calibrated "
     "(isotonic, fitted out-of-fold) for counting the postings without a category "
-    "(core/quantification.py) and for the per-posting rule: the most probable category is written "
+    "(series/quantification.py) and for the per-posting rule: the most probable category is written "
     "where its probability reaches the threshold at which out-of-fold predictions are right "
     "CAREERPULSE_MIN_PRECISION (0.90) of the time. Registered in MLflow as "
     f"`{REGISTERED_MODEL_NAME}`: the alias `champion` is the version in service, `challenger` "
@@ -619,7 +619,7 @@ def _earlier_scores(connection, model_version: str) -> pd.DataFrame | None:
 
 class ReviewQueueConfig(Config):
     rule: str = DEFAULT_RULE
-    """least_confident, smallest_margin, low_recall_margin or one_per_duplicate (core/review.py)."""
+    """least_confident, smallest_margin, low_recall_margin or one_per_duplicate (review/queue.py)."""
 
 
 @careerpulse_asset(

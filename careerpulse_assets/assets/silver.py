@@ -1,8 +1,8 @@
 from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue
 from dagster_duckdb import DuckDBResource
 
-from ..core.postings import ESCAPED_HTML, MISPARSED, PLAIN_TEXT
-from ..core.silver_store import update_silver
+from ..ingestion.postings import ESCAPED_HTML, MISPARSED, PLAIN_TEXT
+from ..ingestion.silver_store import update_silver
 from ..resources import ReviewerLabels
 from .bronze import bronze_postings
 from .common import Heartbeat, careerpulse_asset, preview, table_metadata
