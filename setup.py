@@ -13,6 +13,7 @@ setup(
         "dagster-webserver==1.13.27",
         "dagster-dg-cli==1.13.27",  # `dg dev`, `dg launch`, `dg check defs`
         "dagster-duckdb==0.29.27",
+        "dagster-duckdb-pandas==0.29.27",  # the tables' IO manager (careerpulse_assets/io_managers.py)
         "dagster-mlflow==0.29.27",
         "dagster-postgres==0.29.27",  # DAGSTER_POSTGRES_URL: the instance in PostgreSQL
         # SQLAlchemy 2.1 reads postgresql:// URLs with psycopg 3, whose server-side parameters

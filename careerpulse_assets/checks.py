@@ -54,11 +54,13 @@ def _figure(values: dict, name: str) -> str:
     return f"{NAMES[name]} {value:.3f} (95 % interval {low:.3f}–{high:.3f})"
 
 
-def gate_result(name: str, bar: float, serving: ServingClassifier) -> AssetCheckResult:
+def gate_result(name: str, serving: ServingClassifier) -> AssetCheckResult:
     """`name` (accuracy or macro_f1) of the model in service at full coverage (every posting its
-    most probable category), estimated nested out-of-fold, against `bar`. No model, or a figure
-    that cannot be estimated, fails: nothing shows a model good enough."""
-    evaluation = serving.evaluation
+    most probable category), estimated nested out-of-fold, as the quality gate judged it in
+    `knn_classifier` (`serving.gate`: the verdict and its bars, decided there once). No model,
+    or a figure that cannot be estimated, fails: nothing shows a model good enough."""
+    evaluation, gate = serving.evaluation, serving.gate
+    bar = getattr(gate.bars, name) if gate is not None and gate.bars is not None else None
     metadata = {"threshold": bar, "model_version": serving.version,
                 "estimated_on_postings": evaluation.postings,
                 "judged_categories": list(evaluation.judged)}
@@ -75,7 +77,7 @@ def gate_result(name: str, bar: float, serving: ServingClassifier) -> AssetCheck
             description=f"{NAMES[name]} not estimated: no category has postings enough (20) among "
             f"the {evaluation.postings} labelled postings to estimate its F1; label more "
             "(`make review`)", metadata=metadata | {"evaluated": False})
-    passed = value >= bar
+    passed = getattr(gate, f"{name}_passed")
     over = (f" over the {len(evaluation.judged)} categories with 20+ labelled postings"
             if name == "macro_f1" else "")
     consequence = "" if passed else (
@@ -103,34 +105,33 @@ GATE_DESCRIPTION = (
     "postings a hold-out would use.) A model trained on shuffled labels fails it. Not blocking: "
     "gold, the forecast and the review queue are written whatever it says; a challenger that "
     "fails never replaces a champion that passes, and while no model passes the best available "
-    "serves and this check stays red. The bar is the run config's, else the setting; "
-    "knn_classifier reads the same for its promotion decision."
+    "serves and this check stays red. The bar is this check's in the run config, else the "
+    "setting: knn_classifier reads it (QualityBars.for_run) and judges its model once against "
+    "it, for its promotion decision; this check reports that verdict."
 )
 
 
-def _gate_check(name: str, metric: str, config_type: type, bar: str, description: str):
-    """One check of the model's full-coverage `metric` against a bar."""
+def _gate_check(name: str, metric: str, config_type: type, description: str):
+    """One check of the model's full-coverage `metric` against its bar."""
 
     @asset_check(name=name, asset=knn_classifier, blocking=False,
                  description=description + " " + GATE_DESCRIPTION)
-    def gate(
-        config: config_type, knn_classifier: ServingClassifier, quality_bars: QualityBars
-    ) -> AssetCheckResult:
-        value = getattr(config, bar)
-        return gate_result(metric, getattr(quality_bars, bar) if value is None else value,
-                           knn_classifier)
+    def gate(config: config_type, knn_classifier: ServingClassifier) -> AssetCheckResult:
+        # `config` holds this run's bar; knn_classifier read it (QualityBars.for_run) and
+        # judged its model against it: the verdict is reported, not made again.
+        return gate_result(metric, knn_classifier)
 
     return gate
 
 
 knn_holdout_accuracy = _gate_check(
-    "knn_holdout_accuracy", "accuracy", MinAccuracyConfig, "min_accuracy",
+    "knn_holdout_accuracy", "accuracy", MinAccuracyConfig,
     "Accuracy of the classifier at full coverage is at least `min_accuracy` (default "
     "CAREERPULSE_MIN_ACCURACY, 0.75); a posting of a category too rare to learn counts as an "
     "error.",
 )
 knn_holdout_macro_f1 = _gate_check(
-    "knn_holdout_macro_f1", "macro_f1", MinMacroF1Config, "min_macro_f1",
+    "knn_holdout_macro_f1", "macro_f1", MinMacroF1Config,
     "Macro-F1 of the classifier at full coverage is at least `min_macro_f1` (default "
     "CAREERPULSE_MIN_MACRO_F1, 0.70): the mean F1 of every category with 20 or more labelled "
     "postings in the estimate (an F1 on fewer is noise).",

@@ -22,13 +22,16 @@ class BronzeConfig(Config):
     full_crawl: bool = False
     """Start a full crawl (unless one is unfinished): every listing walked whole, past pages
     already stored, capped listings parted by filters (finds edits and postings inserted into
-    pages read before). The weekly `weekly_full_crawl` schedule sets it."""
+    pages read before). Runs start one by themselves every CAREERPULSE_FULL_CRAWL_DAYS (7): this
+    starts one now."""
 
 
 @careerpulse_asset(
     layer="bronze",
     group="ingestion",
     kinds={"duckdb"},
+    # Written page by page by the step itself (crash-safe); loaded through the io_manager.
+    metadata={"schema": "bronze"},
     description="Raw Muse job items, one row per new payload (append-only history), in "
     "`bronze.bronze_postings`; items that cannot be postings go to `bronze.bronze_quarantine` "
     "with the reason. Listings the API caps at about 100 pages are parted by category, level, "

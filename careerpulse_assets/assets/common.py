@@ -1,21 +1,21 @@
 """What every asset module shares: how an asset is declared, how tables are described and
 previewed, and a heartbeat for long steps.
 
-Which mechanism writes which table (one per layer: all of them SQL through the `duckdb`
-resource, one DuckDB file; frames computed in Python are registered and written in the same
-transaction):
+Which mechanism writes which table (one DuckDB file):
 
 | table | written by |
 |---|---|
-| bronze.bronze_postings, bronze_quarantine, bronze_crawls | ingestion/bronze_store.py (BronzeWriter: a transaction per page) |
-| silver.silver_postings, reviewer_labels, label_quarantine | ingestion/silver_store.py (SQL merge, taxonomy and labels) |
-| silver.imputed_silver | assets/ml.py imputed_silver (the model's frame, CREATE OR REPLACE) |
-| silver.review_queue | assets/ml.py review_queue (frame, CREATE OR REPLACE) |
-| gold.gold_daily_counts | series/gold.py (SQL over silver.imputed_silver) |
-| gold.gold_category_forecast, gold_forecast_backtest | assets/gold.py (statsforecast's frames) |
+| bronze.bronze_postings, bronze_quarantine, bronze_crawls, bronze_crawl_frontier | the asset, page by page (ingestion/bronze_store.py BronzeWriter: a transaction per page) |
+| silver.silver_postings, reviewer_labels, label_quarantine | the asset, slice by slice (ingestion/silver_store.py: SQL merge, taxonomy and labels) |
+| silver.imputed_silver | the `io_manager` (DuckDBTables), from the Arrow table the asset returns |
+| silver.unlabelled_mix, silver.written_categories | imputed_silver itself, in one transaction before its table |
+| silver.review_queue | the `io_manager`, from the asset's frame |
+| gold.gold_daily_counts | the `io_manager`, from the Arrow table series/gold.py computes in SQL |
+| gold.gold_category_forecast | the `io_manager`; gold.gold_forecast_backtest the asset itself, before |
 
-The fitted model is no table: `model_io_manager` hands it to the checks and downstream assets,
-and the `model_store` resource keeps versions.
+Every table is loaded through the `io_manager` (a pandas frame, or some of its columns). The
+fitted model is no table: `classifier_io_manager` hands it to its run's steps, and MLflow's
+registry keeps every version (io_managers.py).
 """
 
 import base64

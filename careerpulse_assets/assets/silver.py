@@ -25,6 +25,8 @@ FROM silver.silver_postings
     group="ingestion",
     kinds={"duckdb"},
     deps=[bronze_postings],
+    # Merged slice by slice by the step itself (crash-safe); loaded through the io_manager.
+    metadata={"schema": "silver"},
     description="One clean row per posting (its latest bronze payload) in "
     "`silver.silver_postings`: text from the HTML, first real category (NULL when none or "
     "'Unknown') under its current Muse name (`category`; the name as listed in "

@@ -42,6 +42,10 @@ from dataclasses import dataclass
 
 WORSE_BY = 0.01
 COMPARED = ("macro_f1", "accuracy")
+# A model is reused while fewer than this share of the labelled postings it learned from are
+# new, changed or gone: a page of 20 new postings every few minutes should not cost a training
+# (minutes at 100,000 postings). `careerpulse_retrain` retrains on any change.
+RETRAIN_AT_LABELLED_CHANGE = 0.05
 
 
 @dataclass(frozen=True)
@@ -96,8 +100,11 @@ def training_decision(
     champion: ModelFacts | None,
     latest: ModelFacts | None,
     force: bool = False,
-    retrain_at: float = 0.05,
+    retrain_at: float = RETRAIN_AT_LABELLED_CHANGE,
 ) -> TrainingDecision:
+    """`force` (the job config `force_retrain`) trains whatever share of the labels changed, but
+    never on the very labels and code of the model to reuse: that training would learn the same
+    model (see 1. above)."""
     candidate = champion or latest
     if candidate is None:
         return TrainingDecision(True, "no model yet")
@@ -155,6 +162,7 @@ class GateVerdict:
     accuracy_passed: bool
     macro_f1_passed: bool
     reason: str
+    bars: Bars | None = None  # what it was judged against (None: nothing to judge)
 
     @property
     def passed(self) -> bool:
@@ -173,7 +181,7 @@ def gate_verdict(estimate: dict[str, float], bars: Bars) -> GateVerdict:
                f"out-of-fold ({bars.describe()})")
     return GateVerdict(accuracy_passed, macro_passed,
                        f"passes: {figures}" if not failed else
-                       f"fails on {' and '.join(failed)}: {figures}")
+                       f"fails on {' and '.join(failed)}: {figures}", bars)
 
 
 @dataclass(frozen=True)

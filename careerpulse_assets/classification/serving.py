@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from sklearn.pipeline import Pipeline
 
 from .calibration import CalibrationReport, calibration_report
@@ -264,3 +265,42 @@ def impute_categories(
     imputed.loc[rows[~written], "category"] = UNCLASSIFIED
     imputed.loc[rows[~written], "category_source"] = "unclassified"
     return Imputation(imputed, int(to_predict.sum()), counts)
+
+
+MIX_COLUMNS = {"category": "string", "estimated_postings": "float64",
+               "estimated_low": "float64", "estimated_high": "float64",
+               "share_error": "float64", "method": "string",
+               "expected_share_error": "float64", "model_version": "string"}
+
+
+def unlabelled_mix(counts, model_version: str | None) -> pd.DataFrame:
+    """The postings without a category counted by category (one row per category the model
+    knows; none without a model)."""
+    if counts is None:
+        return pd.DataFrame({name: pd.Series(dtype=kind) for name, kind in MIX_COLUMNS.items()})
+    return pd.DataFrame({
+        "category": [str(c) for c in counts.classes],
+        "estimated_postings": counts.counts, "estimated_low": counts.low,
+        "estimated_high": counts.high, "share_error": counts.share_error,
+        "method": counts.method, "expected_share_error": counts.expected_l1,
+        "model_version": model_version,
+    }).astype(MIX_COLUMNS)
+
+
+def imputed_arrow(imputed: pd.DataFrame):
+    """`imputed` as an Arrow table with the nested columns' types declared (DuckDB would guess
+    them from a sample of rows: a sample of empty lists makes a column of NULLs)."""
+    declared = {
+        "categories": pa.list_(pa.string()), "locations": pa.list_(pa.string()),
+        "category_probabilities": pa.map_(pa.string(), pa.float64()),
+        "model_scores": pa.map_(pa.string(), pa.float64()),
+    }
+    plain = imputed.drop(columns=[c for c in declared if c in imputed])
+    table = pa.Table.from_pandas(plain, preserve_index=False)
+    for name, kind in declared.items():
+        if name in imputed:
+            values = [None if not isinstance(v, (dict, list, tuple, np.ndarray)) else
+                      (list(v.items()) if isinstance(v, dict) else list(v))
+                      for v in imputed[name]]
+            table = table.append_column(pa.field(name, kind), pa.array(values, type=kind))
+    return table.select(list(imputed.columns))

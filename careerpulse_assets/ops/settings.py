@@ -269,10 +269,6 @@ class Settings:
     def mlflow_artifacts(self) -> Path:
         return self.home / "mlartifacts"
 
-    @property
-    def storage_dir(self) -> Path:
-        """Pickled non-table outputs (the fitted model) live here."""
-        return self.home / "storage"
 
 
 # `make ui` / `make serve` start their servers with these settings in this variable (JSON): a

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
 from ..classification.serving import UNCLASSIFIED
 from ..ingestion.clock import reference_now
@@ -51,7 +52,6 @@ FROM bronze.bronze_crawls
 # systematic error per category, a share of the day's postings without a category
 # (silver.unlabelled_mix.share_error), and is clipped to what the day's postings allow.
 DAILY_COUNTS_SQL = """
-CREATE OR REPLACE TABLE gold.gold_daily_counts AS
 WITH imputed AS (SELECT * FROM {imputed}),
 counts AS (
     SELECT publication_day AS day, coalesce(category, $unclassified) AS category,
@@ -137,14 +137,14 @@ def coverage_inputs(connection: duckdb.DuckDBPyConnection) -> tuple[pd.DataFrame
     return postings, walks
 
 
-def write_daily_counts(connection: duckdb.DuckDBPyConnection) -> None:
-    """`gold.gold_daily_counts` (day DATE, category, postings, imputed_postings, observed,
-    complete, estimated_postings, estimated_low, estimated_high): one row per day from the first
-    publication day to the last (or to the newest walk of an API listing) and per category
-    (those of the postings and those the model spreads postings over), zeros included, from every
-    `silver.imputed_silver` row (a NULL category counted as `Unclassified`); the flags by
-    `series.coverage.day_coverage`; the estimates as DAILY_COUNTS_SQL says (90 % intervals)."""
-    connection.execute("CREATE SCHEMA IF NOT EXISTS gold")
+def daily_counts(connection: duckdb.DuckDBPyConnection) -> pa.Table:
+    """`gold.gold_daily_counts` as an Arrow table (day DATE, category, postings,
+    imputed_postings BIGINT, observed, complete BOOLEAN, estimated_postings, estimated_low,
+    estimated_high DOUBLE): one row per day from the first publication day to the last (or to the
+    newest walk of an API listing) and per category (those of the postings and those the model
+    spreads postings over), zeros included, from every `silver.imputed_silver` row (a NULL
+    category counted as `Unclassified`); the flags by `series.coverage.day_coverage`; the
+    estimates as DAILY_COUNTS_SQL says (90 % intervals). Reads only: the asset returns it."""
     mix = (connection.execute(MIX_SQL).fetchdf()
            if _has_table(connection, "silver", "unlabelled_mix")
            else pd.DataFrame({"category": pd.Series(dtype=str),
@@ -155,8 +155,9 @@ def write_daily_counts(connection: duckdb.DuckDBPyConnection) -> None:
     grid = grid.astype({"day": "datetime64[ns]", "observed": bool, "complete": bool,
                         "category": str})
     with transaction_with(connection, grid=grid, mix=mix):
-        connection.execute(DAILY_COUNTS_SQL.format(imputed=_imputed_source(connection)),
-                           {"unclassified": UNCLASSIFIED, "z": INTERVAL_Z})
+        return connection.sql(DAILY_COUNTS_SQL.format(imputed=_imputed_source(connection)),
+                              params={"unclassified": UNCLASSIFIED, "z": INTERVAL_Z}
+                              ).to_arrow_table()
 
 
 def forecast_input(gold: pd.DataFrame) -> pd.DataFrame:
