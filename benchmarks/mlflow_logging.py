@@ -27,7 +27,7 @@ import mlflow
 import pandas as pd
 
 from careerpulse_assets.classification.serving import calibrate_model
-from careerpulse_assets.classification.decisions import Bars, gate_verdict
+from careerpulse_assets.classification.decisions import GateBars, gate_verdict
 from careerpulse_assets.classification.evaluation import labelled_set
 from careerpulse_assets.classification.model_selection import KnnGrid
 from careerpulse_assets.classification.training import evaluation_of, train
@@ -55,7 +55,7 @@ def measure(items: list[dict]) -> dict:
         # The calibration and gate knn_classifier logs with the training, for the default bars.
         calibration = calibrate_model(training.challenger.oof)
         gate = gate_verdict(evaluation_of(training.challenger, "", labelled).estimate,
-                            Bars(DEFAULT_MIN_ACCURACY, DEFAULT_MIN_MACRO_F1))
+                            GateBars(DEFAULT_MIN_ACCURACY, DEFAULT_MIN_MACRO_F1))
         with mlflow.start_run(experiment_id=experiment):
             started = time.perf_counter()
             version, _, _ = log_training(training, labelled, "benchmark", "benchmark", 0.1,

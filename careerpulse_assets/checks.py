@@ -15,6 +15,7 @@ from dagster_duckdb import DuckDBResource
 import pandas as pd
 
 from .assets.common import DUCKDB_POOL, rounded
+from .ops.duckdb_file import one_row
 from .assets.gold import gold_category_forecast, gold_daily_counts
 from .series.forecast import BASELINE, BUSY_POSTED_SHARE
 from .assets.ml import WRITTEN_THEN_LABELLED_SQL, imputed_silver, knn_classifier
@@ -427,10 +428,7 @@ SELECT
 )
 def gold_full_grid_sums_to_silver(duckdb: DuckDBResource) -> AssetCheckResult:
     with duckdb.get_connection() as connection:
-        cursor = connection.execute(GOLD_GRID_SQL)
-        names = [column[0] for column in cursor.description]
-        stats = dict(zip(names, cursor.fetchone(), strict=True))
-    stats = {name: int(value or 0) for name, value in stats.items()}
+        stats = {name: int(value or 0) for name, value in one_row(connection, GOLD_GRID_SQL).items()}
     problems = []
     if stats["days"] != stats["days_in_range"]:
         problems.append(f"{stats['days_in_range'] - stats['days']} days missing from the range")
@@ -624,8 +622,7 @@ FROM (SELECT *, posted_day_share >= $busy AS busy FROM gold.gold_forecast_backte
 )
 def forecast_beats_seasonal_naive(duckdb: DuckDBResource) -> AssetCheckResult:
     with duckdb.get_connection() as connection:
-        cursor = connection.execute(BACKTEST_SQL, {"busy": BUSY_POSTED_SHARE})
-        stats = dict(zip([c[0] for c in cursor.description], cursor.fetchone(), strict=True))
+        stats = one_row(connection, BACKTEST_SQL, {"busy": BUSY_POSTED_SHARE})
     sparse = (f"intermittent: {stats['sparse_better']} of {stats['sparse_scored']} scored "
               f"categories beat {BASELINE} (RMSSE {stats['sparse_chosen']:.3f} vs "
               f"{stats['sparse_baseline']:.3f})" if stats["sparse_scored"] else

@@ -46,7 +46,7 @@ from dagster_duckdb_pandas import DuckDBPandasIOManager, DuckDBPandasTypeHandler
 
 from .assets.common import DUCKDB_POOL, table_metadata
 from .classification.serving import ServingClassifier
-from .ops.duckdb_file import connect
+from .ops.duckdb_file import connect, transaction
 from .resources import QualityBars
 
 
@@ -90,13 +90,8 @@ class _DuckDBFile(DuckDbClient):
             if not isinstance(context, OutputContext):
                 yield connection
                 return
-            connection.execute("BEGIN TRANSACTION")
-            try:
+            with transaction(connection):
                 yield connection
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
-            connection.execute("COMMIT")
         finally:
             connection.close()
 

@@ -33,7 +33,7 @@ from mlflow.exceptions import MlflowException
 from pydantic import PrivateAttr
 
 from .assets.common import DUCKDB_POOL
-from .classification.decisions import Bars
+from .classification.decisions import GateBars
 from .ops.duckdb_file import (
     LOCK_WAIT_SECONDS,
     SNAPSHOT_NAME,
@@ -325,7 +325,7 @@ class QualityBars(ConfigurableResource):
     min_coverage: float = DEFAULT_MIN_COVERAGE
     max_count_error: float = DEFAULT_MAX_COUNT_ERROR
 
-    def for_run(self, run_config: dict) -> Bars:
+    def for_run(self, run_config: dict) -> GateBars:
         """The quality gate's bars for a run: the gate checks' `min_accuracy` /
         `min_macro_f1` where the run config sets them (the job config the contract names, on ops
         `knn_classifier_knn_holdout_accuracy` / `_macro_f1`), else the settings. Read here only:
@@ -336,7 +336,7 @@ class QualityBars(ConfigurableResource):
         for name, op in GATE_CHECK_OPS.items():
             value = ((ops.get(op) or {}).get("config") or {}).get(f"min_{name}")
             bars[name] = getattr(self, f"min_{name}") if value is None else float(value)
-        return Bars(**bars)
+        return GateBars(**bars)
 
 
 class ReviewerLabels(ConfigurableResource):

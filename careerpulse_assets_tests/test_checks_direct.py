@@ -33,7 +33,7 @@ from careerpulse_assets.classification.serving import (
     Outcome,
     ServingClassifier,
 )
-from careerpulse_assets.classification.decisions import Bars, gate_verdict
+from careerpulse_assets.classification.decisions import GateBars, gate_verdict
 from careerpulse_assets.classification.per_posting_policy import ImputationPolicy
 from careerpulse_assets.resources import QualityBars
 
@@ -76,7 +76,7 @@ def with_intervals(**figures) -> dict:
 
 
 def serving(accuracy=0.88, macro_f1=0.72, coverage=0.9, threshold=0.6, counts=None,
-            model=object(), bars=Bars(0.75, 0.7)) -> ServingClassifier:
+            model=object(), bars=GateBars(0.75, 0.7)) -> ServingClassifier:
     """A classifier in service as knn_classifier hands it on: its gate judged against `bars`."""
     estimate = with_intervals(accuracy=accuracy, macro_f1=macro_f1)
     written = with_intervals(precision=0.91, coverage=coverage)

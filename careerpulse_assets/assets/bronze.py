@@ -30,8 +30,6 @@ class BronzeConfig(Config):
     layer="bronze",
     group="ingestion",
     kinds={"duckdb"},
-    # Written page by page by the step itself (crash-safe); loaded through the io_manager.
-    metadata={"schema": "bronze"},
     description="Raw Muse job items, one row per new payload (append-only history), in "
     "`bronze.bronze_postings`; items that cannot be postings go to `bronze.bronze_quarantine` "
     "with the reason. Listings the API caps at about 100 pages are parted by category, level, "

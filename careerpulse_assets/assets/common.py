@@ -29,15 +29,20 @@ from dagster import MetadataValue, TableColumn, TableSchema, asset
 # Every step that opens careerpulse.duckdb is in this pool; dagster.yaml limits it to 1.
 DUCKDB_POOL = "careerpulse_duckdb"
 OWNERS = ["team:careerpulse"]
+TABLE_LAYERS = ("bronze", "silver", "gold")
 PREVIEW_ROWS = 5
 PREVIEW_CELL_CHARS = 60
 
 
 def careerpulse_asset(*, layer: str, group: str, kinds: set[str], **kwargs):
     """`@asset` as every CareerPulse asset is declared: its group and kinds, the team as owner,
-    its medallion layer as a tag, and the DuckDB pool (every step opens the one DuckDB file)."""
+    its medallion layer as a tag, and the DuckDB pool (every step opens the one DuckDB file).
+    A table's schema is its layer (bronze, silver, gold): where the `io_manager` writes what
+    the asset returns and loads it from (bronze and silver write their own tables, crash-safe,
+    and are loaded the same way)."""
+    metadata = {"schema": layer} if layer in TABLE_LAYERS else {}
     return asset(group_name=group, kinds=kinds, owners=OWNERS, tags={"layer": layer},
-                 pool=DUCKDB_POOL, **kwargs)
+                 pool=DUCKDB_POOL, metadata=metadata, **kwargs)
 
 
 def table_metadata(connection, table: str) -> dict:

@@ -29,7 +29,6 @@ PLOTTED_CATEGORIES = 6
     group="reporting",
     kinds={"duckdb"},
     deps=[imputed_silver],
-    metadata={"schema": "gold"},
     description="`gold.gold_daily_counts`: postings per UTC day and category from the first to "
     "the last publication day (or the newest walk of an API listing), a row for every day and "
     f"category (zeros included; `{UNCLASSIFIED}` for postings nothing was written for), "
@@ -76,7 +75,6 @@ def gold_daily_counts(context: AssetExecutionContext, duckdb: DuckDBResource
     layer="gold",
     group="reporting",
     kinds={"duckdb", "pandas"},
-    metadata={"schema": "gold"},
     description=f"`gold.gold_category_forecast`: postings per category (gold's "
     "`estimated_postings`: every posting counted, those without a category by their "
     f"probabilities) for the {HORIZON} days "

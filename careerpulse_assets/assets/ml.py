@@ -20,13 +20,13 @@ from dagster import (
 )
 from dagster_duckdb import DuckDBResource
 
-from ..classification.decisions import RETRAIN_AT_LABELLED_CHANGE, Bars
+from ..classification.decisions import RETRAIN_AT_LABELLED_CHANGE, GateBars
 from ..classification.evaluation import MIN_POSTINGS_PER_CATEGORY, TEXT_KEY_SQL, LabelledSet
 from ..classification.knn import NO_INFORMATION_DISTANCE
 from ..classification.model_selection import KnnGrid
 from ..classification.per_posting_policy import realised_precision
 from ..classification.registry import REGISTERED_MODEL_NAME
-from ..classification.service import serve
+from ..classification.service import Wiring, serve
 from ..classification.serving import (
     ServingClassifier,
     impute_categories,
@@ -36,7 +36,7 @@ from ..classification.serving import (
 from ..ops.duckdb_file import transaction_with
 from ..review.queue import (
     DEFAULT_RULE,
-    JUDGED_SQL,
+    PREDICTED_SQL,
     UNLABELLED_SQL,
     recall_by_category,
     unguessed_queue,
@@ -143,11 +143,12 @@ def knn_classifier(context: AssetExecutionContext, config: KnnClassifierConfig
             return connection.execute(LABELLED_SQL).fetchdf()
 
     with Heartbeat(context.log.info, "knn_classifier") as beat:
+        wiring = Wiring(bars, quality_bars.min_precision, tracking.training_run,
+                        context.log.info, beat.phase)
         serving, labelled = serve(
             labelled_keys, read_labelled, config.grid(), config.min_postings_per_category,
             config.force_retrain, config.retrain_at_labelled_change,
-            drift_flagged_model(context.instance), unlabelled_share, bars,
-            quality_bars.min_precision, tracking.training_run, context.log.info, beat.phase)
+            drift_flagged_model(context.instance), unlabelled_share, wiring)
     if serving.model is None:
         context.log.warning(serving.outcome.reason)
     else:
@@ -189,7 +190,7 @@ def _latest_check_evaluation(instance, asset: str, check: str) -> AssetCheckEval
     return None
 
 
-def _classifier_metadata(serving: ServingClassifier, run_url: str | None, bars: Bars) -> dict:
+def _classifier_metadata(serving: ServingClassifier, run_url: str | None, bars: GateBars) -> dict:
     outcome, evaluation, calibration = serving.outcome, serving.evaluation, serving.calibration
     metadata = {
         "model_version": serving.version,
@@ -258,7 +259,6 @@ def _reliability_table(table: pd.DataFrame) -> MetadataValue:
     layer="silver",
     group="ml",
     kinds={"duckdb", "pandas"},
-    metadata={"schema": "silver"},
     description="`silver.imputed_silver`: every silver posting with a category, never NULL: "
     "observed ones kept (`category_source` `api` or `label`); each one without a category gets "
     "`category_probabilities` (calibrated and corrected for the category mix of the postings "
@@ -387,9 +387,8 @@ class ReviewQueueConfig(Config):
 @careerpulse_asset(
     layer="silver",
     group="ml",
-    kinds={"duckdb", "pandas"},
+    kinds={"duckdb"},
     deps=[imputed_silver],
-    metadata={"schema": "silver"},
     description="`silver.review_queue`: the postings without a category in the order a "
     "reviewer's label would help most (priority 1 first): those left `Unclassified` first, then "
     "the imputed ones; with the model's guess, its share of the votes, the runner-up and the "
@@ -409,7 +408,7 @@ def review_queue(
         if knn_classifier.model is None:
             queue = unguessed_queue(connection.execute(UNLABELLED_SQL).fetchdf())
         else:
-            queue = ordered_queue(connection.execute(JUDGED_SQL).fetchdf(), config.rule,
+            queue = ordered_queue(connection.execute(PREDICTED_SQL).fetchdf(), config.rule,
                                   recall_by_category(knn_classifier.evaluation.confusion),
                                   list(policy.withheld) if policy else ())
     queue = queue.sort_values("priority", kind="stable").reset_index(drop=True)

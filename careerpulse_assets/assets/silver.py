@@ -3,6 +3,7 @@ from dagster_duckdb import DuckDBResource
 
 from ..ingestion.postings import ESCAPED_HTML, MISPARSED, PLAIN_TEXT
 from ..ingestion.silver_store import update_silver
+from ..ops.duckdb_file import one_row
 from ..resources import ReviewerLabels
 from .bronze import bronze_postings
 from .common import Heartbeat, careerpulse_asset, preview, table_metadata
@@ -25,8 +26,6 @@ FROM silver.silver_postings
     group="ingestion",
     kinds={"duckdb"},
     deps=[bronze_postings],
-    # Merged slice by slice by the step itself (crash-safe); loaded through the io_manager.
-    metadata={"schema": "silver"},
     description="One clean row per posting (its latest bronze payload) in "
     "`silver.silver_postings`: text from the HTML, first real category (NULL when none or "
     "'Unknown') under its current Muse name (`category`; the name as listed in "
@@ -43,9 +42,8 @@ def silver_postings(
     with duckdb.get_connection() as connection, Heartbeat(context.log.info, "silver_postings"):
         update = update_silver(connection, label_files=reviewer_labels.files())
         updated, labels = update.rebuilt, update.labels
-        cursor = connection.execute(SILVER_STATS_SQL, {
+        stats = one_row(connection, SILVER_STATS_SQL, {
             "plain_text": PLAIN_TEXT, "escaped": ESCAPED_HTML, "misparsed": MISPARSED})
-        stats = dict(zip([c[0] for c in cursor.description], cursor.fetchone(), strict=True))
         metadata = table_metadata(connection, "silver.silver_postings")
         sample = connection.execute(
             "SELECT posting_id, title, category, category_raw, company, publication_date, "

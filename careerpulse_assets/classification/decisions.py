@@ -49,7 +49,7 @@ RETRAIN_AT_LABELLED_CHANGE = 0.05
 
 
 @dataclass(frozen=True)
-class Bars:
+class GateBars:
     """The accuracy and macro-F1 (0 to 1) a model must reach at full coverage to pass the
     quality gate: the settings CAREERPULSE_MIN_ACCURACY / CAREERPULSE_MIN_MACRO_F1, or the
     checks' run config."""
@@ -162,14 +162,14 @@ class GateVerdict:
     accuracy_passed: bool
     macro_f1_passed: bool
     reason: str
-    bars: Bars | None = None  # what it was judged against (None: nothing to judge)
+    bars: GateBars | None = None  # what it was judged against (None: nothing to judge)
 
     @property
     def passed(self) -> bool:
         return self.accuracy_passed and self.macro_f1_passed
 
 
-def gate_verdict(estimate: dict[str, float], bars: Bars) -> GateVerdict:
+def gate_verdict(estimate: dict[str, float], bars: GateBars) -> GateVerdict:
     """`estimate`: accuracy and macro_f1 (with `_ci_low` / `_ci_high`) at full coverage, nested
     out-of-fold."""
     accuracy, macro = estimate.get("accuracy", float("nan")), estimate.get("macro_f1", float("nan"))

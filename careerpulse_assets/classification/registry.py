@@ -20,7 +20,6 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
-import pandas as pd
 import sklearn
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature

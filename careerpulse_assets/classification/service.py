@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 
 import pandas as pd
 
 from .decisions import (
-    Bars,
+    GateBars,
     GateVerdict,
     PromotionDecision,
     TrainingDecision,
@@ -46,13 +47,23 @@ from .serving import (
     ServingClassifier,
     calibrate_model,
 )
-from .training import evaluation_of, params_from_mlflow, train
+from .training import Progress, evaluation_of, params_from_mlflow, train
 
-Say = Callable[[str], None]
+@dataclass(frozen=True)
+class Wiring:
+    """What the asset hands in: the run's gate bars and the precision bar a written category must
+    reach, its MLflow run for a training (`training_run(name)`, a context manager yielding the
+    run), and where to say what happens (`say`) and which phase a long training is in."""
+
+    bars: GateBars
+    min_precision: float
+    training_run: Callable[[str], AbstractContextManager]
+    say: Progress
+    phase: Progress
 
 
 def no_model(labelled_categories: pd.Series, unlabelled_share: float | None, why: str,
-             bars: Bars | None = None) -> ServingClassifier:
+             bars: GateBars | None = None) -> ServingClassifier:
     """What is served when no classifier can be trained: nothing is imputed or spread, and gold,
     the forecast and the queue are still written (every posting without a category counted as
     Unclassified). `labelled_categories`: the category of each labelled posting (the drift
@@ -82,7 +93,7 @@ def calibration_of(registered: RegisteredVersion, min_precision: float) -> Model
         return None
 
 
-def served_version(registered: RegisteredVersion, outcome: Outcome, bars: Bars,
+def serving_from_registry(registered: RegisteredVersion, outcome: Outcome, bars: GateBars,
                    min_precision: float) -> ServingClassifier | None:
     """A registered version as it serves: its model, evaluation and calibration from the
     registry, judged against `bars`; None when the registry cannot give them back."""
@@ -98,7 +109,7 @@ def served_version(registered: RegisteredVersion, outcome: Outcome, bars: Bars,
     )
 
 
-def serve_champion(bars: Bars, min_precision: float) -> ServingClassifier:
+def serve_champion(bars: GateBars, min_precision: float) -> ServingClassifier:
     """The champion, as the registry keeps it (what a step of a run that did not materialise
     `knn_classifier` imputes and judges with); no model when there is none or it cannot be
     read."""
@@ -106,7 +117,7 @@ def serve_champion(bars: Bars, min_precision: float) -> ServingClassifier:
     if in_service is not None:
         outcome = Outcome(False, f"{in_service.version}, the champion in MLflow's registry "
                                  "(knn_classifier was not materialised in this run)")
-        served = served_version(in_service, outcome, bars, min_precision)
+        served = serving_from_registry(in_service, outcome, bars, min_precision)
         if served is not None:
             return served
     why = ("no champion in MLflow's registry yet" if in_service is None
@@ -123,19 +134,15 @@ def serve(
     retrain_at: float,
     drift_flagged_version: str | None,
     unlabelled_share: float,
-    bars: Bars,
-    min_precision: float,
-    training_run: Callable[[str], AbstractContextManager],
-    say: Say,
-    phase: Say,
+    wiring: Wiring,
 ) -> tuple[ServingClassifier, LabelledSet | None]:
     """The classifier in service after this run, and today's labelled postings (None when too
     few to learn from). `labelled_keys`: the labelled postings' categories and text keys (no
     texts: enough to decide); `read_labelled()` reads them with their texts, for a training."""
+    bars, min_precision = wiring.bars, wiring.min_precision
     try:
         labelled = labelled_set(labelled_keys, min_postings)
     except NotEnoughLabels as exc:
-        say(f"no classifier: {exc}")
         return no_model(labelled_keys["category"], unlabelled_share, str(exc), bars), None
     settings = f"{grid!r}|min_postings={min_postings}"
     in_service, newest = champion(), latest()
@@ -147,12 +154,12 @@ def serve(
     )
     decision = training_decision(champion_facts, latest_facts, force_retrain_unless_unchanged,
                                  retrain_at)
-    say(f"{'training' if decision.train else 'no training'}: {decision.reason}")
+    wiring.say(f"{'training' if decision.train else 'no training'}: {decision.reason}")
     if not decision.train:
         reused = (in_service if in_service and decision.reuse.version == in_service.version
                   else newest)
         outcome = Outcome(False, decision.reason, decision.reuse.labelled_changed)
-        serving = served_version(reused, outcome, bars, min_precision)
+        serving = serving_from_registry(reused, outcome, bars, min_precision)
         if serving is not None:
             if in_service is None or reused.version != in_service.version:
                 # A challenger that passed promotion but whose run ended before the handover.
@@ -162,7 +169,7 @@ def serve(
             True, f"{reused.version} cannot be read back from MLflow: training a new one")
     labelled = labelled_set(read_labelled(), min_postings)
     return train_and_promote(labelled, grid, settings, decision, in_service, unlabelled_share,
-                             bars, min_precision, training_run, say, phase), labelled
+                             wiring), labelled
 
 
 def train_and_promote(
@@ -172,18 +179,15 @@ def train_and_promote(
     decision: TrainingDecision,
     in_service: RegisteredVersion | None,
     unlabelled_share: float,
-    bars: Bars,
-    min_precision: float,
-    training_run: Callable[[str], AbstractContextManager],
-    say: Say,
-    phase: Say,
+    wiring: Wiring,
 ) -> ServingClassifier:
     """Train a challenger in its own MLflow run, register it, and promote it or keep the
     champion (`decisions.promotion_decision`); what serves afterwards."""
+    bars, min_precision, phase = wiring.bars, wiring.min_precision, wiring.phase
     champion_params = params_from_mlflow(in_service.params) if in_service else None
-    say(f"training on {len(labelled.postings):,} labelled postings in "
+    wiring.say(f"training on {len(labelled.postings):,} labelled postings in "
         f"{labelled.labels.nunique()} categories ({labelled.reposts_removed} reposts removed)")
-    with training_run(f"training: {decision.reason}"[:240]) as run:
+    with wiring.training_run(f"training: {decision.reason}"[:240]) as run:
         training = train(labelled, grid, champion_params, progress=phase)
         phase("calibrating its probabilities and choosing the per-posting threshold")
         calibration = calibrate_model(training.challenger.oof, min_precision)
@@ -211,7 +215,8 @@ def train_and_promote(
                 champion_passes=champion_gate is not None and champion_gate.passed,
             )
         record_promotion(run.info.run_id, promotion.promote, promotion.reason)
-    say(f"{version}: {'promoted' if promotion.promote else 'not promoted'}: {promotion.reason}")
+    wiring.say(f"{version}: {'promoted' if promotion.promote else 'not promoted'}: "
+               f"{promotion.reason}")
     outcome = Outcome(
         retrained=True, reason=decision.reason, challenger_version=version,
         promotion=promotion.reason, comparison=comparison.flat() if comparison else {},

@@ -173,12 +173,20 @@ WHERE NOT EXISTS (
 
 
 @dataclass
-class PageOutcome:
+class Counts:
+    """Items read, payloads inserted as new versions, items quarantined."""
+
     read: int = 0
-    valid: int = 0
     inserted: int = 0
     quarantined: int = 0
-    oldest: datetime | None = None  # publication dates of the page's valid postings
+
+
+@dataclass
+class PageOutcome(Counts):
+    """One page stored: its counts, its valid postings and their publication dates."""
+
+    valid: int = 0
+    oldest: datetime | None = None
     newest: datetime | None = None
 
     @property
@@ -395,11 +403,10 @@ RELEASE_AFTER_SECONDS = 0.5
 
 
 @dataclass
-class Tally:
+class Tally(Counts):
+    """A run's pages stored so far, their counts added up."""
+
     pages: int = 0
-    read: int = 0
-    inserted: int = 0
-    quarantined: int = 0
     unreadable_pages: int = 0
 
 

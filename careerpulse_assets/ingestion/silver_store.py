@@ -125,7 +125,7 @@ def merge_slice(
 
 
 # Every name the postings list, and how many list it.
-SERVED_NAMES_SQL = """
+NAMES_LISTED_SQL = """
 SELECT name, count(*) FROM (SELECT unnest(categories) AS name FROM silver.silver_postings)
 GROUP BY name
 """
@@ -148,9 +148,9 @@ WHERE s.posting_id = n.posting_id
 """
 
 
-def served_names(connection: duckdb.DuckDBPyConnection, taxonomy: Taxonomy) -> CategoryNames:
+def category_names_in_use(connection: duckdb.DuckDBPyConnection, taxonomy: Taxonomy) -> CategoryNames:
     """The category names of the taxonomy and of the postings in silver."""
-    return category_names(taxonomy, dict(connection.execute(SERVED_NAMES_SQL).fetchall()))
+    return category_names(taxonomy, dict(connection.execute(NAMES_LISTED_SQL).fetchall()))
 
 
 # Each label file's last complete read (review/labels.py: a file read while it is saved).
@@ -232,7 +232,7 @@ def update_silver(
                       zip(frame["posting_id"], notes, strict=True)
                       if note is not None and note.startswith(MISPARSED)]
         mark = int(changed["bronze_row_id"].max())
-    names = served_names(connection, taxonomy or load_taxonomy())
+    names = category_names_in_use(connection, taxonomy or load_taxonomy())
     reads = settle_label_files(list(label_files), kept_label_reads(connection),
                                time.time() if now is None else now)
     known = {pid for (pid,) in connection.execute(

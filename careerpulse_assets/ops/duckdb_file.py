@@ -103,6 +103,24 @@ def write_snapshot(connection: duckdb.DuckDBPyConnection, database: Path, snapsh
     os.replace(partial, snapshot)
 
 
+def one_row(connection: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None) -> dict:
+    """The one row `sql` returns, as {column name: value}."""
+    cursor = connection.execute(sql, params or {})
+    return dict(zip([column[0] for column in cursor.description], cursor.fetchone(), strict=True))
+
+
+@contextmanager
+def transaction(connection: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The block in one transaction: committed when it ends, rolled back when it raises."""
+    connection.execute("BEGIN TRANSACTION")
+    try:
+        yield connection
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
+
+
 @contextmanager
 def transaction_with(
     connection: duckdb.DuckDBPyConnection, **frames: pd.DataFrame | pa.Table
@@ -112,13 +130,8 @@ def transaction_with(
     for name, frame in frames.items():
         connection.register(name, frame)
     try:
-        connection.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(connection):
             yield connection
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
-        connection.execute("COMMIT")
     finally:
         for name in frames:
             connection.unregister(name)

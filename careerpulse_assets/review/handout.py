@@ -21,13 +21,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import duckdb
-import pandas as pd
 
 from .labels import posting_ids_named
 from .spreadsheet import write_rows
 from ..resources import ReviewerLabels
 from ..ops.preflight import settings_for_command
-from ..ops.settings import Settings
 
 COLUMNS = ["posting_id", "category", "note", "labelled_by", "labelled_at", "title",
            "model_share", "runner_up_category", "runner_up_share", "link"]

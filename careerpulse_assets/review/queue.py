@@ -36,9 +36,9 @@ _KEY_AND_LINK = """
        md5(coalesce(s.title, '') || chr(31) || coalesce(s.description_text, '')) AS text_key,
        json_extract_string(b.payload, '$.refs.landing_page') AS link
 """
-# The postings the champion judged (imputed or left Unclassified), with what the queue orders
-# them by.
-JUDGED_SQL = f"""
+# The postings the model in service predicted a category for (imputed or left Unclassified),
+# with what the queue orders them by.
+PREDICTED_SQL = f"""
 SELECT i.posting_id, i.title, i.predicted_category, i.category_source, i.imputation_confidence,
        i.runner_up_category, i.runner_up_share, {_KEY_AND_LINK}
 FROM silver.imputed_silver AS i

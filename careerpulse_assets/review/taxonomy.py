@@ -89,10 +89,10 @@ class CategoryNames:
         return pd.DataFrame([p for p in pairs if p[1] is not None], columns=["old", "current"])
 
 
-def category_names(taxonomy: Taxonomy, served_counts: Mapping[str, int]) -> CategoryNames:
-    """`served_counts`: how many postings list each name (silver's `categories`)."""
+def category_names(taxonomy: Taxonomy, listed_counts: Mapping[str, int]) -> CategoryNames:
+    """`listed_counts`: how many postings list each name (silver's `categories`)."""
     spellings: dict[str, list[tuple[int, str]]] = {}
-    for name, count in served_counts.items():
+    for name, count in listed_counts.items():
         if taxonomy.current_name(name) is None and name.lower() not in NO_CATEGORY_NAMES:
             spellings.setdefault(name_key(name), []).append((-int(count), name))
     return CategoryNames(taxonomy, {key: min(found)[1] for key, found in spellings.items()})

@@ -78,32 +78,23 @@ def prevalence(method: str, classes: np.ndarray, train_probabilities: np.ndarray
     classes = np.asarray(classes)
     scores = ScoresAsFeatures(classes)
     train_labels = np.asarray(train_labels)
-    crisp_train = classes[train_probabilities.argmax(axis=1)]
-    crisp_test = classes[test_probabilities.argmax(axis=1)]
+    # CC and ACC count each posting's most probable class; the others use the probabilities.
+    quantifiers = {"CC": (CC, True, {}), "ACC": (ACC, True, {"val_split": None}),
+                   "PCC": (PCC, False, {}), "PACC": (PACC, False, {"val_split": None}),
+                   "EMQ": (EMQ, False, {"val_split": None})}
+    if method not in quantifiers:
+        raise ValueError(f"unknown quantification method {method!r}; expected one of {METHODS}")
+    kind, crisp, options = quantifiers[method]
+    if crisp:
+        train_probabilities = classes[train_probabilities.argmax(axis=1)]
+        test_probabilities = classes[test_probabilities.argmax(axis=1)]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # QuaPy warns about val_split with a fitted classifier
-        if method == "CC":
-            quantifier = CC(scores, fit_classifier=False)
-            quantifier.aggregation_fit(crisp_train, train_labels)
-            return quantifier.aggregate(crisp_test)
-        if method == "ACC":
-            quantifier = ACC(scores, fit_classifier=False, val_split=None)
-            quantifier.aggregation_fit(crisp_train, train_labels)
-            return quantifier.aggregate(crisp_test)
-        if method == "PCC":
-            quantifier = PCC(scores, fit_classifier=False)
-            quantifier.aggregation_fit(train_probabilities, train_labels)
-            return quantifier.aggregate(test_probabilities)
-        if method == "PACC":
-            quantifier = PACC(scores, fit_classifier=False, val_split=None)
-            quantifier.aggregation_fit(train_probabilities, train_labels)
-            return quantifier.aggregate(test_probabilities)
+        quantifier = kind(scores, fit_classifier=False, **options)
         if method == "EMQ":
-            quantifier = EMQ(scores, fit_classifier=False, val_split=None)
             quantifier.train_prevalence = class_shares(train_labels, classes)
-            quantifier.aggregation_fit(train_probabilities, train_labels)
-            return quantifier.aggregate(test_probabilities)
-    raise ValueError(f"unknown quantification method {method!r}; expected one of {METHODS}")
+        quantifier.aggregation_fit(train_probabilities, train_labels)
+        return quantifier.aggregate(test_probabilities)
 
 
 def class_shares(labels: np.ndarray, classes: np.ndarray) -> np.ndarray:
