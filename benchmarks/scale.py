@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import pickle
 import platform
 import subprocess
 import sys
@@ -38,13 +37,14 @@ from importlib.metadata import version
 from pathlib import Path
 
 import duckdb
+import mlflow
 import numpy as np
 import pandas as pd
 
 from benchmarks.replay import replay, shared_items
 from careerpulse_assets.classification.evaluation import labelled_set
 from careerpulse_assets.ops.instance import ensure_instance_file
-from careerpulse_assets.resources import input_path
+from careerpulse_assets.classification.registry import CHAMPION, REGISTERED_MODEL_NAME, load_model
 from careerpulse_assets.classification.knn import model_input
 from careerpulse_assets.classification.model_selection import (
     SEED_GRID,
@@ -169,11 +169,9 @@ def in_process_comparisons(figures: SizeFigures, home: Path) -> None:
             "SELECT posting_id, title, description_text, category, publication_date "
             "FROM silver.silver_postings ORDER BY posting_id"
         ).fetchdf()
-    # The classifier the latest run stored (run-scoped, as every run's IO manager keeps it).
-    storage = home / "storage"
-    with open(storage / input_path(storage, "knn_classifier", None), "rb") as stored:
-        trained = pickle.load(stored)
-    pipeline = trained.model
+    # The classifier in service, from the home's MLflow registry (the one store of models).
+    mlflow.set_tracking_uri(f"sqlite:///{home / 'mlflow.db'}")
+    pipeline = load_model(f"models:/{REGISTERED_MODEL_NAME}@{CHAMPION}")
     features, knn = pipeline.named_steps["features"], pipeline.named_steps["knn"]
     unlabelled = model_input(silver[silver["category"].isna()])
     figures.to_impute = len(unlabelled)

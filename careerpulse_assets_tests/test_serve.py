@@ -8,7 +8,12 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from .servers import wait_for
+
+# Processes started, killed and watched: what is tested is how processes die together.
+pytestmark = pytest.mark.slow
 
 # A supervisor of two services; the second starts a grandchild (as `dagster dev` starts its
 # webserver) and prints its pid. The supervisor prints its children's pids, then waits.
