@@ -1,6 +1,8 @@
 """The DuckDB `io_manager`: each way it does better than dagster-duckdb's, on tiny assets of
 its own; and the classifier's, which hands a run's classifier to its own steps only."""
 
+import gc
+
 import duckdb
 import pandas as pd
 import pyarrow as pa
@@ -27,6 +29,7 @@ def run(io_manager, *assets):
 
 
 def rows(path) -> list[tuple]:
+    gc.collect()  # dagster-duckdb's connection of a failed write lingers until collected
     with duckdb.connect(str(path), read_only=True) as connection:
         return connection.execute("SELECT * FROM silver.postings ORDER BY 1").fetchall()
 
