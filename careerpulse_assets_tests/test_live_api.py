@@ -15,7 +15,7 @@ from careerpulse_assets.assets.silver import silver_postings
 from careerpulse_assets.definitions import build_resources
 from careerpulse_assets.ingestion.muse_api import BUDGET, CAP, RequestBudget, iter_api_pages, make_session
 
-from .graph import query
+from .graph import query, store_gold_daily_counts
 from .ingest_once import killed_after
 from .muse_fixtures import VOCABULARY, make_item
 from .muse_server import serve_muse
@@ -582,9 +582,6 @@ def test_a_clock_10_days_behind_takes_the_apis_time_and_quarantines_nothing(sett
 def test_a_clock_8_days_ahead_then_right_again_marks_no_future_day_and_keeps_the_weekly_crawl(
         settings_for):
     import duckdb
-    from dagster import build_asset_context
-
-    from careerpulse_assets.assets.gold import gold_daily_counts
 
     api_now = datetime.now(timezone.utc) - timedelta(days=8)
     items = dated(api_now, [0.25 + 0.5 * n for n in range(40)])  # twice a day for 20 days
@@ -599,7 +596,7 @@ def test_a_clock_8_days_ahead_then_right_again_marks_no_future_day_and_keeps_the
             connection.execute("CREATE TABLE silver.imputed_silver AS SELECT posting_id, "
                                "category, false AS is_imputed, publication_day "
                                "FROM silver.silver_postings")
-        gold_daily_counts(build_asset_context(), duckdb=resources["duckdb"])
+        store_gold_daily_counts(settings, resources["duckdb"])
         gold = query(settings, "SELECT day, sum(postings) AS postings, bool_or(observed) AS "
                                "observed, bool_or(complete) AS complete "
                                "FROM gold.gold_daily_counts GROUP BY day ORDER BY day")

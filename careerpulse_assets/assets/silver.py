@@ -51,24 +51,7 @@ def silver_postings(
         ).fetchdf()
     if not stats["postings"]:
         raise Failure("bronze.bronze_postings holds no postings: nothing to clean")
-    context.log.info(f"{updated} postings rebuilt from new bronze payloads"
-                     + (f" ({update.descriptions_plain_text} descriptions plain text, read as "
-                        "text)" if update.descriptions_plain_text else ""))
-    if update.descriptions_misparsed:
-        context.log.warning(
-            f"{len(update.descriptions_misparsed)} descriptions lost most of their text to the "
-            "HTML parser and were read by removing their tags (silver.silver_postings."
-            "description_note): " + "; ".join(
-                f"posting {pid}: {note}" for pid, note in update.descriptions_misparsed[:3])
-        )
-    for note in update.label_notes:
-        context.log.warning(f"label file {note}")
-    if len(labels.quarantine):
-        context.log.warning(
-            f"{len(labels.quarantine)} label rows quarantined (silver.label_quarantine): "
-            + "; ".join(f"{r.label_file}:{r.label_line}: {r.reason}"
-                        for r in labels.quarantine.head(3).itertuples())
-        )
+    log_update(context.log, update)
     return MaterializeResult(
         metadata={
             **metadata,
@@ -90,3 +73,25 @@ def silver_postings(
         }
     )
 
+
+def log_update(log, update) -> None:
+    """What the merge says in the run's log: rebuilt postings, descriptions read otherwise than
+    as HTML, label files held, label rows quarantined."""
+    log.info(f"{update.rebuilt} postings rebuilt from new bronze payloads"
+             + (f" ({update.descriptions_plain_text} descriptions plain text, read as text)"
+                if update.descriptions_plain_text else ""))
+    if update.descriptions_misparsed:
+        log.warning(
+            f"{len(update.descriptions_misparsed)} descriptions lost most of their text to the "
+            "HTML parser and were read by removing their tags (silver.silver_postings."
+            "description_note): " + "; ".join(
+                f"posting {pid}: {note}" for pid, note in update.descriptions_misparsed[:3])
+        )
+    for note in update.label_notes:
+        log.warning(f"label file {note}")
+    if len(update.labels.quarantine):
+        log.warning(
+            f"{len(update.labels.quarantine)} label rows quarantined (silver.label_quarantine): "
+            + "; ".join(f"{r.label_file}:{r.label_line}: {r.reason}"
+                        for r in update.labels.quarantine.head(3).itertuples())
+        )
