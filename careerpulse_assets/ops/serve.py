@@ -85,10 +85,14 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 def _in_child() -> None:
     """In each child before exec: SIGTERM when the supervisor dies, however it dies; and SIGINT
-    handled as usual even when the supervisor was started with it ignored (a background job of
-    a script): `dagster dev` handles SIGTERM as it handles SIGINT, so it would ignore both."""
+    and SIGTERM handled as usual even when the supervisor was started with them ignored or
+    blocked (a background job of a script; a process that ignores SIGTERM while it shuts down):
+    an ignored disposition and the blocked mask survive exec, and `dagster dev` handles SIGTERM
+    as it handles SIGINT, so it would ignore both and outlive its supervisor."""
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    for name in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(name, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
 
 
 def _children(pid: int) -> list[int]:
