@@ -6,7 +6,7 @@ INSTALLED := $(VENV)/.installed
 
 # Settings (CAREERPULSE_HOME, DAGSTER_HOME, HOST, DAGSTER_PORT, MLFLOW_PORT, ...) come from the
 # environment, `make ... NAME=value` and `.env`, read by the commands themselves as Dagster reads
-# it (careerpulse_assets/settings.py), so `make`, `dagster dev` and `dg` agree; their defaults
+# it (careerpulse_assets/ops/settings.py), so `make`, `dagster dev` and `dg` agree; their defaults
 # live there too.
 
 .PHONY: run test ui serve review bench clean
@@ -16,7 +16,7 @@ INSTALLED := $(VENV)/.installed
 JOB ?= careerpulse_all
 CONFIG ?=
 run: $(INSTALLED)
-	$(BIN)/python -m careerpulse_assets.run $(JOB) $(if $(CONFIG),--config "$(CONFIG)")
+	$(BIN)/python -m careerpulse_assets.ops.run $(JOB) $(if $(CONFIG),--config "$(CONFIG)")
 
 # Two workers, one test file each at a time (files share fixtures and servers): 7 minutes here
 # instead of 12. `.venv/bin/pytest -m "not slow"` is the quick loop (under a minute).
@@ -26,17 +26,17 @@ test: $(INSTALLED)
 
 # dagster dev (webserver, daemon, code server) on this terminal, and the MLflow UI beside it.
 ui: $(INSTALLED)
-	$(BIN)/python -m careerpulse_assets.serve ui
+	$(BIN)/python -m careerpulse_assets.ops.serve ui
 
 # The long-running deployment: dagster-webserver, dagster-daemon and mlflow server as separate
 # processes, logs in $(CAREERPULSE_HOME)/logs, all stopped by SIGTERM or Ctrl-C.
 serve: $(INSTALLED)
-	$(BIN)/python -m careerpulse_assets.serve serve
+	$(BIN)/python -m careerpulse_assets.ops.serve serve
 
 # The first N postings of silver.review_queue as a label file in $(CAREERPULSE_LABELS_DIR) to fill in.
 N ?= 50
 review: $(INSTALLED)
-	$(BIN)/python -m careerpulse_assets.review $(N)
+	$(BIN)/python -m careerpulse_assets.review.handout $(N)
 
 # The whole graph at 2k, 20k and 100k postings (about 20 minutes); rewrites its part of
 # BENCHMARKS.md. Other sizes: make bench BENCH_SIZES="2000 50000"; another file for the tables:

@@ -6,13 +6,14 @@ setup(
     description="Muse job postings to a gap-free daily demand series, as Dagster assets.",
     python_requires=">=3.11,<3.13",
     packages=find_packages(exclude=["careerpulse_assets_tests", "benchmarks"]),
-    package_data={"careerpulse_assets": ["taxonomy/*.yaml"]},
+    package_data={"careerpulse_assets": ["review/*.yaml"]},
     install_requires=[
         # dagster and its integration libraries move together: each 0.29.27 pins dagster 1.13.27.
         "dagster==1.13.27",
         "dagster-webserver==1.13.27",
         "dagster-dg-cli==1.13.27",  # `dg dev`, `dg launch`, `dg check defs`
         "dagster-duckdb==0.29.27",
+        "dagster-duckdb-pandas==0.29.27",  # the tables' IO manager (careerpulse_assets/io_managers.py)
         "dagster-mlflow==0.29.27",
         "dagster-postgres==0.29.27",  # DAGSTER_POSTGRES_URL: the instance in PostgreSQL
         # SQLAlchemy 2.1 reads postgresql:// URLs with psycopg 3, whose server-side parameters

@@ -13,9 +13,9 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
 
-from careerpulse_assets.core.evaluation import Fitted
-from careerpulse_assets.core.knn import make_vectorizer, model_input
-from careerpulse_assets.core.selection import (
+from careerpulse_assets.classification.evaluation import Fitted
+from careerpulse_assets.classification.knn import make_vectorizer, model_input
+from careerpulse_assets.classification.model_selection import (
     SEED_GRID,
     cv_folds,
     fit_knn,

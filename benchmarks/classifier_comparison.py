@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from careerpulse_assets.core.evaluation import (
+from careerpulse_assets.classification.evaluation import (
     MIN_POSTINGS_PER_CATEGORY,
     evaluate,
     holdout_split,
@@ -27,17 +27,17 @@ from careerpulse_assets.core.evaluation import (
     labelled_set,
     logistic_regression_method,
 )
-from careerpulse_assets.core.postings import InvalidPosting, check_item, silver_row
-from careerpulse_assets.core.selection import SEED_GRID, select_knn
+from careerpulse_assets.ingestion.postings import InvalidPosting, check_item, silver_row
+from careerpulse_assets.classification.model_selection import SEED_GRID, select_knn
 
 from .baselines import gridsearch_seed, seed_method
-from careerpulse_assets.core.taxonomy import category_names, load_taxonomy
-from careerpulse_assets.muse.archive import iter_archive_pages
+from careerpulse_assets.review.taxonomy import category_names, load_taxonomy
+from careerpulse_assets.ingestion.archive import iter_archive_pages
 
 
 def silver_from_items(items: Iterable[dict]) -> pd.DataFrame:
     """Silver as the pipeline builds it: latest payload per id, categories under the names they
-    are counted under (current names; spellings compared as `core.taxonomy.name_key` does)."""
+    are counted under (current names; spellings compared as `review.taxonomy.name_key` does)."""
     rows = {}
     for item in items:
         try:

@@ -4,7 +4,7 @@
 
 For each seed a random quarter of the labelled postings lose their category, as if the API had
 sent none. The classifier is trained on the rest exactly as `knn_classifier` trains it
-(`core.training.train`) and calibrated as it is (`core.classifier.calibrate_model`). The
+(`classification.training.train`) and calibrated as it is (`classification.serving.calibrate_model`). The
 postings counted are drawn two ways:
 
 - **random**: the hidden quarter as it is (its mix is the labelled postings');
@@ -38,17 +38,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from careerpulse_assets.core.classifier import calibrate_model
-from careerpulse_assets.core.evaluation import labelled_set
-from careerpulse_assets.core.knn import model_input
-from careerpulse_assets.core.quantification import (
+from careerpulse_assets.classification.serving import calibrate_model
+from careerpulse_assets.classification.evaluation import labelled_set
+from careerpulse_assets.classification.knn import model_input
+from careerpulse_assets.series.quantification import (
     METHODS,
     estimate_counts,
     prevalence,
     share_error,
 )
-from careerpulse_assets.core.selection import KnnGrid
-from careerpulse_assets.core.training import train
+from careerpulse_assets.classification.model_selection import KnnGrid
+from careerpulse_assets.classification.training import train
 
 from .classifier_comparison import silver_from_archive
 

@@ -21,14 +21,14 @@ import numpy as np
 import pandas as pd
 
 from careerpulse_assets.checks import RECENT_WINDOW_SQL
-from careerpulse_assets.core.drift import (
+from careerpulse_assets.series.drift import (
     DEFAULT_MIN_POSTINGS,
     DEFAULT_WINDOW_DAYS,
     category_drift,
 )
-from careerpulse_assets.core.evaluation import labelled_set
-from careerpulse_assets.core.knn import model_input
-from careerpulse_assets.core.selection import KnnGrid, fit_knn, select_knn, selection_sample
+from careerpulse_assets.classification.evaluation import labelled_set
+from careerpulse_assets.classification.knn import model_input
+from careerpulse_assets.classification.model_selection import KnnGrid, fit_knn, select_knn, selection_sample
 
 CATEGORIES = ["Software Engineering", "Data and Analytics", "Business Operations", "Education",
               "Account Management", "Customer Service", "Design and UX", "Healthcare", "Sales",

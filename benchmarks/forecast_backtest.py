@@ -30,7 +30,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from careerpulse_assets.core.forecast import forecast_categories
+from careerpulse_assets.series.forecast import forecast_categories
 from careerpulse_assets_tests.gold_frames import archive_gold
 from careerpulse_assets_tests.test_forecast import dense, gold
 

@@ -22,11 +22,11 @@ from dagster import DagsterInstance, materialize
 from benchmarks.replay import replay, shared_items
 from careerpulse_assets.assets.bronze import bronze_postings
 from careerpulse_assets.assets.silver import silver_postings
-from careerpulse_assets.core.bronze_store import ensure_bronze_schema, store_page
+from careerpulse_assets.ingestion.bronze_store import ensure_bronze_schema, store_page
 from careerpulse_assets.definitions import build_resources
-from careerpulse_assets.muse.client import listing_source
-from careerpulse_assets.muse.pages import PAGE_SIZE, RawPage
-from careerpulse_assets.settings import Settings
+from careerpulse_assets.ingestion.muse_api import listing_source
+from careerpulse_assets.ingestion.pages import PAGE_SIZE, RawPage
+from careerpulse_assets.ops.settings import Settings
 from careerpulse_assets_tests.muse_server import serve_muse
 
 

@@ -42,10 +42,10 @@ from dagster import DagsterInstance, materialize
 
 from benchmarks.replay import replay, shared_items
 from careerpulse_assets.assets.bronze import bronze_postings
-from careerpulse_assets.core.taxonomy import load_taxonomy
+from careerpulse_assets.review.taxonomy import load_taxonomy
 from careerpulse_assets.definitions import build_resources
-from careerpulse_assets.muse.listings import KINDS
-from careerpulse_assets.settings import Settings
+from careerpulse_assets.ingestion.listings import KINDS
+from careerpulse_assets.ops.settings import Settings
 from careerpulse_assets_tests.muse_server import serve_muse
 
 PAGE_CAP = 100  # pages 0..99 are served; the live API refuses "about" page 100 on

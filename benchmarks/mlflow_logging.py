@@ -4,12 +4,12 @@
 
 On the shared postings (or `--n` postings replayed from them, `benchmarks/replay.py`), silver is
 built as the pipeline builds it, the classifier is trained as `knn_classifier` trains it
-(`core.training.train`, the default grid), and the training is recorded by `tracking.log_training`
+(`classification.training.train`, the default grid), and the training is recorded by `classification.registry.log_training`
 (what the asset calls) in a fresh SQLite tracking store: its parameters, metrics, tables and
 pictures, the model with its input example and signature, and the registered version. Prints
 one markdown row: seconds of training, of logging and their ratio, the bytes of the run's
 artifacts and of the model file, the model file's zip entries, and the seconds to load the
-registered version back (`tracking.load_model`, what `model_store` falls back to).
+registered version back (`classification.registry.load_model`, what `model_store` falls back to).
 
 The goal (issue 21): logging costs at most a tenth of the training step.
 """
@@ -26,13 +26,13 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 
-from careerpulse_assets.core.classifier import calibrate_model
-from careerpulse_assets.core.decisions import Bars, gate_verdict
-from careerpulse_assets.core.evaluation import labelled_set
-from careerpulse_assets.core.selection import KnnGrid
-from careerpulse_assets.core.training import evaluation_of, train
-from careerpulse_assets.settings import DEFAULT_MIN_ACCURACY, DEFAULT_MIN_MACRO_F1
-from careerpulse_assets.tracking import load_model, log_training
+from careerpulse_assets.classification.serving import calibrate_model
+from careerpulse_assets.classification.decisions import GateBars, gate_verdict
+from careerpulse_assets.classification.evaluation import labelled_set
+from careerpulse_assets.classification.model_selection import KnnGrid
+from careerpulse_assets.classification.training import evaluation_of, train
+from careerpulse_assets.ops.settings import DEFAULT_MIN_ACCURACY, DEFAULT_MIN_MACRO_F1
+from careerpulse_assets.classification.registry import load_model, log_training
 
 from .classifier_comparison import silver_from_items
 from .replay import replay, shared_items
@@ -55,7 +55,7 @@ def measure(items: list[dict]) -> dict:
         # The calibration and gate knn_classifier logs with the training, for the default bars.
         calibration = calibrate_model(training.challenger.oof)
         gate = gate_verdict(evaluation_of(training.challenger, "", labelled).estimate,
-                            Bars(DEFAULT_MIN_ACCURACY, DEFAULT_MIN_MACRO_F1))
+                            GateBars(DEFAULT_MIN_ACCURACY, DEFAULT_MIN_MACRO_F1))
         with mlflow.start_run(experiment_id=experiment):
             started = time.perf_counter()
             version, _, _ = log_training(training, labelled, "benchmark", "benchmark", 0.1,

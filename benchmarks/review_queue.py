@@ -25,12 +25,12 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score, f1_score
 
-from careerpulse_assets.core.classifier import calibrate_model, impute_categories
-from careerpulse_assets.core.evaluation import labelled_set
-from careerpulse_assets.core.knn import model_input
-from careerpulse_assets.core.review import RULES, recall_by_category, review_queue
-from careerpulse_assets.core.selection import KnnGrid, fit_knn, select_knn, selection_sample
-from careerpulse_assets.core.training import train
+from careerpulse_assets.classification.serving import calibrate_model, impute_categories
+from careerpulse_assets.classification.evaluation import labelled_set
+from careerpulse_assets.classification.knn import model_input
+from careerpulse_assets.review.queue import RULES, recall_by_category, review_queue
+from careerpulse_assets.classification.model_selection import KnnGrid, fit_knn, select_knn, selection_sample
+from careerpulse_assets.classification.training import train
 
 from .classifier_comparison import silver_from_archive
 

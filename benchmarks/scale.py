@@ -6,7 +6,7 @@
 For each N, postings replayed from the shared real ones (`benchmarks/replay.py`) are served by
 the loopback stand-in of The Muse API, and in a fresh CAREERPULSE_HOME:
 
-1. `python -m careerpulse_assets.run` (what `make run` runs) in a child process: wall time, the
+1. `python -m careerpulse_assets.ops.run` (what `make run` runs) in a child process: wall time, the
    child's peak RSS, and each step's time from the Dagster instance's step stats;
 2. one new page of 20 newer postings appears and the same command runs again (the incremental
    run the sensor starts);
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import pickle
 import platform
 import subprocess
 import sys
@@ -38,15 +37,16 @@ from importlib.metadata import version
 from pathlib import Path
 
 import duckdb
+import mlflow
 import numpy as np
 import pandas as pd
 
 from benchmarks.replay import replay, shared_items
-from careerpulse_assets.core.evaluation import labelled_set
-from careerpulse_assets.instance import ensure_instance_file
-from careerpulse_assets.resources import input_path
-from careerpulse_assets.core.knn import model_input
-from careerpulse_assets.core.selection import (
+from careerpulse_assets.classification.evaluation import labelled_set
+from careerpulse_assets.ops.instance import ensure_instance_file
+from careerpulse_assets.classification.registry import CHAMPION, REGISTERED_MODEL_NAME, load_model
+from careerpulse_assets.classification.knn import model_input
+from careerpulse_assets.classification.model_selection import (
     SEED_GRID,
     select_knn,
     selection_sample,
@@ -94,10 +94,10 @@ class SizeFigures:
 
 
 def run_make_run(env: dict, profile_to: Path | None = None) -> RunFigures:
-    command = [sys.executable, "-m", "careerpulse_assets.run"]
+    command = [sys.executable, "-m", "careerpulse_assets.ops.run"]
     if profile_to is not None:
         command = [sys.executable, "-m", "pyinstrument", "--show-all", "-o", str(profile_to),
-                   "-m", "careerpulse_assets.run"]
+                   "-m", "careerpulse_assets.ops.run"]
     started, load_before = time.perf_counter(), os.getloadavg()[0]
     child = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True)
@@ -169,11 +169,9 @@ def in_process_comparisons(figures: SizeFigures, home: Path) -> None:
             "SELECT posting_id, title, description_text, category, publication_date "
             "FROM silver.silver_postings ORDER BY posting_id"
         ).fetchdf()
-    # The classifier the latest run stored (run-scoped, as every run's IO manager keeps it).
-    storage = home / "storage"
-    with open(storage / input_path(storage, "knn_classifier", None), "rb") as stored:
-        trained = pickle.load(stored)
-    pipeline = trained.model
+    # The classifier in service, from the home's MLflow registry (the one store of models).
+    mlflow.set_tracking_uri(f"sqlite:///{home / 'mlflow.db'}")
+    pipeline = load_model(f"models:/{REGISTERED_MODEL_NAME}@{CHAMPION}")
     features, knn = pipeline.named_steps["features"], pipeline.named_steps["knn"]
     unlabelled = model_input(silver[silver["category"].isna()])
     figures.to_impute = len(unlabelled)
@@ -241,7 +239,7 @@ def report(results: list[SizeFigures], seconds: float, folder: str) -> str:
         f"{os.cpu_count()} cores, {_memory_gib():.0f} GiB, Python {platform.python_version()}; "
         f"{versions}. Postings replayed from {folder} (new ids, dates and title "
         "variants, see `benchmarks/replay.py`), served 20 a page from a loopback API; every "
-        "run is `python -m careerpulse_assets.run` in a fresh child process (peak RSS is the "
+        "run is `python -m careerpulse_assets.ops.run` in a fresh child process (peak RSS is the "
         "child's). Replayed copies share bodies, so their classifier scores say nothing about "
         "quality; the figures here are times.",
         "",

@@ -6,7 +6,7 @@ One CAREERPULSE_HOME and one Dagster instance (the repository's dagster.yaml, as
 it) live through every cycle. A cycle grows the listing by new postings (replayed from the shared ones, or the
 tests' synthetic ones when the shared data is absent) and a few poisoned items of random kinds,
 arms random faults on random pages (5xx, 403 rate limits, dropped connections, bodies cut short
-once or for good, slow answers), then runs `python -m careerpulse_assets.run
+once or for good, slow answers), then runs `python -m careerpulse_assets.ops.run
 careerpulse_ingestion` (what `make run JOB=careerpulse_ingestion` runs), and with probability
 `--kill-share` SIGKILLs it at a random moment. The server echoes every request (API key
 included) into error bodies, cut-short bodies and the first item of each page.
@@ -95,7 +95,7 @@ def run_ingestion(env: dict, kill_after: float | None) -> tuple[str, bool]:
     """Run the ingestion job; kill it after `kill_after` seconds if given. (output, killed)"""
     with tempfile.TemporaryFile("w+") as out:
         child = subprocess.Popen(
-            [sys.executable, "-m", "careerpulse_assets.run", "careerpulse_ingestion"],
+            [sys.executable, "-m", "careerpulse_assets.ops.run", "careerpulse_ingestion"],
             cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, text=True,
         )
         try:
@@ -122,7 +122,7 @@ def full_crawl(home: Path, base_url: str, env: dict) -> None:
     from careerpulse_assets.assets.bronze import bronze_postings
     from careerpulse_assets.assets.silver import silver_postings
     from careerpulse_assets.definitions import build_resources
-    from careerpulse_assets.settings import Settings
+    from careerpulse_assets.ops.settings import Settings
 
     os.environ["CAREERPULSE_MUSE_API_KEY"] = KEY  # the resource reads it as an EnvVar
     settings = Settings(home=home, muse_base_url=base_url, muse_api_key=KEY)

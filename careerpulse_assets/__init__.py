@@ -1,7 +1,7 @@
 """CareerPulse: Muse job postings → bronze → silver → KNN imputation → gold daily counts."""
 
 # `defs` is built from the environment when first asked for (by Dagster, or an import of it), not
-# when the package is imported: `python -m careerpulse_assets.run` imports the package first and
+# when the package is imported: `python -m careerpulse_assets.ops.run` imports the package first and
 # must be able to report a bad setting in one line instead of a traceback.
 
 

@@ -15,23 +15,24 @@ from dagster_duckdb import DuckDBResource
 import pandas as pd
 
 from .assets.common import DUCKDB_POOL, rounded
+from .ops.duckdb_file import one_row
 from .assets.gold import gold_category_forecast, gold_daily_counts
-from .core.forecast import BASELINE, BUSY_POSTED_SHARE
+from .series.forecast import BASELINE, BUSY_POSTED_SHARE
 from .assets.ml import WRITTEN_THEN_LABELLED_SQL, imputed_silver, knn_classifier
 from .assets.silver import silver_postings
-from .core.classifier import UNCLASSIFIED, ServingClassifier
-from .core.drift import (
+from .classification.serving import UNCLASSIFIED, ServingClassifier
+from .series.drift import (
     DEFAULT_ALPHA,
     DEFAULT_MAX_IMPUTED_SHARE_JUMP,
     DEFAULT_MIN_JS_DISTANCE,
     DEFAULT_MIN_POSTINGS,
     DEFAULT_WINDOW_DAYS,
 )
-from .core.drift import category_drift as drift_statistics
-from .core.clock import CLOCK_TOLERANCE, describe_offset, reference_now, stored_offset
-from .core.postings import shorten
-from .core.selective import MIN_REALISED_POSTINGS, realised_precision
-from .core.taxonomy import load_taxonomy
+from .series.drift import category_drift as drift_statistics
+from .ingestion.clock import CLOCK_TOLERANCE, describe_offset, reference_now, stored_offset
+from .ingestion.postings import shorten
+from .classification.per_posting_policy import MIN_REALISED_POSTINGS, realised_precision
+from .review.taxonomy import load_taxonomy
 from .resources import QualityBars
 
 
@@ -54,11 +55,13 @@ def _figure(values: dict, name: str) -> str:
     return f"{NAMES[name]} {value:.3f} (95 % interval {low:.3f}–{high:.3f})"
 
 
-def gate_result(name: str, bar: float, serving: ServingClassifier) -> AssetCheckResult:
+def gate_result(name: str, serving: ServingClassifier) -> AssetCheckResult:
     """`name` (accuracy or macro_f1) of the model in service at full coverage (every posting its
-    most probable category), estimated nested out-of-fold, against `bar`. No model, or a figure
-    that cannot be estimated, fails: nothing shows a model good enough."""
-    evaluation = serving.evaluation
+    most probable category), estimated nested out-of-fold, as the quality gate judged it in
+    `knn_classifier` (`serving.gate`: the verdict and its bars, decided there once). No model,
+    or a figure that cannot be estimated, fails: nothing shows a model good enough."""
+    evaluation, gate = serving.evaluation, serving.gate
+    bar = getattr(gate.bars, name) if gate is not None and gate.bars is not None else None
     metadata = {"threshold": bar, "model_version": serving.version,
                 "estimated_on_postings": evaluation.postings,
                 "judged_categories": list(evaluation.judged)}
@@ -75,7 +78,7 @@ def gate_result(name: str, bar: float, serving: ServingClassifier) -> AssetCheck
             description=f"{NAMES[name]} not estimated: no category has postings enough (20) among "
             f"the {evaluation.postings} labelled postings to estimate its F1; label more "
             "(`make review`)", metadata=metadata | {"evaluated": False})
-    passed = value >= bar
+    passed = getattr(gate, f"{name}_passed")
     over = (f" over the {len(evaluation.judged)} categories with 20+ labelled postings"
             if name == "macro_f1" else "")
     consequence = "" if passed else (
@@ -103,34 +106,33 @@ GATE_DESCRIPTION = (
     "postings a hold-out would use.) A model trained on shuffled labels fails it. Not blocking: "
     "gold, the forecast and the review queue are written whatever it says; a challenger that "
     "fails never replaces a champion that passes, and while no model passes the best available "
-    "serves and this check stays red. The bar is the run config's, else the setting; "
-    "knn_classifier reads the same for its promotion decision."
+    "serves and this check stays red. The bar is this check's in the run config, else the "
+    "setting: knn_classifier reads it (QualityBars.for_run) and judges its model once against "
+    "it, for its promotion decision; this check reports that verdict."
 )
 
 
-def _gate_check(name: str, metric: str, config_type: type, bar: str, description: str):
-    """One check of the model's full-coverage `metric` against a bar."""
+def _gate_check(name: str, metric: str, config_type: type, description: str):
+    """One check of the model's full-coverage `metric` against its bar."""
 
     @asset_check(name=name, asset=knn_classifier, blocking=False,
                  description=description + " " + GATE_DESCRIPTION)
-    def gate(
-        config: config_type, knn_classifier: ServingClassifier, quality_bars: QualityBars
-    ) -> AssetCheckResult:
-        value = getattr(config, bar)
-        return gate_result(metric, getattr(quality_bars, bar) if value is None else value,
-                           knn_classifier)
+    def gate(config: config_type, knn_classifier: ServingClassifier) -> AssetCheckResult:
+        # `config` holds this run's bar; knn_classifier read it (QualityBars.for_run) and
+        # judged its model against it: the verdict is reported, not made again.
+        return gate_result(metric, knn_classifier)
 
     return gate
 
 
 knn_holdout_accuracy = _gate_check(
-    "knn_holdout_accuracy", "accuracy", MinAccuracyConfig, "min_accuracy",
+    "knn_holdout_accuracy", "accuracy", MinAccuracyConfig,
     "Accuracy of the classifier at full coverage is at least `min_accuracy` (default "
     "CAREERPULSE_MIN_ACCURACY, 0.75); a posting of a category too rare to learn counts as an "
     "error.",
 )
 knn_holdout_macro_f1 = _gate_check(
-    "knn_holdout_macro_f1", "macro_f1", MinMacroF1Config, "min_macro_f1",
+    "knn_holdout_macro_f1", "macro_f1", MinMacroF1Config,
     "Macro-F1 of the classifier at full coverage is at least `min_macro_f1` (default "
     "CAREERPULSE_MIN_MACRO_F1, 0.70): the mean F1 of every category with 20 or more labelled "
     "postings in the estimate (an F1 on fewer is noise).",
@@ -255,7 +257,7 @@ def silver_posting_id_unique(duckdb: DuckDBResource) -> AssetCheckResult:
     asset=silver_postings,
     pool=DUCKDB_POOL,
     description="Every category name the postings list is a current Muse name or an old one "
-    "mapped in careerpulse_assets/taxonomy/muse_categories.yaml, compared after normalising case, "
+    "mapped in careerpulse_assets/review/muse_categories.yaml, compared after normalising case, "
     "spaces and `&`/and (so 'Data & Analytics' is 'Data and Analytics'). Fails (WARN) naming the "
     "others, with the advice to map them: a new taxonomy may be arriving. Until mapped, each is "
     "counted (and learned) as a category of its own, its spellings as one.",
@@ -277,7 +279,7 @@ def category_names_known(duckdb: DuckDBResource) -> AssetCheckResult:
         description=(
             f"{len(unknown)} category names neither current nor mapped: {', '.join(unknown)}; "
             "map each to a current name (old_to_current) or add it to current in "
-            "careerpulse_assets/taxonomy/muse_categories.yaml and bump its version"
+            "careerpulse_assets/review/muse_categories.yaml and bump its version"
             if unknown else f"all {len(counts)} category names known (taxonomy v{taxonomy.version})"
         ),
         metadata={
@@ -426,10 +428,7 @@ SELECT
 )
 def gold_full_grid_sums_to_silver(duckdb: DuckDBResource) -> AssetCheckResult:
     with duckdb.get_connection() as connection:
-        cursor = connection.execute(GOLD_GRID_SQL)
-        names = [column[0] for column in cursor.description]
-        stats = dict(zip(names, cursor.fetchone(), strict=True))
-    stats = {name: int(value or 0) for name, value in stats.items()}
+        stats = {name: int(value or 0) for name, value in one_row(connection, GOLD_GRID_SQL).items()}
     problems = []
     if stats["days"] != stats["days_in_range"]:
         problems.append(f"{stats['days_in_range'] - stats['days']} days missing from the range")
@@ -488,7 +487,7 @@ class MaxCountErrorConfig(Config):
     "from the truth: the L1 distance between estimated and true category shares (0 exact, 2 all "
     "wrong) the count method in use (PCC, or PACC when the postings without a category show a "
     "prior shift) makes on labelled postings it never saw, estimated out-of-fold "
-    "(core/quantification.py), at most `max_count_error` (CAREERPULSE_MAX_COUNT_ERROR, 0.25). "
+    "(series/quantification.py), at most `max_count_error` (CAREERPULSE_MAX_COUNT_ERROR, 0.25). "
     "The estimate assumes a model that works and a prior shift (the postings without a category "
     "differ from the labelled ones in their mix, not in kind): it fails while the model in service "
     "fails the quality gate, and cannot see postings of a kind no labelled posting is (those like "
@@ -552,7 +551,7 @@ def build_newest_posting_age_check(max_age_days: int):
     )
     def newest_posting_age(duckdb: DuckDBResource) -> AssetCheckResult:
         with duckdb.get_connection() as connection:
-            # By the API's clock when this machine's disagreed with it (core/clock.py).
+            # By the API's clock when this machine's disagreed with it (ingestion/clock.py).
             now, offset = reference_now(connection), stored_offset(connection)
             newest, postings, ahead, furthest = connection.execute(
                 "SELECT max(publication_date) FILTER (WHERE publication_date <= $until), "
@@ -623,8 +622,7 @@ FROM (SELECT *, posted_day_share >= $busy AS busy FROM gold.gold_forecast_backte
 )
 def forecast_beats_seasonal_naive(duckdb: DuckDBResource) -> AssetCheckResult:
     with duckdb.get_connection() as connection:
-        cursor = connection.execute(BACKTEST_SQL, {"busy": BUSY_POSTED_SHARE})
-        stats = dict(zip([c[0] for c in cursor.description], cursor.fetchone(), strict=True))
+        stats = one_row(connection, BACKTEST_SQL, {"busy": BUSY_POSTED_SHARE})
     sparse = (f"intermittent: {stats['sparse_better']} of {stats['sparse_scored']} scored "
               f"categories beat {BASELINE} (RMSSE {stats['sparse_chosen']:.3f} vs "
               f"{stats['sparse_baseline']:.3f})" if stats["sparse_scored"] else

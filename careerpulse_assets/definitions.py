@@ -42,20 +42,18 @@ from .jobs import (
     daily_retraining_schedule,
     ingestion_job,
     retraining_job,
-    weekly_full_crawl_schedule,
 )
+from .io_managers import DuckDBTables, ServingClassifierIOManager
 from .resources import (
     CareerPulseDuckDB,
-    ModelStore,
     MuseApi,
     QualityBars,
     ReviewerLabels,
-    RunScopedFilesystemIOManager,
     mlflow_tracking,
 )
 from .sensors import build_new_pages_sensor
-from .tracking import EXPERIMENT_NAME
-from .settings import (
+from .classification.registry import EXPERIMENT_NAME
+from .ops.settings import (
     SERVER_SETTINGS_VARIABLE,
     Settings,
     SettingsError,
@@ -67,6 +65,11 @@ from .settings import (
 
 def build_resources(settings: Settings) -> dict:
     settings.home.mkdir(parents=True, exist_ok=True)
+    quality_bars = QualityBars(min_accuracy=settings.min_accuracy,
+                               min_macro_f1=settings.min_macro_f1,
+                               min_precision=settings.min_precision,
+                               min_coverage=settings.min_coverage,
+                               max_count_error=settings.max_count_error)
     return {
         "muse": MuseApi(
             base_url=settings.muse_base_url,
@@ -80,14 +83,13 @@ def build_resources(settings: Settings) -> dict:
             crawl_levels=list(settings.crawl_levels),
         ),
         "duckdb": CareerPulseDuckDB(database=str(settings.duckdb_path)),
-        "model_io_manager": RunScopedFilesystemIOManager(base_dir=str(settings.storage_dir)),
-        "model_store": ModelStore(folder=str(settings.storage_dir / "models")),
+        # Every table in and out as pandas frames (the tables computed as frames written by it).
+        "io_manager": DuckDBTables(database=str(settings.duckdb_path)),
+        # knn_classifier's value: in memory within its run, else the champion from the registry.
+        "classifier_io_manager": ServingClassifierIOManager(
+            tracking_uri=settings.mlflow_tracking_uri, quality_bars=quality_bars),
         "reviewer_labels": ReviewerLabels(folder=str(settings.labels_dir)),
-        "quality_bars": QualityBars(min_accuracy=settings.min_accuracy,
-                                    min_macro_f1=settings.min_macro_f1,
-                                    min_precision=settings.min_precision,
-                                    min_coverage=settings.min_coverage,
-                                    max_count_error=settings.max_count_error),
+        "quality_bars": quality_bars,
         "mlflow": mlflow_tracking.configured(
             {
                 "experiment_name": EXPERIMENT_NAME,
@@ -132,7 +134,7 @@ def build_definitions(settings: Settings) -> Definitions:
             forecast_beats_seasonal_naive,
         ],
         jobs=[careerpulse_all_job, ingestion_job, retraining_job],
-        schedules=[daily_retraining_schedule, weekly_full_crawl_schedule],
+        schedules=[daily_retraining_schedule],
         sensors=[build_new_pages_sensor(settings.sensor_interval_seconds, settings.duckdb_path)],
         resources=build_resources(settings),
         # One DuckDB file takes one writer and the graph is a chain: running the steps of a run

@@ -1,4 +1,4 @@
-"""Jobs, the retraining schedule and the weekly full crawl."""
+"""Jobs and the (stopped) daily retraining schedule."""
 
 from dagster import AssetSelection, DefaultScheduleStatus, ScheduleDefinition, define_asset_job
 
@@ -35,16 +35,8 @@ daily_retraining_schedule = ScheduleDefinition(
     "change.",
 )
 
-weekly_full_crawl_schedule = ScheduleDefinition(
-    name="weekly_full_crawl",
-    job=careerpulse_all_job,
-    cron_schedule="30 3 * * 0",
-    execution_timezone="UTC",
-    run_config={"ops": {"bronze_postings": {"config": {"full_crawl": True}}}},
-    default_status=DefaultScheduleStatus.RUNNING,
-    description="Starts a full crawl every Sunday at 03:30 UTC: every listing walked whole "
-    "(capped ones parted), which finds postings published into pages read before and edits to "
-    "old ones. Later runs (the sensor's) go on with it within their request budget: about "
-    "23,000 requests at the live API's size, 47 h without a key, 6.5 with one. Runs started any "
-    "other way also start one when the last began CAREERPULSE_FULL_CRAWL_DAYS (7) ago.",
-)
+# The full crawl has one cadence, the setting CAREERPULSE_FULL_CRAWL_DAYS (7): whichever way a run
+# starts (the sensor, `make run`, the UI), bronze_postings starts a full crawl when the last one
+# began that long ago (ingestion/crawl.py). No schedule repeats it (a schedule fires only under a
+# daemon, and said the same thing a second time); `full_crawl: true` on op bronze_postings starts
+# one now.

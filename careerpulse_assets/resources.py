@@ -1,9 +1,9 @@
-"""Resources: the Muse source, the DuckDB IO manager, and MLflow tracking."""
+"""Resources: the Muse source, the DuckDB file, MLflow tracking, the quality bars and reviewers'
+labels (the IO managers are in io_managers.py)."""
 
 from __future__ import annotations
 
 import atexit
-import pickle
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,20 +14,14 @@ import duckdb
 import mlflow
 from dagster import (
     BetaWarning,
-    ConfigurableIOManagerFactory,
     ConfigurableResource,
-    DagsterInvariantViolationError,
     Field,
     Noneable,
     InitResourceContext,
-    InputContext,
-    OutputContext,
     StringSource,
     resource,
 )
-from dagster._core.storage.fs_io_manager import PickledObjectFilesystemIOManager
 from dagster_duckdb import DuckDBResource
-from upath import UPath
 
 with warnings.catch_warnings():
     # dagster-mlflow marks its own run hook beta when imported: a warning in every command.
@@ -39,23 +33,23 @@ from mlflow.exceptions import MlflowException
 from pydantic import PrivateAttr
 
 from .assets.common import DUCKDB_POOL
-from .core.decisions import Bars
-from .core.duckdb_file import (
+from .classification.decisions import GateBars
+from .ops.duckdb_file import (
     LOCK_WAIT_SECONDS,
     SNAPSHOT_NAME,
     DuckDBFileLocked,
     connect,
     write_snapshot,
 )
-from .core.labels import LabelFile
-from .core.postings import InvalidPosting, check_item, parse_publication_date
-from .core.taxonomy import load_taxonomy
-from .muse.archive import iter_archive_pages
-from .muse.client import ListingWalk, RequestBudget, fetch_page, iter_api_pages, make_session
-from .muse.listings import PLAIN, Listing
-from .muse.pages import PAGE_SIZE, RawPage
-from .recovery import WORKER_TAG, PoolWatch, recover_dead_runs, worker_identity
-from .settings import (
+from .review.labels import LabelFile
+from .ingestion.postings import InvalidPosting, check_item, parse_publication_date
+from .review.taxonomy import load_taxonomy
+from .ingestion.archive import iter_archive_pages
+from .ingestion.muse_api import ListingWalk, RequestBudget, fetch_page, iter_api_pages, make_session
+from .ingestion.listings import PLAIN, Listing
+from .ingestion.pages import PAGE_SIZE, RawPage
+from .ops.recovery import WORKER_TAG, PoolWatch, recover_dead_runs, worker_identity
+from .ops.settings import (
     DEFAULT_MAX_COUNT_ERROR,
     DEFAULT_MIN_ACCURACY,
     DEFAULT_MIN_COVERAGE,
@@ -63,7 +57,7 @@ from .settings import (
     DEFAULT_MIN_PRECISION,
     DEFAULT_MUSE_BASE_URL,
 )
-from .tracking import create_store, fail_abandoned_runs, load_model, relocate_artifacts
+from .classification.registry import create_store, fail_abandoned_runs, relocate_artifacts
 
 
 # The API's experience levels (its documentation's `level` values).
@@ -149,7 +143,7 @@ class MuseApi(ConfigurableResource):
             total = len(items)
         else:
             page = fetch_page(self._session(), self.base_url, 0, self.api_key, self.timeout_seconds)
-            # By the API's clock when this machine's is wrong (core/clock.py).
+            # By the API's clock when this machine's is wrong (ingestion/clock.py).
             items, total, fetched_at = page.items, page.total, page.fetched_at
         postings = []
         for item in items:
@@ -169,7 +163,7 @@ class MuseApi(ConfigurableResource):
 
 
 def name_the_worker(context: InitResourceContext) -> None:
-    """Tag the run with this process, so that a later run can tell when it died (recovery.py)."""
+    """Tag the run with this process, so that a later run can tell when it died (ops/recovery.py)."""
     instance, run = context.instance, context.dagster_run
     if instance is not None and run is not None and run.tags.get(WORKER_TAG) != worker_identity():
         instance.add_run_tags(run.run_id, {WORKER_TAG: worker_identity()})
@@ -184,9 +178,9 @@ class CareerPulseDuckDB(DuckDBResource):
 
     When a run starts it names its worker process in a run tag, recovers runs whose worker died
     (their pool slots) and watches the pool while its steps wait, saying who holds it
-    (recovery.py). A connection waits at most LOCK_WAIT_SECONDS for another process holding the
+    (ops/recovery.py). A connection waits at most LOCK_WAIT_SECONDS for another process holding the
     file and then fails naming it. When the run ends, the tables are copied to `snapshot.duckdb`
-    beside the file, for people to read while runs go on (core/duckdb_file.py).
+    beside the file, for people to read while runs go on (ops/duckdb_file.py).
     """
 
     _pool_watch: PoolWatch | None = PrivateAttr(default=None)
@@ -226,7 +220,7 @@ class CareerPulseDuckDB(DuckDBResource):
 def ensure_experiment(tracking_uri: str, name: str, artifact_location: str | None) -> str | None:
     """Create the experiment with its artifacts under CAREERPULSE_HOME, not MLflow's ./mlruns
     (with a tracking server, where the server keeps them: `artifact_location` None). An
-    experiment whose artifacts moved with the home is pointed at them (tracking.py
+    experiment whose artifacts moved with the home is pointed at them (classification/registry.py
     `relocate_artifacts`): returns what was done then, else None."""
     create_store(tracking_uri)
     client = mlflow.MlflowClient(tracking_uri=tracking_uri)
@@ -312,6 +306,12 @@ def mlflow_tracking(context: InitResourceContext):
     return tracking
 
 
+# The gate checks' ops (asset `knn_classifier`, checks `knn_holdout_accuracy` / `_macro_f1`),
+# whose config holds the bars of a run.
+GATE_CHECK_OPS = {"accuracy": "knn_classifier_knn_holdout_accuracy",
+                  "macro_f1": "knn_classifier_knn_holdout_macro_f1"}
+
+
 class QualityBars(ConfigurableResource):
     """The classifier's quality gate (`CAREERPULSE_MIN_ACCURACY`, `CAREERPULSE_MIN_MACRO_F1`:
     accuracy and macro-F1 at full coverage), the precision a category written on a posting must
@@ -325,12 +325,22 @@ class QualityBars(ConfigurableResource):
     min_coverage: float = DEFAULT_MIN_COVERAGE
     max_count_error: float = DEFAULT_MAX_COUNT_ERROR
 
-    def bars(self) -> Bars:
-        return Bars(self.min_accuracy, self.min_macro_f1)
+    def for_run(self, run_config: dict) -> GateBars:
+        """The quality gate's bars for a run: the gate checks' `min_accuracy` /
+        `min_macro_f1` where the run config sets them (the job config the contract names, on ops
+        `knn_classifier_knn_holdout_accuracy` / `_macro_f1`), else the settings. Read here only:
+        `knn_classifier` judges its model once against them (`GateVerdict.bars`), and the checks
+        report that verdict."""
+        ops = run_config.get("ops") or {}
+        bars = {}
+        for name, op in GATE_CHECK_OPS.items():
+            value = ((ops.get(op) or {}).get("config") or {}).get(f"min_{name}")
+            bars[name] = getattr(self, f"min_{name}") if value is None else float(value)
+        return GateBars(**bars)
 
 
 class ReviewerLabels(ConfigurableResource):
-    """The folder of reviewers' label files (CAREERPULSE_LABELS_DIR); see core/labels.py."""
+    """The folder of reviewers' label files (CAREERPULSE_LABELS_DIR); see review/labels.py."""
 
     folder: str
 
@@ -347,109 +357,3 @@ class ReviewerLabels(ConfigurableResource):
                 except OSError as exc:
                     found.append(LabelFile(path.name, b"", error=exc.strerror or str(exc)))
         return found
-
-
-class ModelStore(ConfigurableResource):
-    """Fitted classifiers by registered version: pickles in `folder` in front of the registry.
-
-    Loading a version through MLflow (skops) took 4.4 s at 100,000 postings, its pickle 0.5 s: a
-    run that reuses the champion reads the pickle the run that trained it left here. This is the
-    one place that knows where fitted models live; point `folder` at shared storage, or replace
-    the resource, and nothing else changes.
-    """
-
-    folder: str
-    keep: int = 3  # versions kept, newest used first
-
-    def _path(self, version: str) -> Path:
-        return Path(self.folder) / f"knn-category-v{version.rsplit('/', 1)[1]}.pkl"
-
-    def save(self, version: str, model) -> None:
-        path = self._path(version)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(".partial")
-        with partial.open("wb") as out:
-            pickle.dump(model, out, protocol=pickle.HIGHEST_PROTOCOL)
-        partial.replace(path)  # a reader never sees half a file
-        for old in sorted(path.parent.glob("knn-category-v*.pkl"),
-                          key=lambda p: p.stat().st_mtime, reverse=True)[self.keep:]:
-            old.unlink(missing_ok=True)
-
-    def load(self, version: str):
-        path = self._path(version)
-        try:
-            with path.open("rb") as stored:
-                model = pickle.load(stored)
-            path.touch()  # recently used: kept longest
-            return model
-        except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
-            model = load_model(version)  # from the registry, then kept here
-            self.save(version, model)
-            return model
-
-
-class RunScopedPickleIOManager(PickledObjectFilesystemIOManager):
-    """Dagster's pickle IO manager with each run's output kept apart: an overlapping run (a
-    `make run` beside a notebook's `execute_in_process`, which Dagster's run queue does not
-    hold back) must not hand its classifier to another run's `imputed_silver`.
-
-    An output goes to `<base>/<asset>.runs/<run_id>` and `<base>/<asset>.latest` names that run
-    (replaced in one rename). A step loads its own run's output when its run made one, else the
-    latest run's, else the file Dagster's FilesystemIOManager wrote at `<base>/<asset>` (stores
-    from before). The newest KEEP_RUNS outputs are kept; older ones are deleted."""
-
-    KEEP_RUNS = 3
-
-    def get_asset_relative_path(self, context: InputContext | OutputContext) -> UPath:
-        asset = "/".join(context.asset_key.path)
-        if isinstance(context, OutputContext):
-            return UPath(run_output_path(asset, context.run_id))
-        try:
-            run_id = context.step_context.run_id
-        except DagsterInvariantViolationError:  # loaded outside a run (tests, a notebook)
-            run_id = None
-        return UPath(input_path(Path(str(self._base_path)), asset, run_id))
-
-    def handle_output(self, context: OutputContext, obj: Any) -> None:
-        super().handle_output(context, obj)
-        asset = "/".join(context.asset_key.path)
-        record_latest_run(Path(str(self._base_path)), asset, context.run_id, self.KEEP_RUNS)
-
-
-def run_output_path(asset: str, run_id: str) -> str:
-    """Where a run's output of `asset` goes, relative to the IO manager's folder."""
-    return f"{asset}.runs/{run_id}"
-
-
-def input_path(base: Path, asset: str, run_id: str | None) -> str:
-    """What a step of run `run_id` loads for `asset` (relative to `base`): its own run's output
-    when there is one, else the latest run's, else the pre-run-scoped file `<asset>`."""
-    if run_id is not None and (base / run_output_path(asset, run_id)).exists():
-        return run_output_path(asset, run_id)
-    latest = base / f"{asset}.latest"
-    if latest.exists():
-        return run_output_path(asset, latest.read_text().strip())
-    return asset
-
-
-def record_latest_run(base: Path, asset: str, run_id: str, keep: int) -> None:
-    """Name `run_id` the latest run of `asset` (one rename: a reader sees the old or the new
-    name) and delete all but the `keep` newest runs' outputs."""
-    pointer = base / f"{asset}.latest"
-    staged = pointer.with_name(f"{pointer.name}.{run_id}")
-    staged.write_text(run_id)
-    staged.replace(pointer)
-    runs = base / f"{asset}.runs"
-    older = sorted((p for p in runs.iterdir() if p.name != run_id),
-                   key=lambda p: p.stat().st_mtime, reverse=True)[keep - 1:]
-    for path in older:
-        path.unlink(missing_ok=True)
-
-
-class RunScopedFilesystemIOManager(ConfigurableIOManagerFactory):
-    """`model_io_manager`: RunScopedPickleIOManager under `base_dir`."""
-
-    base_dir: str
-
-    def create_io_manager(self, context) -> RunScopedPickleIOManager:
-        return RunScopedPickleIOManager(base_dir=self.base_dir)

@@ -17,13 +17,13 @@ from dagster import (
     sensor,
 )
 
-from .core.bronze_store import unstored_postings
-from .core.duckdb_file import read_if_free
+from .ingestion.bronze_store import unstored_postings
+from .ops.duckdb_file import read_if_free
 from .jobs import careerpulse_all_job
-from .muse.client import MuseApiError
-from .recovery import recover_dead_runs
+from .ingestion.muse_api import MuseApiError
+from .ops.recovery import recover_dead_runs
 from .resources import MuseApi
-from .settings import DEFAULT_SENSOR_INTERVAL_SECONDS
+from .ops.settings import DEFAULT_SENSOR_INTERVAL_SECONDS
 
 # After a failed poll, wait interval × 2^failures (at most 6 hours) before asking again.
 MAX_BACKOFF_SECONDS = 6 * 3600

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from careerpulse_assets.settings import Settings
+from careerpulse_assets.ops.settings import Settings
 
 # The real postings lie beside the checkout (../shared), read-only; tests never write there.
 SHARED_MUSE = Path(

@@ -8,10 +8,10 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from careerpulse_assets.core.bronze_store import BronzeWriter
-from careerpulse_assets.core.gold import write_daily_counts
-from careerpulse_assets.core.silver_store import update_silver
-from careerpulse_assets.muse.archive import iter_archive_pages
+from careerpulse_assets.ingestion.bronze_store import BronzeWriter
+from careerpulse_assets.series.gold import daily_counts as gold_table
+from careerpulse_assets.ingestion.silver_store import update_silver
+from careerpulse_assets.ingestion.archive import iter_archive_pages
 
 AS_LISTED_SQL = """
 CREATE OR REPLACE TABLE silver.imputed_silver AS
@@ -28,17 +28,15 @@ def daily_counts(rows) -> pd.DataFrame:
         connection.execute("CREATE SCHEMA silver")
         connection.register("frame", imputed)
         connection.execute("CREATE TABLE silver.imputed_silver AS SELECT * FROM frame")
-        write_daily_counts(connection)
-        return connection.execute("SELECT * FROM gold.gold_daily_counts").fetchdf()
+        return gold_table(connection).to_pandas(date_as_object=False)
 
 
 def archive_gold(folder: Path) -> pd.DataFrame:
     """gold.gold_daily_counts of an archive folder: bronze (BronzeWriter), silver
-    (update_silver) and gold (write_daily_counts) in an in-memory DuckDB."""
+    (update_silver) and gold (daily_counts) in an in-memory DuckDB."""
     with duckdb.connect() as connection:
         writer = BronzeWriter(lambda: nullcontext(connection), run_id=None)
         writer.store(iter_archive_pages(folder))
         update_silver(connection)
         connection.execute(AS_LISTED_SQL)
-        write_daily_counts(connection)
-        return connection.execute("SELECT * FROM gold.gold_daily_counts").fetchdf()
+        return gold_table(connection).to_pandas(date_as_object=False)

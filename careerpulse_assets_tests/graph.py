@@ -5,7 +5,7 @@ import pandas as pd
 from dagster import DagsterInstance, materialize
 
 from careerpulse_assets.definitions import build_definitions, build_resources
-from careerpulse_assets.settings import Settings
+from careerpulse_assets.ops.settings import Settings
 
 
 def materialize_graph(settings: Settings, run_config: dict | None = None, instance=None):
@@ -23,6 +23,20 @@ def materialize_graph(settings: Settings, run_config: dict | None = None, instan
 def query(settings: Settings, sql: str) -> pd.DataFrame:
     with duckdb.connect(str(settings.duckdb_path), read_only=True) as connection:
         return connection.execute(sql).fetchdf()
+
+
+def store_gold_daily_counts(settings: Settings, duckdb_resource) -> None:
+    """gold_daily_counts called as a function (no run), its table stored where the DuckDB
+    `io_manager` stores it, for tests that build silver.imputed_silver by hand."""
+    from dagster import build_asset_context
+
+    from careerpulse_assets.assets.gold import gold_daily_counts
+
+    counts = gold_daily_counts(build_asset_context(), duckdb=duckdb_resource).value
+    with duckdb.connect(str(settings.duckdb_path)) as connection:
+        connection.execute("CREATE SCHEMA IF NOT EXISTS gold")
+        # DuckDB finds the Arrow table `counts` by its name (a replacement scan).
+        connection.execute("CREATE OR REPLACE TABLE gold.gold_daily_counts AS SELECT * FROM counts")
 
 
 def table_exists(settings: Settings, qualified_name: str) -> bool:

@@ -13,7 +13,7 @@ from dagster import DagsterInstance, materialize
 from careerpulse_assets.assets.bronze import bronze_postings
 from careerpulse_assets.assets.silver import silver_postings
 from careerpulse_assets.definitions import build_resources
-from careerpulse_assets.settings import Settings
+from careerpulse_assets.ops.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 

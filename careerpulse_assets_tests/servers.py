@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from careerpulse_assets.instance import ensure_instance_file
+from careerpulse_assets.ops.instance import ensure_instance_file
 
 REPO = Path(__file__).resolve().parents[1]
 LOCATION = {"repositoryLocationName": "careerpulse", "repositoryName": "__repository__"}
@@ -71,7 +71,7 @@ def dagster_dev(home: Path, log_path: Path, **settings: str) -> Iterator[str]:
 
 @contextmanager
 def serving(argv: list[str], cwd: Path, env: dict, log_path: Path, port: int) -> Iterator[str]:
-    """A Dagster UI server (`dagster dev`, `python -m careerpulse_assets.serve ui`) started in
+    """A Dagster UI server (`dagster dev`, `python -m careerpulse_assets.ops.serve ui`) started in
     `cwd` and answering on `port`; yields its URL, then stops it and all it started."""
     with log_path.open("w") as log:
         server = subprocess.Popen(

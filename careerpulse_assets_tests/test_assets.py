@@ -1,10 +1,16 @@
 """The whole graph, materialised in-process over the project's own fixtures."""
 
-import math
+import json
+import re
+from pathlib import Path
+from types import SimpleNamespace
 
 import mlflow
 import pytest
-from dagster import AssetKey, DagsterInstance
+from dagster import AssetKey, AssetSelection, DagsterInstance, materialize
+
+from careerpulse_assets.definitions import build_definitions, build_resources
+from careerpulse_assets.ops.settings import Settings
 
 from .graph import check_results, judged_checks_pass, materialize_graph, query, table_exists
 from .muse_fixtures import edge_case_page, synthetic_postings, write_archive
@@ -27,8 +33,23 @@ SMALL_GRID = {
 @pytest.fixture
 def archive(tmp_path):
     folder = write_archive(tmp_path / "archive", synthetic_postings())
-    (folder / "edge_cases.json").write_text(__import__("json").dumps(edge_case_page()))
+    (folder / "edge_cases.json").write_text(json.dumps(edge_case_page()))
     return folder
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+    """The graph materialised once over the synthetic postings and the edge-case page (small
+    grid), for the tests that read what a first run leaves and the runs after it on that home
+    (in this file's order: the last ones change what is written)."""
+    root = tmp_path_factory.mktemp("first_run")
+    folder = write_archive(root / "archive", synthetic_postings())
+    (folder / "edge_cases.json").write_text(json.dumps(edge_case_page()))
+    settings = Settings(home=root / "home", muse_archive=folder)
+    instance = DagsterInstance.ephemeral()
+    result = materialize_graph(settings, SMALL_GRID, instance=instance)
+    assert result.success
+    return SimpleNamespace(settings=settings, instance=instance, result=result, archive=folder)
 
 
 # 22 postings a category: enough for each category's F1 to be judged (20), so the quality
@@ -85,10 +106,8 @@ def test_graph_fills_every_category_and_writes_a_full_gold_grid(tmp_path, settin
     assert str(query(settings, "DESCRIBE gold.gold_daily_counts")["column_type"][0]) == "DATE"
 
 
-def test_model_is_logged_registered_and_its_mlflow_run_closed(archive, settings_for):
-    settings = settings_for(archive=archive)
-    result = materialize_graph(settings, run_config=SMALL_GRID)
-    assert result.success
+def test_model_is_logged_registered_and_its_mlflow_run_closed(first_run):
+    settings, result = first_run.settings, first_run.result
     client = mlflow.MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
     experiment = client.get_experiment_by_name("careerpulse")
     assert experiment.artifact_location == settings.mlflow_artifacts.as_uri()
@@ -126,10 +145,8 @@ def test_model_is_logged_registered_and_its_mlflow_run_closed(archive, settings_
     assert len(model.predict(silver)) == 3
 
 
-def test_running_again_over_the_same_source_adds_no_bronze_rows(archive, settings_for):
-    settings = settings_for(archive=archive)
-    instance = DagsterInstance.ephemeral()
-    assert materialize_graph(settings, SMALL_GRID, instance=instance).success
+def test_running_again_over_the_same_source_adds_no_bronze_rows(first_run):
+    settings, instance = first_run.settings, first_run.instance
     before = query(settings, "SELECT count(*) AS n FROM bronze.bronze_postings")["n"][0]
     assert materialize_graph(settings, SMALL_GRID, instance=instance).success
     after = query(settings, "SELECT count(*) AS n FROM bronze.bronze_postings")["n"][0]
@@ -146,7 +163,7 @@ def test_a_model_of_shuffled_labels_fails_the_gate_writes_nothing_and_gold_still
     settings = settings_for(archive=archive)
     result = materialize_graph(settings, SMALL_GRID)
 
-    from careerpulse_assets.run import ASSET_ORDER, delivered, summary_lines
+    from careerpulse_assets.ops.run import ASSET_ORDER, delivered, summary_lines
 
     assert result.success and delivered(result, ASSET_ORDER)
     checks = check_results(result)
@@ -177,31 +194,6 @@ def test_a_model_of_shuffled_labels_fails_the_gate_writes_nothing_and_gold_still
     assert "knn_holdout_macro_f1             FAILED (ERROR)" in summary.split("delivered")[0]
 
 
-def test_the_bars_in_the_run_config_judge_the_model_and_the_precision_setting_what_is_written(
-    archive, settings_for
-):
-    settings = settings_for(archive=archive)
-    strict = {"ops": {**SMALL_GRID["ops"],
-                      "knn_classifier_knn_holdout_accuracy": {"config": {"min_accuracy": 1.0}}}}
-    instance = DagsterInstance.ephemeral()
-    result = materialize_graph(settings, run_config=strict, instance=instance)
-    assert result.success and check_results(result)["knn_holdout_accuracy"] is False
-    meta = latest_metadata(instance, "knn_classifier")
-    assert meta["bars"].value == "accuracy ≥ 1.00 and macro-F1 ≥ 0.70"
-    written = query(settings, "SELECT count(*) FILTER (WHERE is_imputed) AS i FROM "
-                              "silver.imputed_silver")["i"][0]
-    assert written > 0  # the gate does not decide what is written per posting
-    # The same model (reused, not retrained) with a precision bar nothing reaches writes none.
-    unreachable = settings_for(archive=archive, min_precision=1.0)
-    assert materialize_graph(unreachable, run_config=SMALL_GRID, instance=instance).success
-    meta = latest_metadata(instance, "knn_classifier")
-    assert meta["retrained"].value is False and meta["imputation_threshold"].value is None
-    counts = query(settings, "SELECT count(*) FILTER (WHERE category = 'Unclassified') AS u, "
-                             "count(*) FILTER (WHERE is_imputed) AS i FROM silver.imputed_silver")
-    assert counts.values.tolist() == [[14, 0]]  # 12 without a category, 2 of the edge-case page
-    assert latest_metadata(instance, "imputed_silver")["predicted_in_this_run"].value == 0
-
-
 def test_graph_over_http_gives_the_same_result_as_the_archive(settings_for):
     from .muse_server import serve_muse
 
@@ -229,7 +221,7 @@ def test_unchanged_labels_reuse_the_model_and_changed_labels_retrain(tmp_path, s
     assert first["retrained"].value is True
     assert "data:image/png;base64," in first["confusion_matrix"].value
     # The calibrated reliability table holds every out-of-fold prediction, each repeat's.
-    from careerpulse_assets.core.out_of_fold import REPEATS
+    from careerpulse_assets.classification.out_of_fold import REPEATS
 
     assert (sum(r.data["postings"] for r in first["reliability"].value.records)
             == REPEATS * first["oof_postings"].value)
@@ -339,3 +331,63 @@ def test_unknown_category_names_are_flagged_by_name(tmp_path, settings_for):
     assert "Quantum Basket Weaving" in known.description
     silver = query(settings, f"SELECT category, category_raw FROM silver.silver_postings WHERE posting_id = {items[1]['id']}")
     assert silver.iloc[0].tolist() == ["Software Engineering", "Engineering"]
+
+
+def test_imputed_silver_materialised_alone_imputes_with_the_champion_from_the_registry(first_run):
+    """A run that does not materialise knn_classifier (imputed_silver and its checks from the UI)
+    gets the champion from MLflow's registry: no copy of the model is kept anywhere else."""
+    settings = first_run.settings
+    defs = build_definitions(settings)
+    result = materialize(list(defs.assets) + list(defs.asset_checks),
+                         selection=AssetSelection.assets("imputed_silver"),
+                         resources=build_resources(settings), instance=first_run.instance)
+    assert result.success
+    meta = latest_metadata(first_run.instance, "imputed_silver")
+    assert meta["model_version"].value == "models:/careerpulse-knn-category/1"
+    assert meta["predicted_in_this_run"].value == 0  # the same model's scores reused
+    assert (settings.home / "storage").exists() is False  # no pickles beside the registry
+    coverage = check_evaluation(result, "imputation_coverage")
+    assert coverage.passed and coverage.metadata["model_version"].value.endswith("/1")
+
+
+def test_the_readme_example_takes_a_table_as_a_dataframe(first_run, monkeypatch):
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    code = re.search(r"<!-- README example.*?```python\n(.*?)```", readme, re.S).group(1)
+    import careerpulse_assets.definitions
+
+    monkeypatch.setattr(careerpulse_assets.definitions, "defs",
+                        build_definitions(first_run.settings))
+    namespace: dict = {}
+    exec(code, namespace)
+    job = namespace["defs"].resolve_implicit_global_asset_job_def()
+    result = job.execute_in_process(asset_selection=[AssetKey("weekly_demand")],
+                                    instance=first_run.instance)
+    assert result.success
+    weekly = query(first_run.settings, "SELECT * FROM public.weekly_demand")
+    gold = query(first_run.settings, "SELECT sum(estimated_postings) AS n FROM gold.gold_daily_counts")
+    assert list(weekly.columns) == ["day", "category", "estimated_postings"]
+    assert abs(weekly["estimated_postings"].sum() - gold["n"][0]) < 1e-6
+
+
+def test_the_bars_in_the_run_config_judge_the_model_and_the_precision_setting_what_is_written(
+    first_run
+):
+    settings, instance = first_run.settings, first_run.instance
+    strict = {"ops": {**SMALL_GRID["ops"],
+                      "knn_classifier_knn_holdout_accuracy": {"config": {"min_accuracy": 1.0}}}}
+    result = materialize_graph(settings, run_config=strict, instance=instance)
+    assert result.success and check_results(result)["knn_holdout_accuracy"] is False
+    meta = latest_metadata(instance, "knn_classifier")
+    assert meta["bars"].value == "accuracy ≥ 1.00 and macro-F1 ≥ 0.70"
+    written = query(settings, "SELECT count(*) FILTER (WHERE is_imputed) AS i FROM "
+                              "silver.imputed_silver")["i"][0]
+    assert written > 0  # the gate does not decide what is written per posting
+    # The same model (reused, not retrained) with a precision bar nothing reaches writes none.
+    unreachable = Settings(home=settings.home, muse_archive=first_run.archive, min_precision=1.0)
+    assert materialize_graph(unreachable, run_config=SMALL_GRID, instance=instance).success
+    meta = latest_metadata(instance, "knn_classifier")
+    assert meta["retrained"].value is False and meta["imputation_threshold"].value is None
+    counts = query(settings, "SELECT count(*) FILTER (WHERE category = 'Unclassified') AS u, "
+                             "count(*) FILTER (WHERE is_imputed) AS i FROM silver.imputed_silver")
+    assert counts.values.tolist() == [[14, 0]]  # 12 without a category, 2 of the edge-case page
+    assert latest_metadata(instance, "imputed_silver")["predicted_in_this_run"].value == 0

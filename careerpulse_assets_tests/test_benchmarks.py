@@ -16,6 +16,9 @@ import pytest
 from .muse_fixtures import synthetic_postings, write_archive
 from .servers import REPO, careerpulse_env
 
+# Each starts a process of its own: what is tested is the script as BENCHMARKS.md runs it.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def archive(tmp_path):
@@ -61,13 +64,11 @@ def test_incremental_ingestion(tmp_path, archive):
     assert "| 100 |" in out and "| incremental: requests |" in out
 
 
-@pytest.mark.slow
 def test_mlflow_logging(tmp_path, archive):
     out = bench(tmp_path, "benchmarks.mlflow_logging", str(archive))
     assert "| this checkout | 54 | 42 |" in out
 
 
-@pytest.mark.slow
 def test_live_crawl_parts_a_listing_over_the_page_cap(tmp_path, archive):
     out = bench(tmp_path, "benchmarks.live_crawl", "--postings", "2500", "--companies", "50",
                 "--shared", str(archive))
@@ -76,7 +77,6 @@ def test_live_crawl_parts_a_listing_over_the_page_cap(tmp_path, archive):
     assert "postings not reached, by cause:" in out
 
 
-@pytest.mark.slow
 def test_soak(tmp_path):
     out = bench(tmp_path, "benchmarks.soak", "--cycles", "2", "--kill-share", "0",
                 "--shared", str(tmp_path / "no shared postings"))
@@ -84,7 +84,6 @@ def test_soak(tmp_path):
     assert "ok     every valid posting in bronze" in out
 
 
-@pytest.mark.slow
 def test_make_bench_at_a_tiny_size_writes_its_tables_where_it_is_told(tmp_path, archive):
     """The README's `make bench`, at 60 postings, its tables in a file of the test's."""
     before = hashlib.sha256((REPO / "BENCHMARKS.md").read_bytes()).hexdigest()
@@ -110,3 +109,9 @@ def test_count_accuracy(tmp_path, archive):
         assert f" {method} " in out.splitlines()[2], method
     assert "90 % intervals hold" in out and "random draws: written right" in out
     assert "every labelled posting: PCC" in out or "every labelled posting: PACC" in out
+
+
+def test_model_store(tmp_path, archive):
+    out = bench(tmp_path, "benchmarks.model_store", str(archive), "--n", "60", "--repeats", "1")
+    assert out.splitlines()[0].startswith("| postings | labelled | registry load (s) |")
+    assert out.strip().splitlines()[-1].startswith("| 60 |")

@@ -3,8 +3,8 @@ import json
 import duckdb
 import pytest
 
-from careerpulse_assets.core.bronze_store import ensure_bronze_schema, store_page
-from careerpulse_assets.muse.pages import RawPage
+from careerpulse_assets.ingestion.bronze_store import ensure_bronze_schema, store_page
+from careerpulse_assets.ingestion.pages import RawPage
 
 from .muse_fixtures import edge_case_page, synthetic_postings
 
@@ -79,8 +79,8 @@ def test_payload_is_stored_unchanged(connection):
 
 
 def test_a_store_from_before_crawl_frontiers_is_upgraded_in_place(tmp_path):
-    from careerpulse_assets.core.bronze_store import listing_sample
-    from careerpulse_assets.muse.listings import Listing
+    from careerpulse_assets.ingestion.bronze_store import listing_sample
+    from careerpulse_assets.ingestion.listings import Listing
 
     path = tmp_path / "old.duckdb"
     items = synthetic_postings()

@@ -5,15 +5,15 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.frozen import FrozenEstimator
 from sklearn.metrics import brier_score_loss
 
-from careerpulse_assets.core.calibration import (
+from careerpulse_assets.classification.calibration import (
     brier_score,
     calibrated,
     calibration_report,
     expected_calibration_error,
     fit_calibration,
 )
-from careerpulse_assets.core.knn import model_input
-from careerpulse_assets.core.selection import KnnParams, fit_knn
+from careerpulse_assets.classification.knn import model_input
+from careerpulse_assets.classification.model_selection import KnnParams, fit_knn
 
 from .muse_fixtures import imbalanced_postings
 from benchmarks.classifier_comparison import silver_from_items

@@ -70,7 +70,7 @@ def test_a_bar_in_the_run_config_judges_that_run_only_and_changes_nothing_writte
 ):
     settings = settings_for(archive=write_archive(tmp_path / "archive", imbalanced_postings(COUNTS)))
     instance = DagsterInstance.ephemeral()
-    # Bars above 1: no model can pass them; the checks fail, what is written does not change.
+    # GateBars above 1: no model can pass them; the checks fail, what is written does not change.
     strict = {"ops": {**SMALL_GRID["ops"],
                       "knn_classifier_knn_holdout_accuracy": {"config": {"min_accuracy": 1.01}},
                       "knn_classifier_knn_holdout_macro_f1": {"config": {"min_macro_f1": 1.01}}}}

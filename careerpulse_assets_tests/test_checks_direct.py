@@ -4,7 +4,7 @@ DuckDB file made with SQL, a classifier described by its figures."""
 import duckdb
 import pandas as pd
 import pytest
-from dagster import build_asset_context
+from dagster import Output, build_asset_context
 from dagster_duckdb import DuckDBResource
 
 from careerpulse_assets.assets.gold import gold_daily_counts
@@ -26,15 +26,15 @@ from careerpulse_assets.checks import (
     silver_posting_id_unique,
     written_precision_on_labels,
 )
-from careerpulse_assets.core.classifier import (
+from careerpulse_assets.classification.serving import (
     DriftReference,
     Evaluation,
     ModelCalibration,
     Outcome,
     ServingClassifier,
 )
-from careerpulse_assets.core.decisions import Bars, gate_verdict
-from careerpulse_assets.core.selective import ImputationPolicy
+from careerpulse_assets.classification.decisions import GateBars, gate_verdict
+from careerpulse_assets.classification.per_posting_policy import ImputationPolicy
 from careerpulse_assets.resources import QualityBars
 
 BARS = QualityBars()  # the settings' defaults: 0.75, 0.70, precision 0.90, coverage 0.80
@@ -76,7 +76,8 @@ def with_intervals(**figures) -> dict:
 
 
 def serving(accuracy=0.88, macro_f1=0.72, coverage=0.9, threshold=0.6, counts=None,
-            model=object(), bars=Bars(0.75, 0.7)) -> ServingClassifier:
+            model=object(), bars=GateBars(0.75, 0.7)) -> ServingClassifier:
+    """A classifier in service as knn_classifier hands it on: its gate judged against `bars`."""
     estimate = with_intervals(accuracy=accuracy, macro_f1=macro_f1)
     written = with_intervals(precision=0.91, coverage=coverage)
     policy = ImputationPolicy(0.9, threshold, {"Sales": 0.61}, written, 1200,
@@ -96,35 +97,36 @@ def serving(accuracy=0.88, macro_f1=0.72, coverage=0.9, threshold=0.6, counts=No
     )
 
 
-def test_the_gate_checks_judge_the_model_at_full_coverage_and_say_what_it_rests_on():
-    passed = knn_holdout_accuracy(MinAccuracyConfig(), serving(), quality_bars=BARS)
+def test_the_gate_checks_report_the_gate_at_full_coverage_and_say_what_it_rests_on():
+    passed = knn_holdout_accuracy(MinAccuracyConfig(), serving())
     assert passed.passed and passed.severity.value == "ERROR"
     assert passed.description.startswith(
         "accuracy 0.880 (95 % interval 0.860–0.900) at full coverage (every posting its most "
         "probable category), nested out-of-fold over 1,200 labelled postings, >= 0.75")
     assert passed.metadata["estimated_on_postings"].value == 1200
     assert passed.metadata["threshold"].value == 0.75  # the setting, as the config left it unset
-    macro = knn_holdout_macro_f1(MinMacroF1Config(), serving(), quality_bars=BARS)
+    macro = knn_holdout_macro_f1(MinMacroF1Config(), serving())
     assert macro.passed and "over the 2 categories with 20+ labelled postings" in macro.description
-    # A bar above the model: it fails, and says what that changes.
-    failed = knn_holdout_macro_f1(MinMacroF1Config(min_macro_f1=0.85), serving(),
-                                  quality_bars=BARS)
+    # A bar above the model (the run config's, as QualityBars.for_run reads it for
+    # knn_classifier's verdict): it fails, and says what that changes.
+    bars = BARS.for_run({"ops": {"knn_classifier_knn_holdout_macro_f1": {
+        "config": {"min_macro_f1": 0.85}}}})
+    failed = knn_holdout_macro_f1(MinMacroF1Config(min_macro_f1=0.85), serving(bars=bars))
     assert not failed.passed
     assert "< 0.85" in failed.description and "best available" in failed.description
     assert failed.metadata["model_version"].value == "models:/careerpulse-knn-category/3"
     # The setting is the bar when the run config leaves it unset.
-    strict = QualityBars(min_accuracy=0.95)
-    assert not knn_holdout_accuracy(MinAccuracyConfig(), serving(), quality_bars=strict).passed
+    strict = QualityBars(min_accuracy=0.95).for_run({})
+    assert not knn_holdout_accuracy(MinAccuracyConfig(), serving(bars=strict)).passed
 
 
 def test_with_no_model_or_no_judged_category_the_gate_fails_saying_why():
     for check, config in ((knn_holdout_accuracy, MinAccuracyConfig()),
                           (knn_holdout_macro_f1, MinMacroF1Config())):
-        result = check(config, serving(model=None), quality_bars=BARS)
+        result = check(config, serving(model=None))
         assert not result.passed and result.metadata["evaluated"].value is False
         assert result.description.startswith("no model to judge")
-    unjudged = knn_holdout_macro_f1(MinMacroF1Config(), serving(macro_f1=float("nan")),
-                                    quality_bars=BARS)
+    unjudged = knn_holdout_macro_f1(MinMacroF1Config(), serving(macro_f1=float("nan")))
     assert not unjudged.passed and unjudged.metadata["evaluated"].value is False
     assert unjudged.description.startswith("macro-F1 not estimated")
 
@@ -146,8 +148,17 @@ def test_the_coverage_check_warns_below_the_setting(database):
                                quality_bars=BARS).passed
 
 
+def write_gold(database) -> Output:
+    """gold_daily_counts called directly, its table written as the io_manager writes it."""
+    output = gold_daily_counts(build_asset_context(), duckdb=database)
+    with database.get_connection() as connection:
+        connection.register("gold_rows", output.value)
+        connection.execute("CREATE OR REPLACE TABLE gold.gold_daily_counts AS SELECT * FROM gold_rows")
+    return output
+
+
 def test_the_grid_check_passes_a_full_grid_and_names_what_is_missing(database):
-    gold_daily_counts(build_asset_context(), duckdb=database)
+    write_gold(database)
     result = gold_full_grid_sums_to_silver(duckdb=database)
     assert result.passed and result.metadata["rows"].value == 3 * 3
     sql(database, "DELETE FROM gold.gold_daily_counts WHERE day = DATE '2026-03-02'")
@@ -155,11 +166,12 @@ def test_the_grid_check_passes_a_full_grid_and_names_what_is_missing(database):
     assert not broken.passed and "1 days missing from the range" in broken.description
 
 
-def test_gold_daily_counts_called_directly_writes_the_grid_and_describes_it(database):
-    result = gold_daily_counts(build_asset_context(), duckdb=database)
-    assert result.metadata["dagster/row_count"] == 9
-    assert (result.metadata["first_day"], result.metadata["last_day"]) == ("2026-03-01", "2026-03-03")
-    assert [c.name for c in result.metadata["dagster/column_schema"].columns] == [
+def test_gold_daily_counts_called_directly_returns_the_grid_and_describes_it(database):
+    result = write_gold(database)
+    assert result.value.num_rows == 9
+    assert (result.metadata["first_day"].value, result.metadata["last_day"].value) == (
+        "2026-03-01", "2026-03-03")
+    assert result.value.column_names == [
         "day", "category", "postings", "imputed_postings", "observed", "complete",
         "estimated_postings", "estimated_low", "estimated_high"]
     with database.get_connection() as connection:
@@ -174,7 +186,7 @@ def test_gold_daily_counts_called_directly_writes_the_grid_and_describes_it(data
 
 
 def test_the_grid_check_fails_when_the_estimates_do_not_add_up_to_the_day(database):
-    gold_daily_counts(build_asset_context(), duckdb=database)
+    write_gold(database)
     sql(database, "UPDATE gold.gold_daily_counts SET estimated_postings = 0.5, "
                   "estimated_high = 1 WHERE day = DATE '2026-03-03' AND category = 'Healthcare'")
     broken = gold_full_grid_sums_to_silver(duckdb=database)
@@ -217,7 +229,7 @@ def test_duplicate_ids_and_unknown_names_fail_their_checks(database):
     assert unknown.description.startswith(
         f"1 category names neither current nor mapped: {'Q' * 60}… (10,000 characters); map each "
         "to a current name (old_to_current) or add it to current in "
-        "careerpulse_assets/taxonomy/muse_categories.yaml")
+        "careerpulse_assets/review/muse_categories.yaml")
     # Spelling variants of a known name are that name.
     sql(database, "DELETE FROM silver.silver_postings WHERE posting_id = 4")
     sql(database, "INSERT INTO silver.silver_postings VALUES (5, ['data & analytics']), "

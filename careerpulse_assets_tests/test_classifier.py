@@ -6,12 +6,12 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from careerpulse_assets.core.classifier import UNCLASSIFIED, calibrate_model, impute_categories
-from careerpulse_assets.core.evaluation import labelled_set
-from careerpulse_assets.core.out_of_fold import fixed_knn, make_folds, out_of_fold
-from careerpulse_assets.core.postings import silver_row
-from careerpulse_assets.core.selection import KnnParams, fit_knn
-from careerpulse_assets.core.selective import Rule
+from careerpulse_assets.classification.serving import UNCLASSIFIED, calibrate_model, impute_categories
+from careerpulse_assets.classification.evaluation import labelled_set
+from careerpulse_assets.classification.out_of_fold import fixed_knn, make_folds, out_of_fold
+from careerpulse_assets.ingestion.postings import silver_row
+from careerpulse_assets.classification.model_selection import KnnParams, fit_knn
+from careerpulse_assets.classification.per_posting_policy import Rule
 
 from .muse_fixtures import imbalanced_postings, synthetic_postings
 

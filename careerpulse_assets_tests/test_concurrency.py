@@ -8,7 +8,7 @@ import pytest
 import yaml
 from dagster import DagsterInstance
 
-from careerpulse_assets.instance import ensure_instance_file
+from careerpulse_assets.ops.instance import ensure_instance_file
 
 from .graph import query
 from .muse_fixtures import synthetic_postings, write_archive

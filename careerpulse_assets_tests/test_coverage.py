@@ -1,10 +1,10 @@
-"""Which days gold may call observed and complete: the rule of core/coverage.py, piece by piece."""
+"""Which days gold may call observed and complete: the rule of series/coverage.py, piece by piece."""
 
 from datetime import date, timedelta
 
 import pandas as pd
 
-from careerpulse_assets.core.coverage import (
+from careerpulse_assets.series.coverage import (
     MAX_WALK_GAP_DAYS,
     NO_POSTING_DAYS,
     complete_days,

@@ -7,14 +7,13 @@ from datetime import datetime, time, timedelta, timezone
 import duckdb
 import pandas as pd
 import pytest
-from dagster import DagsterInstance, build_asset_context, materialize
+from dagster import DagsterInstance, materialize
 
 from careerpulse_assets.assets.bronze import bronze_postings
-from careerpulse_assets.assets.gold import gold_daily_counts
 from careerpulse_assets.assets.silver import silver_postings
 from careerpulse_assets.definitions import build_resources
 
-from .graph import query
+from .graph import query, store_gold_daily_counts
 from .muse_fixtures import COMPANIES, VOCABULARY, make_item
 from .muse_server import serve_muse
 
@@ -77,7 +76,7 @@ def test_gold_backfills_before_the_first_walk_and_is_complete_and_exact_after_it
         # part in which days were seen).
         connection.execute("CREATE TABLE silver.imputed_silver AS SELECT posting_id, category, "
                            "false AS is_imputed, publication_day FROM silver.silver_postings")
-    gold_daily_counts(build_asset_context(), duckdb=resources["duckdb"])
+    store_gold_daily_counts(settings, resources["duckdb"])
 
     gold = query(settings, "SELECT * FROM gold.gold_daily_counts")
     per_day = gold.groupby("day").agg(postings=("postings", "sum"), observed=("observed", "all"),

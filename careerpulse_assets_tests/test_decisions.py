@@ -2,7 +2,7 @@
 
 import pytest
 
-from careerpulse_assets.core.decisions import ModelFacts, promotion_decision, training_decision
+from careerpulse_assets.classification.decisions import ModelFacts, promotion_decision, training_decision
 
 V1, V2 = "models:/careerpulse-knn-category/1", "models:/careerpulse-knn-category/2"
 

@@ -1,7 +1,7 @@
 """What the UI shows: every definition explains itself."""
 
 from careerpulse_assets.definitions import build_definitions
-from careerpulse_assets.settings import Settings
+from careerpulse_assets.ops.settings import Settings
 
 ASSETS = {"bronze_postings", "silver_postings", "knn_classifier", "imputed_silver",
           "gold_daily_counts", "gold_category_forecast", "review_queue"}
@@ -60,7 +60,7 @@ def test_gold_carries_a_freshness_policy_of_the_configured_age_and_no_superseded
 def test_the_sensor_interval_is_a_setting_and_refused_below_a_minute(tmp_path):
     import pytest
 
-    from careerpulse_assets.settings import SettingsError
+    from careerpulse_assets.ops.settings import SettingsError
 
     settings = Settings.from_env({"CAREERPULSE_HOME": str(tmp_path),
                                   "CAREERPULSE_SENSOR_INTERVAL_SECONDS": "900"})
@@ -76,7 +76,7 @@ def test_the_postgres_instance_file_keeps_the_repositorys_settings():
 
     import yaml
 
-    from careerpulse_assets.instance import sqlite_instance_text
+    from careerpulse_assets.ops.instance import sqlite_instance_text
 
     repo = Path(__file__).resolve().parents[1]
     root = yaml.safe_load((repo / "dagster.yaml").read_text())
@@ -89,7 +89,7 @@ def test_the_postgres_instance_file_keeps_the_repositorys_settings():
 
 
 def test_the_instance_file_follows_dagster_postgres_url_but_leaves_ones_own_alone(tmp_path):
-    from careerpulse_assets.instance import POSTGRES_TEMPLATE, ensure_instance_file, sqlite_instance_text
+    from careerpulse_assets.ops.instance import POSTGRES_TEMPLATE, ensure_instance_file, sqlite_instance_text
 
     target = tmp_path / "dagster.yaml"
     assert ensure_instance_file(tmp_path, postgres=False).endswith("written (SQLite)")

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from careerpulse_assets.core.drift import category_drift
+from careerpulse_assets.series.drift import category_drift
 
 CATEGORIES = ["Software Engineering", "Data and Analytics", "Business Operations", "Education",
               "Account Management", "Customer Service", "Design and UX", "Healthcare", "Sales",

@@ -11,7 +11,7 @@ from dagster import DagsterInstance, materialize
 
 from careerpulse_assets.assets.bronze import bronze_postings
 from careerpulse_assets.assets.silver import silver_postings
-from careerpulse_assets.core.duckdb_file import SNAPSHOT_NAME, lock_holder
+from careerpulse_assets.ops.duckdb_file import SNAPSHOT_NAME, lock_holder
 from careerpulse_assets.definitions import build_resources
 
 from .muse_fixtures import synthetic_postings, write_archive

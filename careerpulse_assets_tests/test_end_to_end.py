@@ -24,7 +24,7 @@ def test_make_run_over_http_ingests_every_shared_posting(shared_items, settings_
         env = careerpulse_env(settings.home, CAREERPULSE_MUSE_BASE_URL=base_url,
                               CAREERPULSE_MUSE_API_KEY="e2e-secret-key")
         done = subprocess.run(
-            [sys.executable, "-m", "careerpulse_assets.run"],
+            [sys.executable, "-m", "careerpulse_assets.ops.run"],
             env=env, capture_output=True, text=True, timeout=600,
         )
     summary = done.stdout

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from careerpulse_assets.settings import Settings
+from careerpulse_assets.ops.settings import Settings
 
 from .graph import query
 from .muse_fixtures import synthetic_postings
@@ -75,7 +75,7 @@ def test_plain_dagster_dev_from_the_root_queues_runs_shows_make_runs_history_and
         # pool slot are left in .careerpulse/dagster.
         stub.delay_seconds = 0.3
         killed = subprocess.Popen(
-            [sys.executable, "-m", "careerpulse_assets.run", "careerpulse_ingestion"],
+            [sys.executable, "-m", "careerpulse_assets.ops.run", "careerpulse_ingestion"],
             cwd=fresh_root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for(lambda: len(stub.requests) >= 4, 120, "make run to be crawling", every=0.05)
         killed.send_signal(signal.SIGKILL)
@@ -175,7 +175,7 @@ def test_make_ui_reads_a_relative_archive_where_it_was_started_and_reloads_an_ed
             DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE) and (run_id, s), 300,
             "the run to finish", every=0.5)
 
-    with serving([sys.executable, "-m", "careerpulse_assets.serve", "ui"], fresh_root, env,
+    with serving([sys.executable, "-m", "careerpulse_assets.ops.serve", "ui"], fresh_root, env,
                  tmp_path / "ui.log", port) as url:
         client = DagsterGraphQLClient("127.0.0.1", port_number=port)
         run_id, status = launch(client)

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from careerpulse_assets.core.evaluation import (
+from careerpulse_assets.classification.evaluation import (
     any_listed_label,
     bootstrap_intervals,
     confusion_table,
@@ -16,8 +16,8 @@ from careerpulse_assets.core.evaluation import (
     reliability_table,
     time_split,
 )
-from careerpulse_assets.core.postings import silver_row
-from careerpulse_assets.core.selection import (
+from careerpulse_assets.ingestion.postings import silver_row
+from careerpulse_assets.classification.model_selection import (
     SELECTION_MIN_PER_CATEGORY,
     KnnGrid,
     NotEnoughLabels,
@@ -115,7 +115,7 @@ def test_evaluate_scores_the_knn_and_the_logistic_regression_on_the_same_split(s
 
 
 def test_confusion_metrics_equal_scikit_learn_on_resamples():
-    from careerpulse_assets.core.evaluation import (
+    from careerpulse_assets.classification.evaluation import (
         _metrics,
         confusion_table,
         metrics_from_confusions,
@@ -174,7 +174,7 @@ def test_evaluation_runs_on_a_stratified_sample_only_above_the_cap(silver):
 def test_text_keys_in_python_equal_duckdbs():
     import duckdb
 
-    from careerpulse_assets.core.evaluation import TEXT_KEY_SQL, text_keys
+    from careerpulse_assets.classification.evaluation import TEXT_KEY_SQL, text_keys
 
     frame = pd.DataFrame({"title": ["Nurse", None, "Café · 咖啡", "a"],
                           "description_text": ["Care\u00a0plans", "text", None, "b\x1fc"]})

@@ -12,7 +12,7 @@ from .servers import REPO, careerpulse_env
 
 def make_run(home: Path, archive: Path, **settings) -> subprocess.CompletedProcess:
     env = careerpulse_env(home, CAREERPULSE_MUSE_ARCHIVE=str(archive), **settings)
-    return subprocess.run([sys.executable, "-m", "careerpulse_assets.run"], cwd=REPO, env=env,
+    return subprocess.run([sys.executable, "-m", "careerpulse_assets.ops.run"], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=300)
 
 
@@ -95,7 +95,7 @@ def test_a_first_run_without_the_api_says_the_offline_way_and_that_nothing_was_w
 
     env = careerpulse_env(tmp_path / "home",
                           CAREERPULSE_MUSE_BASE_URL=f"http://127.0.0.1:{free_port()}/api/public")
-    done = subprocess.run([sys.executable, "-m", "careerpulse_assets.run"], cwd=REPO, env=env,
+    done = subprocess.run([sys.executable, "-m", "careerpulse_assets.ops.run"], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=300)
     output = done.stdout + done.stderr
     assert done.returncode == 1

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from careerpulse_assets.core.forecast import (
+from careerpulse_assets.series.forecast import (
     BACKTEST_COLUMNS,
     BASELINE,
     FORECAST_COLUMNS,
@@ -244,7 +244,7 @@ def test_the_forecast_lies_inside_its_own_interval_however_sparse_the_category()
 def test_a_forecast_past_its_data_says_which_days_nobody_saw_and_that_today_is_not_over():
     """Issue 27: after the sensor stored postings published today, the forecast said only that
     it ran 154 days past its data (594 on the day the issue was filed)."""
-    from careerpulse_assets.core.forecast import data_age
+    from careerpulse_assets.series.forecast import data_age
 
     stream = gold(120)  # observed and complete up to 2026-04-30
     today = date(2026, 6, 15)

@@ -3,8 +3,8 @@ from datetime import date
 
 import pandas as pd
 
-from careerpulse_assets.core.coverage import NO_POSTING_DAYS
-from careerpulse_assets.core.silver_store import silver_frame
+from careerpulse_assets.series.coverage import NO_POSTING_DAYS
+from careerpulse_assets.ingestion.silver_store import silver_frame
 
 from .gold_frames import daily_counts
 from .muse_fixtures import synthetic_postings
@@ -84,7 +84,7 @@ def test_on_the_shared_postings_nobody_saw_2018_to_2020_nor_any_four_silent_week
 
 
 def test_category_totals_take_the_interval_of_the_total_not_the_sum_of_daily_bounds():
-    from careerpulse_assets.core.gold import category_totals
+    from careerpulse_assets.series.gold import category_totals
 
     gold = pd.DataFrame({"category": ["Sales", "Sales", "Healthcare", "Healthcare"],
                          "postings": [3, 2, 1, 0], "estimated_postings": [3.5, 2.5, 1.5, 0.5],

@@ -10,8 +10,8 @@ from dagster import DagsterInstance, materialize
 
 from careerpulse_assets.assets.bronze import bronze_postings
 from careerpulse_assets.assets.silver import silver_postings
-from careerpulse_assets.core.bronze_store import ensure_bronze_schema
-from careerpulse_assets.core.silver_store import update_silver
+from careerpulse_assets.ingestion.bronze_store import ensure_bronze_schema
+from careerpulse_assets.ingestion.silver_store import update_silver
 from careerpulse_assets.definitions import build_resources
 
 from .graph import query
@@ -159,7 +159,7 @@ def test_a_server_that_ignores_page_is_stopped_not_walked_for_ever(settings_for)
 def test_a_server_that_echoes_the_request_never_gets_the_key_stored_logged_or_raised(
     settings_for, monkeypatch
 ):
-    from careerpulse_assets.muse.client import MuseApiError, iter_api_pages, make_session
+    from careerpulse_assets.ingestion.muse_api import MuseApiError, iter_api_pages, make_session
 
     monkeypatch.setenv("CAREERPULSE_MUSE_API_KEY", KEY)
     items = synthetic_postings(per_category=30, unlabelled=0)

@@ -7,7 +7,7 @@ from dagster import DagsterInstance, materialize
 
 from careerpulse_assets.assets.bronze import bronze_postings
 from careerpulse_assets.definitions import build_resources
-from careerpulse_assets.muse.client import MuseApiError, iter_api_pages, make_session
+from careerpulse_assets.ingestion.muse_api import MuseApiError, iter_api_pages, make_session
 
 from .graph import query
 from .muse_fixtures import synthetic_postings
@@ -130,7 +130,7 @@ def test_an_edited_posting_wins_and_the_key_never_leaks(settings_for, monkeypatc
 
 
 def test_crawl_settings_come_from_the_environment():
-    from careerpulse_assets.settings import Settings
+    from careerpulse_assets.ops.settings import Settings
 
     settings = Settings.from_env({"CAREERPULSE_CRAWL_CATEGORIES": "Sales; Installation, Maintenance, and Repairs;",
                                   "CAREERPULSE_CRAWL_LEVELS": "Senior Level"})

@@ -3,8 +3,8 @@ import pandas as pd
 import pytest
 from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
 
-from careerpulse_assets.core import knn as knn_module
-from careerpulse_assets.core.knn import (
+from careerpulse_assets.classification import knn as knn_module
+from careerpulse_assets.classification.knn import (
     CosineKNNClassifier,
     FoldTfidf,
     class_scores,
@@ -13,7 +13,7 @@ from careerpulse_assets.core.knn import (
     model_input,
     vote_weights,
 )
-from careerpulse_assets.core.postings import silver_row
+from careerpulse_assets.ingestion.postings import silver_row
 
 from .muse_fixtures import cjk_postings, synthetic_postings
 
@@ -106,7 +106,7 @@ def test_the_knn_passes_scikit_learns_estimator_checks():
 
     from sklearn.utils.estimator_checks import check_estimator
 
-    from careerpulse_assets.core.knn import CosineKNNClassifier
+    from careerpulse_assets.classification.knn import CosineKNNClassifier
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

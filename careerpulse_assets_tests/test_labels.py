@@ -4,8 +4,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from careerpulse_assets.core.labels import LabelFile, posting_ids_named, read_labels
-from careerpulse_assets.core.taxonomy import category_names, load_taxonomy
+from careerpulse_assets.review.labels import LabelFile, posting_ids_named, read_labels
+from careerpulse_assets.review.taxonomy import category_names, load_taxonomy
 
 KNOWN = {101, 102, 103, 104}
 
@@ -105,7 +105,7 @@ SIGNED = "posting_id,category,labelled_by\n" + "".join(
 
 
 def settle(text: bytes, modified_seconds_ago: float, before: bytes = SIGNED.encode()):
-    from careerpulse_assets.core.labels import settle_label_files
+    from careerpulse_assets.review.labels import settle_label_files
 
     return settle_label_files([LabelFile("ana.csv", text, modified_at=NOW - modified_seconds_ago)],
                               {"ana.csv": before}, NOW)
@@ -143,7 +143,7 @@ def test_a_half_written_label_file_is_read_as_it_was_until_it_is_stable():
 
 
 def test_labels_added_apply_at_once_changed_ones_once_stable_and_a_removed_file_says_so():
-    from careerpulse_assets.core.labels import settle_label_files
+    from careerpulse_assets.review.labels import settle_label_files
 
     added = (SIGNED + "221,Sales,bob\n").encode()
     reads = settle(added, 0)

@@ -13,9 +13,9 @@ from dagster import DagsterInstance, materialize
 from careerpulse_assets.assets.bronze import bronze_postings
 from careerpulse_assets.assets.silver import silver_postings
 from careerpulse_assets.definitions import build_resources
-from careerpulse_assets.muse.client import BUDGET, CAP, RequestBudget, iter_api_pages, make_session
+from careerpulse_assets.ingestion.muse_api import BUDGET, CAP, RequestBudget, iter_api_pages, make_session
 
-from .graph import query
+from .graph import query, store_gold_daily_counts
 from .ingest_once import killed_after
 from .muse_fixtures import VOCABULARY, make_item
 from .muse_server import serve_muse
@@ -524,7 +524,7 @@ def test_make_run_against_a_capped_api_succeeds_twice_and_says_what_the_cap_left
         env = careerpulse_env(home, CAREERPULSE_MUSE_BASE_URL=base_url)
         # The whole graph, then (the model trained) the ingestion job: the second run must not
         # walk into the cap as into a failure either.
-        runs = [subprocess.run([sys.executable, "-m", "careerpulse_assets.run", *job], cwd=REPO,
+        runs = [subprocess.run([sys.executable, "-m", "careerpulse_assets.ops.run", *job], cwd=REPO,
                                env=env, capture_output=True, text=True, timeout=600)
                 for job in ([], ["careerpulse_ingestion"])]
     for done in runs:
@@ -533,7 +533,7 @@ def test_make_run_against_a_capped_api_succeeds_twice_and_says_what_the_cap_left
     first = runs[0].stdout
     assert "100 postings reached of the 140 the API lists, 40 out of reach of every filter" in first
     assert "the API caps listings at page 5" in first
-    from careerpulse_assets.settings import Settings
+    from careerpulse_assets.ops.settings import Settings
 
     assert len(silver_ids(Settings(home=home))) == 100
 
@@ -582,9 +582,6 @@ def test_a_clock_10_days_behind_takes_the_apis_time_and_quarantines_nothing(sett
 def test_a_clock_8_days_ahead_then_right_again_marks_no_future_day_and_keeps_the_weekly_crawl(
         settings_for):
     import duckdb
-    from dagster import build_asset_context
-
-    from careerpulse_assets.assets.gold import gold_daily_counts
 
     api_now = datetime.now(timezone.utc) - timedelta(days=8)
     items = dated(api_now, [0.25 + 0.5 * n for n in range(40)])  # twice a day for 20 days
@@ -599,7 +596,7 @@ def test_a_clock_8_days_ahead_then_right_again_marks_no_future_day_and_keeps_the
             connection.execute("CREATE TABLE silver.imputed_silver AS SELECT posting_id, "
                                "category, false AS is_imputed, publication_day "
                                "FROM silver.silver_postings")
-        gold_daily_counts(build_asset_context(), duckdb=resources["duckdb"])
+        store_gold_daily_counts(settings, resources["duckdb"])
         gold = query(settings, "SELECT day, sum(postings) AS postings, bool_or(observed) AS "
                                "observed, bool_or(complete) AS complete "
                                "FROM gold.gold_daily_counts GROUP BY day ORDER BY day")

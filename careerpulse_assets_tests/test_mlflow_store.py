@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from careerpulse_assets.preflight import problems
-from careerpulse_assets.settings import Settings
+from careerpulse_assets.ops.preflight import problems
+from careerpulse_assets.ops.settings import Settings
 
 # What every CareerPulse process does first with the store (`make run`'s mlflow resource,
 # `make ui` before it starts `mlflow server`), then a first use of it.
@@ -43,7 +43,7 @@ def test_three_processes_opening_a_new_store_at_once_all_succeed(tmp_path):
 
 
 def made_store(tmp_path: Path) -> Path:
-    from careerpulse_assets.tracking import create_store
+    from careerpulse_assets.classification.registry import create_store
 
     create_store(f"sqlite:///{tmp_path / 'made.db'}")
     return tmp_path / "made.db"
@@ -74,7 +74,7 @@ def make_run(home: Path, archive: Path, *args: str) -> dict:
 
     from .servers import REPO, careerpulse_env
 
-    done = subprocess.run([sys.executable, "-m", "careerpulse_assets.run", *args], cwd=REPO,
+    done = subprocess.run([sys.executable, "-m", "careerpulse_assets.ops.run", *args], cwd=REPO,
                           env=careerpulse_env(home, CAREERPULSE_MUSE_ARCHIVE=str(archive)),
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

@@ -15,11 +15,11 @@ import skops.io
 from sklearn.base import BaseEstimator
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from careerpulse_assets.core.knn import CosineKNNClassifier, model_input
-from careerpulse_assets.core.postings import silver_row
-from careerpulse_assets.core.saved_state import CompactTfidfVectorizer
-from careerpulse_assets.core.selection import KnnParams, fit_knn
-from careerpulse_assets.tracking import SKOPS_TRUSTED_TYPES
+from careerpulse_assets.classification.knn import CosineKNNClassifier, model_input
+from careerpulse_assets.ingestion.postings import silver_row
+from careerpulse_assets.classification.saved_state import CompactTfidfVectorizer
+from careerpulse_assets.classification.model_selection import KnnParams, fit_knn
+from careerpulse_assets.classification.registry import SKOPS_TRUSTED_TYPES
 
 from .muse_fixtures import synthetic_postings
 
@@ -90,7 +90,7 @@ def test_a_version_saved_before_the_compact_state_still_loads(model, labelled, m
 
 @pytest.mark.slow
 def test_a_logged_training_registers_a_model_that_loads_back_equal(tmp_path, model, labelled):
-    from careerpulse_assets.tracking import REGISTERED_MODEL_NAME, load_model
+    from careerpulse_assets.classification.registry import REGISTERED_MODEL_NAME, load_model
 
     previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from careerpulse_assets.muse.archive import iter_archive_pages
-from careerpulse_assets.muse.client import MuseApiError, iter_api_pages, make_session
+from careerpulse_assets.ingestion.archive import iter_archive_pages
+from careerpulse_assets.ingestion.muse_api import MuseApiError, iter_api_pages, make_session
 from careerpulse_assets.resources import MuseApi
 
 from .muse_fixtures import synthetic_postings, write_archive
@@ -108,13 +108,13 @@ def test_archive_files_with_a_byte_order_mark_or_an_upper_case_suffix_are_read(t
     assert sorted(p.source for p in pages) == ["archive:UPPER.JSON", "archive:with_bom.json"]
     assert all(p.error is None for p in pages)
     assert sum(len(p.items) for p in pages) == 8
-    from careerpulse_assets.muse.archive import skipped_files
+    from careerpulse_assets.ingestion.archive import skipped_files
 
     assert skipped_files(tmp_path) == ["README.md"]
 
 
 def test_one_item_too_deep_for_json_leaves_the_others_of_its_page_readable():
-    from careerpulse_assets.muse.pages import UnreadableItem, parse_body
+    from careerpulse_assets.ingestion.pages import UnreadableItem, parse_body
 
     deep = "[" * 100_000 + "]" * 100_000
     body = ('{"page": 0, "results": [{"id": 1, "name": "a, ]} b"}, {"id": 2, "x": ' + deep

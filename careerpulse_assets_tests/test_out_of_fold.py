@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import accuracy_score, f1_score
 
-from careerpulse_assets.core.evaluation import labelled_set
-from careerpulse_assets.core.out_of_fold import (
+from careerpulse_assets.classification.evaluation import labelled_set
+from careerpulse_assets.classification.out_of_fold import (
     compare,
     estimate,
     fixed_knn,
@@ -15,8 +15,8 @@ from careerpulse_assets.core.out_of_fold import (
     nested_knn,
     out_of_fold,
 )
-from careerpulse_assets.core.postings import silver_row
-from careerpulse_assets.core.selection import KnnGrid, KnnParams
+from careerpulse_assets.ingestion.postings import silver_row
+from careerpulse_assets.classification.model_selection import KnnGrid, KnnParams
 
 from .muse_fixtures import imbalanced_postings
 
@@ -53,9 +53,9 @@ def test_every_posting_is_predicted_once_a_repeat_by_a_model_that_never_saw_it(l
 
 
 def test_fold_predictions_equal_the_fitted_pipeline(labelled):
-    from careerpulse_assets.core.knn import TextCounts, model_input
-    from careerpulse_assets.core.out_of_fold import predict_rows
-    from careerpulse_assets.core.selection import fit_knn
+    from careerpulse_assets.classification.knn import TextCounts, model_input
+    from careerpulse_assets.classification.out_of_fold import predict_rows
+    from careerpulse_assets.classification.model_selection import fit_knn
 
     postings = labelled.postings
     counts = TextCounts(model_input(postings))

@@ -2,7 +2,7 @@
 
 import pytest
 
-from careerpulse_assets.core.partitions import (
+from careerpulse_assets.ingestion.partitions import (
     MAX_GROUP_VALUES,
     Sample,
     halves,
@@ -10,7 +10,7 @@ from careerpulse_assets.core.partitions import (
     plan_split,
     unreachable_share,
 )
-from careerpulse_assets.muse.listings import PLAIN, Listing, posting_values
+from careerpulse_assets.ingestion.listings import PLAIN, Listing, posting_values
 
 LEVELS = ("Entry Level", "Mid Level", "Senior Level", "management", "Internship")
 

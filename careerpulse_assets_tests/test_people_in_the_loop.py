@@ -82,7 +82,7 @@ def test_labels_win_count_in_gold_survive_reruns_and_go_when_removed(world):
     assert (silver_meta["reviewer_labels"], silver_meta["label_rows_quarantined"]) == (2, 4)
     assert latest(instance, "knn_classifier")["reviewer_labels_in_training"] >= 1
 
-    from careerpulse_assets.run import summary_lines
+    from careerpulse_assets.ops.run import summary_lines
 
     summary = "\n".join(summary_lines(result, settings, 1.0, ["silver_postings"]))
     assert "labels             2 from reviewers, 4 rows quarantined (silver.label_quarantine), 0 awaiting review" in summary
@@ -108,7 +108,7 @@ def test_labels_win_count_in_gold_survive_reruns_and_go_when_removed(world):
 
 @pytest.mark.slow
 def test_the_review_queue_and_make_review_hand_out_postings_to_label(world, monkeypatch):
-    from careerpulse_assets import review
+    from careerpulse_assets.review import handout as review
 
     items, settings, labels_dir = world
     instance = DagsterInstance.ephemeral()
@@ -157,7 +157,7 @@ def test_a_model_that_may_impute_nothing_still_queues_its_guesses_unclassified_f
     """A model of shuffled labels writes nothing (every category withheld, its guesses right a
     third of the time): every posting without a category is Unclassified; labels are wanted most
     then, and the queue hands those out with the model's guesses."""
-    from careerpulse_assets import review
+    from careerpulse_assets.review import handout as review
 
     items = synthetic_postings(shuffle_labels=True)
     settings = settings_for(archive=write_archive(tmp_path / "archive", items))

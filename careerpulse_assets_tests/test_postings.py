@@ -2,7 +2,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from careerpulse_assets.core.postings import (
+from careerpulse_assets.ingestion.postings import (
     InvalidPosting,
     check_item,
     html_to_text,

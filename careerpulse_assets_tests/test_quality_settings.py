@@ -5,11 +5,11 @@ import sys
 
 import pytest
 
-from careerpulse_assets.assets.ml import run_bars
-from careerpulse_assets.core.decisions import Bars
+from careerpulse_assets.classification.decisions import GateBars
 from careerpulse_assets.definitions import build_definitions
-from careerpulse_assets.run import LOGGERS, run_config_from
-from careerpulse_assets.settings import Settings, SettingsError
+from careerpulse_assets.ops.run import LOGGERS, run_config_from
+from careerpulse_assets.ops.settings import Settings, SettingsError
+from careerpulse_assets.resources import QualityBars
 
 from .graph import query
 from .muse_fixtures import synthetic_postings, write_archive
@@ -37,11 +37,11 @@ def test_the_bars_are_settings_with_documented_defaults(tmp_path):
 
 
 def test_a_bar_in_the_run_config_wins_over_the_setting_for_that_run():
-    settings = Bars(0.9, 0.7)
-    assert run_bars({}, settings) == settings
+    settings = QualityBars(min_accuracy=0.9, min_macro_f1=0.7)
+    assert settings.for_run({}) == GateBars(0.9, 0.7)
     config = {"ops": {"knn_classifier_knn_holdout_macro_f1": {"config": {"min_macro_f1": 0.5}},
                       "knn_classifier_knn_holdout_accuracy": {"config": {"min_accuracy": None}}}}
-    assert run_bars(config, settings) == Bars(0.9, 0.5)
+    assert settings.for_run(config) == GateBars(0.9, 0.5)
 
 
 def test_a_run_config_file_is_read_with_what_is_wrong_said(tmp_path):

@@ -6,8 +6,8 @@ import pytest
 from quapy.method.aggregative import PACC
 from sklearn.linear_model import LogisticRegression
 
-from careerpulse_assets.core.out_of_fold import OutOfFold
-from careerpulse_assets.core.quantification import (
+from careerpulse_assets.classification.out_of_fold import OutOfFold
+from careerpulse_assets.series.quantification import (
     count_model_from,
     estimate_counts,
     matched,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from careerpulse_assets.recovery import (
+from careerpulse_assets.ops.recovery import (
     RunFacts,
     recoveries,
     worker_alive,
@@ -76,7 +76,7 @@ def test_run_monitoring_hears_from_the_launcher_that_a_dead_workers_run_failed()
     from dagster import DagsterRun, DagsterRunStatus
     from dagster._core.launcher import WorkerStatus
 
-    from careerpulse_assets.recovery import WORKER_TAG, WorkerCheckingRunLauncher
+    from careerpulse_assets.ops.recovery import WORKER_TAG, WorkerCheckingRunLauncher
 
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
@@ -97,7 +97,7 @@ def test_run_monitoring_hears_from_the_launcher_that_a_dead_workers_run_failed()
 def kill_make_run_in_ingestion(env: dict, stub, cwd: Path = REPO, pages: int = 5) -> str:
     """`make run` started and SIGKILLed once it has read `pages` pages; its output."""
     first = subprocess.Popen(
-        [sys.executable, "-m", "careerpulse_assets.run", "careerpulse_ingestion"], cwd=cwd,
+        [sys.executable, "-m", "careerpulse_assets.ops.run", "careerpulse_ingestion"], cwd=cwd,
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     deadline = time.monotonic() + 120
@@ -163,14 +163,14 @@ def test_a_run_waiting_for_the_pool_names_the_holder_and_goes_on_when_the_holder
         # the waiter; the holder is killed as soon as the waiter says it waits, so it costs nothing.
         stub.delay_seconds = 3.0
         holder = subprocess.Popen(
-            [sys.executable, "-m", "careerpulse_assets.run"], cwd=REPO, env=env,
+            [sys.executable, "-m", "careerpulse_assets.ops.run"], cwd=REPO, env=env,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 120
         while len(stub.requests) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
         waiter = subprocess.Popen(
-            [sys.executable, "-m", "careerpulse_assets.run"], cwd=REPO, env=env,
+            [sys.executable, "-m", "careerpulse_assets.ops.run"], cwd=REPO, env=env,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         lines: list[str] = []

@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from careerpulse_assets.core.review import RULES, recall_by_category, review_queue
+from careerpulse_assets.review.queue import RULES, recall_by_category, review_queue
 
 
 def imputed() -> pd.DataFrame:

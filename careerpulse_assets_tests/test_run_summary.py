@@ -1,6 +1,6 @@
 """make run's summary: one story, each figure once, what was delivered and what failed first."""
 
-from careerpulse_assets.run import _classifier_lines, _counting_lines, _postings_lines
+from careerpulse_assets.ops.run import _classifier_lines, _counting_lines, _postings_lines
 
 V2 = "models:/careerpulse-knn-category/2"
 CLASSIFIER = {

@@ -3,9 +3,9 @@ import pandas as pd
 import pytest
 
 from benchmarks.baselines import gridsearch_seed
-from careerpulse_assets.core.evaluation import labelled_set
-from careerpulse_assets.core.postings import silver_row
-from careerpulse_assets.core.selection import (
+from careerpulse_assets.classification.evaluation import labelled_set
+from careerpulse_assets.ingestion.postings import silver_row
+from careerpulse_assets.classification.model_selection import (
     SEED_GRID,
     KnnGrid,
     KnnParams,
@@ -73,7 +73,7 @@ def test_too_few_postings_for_any_k():
 def test_macro_f1_equals_scikit_learn_including_classes_absent_from_one_side():
     from sklearn.metrics import f1_score
 
-    from careerpulse_assets.core.selection import macro_f1
+    from careerpulse_assets.classification.model_selection import macro_f1
 
     rng = np.random.default_rng(7)
     for _ in range(50):

@@ -4,7 +4,7 @@ clearly below the precision bar, a nested estimate, and coverage that moves grad
 import numpy as np
 from statsmodels.stats.proportion import proportion_confint
 
-from careerpulse_assets.core.selective import (
+from careerpulse_assets.classification.per_posting_policy import (
     ImputationPolicy,
     choose_rule,
     choose_threshold,
@@ -136,7 +136,7 @@ def test_a_policy_round_trips_through_its_summary():
 
 
 def test_realised_precision_is_judged_from_20_labelled_postings_and_fails_only_clearly_below():
-    from careerpulse_assets.core.selective import realised_precision
+    from careerpulse_assets.classification.per_posting_policy import realised_precision
 
     few = realised_precision(["Sales"] * 5, ["Healthcare"] * 5)
     assert few.postings == 5 and few.right == 0 and not few.judged

@@ -70,7 +70,7 @@ def test_a_tick_fails_runs_whose_worker_died_and_frees_their_pool_slot(tmp_path)
     from dagster import DagsterInstance, DagsterRun, DagsterRunStatus
 
     from careerpulse_assets.assets.common import DUCKDB_POOL
-    from careerpulse_assets.recovery import WORKER_TAG, worker_identity
+    from careerpulse_assets.ops.recovery import WORKER_TAG, worker_identity
 
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()

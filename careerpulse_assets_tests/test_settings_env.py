@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from careerpulse_assets.settings import Settings, apply_env_file
+from careerpulse_assets.ops.settings import Settings, apply_env_file
 
 REPO = Path(__file__).resolve().parents[1]
 ENV_FILE = """# comments and quotes as python-dotenv reads them
@@ -56,7 +56,7 @@ def test_commands_read_env_from_their_working_directory(tmp_path):
     (tmp_path / ".env").write_text(f"CAREERPULSE_HOME={tmp_path / 'home'}\n"
                                    f"DAGSTER_HOME={tmp_path / 'instance'}\n")
     env = {k: v for k, v in os.environ.items() if k not in ("CAREERPULSE_HOME", "DAGSTER_HOME")}
-    done = subprocess.run([sys.executable, "-m", "careerpulse_assets.instance"], cwd=tmp_path,
+    done = subprocess.run([sys.executable, "-m", "careerpulse_assets.ops.instance"], cwd=tmp_path,
                           env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == (
@@ -69,7 +69,7 @@ def home(tmp_path) -> Settings:
 
 
 def test_the_mlflow_link_follows_the_ui_make_ui_last_started_whatever_port_runs_see(home, capsys):
-    from careerpulse_assets.serve import _record_mlflow_ui
+    from careerpulse_assets.ops.serve import _record_mlflow_ui
 
     assert home.mlflow_ui_url == "http://127.0.0.1:5000"  # nothing started yet: the setting
     ui = Settings.from_env({"CAREERPULSE_HOME": str(home.home), "MLFLOW_PORT": "5310"})

@@ -1,9 +1,9 @@
 import duckdb
 import pytest
 
-from careerpulse_assets.core.bronze_store import ensure_bronze_schema, store_page
-from careerpulse_assets.core.silver_store import update_silver
-from careerpulse_assets.muse.pages import RawPage
+from careerpulse_assets.ingestion.bronze_store import ensure_bronze_schema, store_page
+from careerpulse_assets.ingestion.silver_store import update_silver
+from careerpulse_assets.ingestion.pages import RawPage
 
 from .muse_fixtures import edge_case_page, synthetic_postings
 

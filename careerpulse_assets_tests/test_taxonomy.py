@@ -4,9 +4,9 @@ import duckdb
 import pytest
 import yaml
 
-from careerpulse_assets.core.bronze_store import ensure_bronze_schema, store_page
-from careerpulse_assets.core.silver_store import update_silver
-from careerpulse_assets.core.taxonomy import (
+from careerpulse_assets.ingestion.bronze_store import ensure_bronze_schema, store_page
+from careerpulse_assets.ingestion.silver_store import update_silver
+from careerpulse_assets.review.taxonomy import (
     TAXONOMY_FILE,
     Taxonomy,
     TaxonomyError,
@@ -14,7 +14,7 @@ from careerpulse_assets.core.taxonomy import (
     load_taxonomy,
     name_key,
 )
-from careerpulse_assets.muse.pages import RawPage
+from careerpulse_assets.ingestion.pages import RawPage
 
 from .conftest import SHARED_MUSE
 from .muse_fixtures import synthetic_postings

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from sklearn.dummy import DummyClassifier
 
-from careerpulse_assets.tracking import (
+from careerpulse_assets.classification.registry import (
     REGISTERED_MODEL_NAME,
     SUMMARY_KEYS,
     champion,
@@ -44,7 +44,7 @@ def test_a_version_whose_evaluation_an_older_version_wrote_is_not_served_again(t
 
 
 def test_mlflow_runs_left_running_by_a_dagster_run_that_is_over_are_marked_failed(tmp_path, tracking_uri):
-    from careerpulse_assets.tracking import fail_abandoned_runs
+    from careerpulse_assets.classification.registry import fail_abandoned_runs
 
     experiment_id = mlflow.create_experiment("careerpulse", (tmp_path / "art").as_uri())
     client = mlflow.MlflowClient()

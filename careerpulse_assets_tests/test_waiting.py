@@ -2,7 +2,7 @@ import time
 
 import pytest
 
-from careerpulse_assets.core.waiting import WAITING, with_waits
+from careerpulse_assets.ingestion.waiting import WAITING, with_waits
 
 
 def test_items_come_through_in_order_with_waiting_marks_while_one_is_late():

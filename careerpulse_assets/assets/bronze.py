@@ -4,12 +4,12 @@ from functools import partial
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue
 from dagster_duckdb import DuckDBResource
 
-from ..core.bronze_store import BronzeWriter, PageOutcome, Tally
-from ..core.clock import Clock, describe_offset, store_offset, stored_offset
-from ..core.crawl import Crawler, CrawlRun
-from ..muse.archive import skipped_files
-from ..muse.client import RequestBudget, listing_source
-from ..muse.pages import RawPage
+from ..ingestion.bronze_store import BronzeWriter, PageOutcome, Tally
+from ..ingestion.clock import Clock, describe_offset, store_offset, stored_offset
+from ..ingestion.crawl import Crawler, CrawlRun
+from ..ingestion.archive import skipped_files
+from ..ingestion.muse_api import RequestBudget, listing_source
+from ..ingestion.pages import RawPage
 from ..resources import MuseApi
 from .common import Heartbeat, careerpulse_asset, preview, table_metadata
 
@@ -22,7 +22,8 @@ class BronzeConfig(Config):
     full_crawl: bool = False
     """Start a full crawl (unless one is unfinished): every listing walked whole, past pages
     already stored, capped listings parted by filters (finds edits and postings inserted into
-    pages read before). The weekly `weekly_full_crawl` schedule sets it."""
+    pages read before). Runs start one by themselves every CAREERPULSE_FULL_CRAWL_DAYS (7): this
+    starts one now."""
 
 
 @careerpulse_asset(
@@ -39,25 +40,12 @@ class BronzeConfig(Config):
 def bronze_postings(
     context: AssetExecutionContext, config: BronzeConfig, muse: MuseApi, duckdb: DuckDBResource
 ) -> MaterializeResult:
+    crawl, clock = None, None
     with Heartbeat(context.log.info, "bronze_postings") as beat:
-
-        def on_page(page: RawPage, outcome: PageOutcome, tally: Tally) -> None:
-            beat.note(f"{page.source} page {page.page} stored ({tally.pages} read)")
-            if page.error:
-                context.log.warning(f"{page.source} page {page.page} quarantined: {page.error}")
-            for note in page.notes:
-                context.log.warning(f"{page.source} page {page.page}: {note}")
-            if tally.pages % PROGRESS_EVERY_PAGES == 0:
-                context.log.info(
-                    f"{tally.pages} pages read ({page.source} page {page.page}): {tally.read} "
-                    f"items, {tally.inserted} new, {tally.quarantined} quarantined"
-                )
-
         writer = BronzeWriter(
-            duckdb.get_connection, context.run_id, on_page=on_page,
+            duckdb.get_connection, context.run_id, on_page=partial(log_page, context.log, beat),
             on_wait=lambda tally: beat.note(f"waiting for the next page ({tally.pages} read)"),
         )
-        crawl: CrawlRun | None = None
         if muse.is_archive:
             # Archives are not ordered newest first, so they are always read whole.
             writer.store(muse.iter_pages())
@@ -65,57 +53,87 @@ def bronze_postings(
             if skipped:
                 context.log.warning(f"archive files not read (not .json): {', '.join(skipped)}")
         else:
-            known, fixed = muse.partition_values()
-            # The offset the last run measured, until this run's first answer says its own.
-            clock = Clock(stored_offset(writer.connection()))
-            crawler = Crawler(
-                writer, muse.walk, partial(listing_source, muse.base_url),
-                RequestBudget(muse.max_requests_per_run), known, fixed, log=context.log.info,
-                warn=context.log.warning, clock=clock,
-            )
-            every = timedelta(days=muse.full_crawl_days) if muse.full_crawl_days else None
-            crawl = crawler.run(config.full_crawl, every)
-            for line in crawl.lines():
-                context.log.info(line)
-            if clock.measured:
-                store_offset(writer.connection(), clock, context.run_id)
-                if clock.offset:
-                    context.log.warning(
-                        f"{describe_offset(clock.offset)} (its Date header, "
-                        f"{clock.now():%Y-%m-%d %H:%M} UTC): times are taken from the API's "
-                        "clock (postings' fetched_at, the crawls' stamps, now for the checks "
-                        "and gold); set this machine's clock right (NTP)")
+            crawl, clock = crawl_api(context.log, context.run_id, config.full_crawl, muse, writer)
         writer.finish()
     tally = writer.tally
     context.log.info(f"{tally.pages} pages read: {tally.read} items, {tally.inserted} new, "
                      f"{tally.quarantined} quarantined")
     with duckdb.get_connection() as connection:
-        metadata = table_metadata(connection, "bronze.bronze_postings")
-        postings, quarantined = connection.execute(
-            "SELECT (SELECT count(DISTINCT posting_id) FROM bronze.bronze_postings), "
-            "(SELECT count(*) FROM bronze.bronze_quarantine)"
-        ).fetchone()
-        newest = connection.execute(
-            "SELECT posting_id, payload_hash, source, page, fetched_at "
-            "FROM bronze.bronze_postings ORDER BY bronze_row_id DESC LIMIT 5"
-        ).fetchdf()
+        stored = stored_metadata(connection)
     return MaterializeResult(metadata={
-        **metadata,
+        **stored,
         "source": muse.description,
-        **({"clock_offset_hours": round(clock.offset.total_seconds() / 3600, 2),
-            "clock": (describe_offset(clock.offset) if clock.offset
-                      else "this machine's clock agrees with the API's")}
-           if crawl is not None and clock.measured else {}),
+        **clock_metadata(clock),
         **(crawl_metadata(crawl) if crawl else {}),
         "pages_read": tally.pages,
         "items_read": tally.read,
         "rows_inserted": tally.inserted,
         "items_quarantined": tally.quarantined,
         "unreadable_pages": tally.unreadable_pages,
-        "distinct_postings": postings,
-        "quarantine_rows_total": quarantined,
-        "newest_rows": preview(newest),
     })
+
+
+def log_page(log, beat: Heartbeat, page: RawPage, outcome: PageOutcome, tally: Tally) -> None:
+    """What a stored page says in the run's log: its problems always, progress every few pages."""
+    beat.note(f"{page.source} page {page.page} stored ({tally.pages} read)")
+    if page.error:
+        log.warning(f"{page.source} page {page.page} quarantined: {page.error}")
+    for note in page.notes:
+        log.warning(f"{page.source} page {page.page}: {note}")
+    if tally.pages % PROGRESS_EVERY_PAGES == 0:
+        log.info(f"{tally.pages} pages read ({page.source} page {page.page}): {tally.read} "
+                 f"items, {tally.inserted} new, {tally.quarantined} quarantined")
+
+
+def crawl_api(log, run_id: str, full_crawl: bool, muse: MuseApi,
+              writer: BronzeWriter) -> tuple[CrawlRun, Clock]:
+    """Walk the live API's listings (ingestion/crawl.py decides what to walk), keeping the
+    offset of this machine's clock from the API's when its Date header measured one."""
+    known, fixed = muse.partition_values()
+    # The offset the last run measured, until this run's first answer says its own.
+    clock = Clock(stored_offset(writer.connection()))
+    crawler = Crawler(
+        writer, muse.walk, partial(listing_source, muse.base_url),
+        RequestBudget(muse.max_requests_per_run), known, fixed, log=log.info,
+        warn=log.warning, clock=clock,
+    )
+    every = timedelta(days=muse.full_crawl_days) if muse.full_crawl_days else None
+    crawl = crawler.run(full_crawl, every)
+    for line in crawl.lines():
+        log.info(line)
+    if clock.measured:
+        store_offset(writer.connection(), clock, run_id)
+        if clock.offset:
+            log.warning(
+                f"{describe_offset(clock.offset)} (its Date header, "
+                f"{clock.now():%Y-%m-%d %H:%M} UTC): times are taken from the API's "
+                "clock (postings' fetched_at, the crawls' stamps, now for the checks "
+                "and gold); set this machine's clock right (NTP)")
+    return crawl, clock
+
+
+def stored_metadata(connection) -> dict:
+    """What bronze holds after the run: the table's schema and size, postings, quarantine."""
+    postings, quarantined = connection.execute(
+        "SELECT (SELECT count(DISTINCT posting_id) FROM bronze.bronze_postings), "
+        "(SELECT count(*) FROM bronze.bronze_quarantine)"
+    ).fetchone()
+    newest = connection.execute(
+        "SELECT posting_id, payload_hash, source, page, fetched_at "
+        "FROM bronze.bronze_postings ORDER BY bronze_row_id DESC LIMIT 5"
+    ).fetchdf()
+    return {**table_metadata(connection, "bronze.bronze_postings"),
+            "distinct_postings": postings, "quarantine_rows_total": quarantined,
+            "newest_rows": preview(newest)}
+
+
+def clock_metadata(clock: Clock | None) -> dict:
+    """The API clock's offset, when this run measured one (live API runs only)."""
+    if clock is None or not clock.measured:
+        return {}
+    return {"clock_offset_hours": round(clock.offset.total_seconds() / 3600, 2),
+            "clock": (describe_offset(clock.offset) if clock.offset
+                      else "this machine's clock agrees with the API's")}
 
 
 def crawl_metadata(crawl: CrawlRun) -> dict:

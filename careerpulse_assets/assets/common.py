@@ -1,21 +1,21 @@
 """What every asset module shares: how an asset is declared, how tables are described and
 previewed, and a heartbeat for long steps.
 
-Which mechanism writes which table (one per layer: all of them SQL through the `duckdb`
-resource, one DuckDB file; frames computed in Python are registered and written in the same
-transaction):
+Which mechanism writes which table (one DuckDB file):
 
 | table | written by |
 |---|---|
-| bronze.bronze_postings, bronze_quarantine, bronze_crawls | core/bronze_store.py (BronzeWriter: a transaction per page) |
-| silver.silver_postings, reviewer_labels, label_quarantine | core/silver_store.py (SQL merge, taxonomy and labels) |
-| silver.imputed_silver | assets/ml.py imputed_silver (the model's frame, CREATE OR REPLACE) |
-| silver.review_queue | assets/ml.py review_queue (frame, CREATE OR REPLACE) |
-| gold.gold_daily_counts | core/gold.py (SQL over silver.imputed_silver) |
-| gold.gold_category_forecast, gold_forecast_backtest | assets/gold.py (statsforecast's frames) |
+| bronze.bronze_postings, bronze_quarantine, bronze_crawls, bronze_crawl_frontier | the asset, page by page (ingestion/bronze_store.py BronzeWriter: a transaction per page) |
+| silver.silver_postings, reviewer_labels, label_quarantine | the asset, slice by slice (ingestion/silver_store.py: SQL merge, taxonomy and labels) |
+| silver.imputed_silver | the `io_manager` (DuckDBTables), from the Arrow table the asset returns |
+| silver.unlabelled_mix, silver.written_categories | imputed_silver itself, in one transaction before its table |
+| silver.review_queue | the `io_manager`, from the asset's frame |
+| gold.gold_daily_counts | the `io_manager`, from the Arrow table series/gold.py computes in SQL |
+| gold.gold_category_forecast | the `io_manager`; gold.gold_forecast_backtest the asset itself, before |
 
-The fitted model is no table: `model_io_manager` hands it to the checks and downstream assets,
-and the `model_store` resource keeps versions.
+Every table is loaded through the `io_manager` (a pandas frame, or some of its columns). The
+fitted model is no table: `classifier_io_manager` hands it to its run's steps, and MLflow's
+registry keeps every version (io_managers.py).
 """
 
 import base64
@@ -29,15 +29,20 @@ from dagster import MetadataValue, TableColumn, TableSchema, asset
 # Every step that opens careerpulse.duckdb is in this pool; dagster.yaml limits it to 1.
 DUCKDB_POOL = "careerpulse_duckdb"
 OWNERS = ["team:careerpulse"]
+TABLE_LAYERS = ("bronze", "silver", "gold")
 PREVIEW_ROWS = 5
 PREVIEW_CELL_CHARS = 60
 
 
 def careerpulse_asset(*, layer: str, group: str, kinds: set[str], **kwargs):
     """`@asset` as every CareerPulse asset is declared: its group and kinds, the team as owner,
-    its medallion layer as a tag, and the DuckDB pool (every step opens the one DuckDB file)."""
+    its medallion layer as a tag, and the DuckDB pool (every step opens the one DuckDB file).
+    A table's schema is its layer (bronze, silver, gold): where the `io_manager` writes what
+    the asset returns and loads it from (bronze and silver write their own tables, crash-safe,
+    and are loaded the same way)."""
+    metadata = {"schema": layer} if layer in TABLE_LAYERS else {}
     return asset(group_name=group, kinds=kinds, owners=OWNERS, tags={"layer": layer},
-                 pool=DUCKDB_POOL, **kwargs)
+                 pool=DUCKDB_POOL, metadata=metadata, **kwargs)
 
 
 def table_metadata(connection, table: str) -> dict:

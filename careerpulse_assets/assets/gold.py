@@ -1,18 +1,24 @@
-from dagster import AssetExecutionContext, MaterializeResult, MetadataValue
+"""The gold assets, wired: the day × category grid (series/gold.py) and the forecast
+(series/forecast.py), each returned as a table the DuckDB `io_manager` writes."""
+
+import duckdb as duckdb_sql
+import pandas as pd
+import pyarrow as pa
+from dagster import AssetExecutionContext, MetadataValue, Output
 from dagster_duckdb import DuckDBResource
 
-from ..core.clock import reference_now
-from ..core.forecast import HORIZON, data_age, forecast_categories, weekly_forecast
-from ..core.gold import (
+from ..ingestion.clock import reference_now
+from ..series.forecast import HORIZON, data_age, forecast_categories, weekly_forecast
+from ..series.gold import (
     UNCLASSIFIED,
     category_totals,
     count_method,
+    daily_counts,
     forecast_input,
-    write_daily_counts,
 )
-from ..core.plots import daily_counts_png, forecast_png
-from ..core.sql import transaction_with
-from .common import Heartbeat, careerpulse_asset, png_markdown, preview, table_metadata
+from ..series.plots import daily_counts_png, forecast_png
+from ..ops.duckdb_file import transaction_with
+from .common import Heartbeat, careerpulse_asset, png_markdown, preview
 from .ml import imputed_silver
 
 PLOTTED_CATEGORIES = 6
@@ -36,19 +42,18 @@ PLOTTED_CATEGORIES = 6
     "listing at most 3 days apart, after its first complete walk). Observed but not complete "
     "days are backfilled from the postings still open when someone looked: undercounts. Plain "
     "SQL over `silver.imputed_silver`; the flags from `bronze.bronze_crawls` and the postings' "
-    "sources (core/coverage.py).",
+    "sources (series/coverage.py).",
 )
-def gold_daily_counts(context: AssetExecutionContext, duckdb: DuckDBResource) -> MaterializeResult:
+def gold_daily_counts(context: AssetExecutionContext, duckdb: DuckDBResource
+                      ) -> Output[pa.Table]:
     with duckdb.get_connection() as connection:
-        write_daily_counts(connection)
-        counts = connection.execute("SELECT * FROM gold.gold_daily_counts").fetchdf()
-        metadata = table_metadata(connection, "gold.gold_daily_counts")
+        table = daily_counts(connection)
         method = count_method(connection)
         mix = (connection.execute("SELECT * FROM silver.unlabelled_mix").fetchdf()
                if method.get("expected_count_error") is not None else None)
+    counts = table.to_pandas(date_as_object=False)
     days = counts.groupby("day").agg(observed=("observed", "any"), complete=("complete", "all"))
-    return MaterializeResult(metadata={
-        **metadata,
+    return Output(table, metadata={
         "days": len(days),
         "days_observed": int(days["observed"].sum()),
         "days_complete": int(days["complete"].sum()),
@@ -70,7 +75,6 @@ def gold_daily_counts(context: AssetExecutionContext, duckdb: DuckDBResource) ->
     layer="gold",
     group="reporting",
     kinds={"duckdb", "pandas"},
-    deps=[gold_daily_counts],
     description=f"`gold.gold_category_forecast`: postings per category (gold's "
     "`estimated_postings`: every posting counted, those without a category by their "
     f"probabilities) for the {HORIZON} days "
@@ -87,28 +91,21 @@ def gold_daily_counts(context: AssetExecutionContext, duckdb: DuckDBResource) ->
     "skips.",
 )
 def gold_category_forecast(
-    context: AssetExecutionContext, duckdb: DuckDBResource
-) -> MaterializeResult:
+    context: AssetExecutionContext, gold_daily_counts: pd.DataFrame, duckdb: DuckDBResource
+) -> Output[pa.Table]:
+    gold = gold_daily_counts
     with duckdb.get_connection() as connection:
-        gold = connection.execute("SELECT * FROM gold.gold_daily_counts").fetchdf()
         today = reference_now(connection).date()  # the API's day when this clock is wrong
     with Heartbeat(context.log.info, "gold_category_forecast"):
         result = forecast_categories(forecast_input(gold), today)
     forecast, backtest = result.forecast, result.backtest
-    with duckdb.get_connection() as connection:
-        with transaction_with(connection, forecast_rows=forecast.astype({"day": "datetime64[ns]"}),
-                              backtest_rows=backtest):
-            connection.execute(
-                "CREATE OR REPLACE TABLE gold.gold_category_forecast AS SELECT category, "
-                "CAST(day AS DATE) AS day, forecast, lower, upper, model, "
-                "CAST(data_until AS DATE) AS data_until, CAST(data_age_days AS INTEGER) AS "
-                "data_age_days FROM forecast_rows")
-            connection.execute("CREATE OR REPLACE TABLE gold.gold_forecast_backtest AS "
-                               "SELECT * FROM backtest_rows")
-        metadata = table_metadata(connection, "gold.gold_category_forecast")
+    with duckdb.get_connection() as connection, transaction_with(connection, backtest_rows=backtest):
+        connection.execute("CREATE OR REPLACE TABLE gold.gold_forecast_backtest AS "
+                           "SELECT * FROM backtest_rows")
+    table = forecast_table(forecast)
     if result.skipped:
         context.log.warning(f"forecast skipped: {result.skipped}")
-        return MaterializeResult(metadata={**metadata, "skipped": result.skipped})
+        return Output(table, metadata={"skipped": result.skipped})
     newest = max(forecast["data_until"])
     age = (today - newest).days
     why_old = data_age(gold, today, newest)
@@ -118,8 +115,7 @@ def gold_category_forecast(
     image = forecast_png(result.history, forecast, list(volumes.index), result.intermittent,
                          weekly_forecast(forecast, result.alphas))
     coverage, busy_coverage = result.coverage(), result.coverage(busy_only=True)
-    return MaterializeResult(metadata={
-        **metadata,
+    return Output(table, metadata={
         "categories": int(forecast["category"].nunique()),
         "first_day": str(forecast["day"].min()),
         "last_day": str(forecast["day"].max()),
@@ -134,3 +130,14 @@ def gold_category_forecast(
             index=False, floatfmt=".3f")),
         "history_and_forecast": png_markdown(image, "history and forecast"),
     })
+
+
+def forecast_table(forecast: pd.DataFrame) -> pa.Table:
+    """The forecast frame with the table's declared types (day and data_until DATE,
+    data_age_days INTEGER), empty or not."""
+    with duckdb_sql.connect() as connection:
+        connection.register("forecast_rows", forecast.astype({"day": "datetime64[ns]"}))
+        return connection.sql(
+            "SELECT category, CAST(day AS DATE) AS day, forecast, lower, upper, model, "
+            "CAST(data_until AS DATE) AS data_until, CAST(data_age_days AS INTEGER) AS "
+            "data_age_days FROM forecast_rows").to_arrow_table()

@@ -1,5 +1,10 @@
-import numpy as np
+"""The classifier's assets, wired: `knn_classifier` (what serves: classification/service.py),
+`imputed_silver` (imputing with it: classification/serving.py) and `review_queue`
+(review/queue.py). They read silver through the `duckdb` resource and return what they make:
+the classifier to `classifier_io_manager`, the tables to the DuckDB `io_manager`."""
+
 import pandas as pd
+import pyarrow as pa
 from dagster import (
     AssetCheckEvaluation,
     AssetCheckKey,
@@ -7,72 +12,38 @@ from dagster import (
     AssetKey,
     Config,
     Failure,
-    MaterializeResult,
     MetadataValue,
+    Output,
     TableColumn,
     TableRecord,
     TableSchema,
 )
 from dagster_duckdb import DuckDBResource
 
-from ..core.classifier import (
-    DriftReference,
-    Evaluation,
-    ModelCalibration,
-    Outcome,
+from ..classification.decisions import RETRAIN_AT_LABELLED_CHANGE, GateBars
+from ..classification.evaluation import MIN_POSTINGS_PER_CATEGORY, TEXT_KEY_SQL, LabelledSet
+from ..classification.knn import NO_INFORMATION_DISTANCE
+from ..classification.model_selection import KnnGrid
+from ..classification.per_posting_policy import realised_precision
+from ..classification.registry import REGISTERED_MODEL_NAME
+from ..classification.service import Wiring, serve
+from ..classification.serving import (
     ServingClassifier,
-    calibrate_model,
     impute_categories,
+    imputed_arrow,
+    unlabelled_mix,
 )
-from ..core.decisions import (
-    Bars,
-    GateVerdict,
-    PromotionDecision,
-    TrainingDecision,
-    gate_verdict,
-    promotion_decision,
-    training_decision,
-)
-from ..core.evaluation import (
-    MIN_POSTINGS_PER_CATEGORY,
-    TEXT_KEY_SQL,
-    LabelledSet,
-    labelled_set,
-)
-from ..core.review import (
+from ..ops.duckdb_file import transaction_with
+from ..review.queue import (
     DEFAULT_RULE,
-    JUDGED_SQL,
+    PREDICTED_SQL,
     UNLABELLED_SQL,
     recall_by_category,
     unguessed_queue,
 )
-from ..core.review import RULES as REVIEW_RULES
-from ..core.review import review_queue as ordered_queue
-from ..core.knn import NO_INFORMATION_DISTANCE
-from ..core.selective import realised_precision
-from ..core.sql import transaction_with
-from ..core.selection import KnnGrid, NotEnoughLabels
-from ..core.training import evaluation_of, params_from_mlflow, train
-from ..tracking import (
-    REGISTERED_MODEL_NAME,
-    RegisteredVersion,
-    champion,
-    latest,
-    load_evaluation,
-    load_out_of_fold,
-    log_training,
-    model_facts,
-    record_promotion,
-    set_champion,
-)
-from .common import (
-    Heartbeat,
-    careerpulse_asset,
-    png_markdown,
-    preview,
-    rounded,
-    table_metadata,
-)
+from ..review.queue import RULES as REVIEW_RULES
+from ..review.queue import review_queue as ordered_queue
+from .common import Heartbeat, careerpulse_asset, png_markdown, preview, rounded
 from .silver import silver_postings
 
 # What decides whether to train: the labelled postings' categories and text keys (no texts).
@@ -100,15 +71,9 @@ SELECT posting_id, bronze_row_id, model_scores, nearest_similarity
 FROM silver.imputed_silver
 WHERE model_version = $model_version AND model_scores IS NOT NULL
 """
-# The checks whose run config holds the bars (`min_accuracy`, `min_macro_f1`): the classifier
-# chooses its imputation threshold for the bars they will judge it by.
-BAR_OPS = {"accuracy": ("knn_classifier_knn_holdout_accuracy", "min_accuracy"),
-           "macro_f1": ("knn_classifier_knn_holdout_macro_f1", "min_macro_f1")}
-# A model is reused while fewer than this share of the labelled postings it learned from are
-# new, changed or gone: a page of 20 new postings every few minutes should not cost a training
-# (minutes at 100,000 postings). The daily_retraining schedule retrains regardless.
-RETRAIN_AT_LABELLED_CHANGE = 0.05
-
+UNLABELLED_SHARE_SQL = """
+SELECT avg(CASE WHEN category IS NULL THEN 1.0 ELSE 0.0 END) FROM silver.silver_postings
+"""
 
 _DEFAULT_GRID = KnnGrid()
 
@@ -123,8 +88,11 @@ class KnnClassifierConfig(Config):
     title_weights: list[float] = [w for w, _ in _DEFAULT_GRID.representations if w is not None]
     word_pairs: bool = True
     force_retrain: bool = False
-    # Retrain once this share of the labelled postings changed since training; 0: on any change.
+    """Train whatever share of the labels changed; refused (the model reused, saying so) when
+    the labels and code are those of the model in service: that training would learn the same
+    model. `careerpulse_retrain` sets it."""
     retrain_at_labelled_change: float = RETRAIN_AT_LABELLED_CHANGE
+    """Retrain once this share of the labelled postings changed since training; 0: on any."""
 
     def grid(self) -> KnnGrid:
         return KnnGrid(
@@ -137,32 +105,21 @@ class KnnClassifierConfig(Config):
         )
 
 
-def run_bars(run_config: dict, settings: Bars) -> Bars:
-    """The bars of this run: the checks' `min_accuracy` / `min_macro_f1` where the run config
-    sets them, else the settings (CAREERPULSE_MIN_ACCURACY / CAREERPULSE_MIN_MACRO_F1)."""
-    ops = run_config.get("ops") or {}
-    bars = {}
-    for name, (op, key) in BAR_OPS.items():
-        value = ((ops.get(op) or {}).get("config") or {}).get(key)
-        bars[name] = getattr(settings, name) if value is None else float(value)
-    return Bars(**bars)
-
-
 @careerpulse_asset(
     layer="ml",
     group="ml",
     kinds={"scikitlearn", "mlflow"},
     deps=[silver_postings],
-    io_manager_key="model_io_manager",
+    io_manager_key="classifier_io_manager",
     # dagster-mlflow is a legacy resource, so resources are named here rather than as arguments.
-    required_resource_keys={"mlflow", "duckdb", "model_store", "quality_bars"},
+    required_resource_keys={"mlflow", "duckdb", "quality_bars"},
     description="TF-IDF + cosine KNN that learns the category from title and description; vote "
     "rule, class-prior correction, title weight, word pairs and k chosen by stratified 5-fold CV "
     "on macro-F1. Judged out-of-fold over every labelled posting (settings chosen inside each "
     "outer fold): accuracy and macro-F1 at full coverage are the quality gate "
     "(`knn_holdout_accuracy`, `knn_holdout_macro_f1`). Its class scores are calibrated "
     "(isotonic, fitted out-of-fold) for counting the postings without a category "
-    "(core/quantification.py) and for the per-posting rule: the most probable category is written "
+    "(series/quantification.py) and for the per-posting rule: the most probable category is written "
     "where its probability reaches the threshold at which out-of-fold predictions are right "
     "CAREERPULSE_MIN_PRECISION (0.90) of the time. Registered in MLflow as "
     f"`{REGISTERED_MODEL_NAME}`: the alias `champion` is the version in service, `challenger` "
@@ -172,60 +129,36 @@ def run_bars(run_config: dict, settings: Bars) -> Bars:
     "is not worse on the same postings and folds and passes the gate (or the champion does not "
     "pass it either).",
 )
-def knn_classifier(
-    context: AssetExecutionContext, config: KnnClassifierConfig
-) -> ServingClassifier:
-    bars = run_bars(context.run_config, context.resources.quality_bars.bars())
-    min_precision = context.resources.quality_bars.min_precision
-    with context.resources.duckdb.get_connection() as connection:
-        silver_labelled = connection.execute(LABELLED_KEYS_SQL).fetchdf()
-        unlabelled_share = float(connection.execute(
-            "SELECT avg(CASE WHEN category IS NULL THEN 1.0 ELSE 0.0 END) "
-            "FROM silver.silver_postings"
-        ).fetchone()[0] or 0.0)
-    try:
-        labelled = labelled_set(silver_labelled, config.min_postings_per_category)
-    except NotEnoughLabels as exc:
-        serving = _no_model(silver_labelled, unlabelled_share, str(exc))
-        context.log.warning(f"no classifier: {exc}")
-        context.add_output_metadata(_classifier_metadata(serving, None, bars))
-        return serving
-    grid = config.grid()
-    settings = f"{grid!r}|min_postings={config.min_postings_per_category}"
-    drift_version = drift_flagged_model(context.instance)
-    in_service, newest = champion(), latest()
-    champion_facts = in_service and model_facts(in_service, labelled, settings, drift_version)
-    latest_facts = (
-        champion_facts if newest is None or (in_service and newest.version == in_service.version)
-        else model_facts(newest, labelled, settings, drift_version)
-    )
-    decision = training_decision(
-        champion_facts, latest_facts, config.force_retrain, config.retrain_at_labelled_change
-    )
-    context.log.info(f"{'training' if decision.train else 'no training'}: {decision.reason}")
-    serving = None
-    if not decision.train:
-        reused = in_service if in_service and decision.reuse.version == in_service.version else newest
-        serving = _reuse(context, reused, decision, bars, min_precision)
-        if serving is None:
-            decision = TrainingDecision(
-                True, f"{reused.version} cannot be read back from MLflow: training a new one"
-            )
-        elif in_service is None or reused.version != in_service.version:
-            # A challenger that passed promotion but whose run ended before the handover.
-            set_champion(reused.version)
-    if serving is None:
-        with context.resources.duckdb.get_connection() as connection:
-            texts = connection.execute(LABELLED_SQL).fetchdf()
-        labelled = labelled_set(texts, config.min_postings_per_category)
-        serving = _train(context, grid, labelled, settings, decision, in_service,
-                         unlabelled_share, bars, min_precision)
-    context.log.info(f"quality gate: {serving.gate.reason}")
-    context.log.info(f"per posting: {serving.policy.reason}")
-    context.add_output_metadata(
-        _classifier_metadata(serving, context.resources.mlflow.run_url(serving.run_id), bars)
-        | {"labelled": labelled_parts(labelled, config.min_postings_per_category)}
-    )
+def knn_classifier(context: AssetExecutionContext, config: KnnClassifierConfig
+                   ) -> ServingClassifier:
+    duckdb, tracking = context.resources.duckdb, context.resources.mlflow
+    quality_bars = context.resources.quality_bars
+    bars = quality_bars.for_run(context.run_config)
+    with duckdb.get_connection() as connection:
+        labelled_keys = connection.execute(LABELLED_KEYS_SQL).fetchdf()
+        unlabelled_share = float(connection.execute(UNLABELLED_SHARE_SQL).fetchone()[0] or 0.0)
+
+    def read_labelled() -> pd.DataFrame:
+        with duckdb.get_connection() as connection:
+            return connection.execute(LABELLED_SQL).fetchdf()
+
+    with Heartbeat(context.log.info, "knn_classifier") as beat:
+        wiring = Wiring(bars, quality_bars.min_precision, tracking.training_run,
+                        context.log.info, beat.phase)
+        serving, labelled = serve(
+            labelled_keys, read_labelled, config.grid(), config.min_postings_per_category,
+            config.force_retrain, config.retrain_at_labelled_change,
+            drift_flagged_model(context.instance), unlabelled_share, wiring)
+    if serving.model is None:
+        context.log.warning(serving.outcome.reason)
+    else:
+        context.log.info(f"quality gate: {serving.gate.reason}")
+        context.log.info(f"per posting: {serving.policy.reason}")
+    metadata = _classifier_metadata(serving, serving.run_id and tracking.run_url(serving.run_id),
+                                    bars)
+    if labelled is not None:
+        metadata["labelled"] = labelled_parts(labelled, config.min_postings_per_category)
+    context.add_output_metadata(metadata)
     return serving
 
 
@@ -233,135 +166,6 @@ def labelled_parts(labelled: LabelledSet, min_postings: int) -> dict:
     """Today's labelled postings as the summary names their parts."""
     return {"learnable": len(labelled.postings), "reposts_set_aside": labelled.reposts_removed,
             "too_rare_to_learn": labelled.excluded_categories, "min_postings": min_postings}
-
-
-def _no_model(silver_labelled: pd.DataFrame, unlabelled_share: float, why: str
-              ) -> ServingClassifier:
-    """What is served when no classifier can be trained: nothing is imputed or spread, and gold,
-    the forecast and the queue are still written (every posting without a category counted as
-    Unclassified)."""
-    counts = silver_labelled["category"].value_counts()
-    reason = f"no classifier can be trained ({why}): nothing is imputed"
-    return ServingClassifier(
-        model=None, version=None, run_id=None,
-        evaluation=Evaluation("no model", {}, 0, "not estimated: no model"),
-        reference=DriftReference({str(k): int(v) for k, v in counts.items()}, unlabelled_share),
-        outcome=Outcome(False, reason),
-        calibration=None,
-        gate=GateVerdict(False, False, reason),
-    )
-
-
-def _calibration_of(registered: RegisteredVersion, min_precision: float
-                    ) -> ModelCalibration | None:
-    """A version's calibration, count model and policy, derived again from its out-of-fold
-    predictions (deterministic; seconds); None when they cannot be read or lack class scores."""
-    oof = load_out_of_fold(registered)
-    if oof is None:
-        return None
-    try:
-        return calibrate_model(oof, min_precision)
-    except ValueError:
-        return None
-
-
-def _reuse(
-    context: AssetExecutionContext,
-    registered: RegisteredVersion,
-    decision: TrainingDecision,
-    bars: Bars,
-    min_precision: float,
-) -> ServingClassifier | None:
-    loaded = load_evaluation(registered)
-    calibration = _calibration_of(registered, min_precision)
-    if loaded is None or calibration is None:
-        return None
-    evaluation, reference = loaded
-    return ServingClassifier(
-        model=context.resources.model_store.load(registered.version),
-        version=registered.version,
-        run_id=registered.run_id,
-        evaluation=evaluation,
-        reference=reference,
-        outcome=Outcome(False, decision.reason, decision.reuse.labelled_changed),
-        calibration=calibration,
-        gate=gate_verdict(evaluation.estimate, bars),
-    )
-
-
-def _train(
-    context: AssetExecutionContext,
-    grid: KnnGrid,
-    labelled: LabelledSet,
-    settings: str,
-    decision: TrainingDecision,
-    in_service: RegisteredVersion | None,
-    unlabelled_share: float,
-    bars: Bars,
-    min_precision: float,
-) -> ServingClassifier:
-    champion_params = params_from_mlflow(in_service.params) if in_service else None
-    context.log.info(
-        f"training on {len(labelled.postings):,} labelled postings in "
-        f"{labelled.labels.nunique()} categories ({labelled.reposts_removed} reposts removed)"
-    )
-    name = f"training: {decision.reason}"[:240]
-    with context.resources.mlflow.training_run(name) as run, Heartbeat(
-        context.log.info, "knn_classifier"
-    ) as beat:
-        training = train(labelled, grid, champion_params, progress=beat.phase)
-        beat.phase("calibrating its probabilities and choosing the per-posting threshold")
-        calibration = calibrate_model(training.challenger.oof, min_precision)
-        evaluation = evaluation_of(training.challenger, training.chosen, labelled)
-        gate = gate_verdict(evaluation.estimate, bars)
-        beat.phase("logging the training to MLflow and registering the model")
-        version, evaluation, reference = log_training(
-            training, labelled, settings, decision.reason, unlabelled_share, calibration, gate
-        )
-        comparison = training.comparison
-        champion_gate = (gate_verdict(evaluation_of(training.champion, "", labelled).estimate,
-                                      bars) if training.champion is not None else None)
-        if in_service is not None and comparison is None:
-            promotion = PromotionDecision(
-                True, f"champion {in_service.version}'s settings cannot be read from MLflow: "
-                "the challenger replaces it"
-            )
-        else:
-            promotion = promotion_decision(
-                in_service.version if in_service else None,
-                comparison.challenger if comparison else None,
-                comparison.champion if comparison else None,
-                comparison.intervals if comparison else None,
-                challenger_passes=gate.passed,
-                champion_passes=champion_gate is not None and champion_gate.passed,
-            )
-        record_promotion(run.info.run_id, promotion.promote, promotion.reason)
-    context.resources.model_store.save(version, training.model)
-    context.log.info(f"{version}: {'promoted' if promotion.promote else 'not promoted'}: "
-                     f"{promotion.reason}")
-    outcome = Outcome(
-        retrained=True, reason=decision.reason, challenger_version=version,
-        promotion=promotion.reason, comparison=comparison.flat() if comparison else {},
-    )
-    if promotion.promote:
-        set_champion(version)
-        return ServingClassifier(training.model, version, run.info.run_id, evaluation, reference,
-                                 outcome, calibration, gate)
-    # The champion stays in service, judged on today's postings on the same folds; it counts and
-    # writes with the calibration of its own training (today's out-of-fold predictions of its
-    # settings were chosen on about these postings).
-    kept = load_evaluation(in_service)
-    return ServingClassifier(
-        model=context.resources.model_store.load(in_service.version),
-        version=in_service.version,
-        run_id=in_service.run_id,
-        evaluation=evaluation_of(training.champion, champion_params.describe(), labelled),
-        reference=kept[1] if kept else reference,
-        outcome=outcome,
-        calibration=(_calibration_of(in_service, min_precision)
-                     or calibrate_model(training.champion.oof, min_precision)),
-        gate=champion_gate,
-    )
 
 
 def drift_flagged_model(instance) -> str | None:
@@ -386,7 +190,7 @@ def _latest_check_evaluation(instance, asset: str, check: str) -> AssetCheckEval
     return None
 
 
-def _classifier_metadata(serving: ServingClassifier, run_url: str | None, bars: Bars) -> dict:
+def _classifier_metadata(serving: ServingClassifier, run_url: str | None, bars: GateBars) -> dict:
     outcome, evaluation, calibration = serving.outcome, serving.evaluation, serving.calibration
     metadata = {
         "model_version": serving.version,
@@ -465,11 +269,13 @@ def _reliability_table(table: pd.DataFrame) -> MetadataValue:
     "`imputation_confidence` (its probability), the runner-up, the KNN's own `model_scores` and "
     "`model_version`. Also `silver.unlabelled_mix`: the postings without a category counted by "
     "category, with 90 % intervals, the method (PCC, or PACC under a prior shift) and its "
-    "expected error.",
+    "expected error; and `silver.written_categories`, every category written per posting "
+    "(what reviewers' later labels are compared with). Those two are written by the step itself, "
+    "in one transaction before the table (the IO manager's).",
 )
 def imputed_silver(
     context: AssetExecutionContext, knn_classifier: ServingClassifier, duckdb: DuckDBResource
-) -> MaterializeResult:
+) -> Output[pa.Table]:
     version = knn_classifier.version
     with duckdb.get_connection() as connection:
         postings = connection.execute(POSTINGS_SQL).fetchdf()
@@ -479,22 +285,19 @@ def imputed_silver(
         imputation = impute_categories(postings, knn_classifier.model, version,
                                        knn_classifier.calibration, earlier)
     # The texts stay in silver: the imputed table is the lean one users count and join.
-    imputed = imputation.frame.drop(columns=["description_text"])
-    mix = unlabelled_mix(imputation.counts, version)
+    imputed = imputation.frame.drop(columns=["description_text"]).sort_values("posting_id")
+    rows, mix = imputed_arrow(imputed), unlabelled_mix(imputation.counts, version)
     with duckdb.get_connection() as connection:
-        with transaction_with(connection, imputed_rows=imputed_arrow(imputed),
-                              mix_rows=mix):
-            connection.execute("CREATE OR REPLACE TABLE silver.imputed_silver AS "
-                               "SELECT * FROM imputed_rows ORDER BY posting_id")
+        with transaction_with(connection, imputed_rows=rows, mix_rows=mix):
+            connection.execute("CREATE SCHEMA IF NOT EXISTS silver")
             connection.execute("CREATE OR REPLACE TABLE silver.unlabelled_mix AS "
                                "SELECT * FROM mix_rows ORDER BY estimated_postings DESC")
             connection.execute(WRITTEN_TABLE_SQL)
             connection.execute(RECORD_WRITTEN_SQL)
-        metadata = table_metadata(connection, "silver.imputed_silver")
         pairs = connection.execute(WRITTEN_THEN_LABELLED_SQL).fetchdf()
     realised = realised_precision(pairs["written"].to_numpy(), pairs["labelled"].to_numpy())
-    return MaterializeResult(metadata={**metadata, **_imputation_metadata(
-        imputed, imputation, knn_classifier, mix),
+    return Output(rows, metadata={
+        **_imputation_metadata(imputed, imputation, knn_classifier, mix),
         "realised_precision": realised.describe(),
         "realised_precision_postings": realised.postings})
 
@@ -565,47 +368,6 @@ WHERE i.is_imputed AND NOT EXISTS (
 """
 
 
-MIX_COLUMNS = {"category": "string", "estimated_postings": "float64",
-               "estimated_low": "float64", "estimated_high": "float64",
-               "share_error": "float64", "method": "string",
-               "expected_share_error": "float64", "model_version": "string"}
-
-
-def unlabelled_mix(counts, model_version: str | None) -> pd.DataFrame:
-    """The postings without a category counted by category (one row per category the model
-    knows; none without a model)."""
-    if counts is None:
-        return pd.DataFrame({name: pd.Series(dtype=kind) for name, kind in MIX_COLUMNS.items()})
-    return pd.DataFrame({
-        "category": [str(c) for c in counts.classes],
-        "estimated_postings": counts.counts, "estimated_low": counts.low,
-        "estimated_high": counts.high, "share_error": counts.share_error,
-        "method": counts.method, "expected_share_error": counts.expected_l1,
-        "model_version": model_version,
-    }).astype(MIX_COLUMNS)
-
-
-def imputed_arrow(imputed: pd.DataFrame):
-    """`imputed` as an Arrow table with the nested columns' types declared (DuckDB would guess
-    them from a sample of rows: a sample of empty lists makes a column of NULLs)."""
-    import pyarrow as pa
-
-    declared = {
-        "categories": pa.list_(pa.string()), "locations": pa.list_(pa.string()),
-        "category_probabilities": pa.map_(pa.string(), pa.float64()),
-        "model_scores": pa.map_(pa.string(), pa.float64()),
-    }
-    plain = imputed.drop(columns=[c for c in declared if c in imputed])
-    table = pa.Table.from_pandas(plain, preserve_index=False)
-    for name, kind in declared.items():
-        if name in imputed:
-            values = [None if not isinstance(v, (dict, list, tuple, np.ndarray)) else
-                      (list(v.items()) if isinstance(v, dict) else list(v))
-                      for v in imputed[name]]
-            table = table.append_column(pa.field(name, kind), pa.array(values, type=kind))
-    return table.select(list(imputed.columns))
-
-
 def _earlier_scores(connection, model_version: str) -> pd.DataFrame | None:
     # Asked first: DuckDB would look a missing table up among this module's Python names.
     has_columns = connection.execute(
@@ -619,7 +381,7 @@ def _earlier_scores(connection, model_version: str) -> pd.DataFrame | None:
 
 class ReviewQueueConfig(Config):
     rule: str = DEFAULT_RULE
-    """least_confident, smallest_margin, low_recall_margin or one_per_duplicate (core/review.py)."""
+    """least_confident, smallest_margin, low_recall_margin or one_per_duplicate (review/queue.py)."""
 
 
 @careerpulse_asset(
@@ -638,24 +400,19 @@ class ReviewQueueConfig(Config):
 def review_queue(
     context: AssetExecutionContext, config: ReviewQueueConfig, knn_classifier: ServingClassifier,
     duckdb: DuckDBResource,
-) -> MaterializeResult:
+) -> Output[pd.DataFrame]:
     if config.rule not in REVIEW_RULES:
         raise Failure(f"unknown review rule {config.rule!r}; the rules are {', '.join(REVIEW_RULES)}")
+    policy = knn_classifier.policy
     with duckdb.get_connection() as connection:
-        policy = knn_classifier.policy
         if knn_classifier.model is None:
             queue = unguessed_queue(connection.execute(UNLABELLED_SQL).fetchdf())
         else:
-            queue = ordered_queue(connection.execute(JUDGED_SQL).fetchdf(), config.rule,
+            queue = ordered_queue(connection.execute(PREDICTED_SQL).fetchdf(), config.rule,
                                   recall_by_category(knn_classifier.evaluation.confusion),
                                   list(policy.withheld) if policy else ())
-        with transaction_with(connection, review_rows=queue):
-            connection.execute("CREATE SCHEMA IF NOT EXISTS silver")
-            connection.execute("CREATE OR REPLACE TABLE silver.review_queue AS "
-                               "SELECT * FROM review_rows ORDER BY priority")
-        metadata = table_metadata(connection, "silver.review_queue")
-    return MaterializeResult(metadata={
-        **metadata,
+    queue = queue.sort_values("priority", kind="stable").reset_index(drop=True)
+    return Output(queue, metadata={
         "rule": config.rule,
         "model_version": knn_classifier.version,
         "first_in_queue": preview(queue.drop(columns=["link"], errors="ignore")),

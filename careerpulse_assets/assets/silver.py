@@ -1,8 +1,9 @@
 from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue
 from dagster_duckdb import DuckDBResource
 
-from ..core.postings import ESCAPED_HTML, MISPARSED, PLAIN_TEXT
-from ..core.silver_store import update_silver
+from ..ingestion.postings import ESCAPED_HTML, MISPARSED, PLAIN_TEXT
+from ..ingestion.silver_store import update_silver
+from ..ops.duckdb_file import one_row
 from ..resources import ReviewerLabels
 from .bronze import bronze_postings
 from .common import Heartbeat, careerpulse_asset, preview, table_metadata
@@ -41,9 +42,8 @@ def silver_postings(
     with duckdb.get_connection() as connection, Heartbeat(context.log.info, "silver_postings"):
         update = update_silver(connection, label_files=reviewer_labels.files())
         updated, labels = update.rebuilt, update.labels
-        cursor = connection.execute(SILVER_STATS_SQL, {
+        stats = one_row(connection, SILVER_STATS_SQL, {
             "plain_text": PLAIN_TEXT, "escaped": ESCAPED_HTML, "misparsed": MISPARSED})
-        stats = dict(zip([c[0] for c in cursor.description], cursor.fetchone(), strict=True))
         metadata = table_metadata(connection, "silver.silver_postings")
         sample = connection.execute(
             "SELECT posting_id, title, category, category_raw, company, publication_date, "
@@ -51,24 +51,7 @@ def silver_postings(
         ).fetchdf()
     if not stats["postings"]:
         raise Failure("bronze.bronze_postings holds no postings: nothing to clean")
-    context.log.info(f"{updated} postings rebuilt from new bronze payloads"
-                     + (f" ({update.descriptions_plain_text} descriptions plain text, read as "
-                        "text)" if update.descriptions_plain_text else ""))
-    if update.descriptions_misparsed:
-        context.log.warning(
-            f"{len(update.descriptions_misparsed)} descriptions lost most of their text to the "
-            "HTML parser and were read by removing their tags (silver.silver_postings."
-            "description_note): " + "; ".join(
-                f"posting {pid}: {note}" for pid, note in update.descriptions_misparsed[:3])
-        )
-    for note in update.label_notes:
-        context.log.warning(f"label file {note}")
-    if len(labels.quarantine):
-        context.log.warning(
-            f"{len(labels.quarantine)} label rows quarantined (silver.label_quarantine): "
-            + "; ".join(f"{r.label_file}:{r.label_line}: {r.reason}"
-                        for r in labels.quarantine.head(3).itertuples())
-        )
+    log_update(context.log, update)
     return MaterializeResult(
         metadata={
             **metadata,
@@ -90,3 +73,25 @@ def silver_postings(
         }
     )
 
+
+def log_update(log, update) -> None:
+    """What the merge says in the run's log: rebuilt postings, descriptions read otherwise than
+    as HTML, label files held, label rows quarantined."""
+    log.info(f"{update.rebuilt} postings rebuilt from new bronze payloads"
+             + (f" ({update.descriptions_plain_text} descriptions plain text, read as text)"
+                if update.descriptions_plain_text else ""))
+    if update.descriptions_misparsed:
+        log.warning(
+            f"{len(update.descriptions_misparsed)} descriptions lost most of their text to the "
+            "HTML parser and were read by removing their tags (silver.silver_postings."
+            "description_note): " + "; ".join(
+                f"posting {pid}: {note}" for pid, note in update.descriptions_misparsed[:3])
+        )
+    for note in update.label_notes:
+        log.warning(f"label file {note}")
+    if len(update.labels.quarantine):
+        log.warning(
+            f"{len(update.labels.quarantine)} label rows quarantined (silver.label_quarantine): "
+            + "; ".join(f"{r.label_file}:{r.label_line}: {r.reason}"
+                        for r in update.labels.quarantine.head(3).itertuples())
+        )

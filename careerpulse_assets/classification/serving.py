@@ -1,0 +1,306 @@
+"""The trained category classifier as the rest of the graph sees it, and imputation with it:
+every posting without a category gets calibrated, shift-corrected probabilities (what gold counts)
+and, where the policy allows, a category written (what a user reading one posting sees)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from sklearn.pipeline import Pipeline
+
+from .calibration import CalibrationReport, calibration_report
+from .decisions import GateVerdict
+from .knn import NO_INFORMATION_DISTANCE, model_input
+from .out_of_fold import OutOfFold
+from ..series.quantification import CountEstimate, CountModel, count_model_from, estimate_counts
+from ..series.quantification import nested_calibrated
+from .per_posting_policy import DEFAULT_MIN_PRECISION, ImputationPolicy, imputation_policy
+
+# The category of a posting without one that the model in service may not impute: counted in
+# gold like any category, so gold still sums to silver and every series stays gap-free.
+UNCLASSIFIED = "Unclassified"
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """How a model scored: what the quality gate, the summary and the UI read."""
+
+    chosen: str  # its settings, in words
+    # accuracy, macro_f1, weighted_f1, each with _ci_low / _ci_high (95 %)
+    estimate: dict[str, float]
+    postings: int  # labelled postings the estimate rests on
+    method: str  # how it was estimated, in words
+    excluded_categories: dict[str, int] = field(default_factory=dict)  # too rare to learn
+    reliability: list[dict] = field(default_factory=list)  # accuracy by confidence bucket
+    most_confused: list[dict] = field(default_factory=list)
+    confusion: pd.DataFrame | None = None  # true × predicted
+    confusion_png: bytes | None = None  # the same, drawn once
+    judged: tuple[str, ...] = ()  # the categories macro-F1 averages over (20+ postings)
+
+
+@dataclass(frozen=True)
+class DriftReference:
+    """What a model learned from: the category mix (the drift check's reference), the share of
+    postings without a category then, and how many of its labels reviewers gave."""
+
+    training_counts: dict[str, int] = field(default_factory=dict)
+    unlabelled_share: float | None = None
+    reviewer_labels: int = 0
+
+
+# evaluation.json: what a stored model's Evaluation and DriftReference are read back from (the
+# confusion matrix and its picture are artifacts of their own).
+# (`reviewer_labels` came later: a summary without it counts none.)
+SUMMARY_KEYS = ("chosen", "estimate", "postings", "method", "excluded_categories",
+                "reliability", "most_confused", "training_counts", "unlabelled_share")
+
+
+def summary_of(evaluation: Evaluation, reference: DriftReference) -> dict:
+    return {
+        "chosen": evaluation.chosen, "estimate": evaluation.estimate,
+        "postings": evaluation.postings, "method": evaluation.method,
+        "excluded_categories": evaluation.excluded_categories,
+        "reliability": evaluation.reliability, "most_confused": evaluation.most_confused,
+        "judged": list(evaluation.judged),
+        "training_counts": reference.training_counts,
+        "unlabelled_share": reference.unlabelled_share,
+        "reviewer_labels": reference.reviewer_labels,
+    }
+
+
+def from_summary(
+    summary: dict, confusion: pd.DataFrame, confusion_png: bytes
+) -> tuple[Evaluation, DriftReference]:
+    """summary_of's inverse; KeyError when a key is missing (written by older code)."""
+    evaluation = Evaluation(
+        chosen=summary["chosen"], estimate=summary["estimate"], postings=summary["postings"],
+        method=summary["method"], excluded_categories=summary["excluded_categories"],
+        reliability=summary["reliability"], most_confused=summary["most_confused"],
+        confusion=confusion, confusion_png=confusion_png,
+        judged=tuple(summary.get("judged", ())),
+    )
+    reference = DriftReference(summary["training_counts"], summary["unlabelled_share"],
+                               summary.get("reviewer_labels", 0))
+    return evaluation, reference
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What this run decided about the classifier, and why."""
+
+    retrained: bool
+    reason: str
+    labelled_changes: int = 0  # since the model in service was trained
+    challenger_version: str | None = None  # trained in this run
+    promotion: str | None = None  # why the challenger was or was not promoted
+    comparison: dict[str, float] = field(default_factory=dict)  # champion vs challenger figures
+
+
+@dataclass(frozen=True)
+class ModelCalibration:
+    """What a model counts and writes with, derived from its out-of-fold predictions: the
+    `counting` model (calibration, shift test, count errors), the per-posting `policy`, and the
+    `report` of how calibrated its probabilities are."""
+
+    counting: CountModel
+    policy: ImputationPolicy
+    report: CalibrationReport
+
+
+def calibrate_model(oof: OutOfFold, min_precision: float = DEFAULT_MIN_PRECISION
+                    ) -> ModelCalibration:
+    """ValueError when the out-of-fold predictions lack class scores or hold fewer than 2
+    learned categories."""
+    if oof.scores is None:
+        raise ValueError("out-of-fold predictions without class scores (saved before issue 26)")
+    nested = nested_calibrated(oof)
+    policy = imputation_policy(nested, oof.truth, oof.fold, oof.classes, min_precision)
+    repeats = oof.scores.shape[0]
+    report = calibration_report(oof.scores.reshape(-1, len(oof.classes)),
+                                nested.reshape(-1, len(oof.classes)),
+                                np.tile(np.asarray(oof.truth).astype(str), repeats),
+                                np.asarray(oof.classes).astype(str))
+    return ModelCalibration(count_model_from(oof, nested), policy, report)
+
+
+@dataclass(frozen=True)
+class ServingClassifier:
+    """What `knn_classifier` hands downstream: the model in service after this run (None when
+    none could be trained), its calibration and imputation policy, and the quality gate's
+    verdict on it."""
+
+    model: Pipeline | None
+    version: str | None  # models:/careerpulse-knn-category/N
+    run_id: str | None  # its MLflow run
+    evaluation: Evaluation
+    reference: DriftReference
+    outcome: Outcome
+    calibration: ModelCalibration | None
+    gate: GateVerdict | None
+
+    @property
+    def policy(self) -> ImputationPolicy | None:
+        return self.calibration.policy if self.calibration else None
+
+
+# What the model says of a posting without a category, written or not (the raw class scores
+# are what a later run reuses instead of predicting again).
+PREDICTION_COLUMNS = ["predicted_category", "imputation_confidence", "runner_up_category",
+                      "runner_up_share", "category_probabilities", "model_scores",
+                      "nearest_similarity"]
+
+
+def _scores_matrix(maps, classes: np.ndarray) -> np.ndarray:
+    """Rows of {category: score} as postings × `classes` (a category not in `classes`: left
+    out)."""
+    position = {str(c): i for i, c in enumerate(classes)}
+    out = np.zeros((len(maps), len(classes)))
+    for row, entries in enumerate(maps):
+        for category, value in (entries or {}).items():
+            column = position.get(category)
+            if column is not None:
+                out[row, column] = value
+    return out
+
+
+def _as_maps(matrix: np.ndarray, classes: np.ndarray, nonzero_only: bool) -> list[dict]:
+    names = [str(c) for c in classes]
+    if nonzero_only:
+        return [{names[j]: float(row[j]) for j in np.flatnonzero(row)} for row in matrix]
+    return [dict(zip(names, map(float, row), strict=True)) for row in matrix]
+
+
+@dataclass(frozen=True)
+class Imputation:
+    """`frame`: every silver posting with its category (see `impute_categories`); `predicted`:
+    how many postings the model scored in this call (the rest were observed or reused);
+    `counts`: the count estimate of the postings without a category (None without a model)."""
+
+    frame: pd.DataFrame
+    predicted: int
+    counts: CountEstimate | None
+
+
+def impute_categories(
+    silver: pd.DataFrame,
+    model: Pipeline | None,
+    model_version: str | None,
+    calibration: ModelCalibration | None,
+    earlier: pd.DataFrame | None = None,
+) -> Imputation:
+    """Every silver posting, with a category: observed ones kept (`category_source` `api` or
+    `label`); each missing one gets `category_probabilities` (calibrated, corrected for the
+    estimated prior of the postings without a category: `quantification.estimate_counts`, summed
+    by gold) and its most probable category written (`imputed`, `is_imputed`) where the policy's
+    rule allows, else `Unclassified` (`unclassified`; every one without a model).
+
+    On every posting the model judged: `predicted_category` (its most probable category),
+    `imputation_confidence` (that probability), `runner_up_category` / `runner_up_share` (the
+    next one's), `model_scores` (the KNN's own class scores, nonzero ones), `nearest_similarity`
+    (cosine similarity to the most alike labelled posting; under 0.1 its neighbours tell nothing
+    and no category is written on it) and `model_version`; NULL on observed rows. `earlier` holds
+    what this same model version said before (posting_id, bronze_row_id, model_scores,
+    nearest_similarity): a posting whose silver row is unchanged is not predicted again.
+    """
+    imputed = silver.reset_index(drop=True)
+    missing = imputed["category"].isna().to_numpy()
+    imputed["is_imputed"] = False
+    for column in PREDICTION_COLUMNS:
+        imputed[column] = None
+    imputed["imputation_confidence"] = np.nan
+    imputed["runner_up_share"] = np.nan
+    imputed["nearest_similarity"] = np.nan
+    imputed["model_version"] = None
+    if model is None or calibration is None or not missing.any():
+        imputed.loc[missing, "category"] = UNCLASSIFIED
+        imputed.loc[missing, "category_source"] = "unclassified"
+        return Imputation(imputed, 0, None)
+    classes = np.asarray(model.classes_)
+    rows = np.flatnonzero(missing)
+    scores = np.zeros((len(rows), len(classes)))
+    nearest = np.zeros(len(rows))
+    to_predict = np.ones(len(rows), dtype=bool)
+    if earlier is not None and len(earlier) and "nearest_similarity" in earlier:
+        keys = ["posting_id", "bronze_row_id"]
+        known = (imputed.loc[rows, keys].reset_index(names="_row")
+                 .merge(earlier[keys + ["model_scores", "nearest_similarity"]], on=keys,
+                        how="inner"))
+        where = np.searchsorted(rows, known["_row"].to_numpy())
+        scores[where] = _scores_matrix(known["model_scores"], classes)
+        nearest[where] = known["nearest_similarity"].to_numpy(dtype=float)
+        to_predict[where] = False
+    if to_predict.any():
+        features = model[:-1].transform(model_input(imputed.loc[rows[to_predict]]))
+        scores[to_predict], distance = model[-1].predict_proba_and_nearest(features)
+        nearest[to_predict] = 1 - distance
+    # A posting no labelled posting resembles learns nothing from its neighbours: it is counted
+    # at the classes' shares among the labelled postings, and no category is written on it.
+    informed = nearest >= 1 - NO_INFORMATION_DISTANCE
+    scores[~informed] = model[-1].class_priors_
+    counts = estimate_counts(calibration.counting, scores)
+    probabilities, classes = counts.probabilities, counts.classes
+    order = np.argsort(-probabilities, axis=1, kind="stable")
+    at = np.arange(len(rows))
+    predicted = classes[order[:, 0]].astype(object)
+    confidence = probabilities[at, order[:, 0]]
+    imputed["predicted_category"] = imputed["predicted_category"].astype(object)
+    imputed.loc[rows, "predicted_category"] = predicted
+    imputed.loc[rows, "imputation_confidence"] = confidence
+    if len(classes) > 1:
+        imputed.loc[rows, "runner_up_category"] = classes[order[:, 1]].astype(object)
+        imputed.loc[rows, "runner_up_share"] = probabilities[at, order[:, 1]]
+    imputed.loc[rows, "category_probabilities"] = pd.Series(
+        _as_maps(probabilities, classes, nonzero_only=False), index=rows, dtype=object)
+    imputed.loc[rows, "model_scores"] = pd.Series(
+        _as_maps(scores, classes, nonzero_only=True), index=rows, dtype=object)
+    imputed.loc[rows, "nearest_similarity"] = nearest
+    imputed.loc[rows, "model_version"] = model_version
+    written = calibration.policy.rule.writes(predicted, confidence) & informed
+    imputed.loc[rows[written], "category"] = predicted[written]
+    imputed.loc[rows[written], "category_source"] = "imputed"
+    imputed.loc[rows[written], "is_imputed"] = True
+    imputed.loc[rows[~written], "category"] = UNCLASSIFIED
+    imputed.loc[rows[~written], "category_source"] = "unclassified"
+    return Imputation(imputed, int(to_predict.sum()), counts)
+
+
+MIX_COLUMNS = {"category": "string", "estimated_postings": "float64",
+               "estimated_low": "float64", "estimated_high": "float64",
+               "share_error": "float64", "method": "string",
+               "expected_share_error": "float64", "model_version": "string"}
+
+
+def unlabelled_mix(counts, model_version: str | None) -> pd.DataFrame:
+    """The postings without a category counted by category (one row per category the model
+    knows; none without a model)."""
+    if counts is None:
+        return pd.DataFrame({name: pd.Series(dtype=kind) for name, kind in MIX_COLUMNS.items()})
+    return pd.DataFrame({
+        "category": [str(c) for c in counts.classes],
+        "estimated_postings": counts.counts, "estimated_low": counts.low,
+        "estimated_high": counts.high, "share_error": counts.share_error,
+        "method": counts.method, "expected_share_error": counts.expected_l1,
+        "model_version": model_version,
+    }).astype(MIX_COLUMNS)
+
+
+def imputed_arrow(imputed: pd.DataFrame):
+    """`imputed` as an Arrow table with the nested columns' types declared (DuckDB would guess
+    them from a sample of rows: a sample of empty lists makes a column of NULLs)."""
+    declared = {
+        "categories": pa.list_(pa.string()), "locations": pa.list_(pa.string()),
+        "category_probabilities": pa.map_(pa.string(), pa.float64()),
+        "model_scores": pa.map_(pa.string(), pa.float64()),
+    }
+    plain = imputed.drop(columns=[c for c in declared if c in imputed])
+    table = pa.Table.from_pandas(plain, preserve_index=False)
+    for name, kind in declared.items():
+        if name in imputed:
+            values = [None if not isinstance(v, (dict, list, tuple, np.ndarray)) else
+                      (list(v.items()) if isinstance(v, dict) else list(v))
+                      for v in imputed[name]]
+            table = table.append_column(pa.field(name, kind), pa.array(values, type=kind))
+    return table.select(list(imputed.columns))

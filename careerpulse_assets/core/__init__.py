@@ -1,1 +1,0 @@
-"""Pure logic: no Dagster here, only plain values in and out."""

@@ -1,0 +1,137 @@
+"""The one DuckDB file: opening it for a run, a transaction over in-memory frames, and the copy
+people read while runs go on.
+
+DuckDB lets one process hold a database file (a read-write connection excludes every other
+process, readers included). Runs queue behind each other in Dagster's pool, so when the file is
+locked, the holder is another process: a notebook, a `duckdb` CLI, a reader opened with
+`read_only=True`. `connect` waits for it a little (a run that just ended may still be closing
+the file) and then fails naming it, instead of the 104 s of silent retries of
+`DuckDBResource.get_connection`. People read `snapshot.duckdb` instead: a copy of the file, made
+beside it at the end of every run and put in place in one rename, so a reader never blocks a run
+and never sees half a copy.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+# How long a run waits for another process to let go of the file before it fails.
+LOCK_WAIT_SECONDS = 20.0
+SNAPSHOT_NAME = "snapshot.duckdb"
+
+
+class DuckDBFileLocked(RuntimeError):
+    """Another process holds the DuckDB file; the message names it and what to do."""
+
+
+def lock_holder(message: str) -> str:
+    """'process PID (its command line)' from DuckDB's lock error ('... Conflicting lock is held
+    in /usr/bin/python3 (PID 1234) by user ...'), or 'another process' when it names none."""
+    found = re.search(r"PID (\d+)", message)
+    if not found:
+        return "another process"
+    pid = found.group(1)
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+    except OSError:
+        command = ""
+    return f"process {pid} ({command[:160]})" if command else f"process {pid}"
+
+
+def is_lock_error(exc: BaseException) -> bool:
+    return isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower()
+
+
+def connect(
+    database: str, config: dict | None = None, wait_seconds: float = LOCK_WAIT_SECONDS
+) -> duckdb.DuckDBPyConnection:
+    """A read-write connection to `database`. While another process holds the file it retries
+    every half second for `wait_seconds`, then raises DuckDBFileLocked naming the process."""
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            return duckdb.connect(database, read_only=False, config=config or {})
+        except duckdb.IOException as exc:
+            if not is_lock_error(exc):
+                raise
+            if time.monotonic() >= deadline:
+                raise DuckDBFileLocked(
+                    f"{database} is held by {lock_holder(str(exc))} for more than "
+                    f"{wait_seconds:.0f} s: close that connection and run again (read the "
+                    f"tables from {Path(database).with_name(SNAPSHOT_NAME)} instead: it never "
+                    "blocks a run)"
+                ) from None
+            time.sleep(0.5)
+
+
+T = TypeVar("T")
+
+
+def read_if_free(database: Path, read: Callable[[duckdb.DuckDBPyConnection], T]) -> T | None:
+    """`read(connection)` over a read-only connection to `database`, opened only if no process
+    holds the file, and closed at once: None when one does (a run: it is not kept waiting)
+    or the file cannot be read. For a look from outside the runs (the sensor)."""
+    try:
+        with duckdb.connect(str(database), read_only=True) as connection:
+            return read(connection)
+    except duckdb.Error:
+        return None
+
+
+def write_snapshot(connection: duckdb.DuckDBPyConnection, database: Path, snapshot: Path) -> None:
+    """Copy `database`, which `connection` holds read-write, to `snapshot`: checkpointed first
+    (the write-ahead log merged into the file) so the file alone is the whole database, copied
+    while the held connection keeps every other writer out, then put in place in one rename.
+
+    A byte copy, not a copy of the tables through SQL: at 100,000 postings (a 582 MB file) 2.7 s
+    against 42-64 s for CREATE TABLE ... AS of every table but the raw payloads.
+    """
+    connection.execute("CHECKPOINT")
+    partial = snapshot.with_name(snapshot.name + ".partial")
+    shutil.copyfile(database, partial)
+    os.replace(partial, snapshot)
+
+
+def one_row(connection: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None) -> dict:
+    """The one row `sql` returns, as {column name: value}."""
+    cursor = connection.execute(sql, params or {})
+    return dict(zip([column[0] for column in cursor.description], cursor.fetchone(), strict=True))
+
+
+@contextmanager
+def transaction(connection: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The block in one transaction: committed when it ends, rolled back when it raises."""
+    connection.execute("BEGIN TRANSACTION")
+    try:
+        yield connection
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
+
+
+@contextmanager
+def transaction_with(
+    connection: duckdb.DuckDBPyConnection, **frames: pd.DataFrame | pa.Table
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Register `frames` (pandas or Arrow) as views by name and run the block in one
+    transaction: all or nothing."""
+    for name, frame in frames.items():
+        connection.register(name, frame)
+    try:
+        with transaction(connection):
+            yield connection
+    finally:
+        for name in frames:
+            connection.unregister(name)
