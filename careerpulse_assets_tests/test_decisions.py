@@ -7,8 +7,9 @@ from careerpulse_assets.classification.decisions import ModelFacts, promotion_de
 V1, V2 = "models:/careerpulse-knn-category/1", "models:/careerpulse-knn-category/2"
 
 
-def facts(version=V1, same=True, changed=0, share=0.0, reviewers=0, drifted=False, promoted=False):
-    return ModelFacts(version, same, changed, share, reviewers, drifted, promoted)
+def facts(version=V1, same=True, changed=0, share=0.0, reviewers=0, drifted=False, promoted=False,
+          unreadable=None):
+    return ModelFacts(version, same, changed, share, reviewers, drifted, promoted, unreadable)
 
 
 @pytest.mark.parametrize("champion, latest, force, train, reuse, reason", [
@@ -29,6 +30,12 @@ def facts(version=V1, same=True, changed=0, share=0.0, reviewers=0, drifted=Fals
      True, None, "2 reviewer labels new or changed since models:/careerpulse-knn-category/1: learning them"),
     (facts(same=False), facts(same=False), False, True, None,
      "the grid, taxonomy or training code changed since models:/careerpulse-knn-category/1"),
+    # Its artifacts are gone: nothing can be said of what changed, and no label is blamed.
+    (facts(changed=9, share=1.0, unreadable="labelled_rows.npy: Failed to download"), None,
+     False, True, None,
+     "the labelled postings models:/careerpulse-knn-category/1 was trained on cannot be read "
+     "from its MLflow artifacts (labelled_rows.npy: Failed to download): retraining (were they "
+     "deleted, or the home restored without its mlartifacts folder?)"),
     # A challenger on about today's labels was not promoted: the champion stays, no training.
     (facts(changed=6, share=0.06), facts(V2, changed=1, share=0.01), False, False, V1,
      "6 labelled postings changed since models:/careerpulse-knn-category/1 (6.0%), but challenger "

@@ -73,6 +73,9 @@ class ModelFacts:
     drift_flagged: bool = False  # the latest category_drift check failed on this version
     # Its training judged it not worse than the champion (MLflow tag careerpulse.promotion).
     promoted_by_its_training: bool = False
+    # Why the labelled rows it was trained on could not be read (its artifacts deleted, a home
+    # restored without mlartifacts/), or None: then nothing can be said of what changed.
+    unreadable: str | None = None
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,12 @@ def training_decision(
     if not candidate.same_settings:
         return TrainingDecision(
             True, f"the grid, taxonomy or training code changed since {candidate.version}"
+        )
+    if candidate.unreadable:
+        return TrainingDecision(
+            True, f"the labelled postings {candidate.version} was trained on cannot be read "
+            f"from its MLflow artifacts ({candidate.unreadable}): retraining (were they deleted, "
+            "or the home restored without its mlartifacts folder?)"
         )
     if not candidate.labelled_changed:
         forced = ": a training (forced) would learn the same model" if force else ": reusing it"

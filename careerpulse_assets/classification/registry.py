@@ -226,13 +226,14 @@ def model_facts(
     drift_flagged_version: str | None,
 ) -> ModelFacts:
     """How a registered version stands against today's labelled postings and settings."""
+    unreadable = None
     try:
         rows = np.load(mlflow.artifacts.download_artifacts(
             f"runs:/{registered.run_id}/{LABELLED_ROWS_ARTIFACT}"))
         changed, share = labelled_changes(rows, labelled.row_hashes)
         reviewers = int(np.isin(labelled.reviewer_row_hashes, rows, invert=True).sum())
     except (MlflowException, OSError, ValueError) as exc:
-        log.warning("labelled rows of %s unreadable: %s", registered.version, exc)
+        unreadable = f"{LABELLED_ROWS_ARTIFACT}: {str(exc).splitlines()[0][:200]}"
         changed, share = len(labelled.postings), 1.0
         reviewers = len(labelled.reviewer_row_hashes)
     return ModelFacts(
@@ -243,6 +244,7 @@ def model_facts(
         reviewer_labels_changed=reviewers,
         drift_flagged=drift_flagged_version == registered.version,
         promoted_by_its_training=registered.tags.get(PROMOTION_TAG, "").startswith("promoted"),
+        unreadable=unreadable,
     )
 
 

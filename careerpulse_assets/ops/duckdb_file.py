@@ -43,7 +43,9 @@ def lock_holder(message: str) -> str:
         return "another process"
     pid = found.group(1)
     try:
-        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+        # One line: a `python -c` script's newlines would cut the message that follows.
+        command = " ".join(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+                           .decode(errors="replace").split())
     except OSError:
         command = ""
     return f"process {pid} ({command[:160]})" if command else f"process {pid}"

@@ -453,6 +453,9 @@ def main(argv: list[str] | None = None) -> int:
     if not done.endswith("up to date"):
         say(done)
     os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
+    # MLflow draws a progress bar on the terminal for every artifact it downloads (five per run
+    # that reuses a model): the summary is what this terminal is for.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     # Imported only now: the module builds the default Definitions from the environment.
     from ..definitions import build_definitions
 
