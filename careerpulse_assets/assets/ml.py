@@ -28,12 +28,13 @@ from ..classification.per_posting_policy import realised_precision
 from ..classification.registry import REGISTERED_MODEL_NAME
 from ..classification.service import Wiring, serve
 from ..classification.serving import (
+    MIX_ARROW_TYPES,
     ServingClassifier,
     impute_categories,
     imputed_arrow,
     unlabelled_mix,
 )
-from ..ops.duckdb_file import transaction_with
+from ..ops.duckdb_file import declared_table, transaction_with
 from ..review.queue import (
     DEFAULT_RULE,
     PREDICTED_SQL,
@@ -288,7 +289,8 @@ def imputed_silver(
     imputed = imputation.frame.drop(columns=["description_text"]).sort_values("posting_id")
     rows, mix = imputed_arrow(imputed), unlabelled_mix(imputation.counts, version)
     with duckdb.get_connection() as connection:
-        with transaction_with(connection, imputed_rows=rows, mix_rows=mix):
+        with transaction_with(connection, imputed_rows=rows,
+                             mix_rows=declared_table(mix, MIX_ARROW_TYPES)):
             connection.execute("CREATE SCHEMA IF NOT EXISTS silver")
             connection.execute("CREATE OR REPLACE TABLE silver.unlabelled_mix AS "
                                "SELECT * FROM mix_rows ORDER BY estimated_postings DESC")
