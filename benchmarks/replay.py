@@ -7,7 +7,7 @@ mix; its title is a title of that category (of any category with p = FOREIGN_TIT
 one of 64 seniority variants; its body as many sentences as its source, each from the sentences
 of the category's shared postings or (p = FOREIGN_SENTENCE_SHARE) of any shared posting. The
 noise makes an exact KNN score as on the real postings (out-of-fold accuracy 0.92-0.93 at
-20k-400k, real 0.87-0.93; without it 0.97: /work/research29/REPORT.md section 1). Dates
+20k-400k, real 0.87-0.93; without it 0.97: issue 29's research, section 1). Dates
 PER_DAY a day back from END; each posting loses its category with p = `unlabelled_share`
 (0.70, at random); the true category stays beside it (`true_categories`), never served.
 
@@ -72,7 +72,8 @@ def replay(
 # category (issue 29).
 PER_DAY = 1_100
 UNLABELLED_SHARE = 0.70
-# Set so an exact KNN scores on the replay as on the real postings (research29, section 1).
+# Set so an exact KNN scores on the replay as on the real postings (issue 29's research,
+# section 1).
 FOREIGN_SENTENCE_SHARE = 0.5
 FOREIGN_TITLE_SHARE = 0.15
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")

@@ -121,3 +121,11 @@ def test_model_store(tmp_path, archive):
     out = bench(tmp_path, "benchmarks.model_store", str(archive), "--n", "60", "--repeats", "1")
     assert out.splitlines()[0].startswith("| postings | labelled | registry load (s) |")
     assert out.strip().splitlines()[-1].startswith("| 60 |")
+
+
+def test_ivf_accuracy(tmp_path, archive):
+    out = bench(tmp_path, "benchmarks.ivf_accuracy", str(archive), "400", "--rows-per-cluster",
+                "20", "--probes", "2")
+    assert "| exact |" in out and "| IVF |" in out
+    assert "IVF 5 clusters (~20 rows each), 2 probed" in out
+    assert "accuracy loss" in out and "count L1" in out

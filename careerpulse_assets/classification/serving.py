@@ -13,7 +13,7 @@ from sklearn.pipeline import Pipeline
 
 from .calibration import CalibrationReport, calibration_report
 from .decisions import GateVerdict
-from .knn import NO_INFORMATION_DISTANCE, model_input
+from .knn import NO_INFORMATION_DISTANCE, scores_in_slices
 from .out_of_fold import OutOfFold
 from ..series.quantification import CountEstimate, CountModel, count_model_from, estimate_counts
 from ..series.quantification import nested_calibrated
@@ -234,8 +234,7 @@ def impute_categories(
         nearest[where] = known["nearest_similarity"].to_numpy(dtype=float)
         to_predict[where] = False
     if to_predict.any():
-        features = model[:-1].transform(model_input(imputed.loc[rows[to_predict]]))
-        scores[to_predict], distance = model[-1].predict_proba_and_nearest(features)
+        scores[to_predict], distance = scores_in_slices(model, imputed.loc[rows[to_predict]])
         nearest[to_predict] = 1 - distance
     # A posting no labelled posting resembles learns nothing from its neighbours: it is counted
     # at the classes' shares among the labelled postings, and no category is written on it.
