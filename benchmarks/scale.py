@@ -196,8 +196,11 @@ def measure(sources, n: int, profile_dir: Path | None,
         env = dict(os.environ, CAREERPULSE_HOME=home, DAGSTER_HOME=f"{home}/dagster",
                    CAREERPULSE_MUSE_BASE_URL=base_url, PYTHONWARNINGS="ignore",
                    CAREERPULSE_MAX_REQUESTS_PER_RUN="1000000")
+        # MLFLOW_TRACKING_URI too: this process's mlflow.set_tracking_uri (the comparisons of
+        # the size before) sets it, and the next size's runs would log to that home.
         for name in ("CAREERPULSE_MUSE_ARCHIVE", "CAREERPULSE_MAX_PAGES",
-                     "CAREERPULSE_CRAWL_CATEGORIES", "CAREERPULSE_CRAWL_LEVELS"):
+                     "CAREERPULSE_CRAWL_CATEGORIES", "CAREERPULSE_CRAWL_LEVELS",
+                     "MLFLOW_TRACKING_URI"):
             env.pop(name, None)
         ensure_instance_file(Path(env["DAGSTER_HOME"]), postgres=False)
         profile = profile_dir / f"full_run_{n}.txt" if profile_dir else None
