@@ -19,8 +19,10 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from careerpulse_assets.checks import RECENT_WINDOW_SQL
+from careerpulse_assets.ops.duckdb_file import declared_table
 from careerpulse_assets.series.drift import (
     DEFAULT_MIN_POSTINGS,
     DEFAULT_WINDOW_DAYS,
@@ -63,8 +65,11 @@ def shared_verdict(folder: Path) -> str:
     # The window as the check takes it: its own SQL over a table shaped like imputed_silver.
     with duckdb.connect() as connection:
         connection.execute("CREATE SCHEMA silver")
-        connection.register("frame", imputed[["posting_id", "category", "is_imputed",
-                                              "category_source", "publication_date"]])
+        connection.register("frame", declared_table(
+            imputed[["posting_id", "category", "is_imputed", "category_source",
+                     "publication_date"]],
+            {"posting_id": pa.int64(), "category": pa.string(), "is_imputed": pa.bool_(),
+             "category_source": pa.string(), "publication_date": pa.timestamp("us", tz="UTC")}))
         connection.execute("CREATE TABLE silver.imputed_silver AS SELECT * FROM frame")
         window = connection.execute(RECENT_WINDOW_SQL, {"days": DEFAULT_WINDOW_DAYS,
                                                         "min_postings": DEFAULT_MIN_POSTINGS}).fetchdf()

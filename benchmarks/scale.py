@@ -1,13 +1,15 @@
 """`make bench`: the whole graph at 2k, 20k and 100k postings, served from a loopback API.
 
-    .venv/bin/python -m benchmarks.scale ../shared/data/muse [N ...] [--profile DIR] [--no-write]
-        [--write FILE]
+    .venv/bin/python -m benchmarks.scale ../shared/data/muse [N ...] [--unlabelled-share 0.7]
+        [--profile DIR] [--no-write] [--write FILE]
 
-For each N, postings replayed from the shared real ones (`benchmarks/replay.py`) are served by
-the loopback stand-in of The Muse API, and in a fresh CAREERPULSE_HOME:
+For each N, postings replayed from the shared real ones (`benchmarks/replay.py`: distinct texts,
+1,100 a day back from 2026-07-01, 70 % without a category at random, each built when its page is
+asked for) are served by the loopback stand-in of The Muse API, and in a fresh CAREERPULSE_HOME:
 
 1. `python -m careerpulse_assets.ops.run` (what `make run` runs) in a child process: wall time, the
-   child's peak RSS, and each step's time from the Dagster instance's step stats;
+   child's peak RSS, each step's time from the Dagster instance's step stats, and each step's peak
+   RSS and the machine's load during it (sampled every half second);
 2. one new page of 20 newer postings appears and the same command runs again (the incremental
    run the sensor starts);
 3. in this process, on the stored model and postings: imputation throughput of the fitted model
@@ -29,6 +31,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -41,7 +44,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from benchmarks.replay import replay, shared_items
+from benchmarks.replay import UNLABELLED_SHARE, ReplayedPostings, replay_sources, shared_items
 from careerpulse_assets.classification.evaluation import labelled_set
 from careerpulse_assets.ops.instance import ensure_instance_file
 from careerpulse_assets.classification.registry import CHAMPION, REGISTERED_MODEL_NAME, load_model
@@ -59,6 +62,9 @@ ROOT = Path(__file__).resolve().parent.parent
 STEPS = ["bronze_postings", "silver_postings", "knn_classifier", "imputed_silver",
          "gold_daily_counts", "gold_category_forecast"]
 GRIDSEARCH_UP_TO = 20_000
+# How often a run's memory and the machine's load are sampled: a step shorter than this may show
+# the figures of its neighbours.
+SAMPLE_SECONDS = 0.5
 START_MARK = "<!-- make bench: start -->"
 END_MARK = "<!-- make bench: end -->"
 
@@ -69,6 +75,8 @@ class RunFigures:
     peak_rss_gib: float
     exit_code: int
     step_seconds: dict[str, float] = field(default_factory=dict)
+    step_peak_rss_gib: dict[str, float] = field(default_factory=dict)
+    step_load: dict[str, tuple[float, float]] = field(default_factory=dict)  # lowest, highest
     checks_seconds: float = 0.0
     summary: str = ""
     # The machine's 1-minute load average at the start and the end of the run: times measured
@@ -101,19 +109,66 @@ def run_make_run(env: dict, profile_to: Path | None = None) -> RunFigures:
     started, load_before = time.perf_counter(), os.getloadavg()[0]
     child = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True)
+    sampler = Sampler(child.pid)
+    sampler.start()
     output = child.stdout.read()
     _, status, usage = os.wait4(child.pid, 0)
     seconds = time.perf_counter() - started
+    sampler.stop()
     child.returncode = os.waitstatus_to_exitcode(status)
     summary = output[output.find("CareerPulse run"):]
     figures = RunFigures(seconds, usage.ru_maxrss / 1024**2, child.returncode, summary=summary,
                          load=(load_before, os.getloadavg()[0]))
-    figures.step_seconds, figures.checks_seconds = step_times(Path(env["DAGSTER_HOME"]))
+    spans, figures.checks_seconds = step_spans(Path(env["DAGSTER_HOME"]))
+    for step, (start, end) in spans.items():
+        figures.step_seconds[step] = end - start
+        # A step shorter than a sample's interval: the first sample after it.
+        during = ([(rss, load) for at, rss, load in sampler.samples if start <= at <= end]
+                  or [(rss, load) for at, rss, load in sampler.samples if at > end][:1])
+        if during:
+            figures.step_peak_rss_gib[step] = max(rss for rss, _ in during)
+            figures.step_load[step] = (min(load for _, load in during),
+                                       max(load for _, load in during))
     return figures
 
 
-def step_times(dagster_home: Path) -> tuple[dict[str, float], float]:
-    """Each asset step's time in the newest run, and the asset-check steps' total."""
+class Sampler(threading.Thread):
+    """(time, the process's resident memory in GiB, the machine's 1-minute load) every
+    SAMPLE_SECONDS while it runs. The run executes its steps in its own process (in-process
+    executor), so that process's RSS is the steps'."""
+
+    def __init__(self, pid: int):
+        super().__init__(daemon=True)
+        self.pid, self.samples = pid, []
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        while not self._done.is_set():
+            rss = resident_gib(self.pid)
+            if rss is not None:
+                self.samples.append((time.time(), rss, os.getloadavg()[0]))
+            self._done.wait(SAMPLE_SECONDS)
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join()
+
+
+def resident_gib(pid: int) -> float | None:
+    """VmRSS of a live process from /proc, in GiB; None once it is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024**2
+    return None
+
+
+def step_spans(dagster_home: Path) -> tuple[dict[str, tuple[float, float]], float]:
+    """Each asset step's (start, end) Unix times in the newest run, and the asset-check steps'
+    total seconds."""
     from dagster import DagsterInstance
 
     with DagsterInstance.from_config(str(dagster_home)) as instance:
@@ -124,35 +179,35 @@ def step_times(dagster_home: Path) -> tuple[dict[str, float], float]:
         if stat.start_time is None or stat.end_time is None:
             continue
         if stat.step_key in STEPS:
-            steps[stat.step_key] = stat.end_time - stat.start_time
+            steps[stat.step_key] = (stat.start_time, stat.end_time)
         else:
             checks += stat.end_time - stat.start_time
     return steps, checks
 
 
-def measure(items: list[dict], n: int, profile_dir: Path | None) -> SizeFigures:
+def measure(sources, n: int, profile_dir: Path | None,
+            unlabelled_share: float = UNLABELLED_SHARE) -> SizeFigures:
     figures = SizeFigures(n)
-    postings = replay(items, n, first_id=50_000_000)
-    # Texts no replayed posting has (the last title variant), so the labelled postings change.
-    newer = replay(items, 20, first_id=90_000_000, first_copy=63)
-    for item in newer:
-        item["publication_date"] = "2026-07-01T12:00:00Z"  # hours after the newest replayed
-    with tempfile.TemporaryDirectory(prefix=f"bench-{n}-") as home, serve_muse(postings) as (
-        stub, base_url
-    ):
+    postings = ReplayedPostings(sources, n, unlabelled_share=unlabelled_share)
+    with tempfile.TemporaryDirectory(prefix=f"bench-{n}-") as home, serve_muse(
+        postings, in_listing_order=True
+    ) as (stub, base_url):
         # The whole listing in one run, as before runs had a request budget (no page cap here).
         env = dict(os.environ, CAREERPULSE_HOME=home, DAGSTER_HOME=f"{home}/dagster",
                    CAREERPULSE_MUSE_BASE_URL=base_url, PYTHONWARNINGS="ignore",
                    CAREERPULSE_MAX_REQUESTS_PER_RUN="1000000")
+        # MLFLOW_TRACKING_URI too: this process's mlflow.set_tracking_uri (the comparisons of
+        # the size before) sets it, and the next size's runs would log to that home.
         for name in ("CAREERPULSE_MUSE_ARCHIVE", "CAREERPULSE_MAX_PAGES",
-                     "CAREERPULSE_CRAWL_CATEGORIES", "CAREERPULSE_CRAWL_LEVELS"):
+                     "CAREERPULSE_CRAWL_CATEGORIES", "CAREERPULSE_CRAWL_LEVELS",
+                     "MLFLOW_TRACKING_URI"):
             env.pop(name, None)
         ensure_instance_file(Path(env["DAGSTER_HOME"]), postgres=False)
         profile = profile_dir / f"full_run_{n}.txt" if profile_dir else None
         print(f"[{n:,}] full run ...", flush=True)
         figures.full = run_make_run(env, profile)
         print(figures.full.summary, flush=True)
-        stub.items += newer
+        stub.items = postings.with_newer(20)  # one new page, published after the newest
         print(f"[{n:,}] incremental run after one new page ...", flush=True)
         profile = profile_dir / f"incremental_run_{n}.txt" if profile_dir else None
         figures.incremental = run_make_run(env, profile)
@@ -226,22 +281,34 @@ def _steps(run: RunFigures) -> str:
     return " / ".join(f"{run.step_seconds.get(step, float('nan')):.1f}" for step in STEPS)
 
 
-def report(results: list[SizeFigures], seconds: float, folder: str) -> str:
+def _step_cell(run: RunFigures, step: str) -> str:
+    if step not in run.step_seconds:
+        return "–"
+    cell = f"{run.step_seconds[step]:.1f} s"
+    if step in run.step_peak_rss_gib:
+        low, high = run.step_load[step]
+        cell += f"; {run.step_peak_rss_gib[step]:.2f} GiB; load {low:.1f}–{high:.1f}"
+    return cell
+
+
+def report(results: list[SizeFigures], seconds: float, folder: str,
+           unlabelled_share: float = UNLABELLED_SHARE) -> str:
     versions = ", ".join(
         f"{name} {version(name)}"
         for name in ("dagster", "duckdb", "scikit-learn", "numpy", "scipy", "mlflow", "pandas")
     )
     lines = [
         START_MARK,
-        "## Scale: the whole graph at 2k, 20k and 100k postings (`make bench`)",
+        "## Scale: the whole graph at "
+        + ", ".join(f"{r.n:,}" for r in results) + " postings (`make bench`)",
         "",
         f"Written by `make bench` on {date.today()} ({seconds / 60:.1f} min in all): "
         f"{os.cpu_count()} cores, {_memory_gib():.0f} GiB, Python {platform.python_version()}; "
-        f"{versions}. Postings replayed from {folder} (new ids, dates and title "
-        "variants, see `benchmarks/replay.py`), served 20 a page from a loopback API; every "
+        f"{versions}. Postings replayed from {folder} (distinct texts drawn from the "
+        f"shared postings' sentences, 1,100 a day, {unlabelled_share:.0%} without a category at "
+        "random; see `benchmarks/replay.py`), served 20 a page from a loopback API; every "
         "run is `python -m careerpulse_assets.ops.run` in a fresh child process (peak RSS is the "
-        "child's). Replayed copies share bodies, so their classifier scores say nothing about "
-        "quality; the figures here are times.",
+        "child's).",
         "",
         "| postings | labelled (learnable) | to impute | full run (s) | peak RSS (GiB) | "
         "steps (s): bronze / silver / classifier / imputed / gold / forecast | checks (s) | "
@@ -260,6 +327,15 @@ def report(results: list[SizeFigures], seconds: float, folder: str) -> str:
     loads = "; ".join(f"{r.n:,}: full run {r.full.load[0]:.1f}–{r.full.load[1]:.1f}, incremental "
                       f"{r.incremental.load[0]:.1f}–{r.incremental.load[1]:.1f}" for r in results)
     lines += ["", f"Load average (1 min) at the start and end of each run: {loads}."]
+    lines += ["", "Each step: seconds; peak RSS of the run's process during the step (GiB, "
+              f"sampled every {SAMPLE_SECONDS} s); the machine's 1-minute load during it "
+              "(lowest–highest; 2 cores: a load of 4 about halves a step's speed).", "",
+              "| postings | run | " + " | ".join(STEPS) + " |",
+              "|---|---|" + "---|" * len(STEPS)]
+    for r in results:
+        for name, run in (("full", r.full), ("incremental", r.incremental)):
+            lines.append(f"| {r.n:,} | {name} | "
+                         + " | ".join(_step_cell(run, step) for step in STEPS) + " |")
     lines += [
         "",
         "| postings | TF-IDF of postings to impute (postings/s) | imputation predict, ours "
@@ -343,6 +419,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", help="the shared postings, e.g. ../shared/data/muse")
     parser.add_argument("sizes", nargs="*", type=int, default=[2_000, 20_000, 100_000])
+    parser.add_argument("--unlabelled-share", type=float, default=UNLABELLED_SHARE,
+                        help="the share of postings served without a category (at random)")
     parser.add_argument("--profile", type=Path, help="save pyinstrument reports here")
     parser.add_argument("--no-write", action="store_true", help="print, leave BENCHMARKS.md")
     parser.add_argument("--write", type=Path, default=ROOT / "BENCHMARKS.md",
@@ -352,9 +430,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    items = shared_items(args.folder)
-    results = [measure(items, n, args.profile) for n in args.sizes]
-    text = report(results, time.perf_counter() - started, args.folder)
+    sources = replay_sources(shared_items(args.folder))
+    results = [measure(sources, n, args.profile, args.unlabelled_share) for n in args.sizes]
+    text = report(results, time.perf_counter() - started, args.folder, args.unlabelled_share)
     print(text)
     if not args.no_write:
         write_section(text, args.write)

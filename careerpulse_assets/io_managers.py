@@ -103,6 +103,11 @@ class _FramesAndArrow(DuckDBPandasTypeHandler):
     def handle_output(self, context: OutputContext, table_slice: TableSlice,
                       obj: pd.DataFrame | pa.Table, connection) -> dict:
         name = f"{table_slice.schema}.{table_slice.table}"
+        if isinstance(obj, pd.DataFrame):
+            # A user's own frame has no declared types: pyarrow reads every value to type a
+            # column, where DuckDB would guess from a sample of rows (issue 29: a sample of
+            # empty lists made a column NULL[]). CareerPulse's own tables arrive as Arrow.
+            obj = pa.Table.from_pandas(obj, preserve_index=False)
         connection.register("careerpulse_output", obj)
         try:
             connection.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM careerpulse_output")

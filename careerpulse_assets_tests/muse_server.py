@@ -36,6 +36,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Sequence
 from contextlib import contextmanager
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -60,8 +61,12 @@ def _names(item: dict, field: str) -> frozenset:
 
 
 class MuseStub:
-    def __init__(self, items: list[dict]):
-        self._items = list(items)
+    def __init__(self, items: Sequence[dict], in_listing_order: bool = False):
+        # `in_listing_order`: `items` is already newest first and answers slices, as a benchmark's
+        # replay does (benchmarks/replay.py builds each page on request): the unfiltered
+        # listing is served from it without sorting or holding every item.
+        self.in_listing_order = in_listing_order
+        self._items = items if in_listing_order else list(items)
         self._items_version = 0
         self.requests: list[str] = []
         self.faults: dict[int, list] = {}
@@ -114,6 +119,8 @@ class MuseStub:
             (kind, frozenset([values] if isinstance(values, str) else values))
             for kind, values in filters.items() if values
         ))
+        if self.in_listing_order and not wanted:
+            return self.items
         version = (self._items_version, len(self.items))
         key = (version, wanted)
         if key not in self._listings:
@@ -192,9 +199,10 @@ class MuseStub:
 
 
 @contextmanager
-def serve_muse(items: list[dict]):
-    """Yield (stub, base_url) with a server on 127.0.0.1 and a free port."""
-    stub = MuseStub(items)
+def serve_muse(items: Sequence[dict], in_listing_order: bool = False):
+    """Yield (stub, base_url) with a server on 127.0.0.1 and a free port (`in_listing_order`:
+    see MuseStub)."""
+    stub = MuseStub(items, in_listing_order)
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802 (http.server's name)

@@ -64,3 +64,17 @@ def test_a_silver_table_of_another_shape_is_rebuilt(connection):
     connection.execute("CREATE TABLE silver.silver_postings AS SELECT 1 AS posting_id, 'x' AS title")
     assert update_silver(connection).rebuilt == 54
     assert len(silver(connection)) == 54
+
+
+def test_a_slice_whose_sampled_rows_have_no_category_merges(connection):
+    # Issue 29: DuckDB typed a pandas column from a sample of every 5th row of the slice; at 400k
+    # postings the sampled rows were all [] and the merge failed ("VARCHAR -> NULL").
+    base = synthetic_postings()[0]
+    items = [dict(base, id=1_000_000 + i, name=f"Engineer {i}",
+                  categories=[] if i % 5 == 0 else [{"name": "Software Engineering"}])
+             for i in range(5_000)]
+    store_page(connection, RawPage("t", 0, items))
+    assert update_silver(connection, slice_postings=5_000).rebuilt == 5_000
+    listed = connection.execute("SELECT count(*) FROM silver.silver_postings "
+                                "WHERE len(categories) = 1").fetchone()[0]
+    assert listed == 4_000

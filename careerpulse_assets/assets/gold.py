@@ -1,7 +1,6 @@
 """The gold assets, wired: the day × category grid (series/gold.py) and the forecast
 (series/forecast.py), each returned as a table the DuckDB `io_manager` writes."""
 
-import duckdb as duckdb_sql
 import pandas as pd
 import pyarrow as pa
 from dagster import AssetExecutionContext, MetadataValue, Output
@@ -17,7 +16,7 @@ from ..series.gold import (
     forecast_input,
 )
 from ..series.plots import daily_counts_png, forecast_png
-from ..ops.duckdb_file import transaction_with
+from ..ops.duckdb_file import declared_table, transaction_with
 from .common import Heartbeat, careerpulse_asset, png_markdown, preview
 from .ml import imputed_silver
 
@@ -99,7 +98,8 @@ def gold_category_forecast(
     with Heartbeat(context.log.info, "gold_category_forecast"):
         result = forecast_categories(forecast_input(gold), today)
     forecast, backtest = result.forecast, result.backtest
-    with duckdb.get_connection() as connection, transaction_with(connection, backtest_rows=backtest):
+    with duckdb.get_connection() as connection, transaction_with(
+            connection, backtest_rows=declared_table(backtest, BACKTEST_ARROW_TYPES)):
         connection.execute("CREATE OR REPLACE TABLE gold.gold_forecast_backtest AS "
                            "SELECT * FROM backtest_rows")
     table = forecast_table(forecast)
@@ -132,12 +132,23 @@ def gold_category_forecast(
     })
 
 
+# The forecast's and its backtest's tables, as handed to DuckDB (declared_table).
+FORECAST_ARROW_TYPES = {
+    "category": pa.string(), "day": pa.date32(), "forecast": pa.float64(),
+    "lower": pa.float64(), "upper": pa.float64(), "model": pa.string(),
+    "data_until": pa.date32(), "data_age_days": pa.int32(),
+}
+BACKTEST_ARROW_TYPES = {
+    "category": pa.string(), "learned_from": pa.string(), "learning_days": pa.int64(),
+    "posted_day_share": pa.float64(), "data_until": pa.date32(), "candidates": pa.string(),
+    "chosen_by": pa.string(), "chosen_on_earlier": pa.string(), "scored_windows": pa.int64(),
+    "chosen_mase": pa.float64(), "baseline_mase": pa.float64(), "chosen_rmsse": pa.float64(),
+    "baseline_rmsse": pa.float64(), "interval_coverage": pa.float64(),
+    "pit_coverage": pa.float64(), "alpha": pa.float64(), "note": pa.string(),
+}
+
+
 def forecast_table(forecast: pd.DataFrame) -> pa.Table:
     """The forecast frame with the table's declared types (day and data_until DATE,
     data_age_days INTEGER), empty or not."""
-    with duckdb_sql.connect() as connection:
-        connection.register("forecast_rows", forecast.astype({"day": "datetime64[ns]"}))
-        return connection.sql(
-            "SELECT category, CAST(day AS DATE) AS day, forecast, lower, upper, model, "
-            "CAST(data_until AS DATE) AS data_until, CAST(data_age_days AS INTEGER) AS "
-            "data_age_days FROM forecast_rows").to_arrow_table()
+    return declared_table(forecast, FORECAST_ARROW_TYPES)

@@ -28,12 +28,13 @@ from ..classification.per_posting_policy import realised_precision
 from ..classification.registry import REGISTERED_MODEL_NAME
 from ..classification.service import Wiring, serve
 from ..classification.serving import (
+    MIX_ARROW_TYPES,
     ServingClassifier,
     impute_categories,
     imputed_arrow,
     unlabelled_mix,
 )
-from ..ops.duckdb_file import transaction_with
+from ..ops.duckdb_file import declared_table, transaction_with
 from ..review.queue import (
     DEFAULT_RULE,
     PREDICTED_SQL,
@@ -65,6 +66,22 @@ SELECT posting_id, bronze_row_id, title,
        category, category_raw, category_source, categories, level, locations, company,
        publication_date, publication_day
 FROM silver.silver_postings ORDER BY posting_id
+"""
+# The same, without the texts of the postings this model version scored from the same silver
+# row before: impute_categories reuses their scores, and the texts of every posting without a
+# category were most of the step's memory (~4.5 GiB for 280,000 at 400,000 postings: issue 29's
+# research, section 4), read on every run for the few new ones.
+POSTINGS_NOT_SCORED_SQL = """
+SELECT s.posting_id, s.bronze_row_id, s.title,
+       CASE WHEN s.category IS NULL AND e.posting_id IS NULL THEN s.description_text END
+           AS description_text,
+       s.category, s.category_raw, s.category_source, s.categories, s.level, s.locations,
+       s.company, s.publication_date, s.publication_day
+FROM silver.silver_postings AS s
+LEFT JOIN (SELECT DISTINCT posting_id, bronze_row_id FROM silver.imputed_silver
+           WHERE model_version = $model_version AND model_scores IS NOT NULL) AS e
+    ON e.posting_id = s.posting_id AND e.bronze_row_id = s.bronze_row_id
+ORDER BY s.posting_id
 """
 EARLIER_SCORES_SQL = """
 SELECT posting_id, bronze_row_id, model_scores, nearest_similarity
@@ -278,8 +295,7 @@ def imputed_silver(
 ) -> Output[pa.Table]:
     version = knn_classifier.version
     with duckdb.get_connection() as connection:
-        postings = connection.execute(POSTINGS_SQL).fetchdf()
-        earlier = _earlier_scores(connection, version) if version else None
+        postings, earlier = postings_and_earlier_scores(connection, version)
     with Heartbeat(context.log.info, "imputed_silver") as beat:
         beat.phase(f"imputing with {version}" if version else "no model: nothing to impute")
         imputation = impute_categories(postings, knn_classifier.model, version,
@@ -288,7 +304,8 @@ def imputed_silver(
     imputed = imputation.frame.drop(columns=["description_text"]).sort_values("posting_id")
     rows, mix = imputed_arrow(imputed), unlabelled_mix(imputation.counts, version)
     with duckdb.get_connection() as connection:
-        with transaction_with(connection, imputed_rows=rows, mix_rows=mix):
+        with transaction_with(connection, imputed_rows=rows,
+                             mix_rows=declared_table(mix, MIX_ARROW_TYPES)):
             connection.execute("CREATE SCHEMA IF NOT EXISTS silver")
             connection.execute("CREATE OR REPLACE TABLE silver.unlabelled_mix AS "
                                "SELECT * FROM mix_rows ORDER BY estimated_postings DESC")
@@ -366,6 +383,19 @@ WHERE i.is_imputed AND NOT EXISTS (
     WHERE w.posting_id = i.posting_id AND w.model_version = i.model_version
       AND w.category = i.category)
 """
+
+
+def postings_and_earlier_scores(
+    connection, model_version: str | None
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """(every silver posting, POSTINGS_SQL's columns; what `model_version` said before of those
+    without a category, or None): the texts only of postings without a category whose scores
+    cannot be reused (a new posting, a changed silver row, another model version)."""
+    earlier = _earlier_scores(connection, model_version) if model_version else None
+    if earlier is None:
+        return connection.execute(POSTINGS_SQL).fetchdf(), None
+    return connection.execute(POSTINGS_NOT_SCORED_SQL,
+                              {"model_version": model_version}).fetchdf(), earlier
 
 
 def _earlier_scores(connection, model_version: str) -> pd.DataFrame | None:

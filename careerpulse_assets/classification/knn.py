@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.cluster import KMeans
 from sklearn.compose import ColumnTransformer
 from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer, TfidfVectorizer
 from sklearn.pipeline import Pipeline
@@ -231,6 +232,98 @@ def cosine_neighbors(
     return distances, indices
 
 
+# Imputation searches an inverted file (IVF) instead of every labelled posting once the model
+# holds more than this many: the exact search costs postings to impute × labelled postings
+# (2,500 s for 280k × 120k at 400,000 postings, 1,912 s in issue 29's run), the IVF ~ probes /
+# clusters of it (144 s, 99.97 % the same predictions, accuracy -0.02 point, count L1 +0.0000:
+# issue 29's research, section 3, on the replay of benchmarks/replay.py, load 2-4). Below it
+# the exact search takes seconds (5.9 s for 14k × 6k at 20,000 postings): nothing to save.
+IVF_MIN_TRAINING_ROWS = 20_000
+# Clusters grow with the labelled postings (≈ 250 each), so a probe's cost stays a fixed share
+# of the exact search: 512 clusters at 120k labelled, 8 probed, is what the research measured.
+IVF_ROWS_PER_CLUSTER = 250
+IVF_PROBES = 8
+# k-means learns its centroids from a sample of this many rows (every row is then assigned):
+# the research's 30,000-row fits lost nothing against exact at 100k and 400k postings.
+IVF_FIT_ROWS = 30_000
+# Lloyd iterations of the k-means (from scikit-learn's k-means++ start). Measured with
+# benchmarks/ivf_accuracy.py at 20,000 postings (5,939 labelled × 14,022 to impute, 8 probed,
+# load 3-7), same predictions as exact / accuracy loss: 23 clusters, 3 iterations 99.37 % / 0.40
+# point, 8 iterations 99.60 % / 0.25; 80 clusters, 3 iterations 99.28 % / 0.29, 8 iterations
+# 99.24 % / 0.41 (more iterations buy nothing steady); random starts lost up to 0.6 point,
+# MiniBatchKMeans 99.76-99.39 % but 3-20× the fit time (74 s for 224 clusters on 14,000 rows,
+# ~5 min expected at 480 clusters on 30,000). A hand-written spherical k-means (the research's)
+# fitted 224 clusters in 3.9 s against KMeans' 19 s, the same neighbours found: the lever if the
+# fit ever matters.
+IVF_KMEANS_ITERATIONS = 3
+# Postings transformed and searched at once when imputing: bounds the TF-IDF rows and the IVF's
+# query × centroid temporaries (~4 GiB for all 280k at once at 400k, ~0.2 GiB per 20k slice).
+IMPUTE_SLICE_POSTINGS = 20_000
+
+
+def fit_neighbour_index(
+    training: sp.spmatrix, clusters: int, fit_rows: int = IVF_FIT_ROWS, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """(centroids, clusters × features float32 unit rows; each training row's cluster, int32) of
+    k-means on the L2-normalised rows: scikit-learn's KMeans (k-means++ start,
+    IVF_KMEANS_ITERATIONS Lloyd iterations) fitted on a sample of `fit_rows` rows, its centroids
+    normalised, every row then assigned to its most similar centroid by cosine (spherical
+    k-means' assignment). Raises ValueError when `clusters` exceeds the rows."""
+    rows = normalize(sp.csr_matrix(training, dtype=np.float64))
+    if clusters > rows.shape[0]:
+        raise ValueError(f"{clusters} clusters for {rows.shape[0]} rows")
+    rng = np.random.default_rng(seed)
+    sample = rows[np.sort(rng.choice(rows.shape[0], min(fit_rows, rows.shape[0]), replace=False))]
+    kmeans = KMeans(n_clusters=clusters, n_init=1, max_iter=IVF_KMEANS_ITERATIONS,
+                    random_state=seed).fit(sample)
+    centroids = normalize(kmeans.cluster_centers_).astype(np.float32)
+    members = np.concatenate([
+        np.asarray(rows[start : start + IMPUTE_SLICE_POSTINGS] @ centroids.T).argmax(axis=1)
+        for start in range(0, rows.shape[0], IMPUTE_SLICE_POSTINGS)
+    ]).astype(np.int32)
+    return centroids, members
+
+
+def ivf_neighbors(
+    queries: sp.spmatrix, training: sp.spmatrix, k: int, centroids: np.ndarray,
+    members: np.ndarray, probes: int = IVF_PROBES,
+) -> tuple[np.ndarray, np.ndarray]:
+    """`cosine_neighbors`' distances and indices, searched among the training rows of each
+    query's `probes` most similar centroids only (`fit_neighbour_index`): exact cosine inside
+    them, so with every cluster probed the result is `cosine_neighbors`' (tested). A query whose
+    probed clusters hold fewer than k rows is searched exhaustively."""
+    k = min(k, training.shape[0])
+    # Unnormalised rows for the searches: cosine_neighbors normalises them as the exact search
+    # does, to the last bit.
+    queries = sp.csr_matrix(queries, dtype=np.float64)
+    training = sp.csr_matrix(training, dtype=np.float64)
+    clusters = centroids.shape[0]
+    probes = min(probes, clusters)
+    similarity = np.asarray(normalize(queries) @ centroids.T)
+    probed = np.argpartition(-similarity, probes - 1, axis=1)[:, :probes]
+    # Per query, k candidates from each probed cluster (slot j: its j-th probed cluster).
+    candidate_distances = np.full((queries.shape[0], probes * k), np.inf)
+    candidate_indices = np.full((queries.shape[0], probes * k), -1, dtype=np.intp)
+    by_cluster = np.argsort(members, kind="stable")
+    bounds = np.searchsorted(members[by_cluster], np.arange(clusters + 1))
+    for cluster in range(clusters):
+        rows = by_cluster[bounds[cluster] : bounds[cluster + 1]]
+        asking, slots = np.nonzero(probed == cluster)
+        if not len(rows) or not len(asking):
+            continue
+        distances, local = cosine_neighbors(queries[asking], training[rows], k)
+        columns = slots[:, None] * k + np.arange(distances.shape[1])
+        candidate_distances[asking[:, None], columns] = distances
+        candidate_indices[asking[:, None], columns] = rows[local]
+    nearest = np.argsort(candidate_distances, axis=1, kind="stable")[:, :k]
+    distances = np.take_along_axis(candidate_distances, nearest, axis=1)
+    indices = np.take_along_axis(candidate_indices, nearest, axis=1)
+    short = np.flatnonzero((indices < 0).any(axis=1))
+    if len(short):
+        distances[short], indices[short] = cosine_neighbors(queries[short], training, k)
+    return distances, indices
+
+
 def vote_weights(distances: np.ndarray, vote: str) -> np.ndarray:
     """Weight of each neighbour's vote; "distance" is scikit-learn's 1/d rule.
 
@@ -328,6 +421,10 @@ class CosineKNNClassifier(SparseMatricesAsArrays, ClassifierMixin, BaseEstimator
         self.train_labels_ = labels
         self.class_priors_ = np.bincount(labels, minlength=len(self.classes_)) / len(labels)
         self.training_matrix_ = sp.csr_matrix(X)
+        # Imputation's neighbour index, fitted with the model and saved with it (None: exact).
+        self.ivf_centroids_, self.ivf_members_ = (
+            fit_neighbour_index(X, X.shape[0] // IVF_ROWS_PER_CLUSTER)
+            if X.shape[0] > IVF_MIN_TRAINING_ROWS else (None, None))
         return self
 
     def predict_proba(self, X) -> np.ndarray:
@@ -338,15 +435,39 @@ class CosineKNNClassifier(SparseMatricesAsArrays, ClassifierMixin, BaseEstimator
         row): what a posting's neighbours say, and how alike the nearest of them is."""
         check_is_fitted(self)
         X = validate_data(self, X, accept_sparse="csr", reset=False)
-        distances, indices = cosine_neighbors(X, self.training_matrix_, self.n_neighbors)
+        distances, indices = self.neighbors(X)
         return class_scores(
             self.train_labels_[indices], distances, len(self.classes_), self.vote,
             self.prior_alpha, self.class_priors_,
         ), distances[:, 0]
 
+    def neighbors(self, X) -> tuple[np.ndarray, np.ndarray]:
+        """Distances and indices of each row's n_neighbors nearest training rows: through the
+        IVF index when fit made one (more than IVF_MIN_TRAINING_ROWS rows), else exact; a model
+        saved before the index existed searches exactly."""
+        centroids = getattr(self, "ivf_centroids_", None)
+        if centroids is None:
+            return cosine_neighbors(X, self.training_matrix_, self.n_neighbors)
+        return ivf_neighbors(X, self.training_matrix_, self.n_neighbors, centroids,
+                             self.ivf_members_)
+
     def predict(self, X) -> np.ndarray:
         scores = self.predict_proba(X)  # first: it says when the model is not fitted
         return self.classes_[scores.argmax(axis=1)]
+
+
+def scores_in_slices(model: Pipeline, postings: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(class scores, postings × classes; each posting's cosine distance to its nearest
+    training row) of a fitted `knn_pipeline` for `postings` (INPUT_COLUMNS), transformed and
+    searched IMPUTE_SLICE_POSTINGS at a time, so memory holds one slice's features."""
+    scores, nearest = [np.zeros((0, len(model.classes_)))], [np.zeros(0)]
+    for start in range(0, len(postings), IMPUTE_SLICE_POSTINGS):
+        part = postings.iloc[start : start + IMPUTE_SLICE_POSTINGS]
+        features = model[:-1].transform(model_input(part))
+        part_scores, part_nearest = model[-1].predict_proba_and_nearest(features)
+        scores.append(part_scores)
+        nearest.append(part_nearest)
+    return np.concatenate(scores), np.concatenate(nearest)
 
 
 def knn_pipeline(

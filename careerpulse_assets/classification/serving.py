@@ -13,10 +13,11 @@ from sklearn.pipeline import Pipeline
 
 from .calibration import CalibrationReport, calibration_report
 from .decisions import GateVerdict
-from .knn import NO_INFORMATION_DISTANCE, model_input
+from .knn import NO_INFORMATION_DISTANCE, scores_in_slices
 from .out_of_fold import OutOfFold
 from ..series.quantification import CountEstimate, CountModel, count_model_from, estimate_counts
 from ..series.quantification import nested_calibrated
+from ..ops.duckdb_file import declared_table
 from .per_posting_policy import DEFAULT_MIN_PRECISION, ImputationPolicy, imputation_policy
 
 # The category of a posting without one that the model in service may not impute: counted in
@@ -233,8 +234,7 @@ def impute_categories(
         nearest[where] = known["nearest_similarity"].to_numpy(dtype=float)
         to_predict[where] = False
     if to_predict.any():
-        features = model[:-1].transform(model_input(imputed.loc[rows[to_predict]]))
-        scores[to_predict], distance = model[-1].predict_proba_and_nearest(features)
+        scores[to_predict], distance = scores_in_slices(model, imputed.loc[rows[to_predict]])
         nearest[to_predict] = 1 - distance
     # A posting no labelled posting resembles learns nothing from its neighbours: it is counted
     # at the classes' shares among the labelled postings, and no category is written on it.
@@ -287,20 +287,28 @@ def unlabelled_mix(counts, model_version: str | None) -> pd.DataFrame:
     }).astype(MIX_COLUMNS)
 
 
-def imputed_arrow(imputed: pd.DataFrame):
-    """`imputed` as an Arrow table with the nested columns' types declared (DuckDB would guess
-    them from a sample of rows: a sample of empty lists makes a column of NULLs)."""
-    declared = {
-        "categories": pa.list_(pa.string()), "locations": pa.list_(pa.string()),
-        "category_probabilities": pa.map_(pa.string(), pa.float64()),
-        "model_scores": pa.map_(pa.string(), pa.float64()),
-    }
-    plain = imputed.drop(columns=[c for c in declared if c in imputed])
-    table = pa.Table.from_pandas(plain, preserve_index=False)
-    for name, kind in declared.items():
-        if name in imputed:
-            values = [None if not isinstance(v, (dict, list, tuple, np.ndarray)) else
-                      (list(v.items()) if isinstance(v, dict) else list(v))
-                      for v in imputed[name]]
-            table = table.append_column(pa.field(name, kind), pa.array(values, type=kind))
-    return table.select(list(imputed.columns))
+# `silver.imputed_silver`'s columns, as imputed_silver hands them to DuckDB (declared_table).
+IMPUTED_ARROW_TYPES = {
+    "posting_id": pa.int64(), "bronze_row_id": pa.int64(), "title": pa.string(),
+    "category": pa.string(), "category_raw": pa.string(), "category_source": pa.string(),
+    "categories": pa.list_(pa.string()), "level": pa.string(),
+    "locations": pa.list_(pa.string()), "company": pa.string(),
+    "publication_date": pa.timestamp("us", tz="UTC"), "publication_day": pa.date32(),
+    "is_imputed": pa.bool_(), "predicted_category": pa.string(),
+    "imputation_confidence": pa.float64(), "runner_up_category": pa.string(),
+    "runner_up_share": pa.float64(),
+    "category_probabilities": pa.map_(pa.string(), pa.float64()),
+    "model_scores": pa.map_(pa.string(), pa.float64()), "nearest_similarity": pa.float64(),
+    "model_version": pa.string(),
+}
+MIX_ARROW_TYPES = {"category": pa.string(), "estimated_postings": pa.float64(),
+                   "estimated_low": pa.float64(), "estimated_high": pa.float64(),
+                   "share_error": pa.float64(), "method": pa.string(),
+                   "expected_share_error": pa.float64(), "model_version": pa.string()}
+
+
+def imputed_arrow(imputed: pd.DataFrame) -> pa.Table:
+    """`imputed` (impute_categories' frame without `description_text`) as an Arrow table of
+    IMPUTED_ARROW_TYPES: DuckDB would guess a pandas column's type from a sample of rows (a
+    sample of empty lists makes a column of NULLs: issue 29)."""
+    return declared_table(imputed, IMPUTED_ARROW_TYPES)

@@ -31,7 +31,7 @@ from ..review.labels import (
     settle_label_files,
 )
 from .postings import MISPARSED, PLAIN_TEXT, InvalidPosting, check_item, silver_row
-from ..ops.duckdb_file import transaction_with
+from ..ops.duckdb_file import declared_table, transaction_with
 from ..review.taxonomy import CategoryNames, Taxonomy, category_names, load_taxonomy
 
 SILVER_COLUMNS = {
@@ -52,6 +52,22 @@ SILVER_COLUMNS = {
     "publication_date": "TIMESTAMP WITH TIME ZONE",
     "publication_day": "DATE",  # the UTC day, settled once here for gold and everyone after
 }
+# SILVER_COLUMNS as the Arrow types a slice is handed to DuckDB with (declared_table).
+SILVER_ARROW_TYPES = {
+    "posting_id": pa.int64(), "bronze_row_id": pa.int64(), "title": pa.string(),
+    "description_html": pa.string(), "description_text": pa.string(),
+    "description_note": pa.string(), "category": pa.string(), "category_raw": pa.string(),
+    "category_source": pa.string(), "categories": pa.list_(pa.string()), "level": pa.string(),
+    "locations": pa.list_(pa.string()), "company": pa.string(),
+    "publication_date": pa.timestamp("us", tz="UTC"), "publication_day": pa.date32(),
+}
+TAXONOMY_MAP_TYPES = {"old": pa.string(), "current": pa.string()}
+LABEL_ARROW_TYPES = {"posting_id": pa.int64(), "category": pa.string(),
+                     "label_file": pa.string(), "label_line": pa.int64(), "note": pa.string(),
+                     "labelled_by": pa.string(), "labelled_at": pa.timestamp("ns", tz="UTC")}
+LABEL_QUARANTINE_ARROW_TYPES = {"label_file": pa.string(), "label_line": pa.int64(),
+                                "posting_id": pa.int64(), "category": pa.string(),
+                                "reason": pa.string()}
 SLICE_POSTINGS = 5_000
 
 CHANGED_SQL = """
@@ -114,7 +130,10 @@ def silver_frame(changed: pd.DataFrame) -> tuple[pd.DataFrame, pa.Table]:
 def merge_slice(
     connection: duckdb.DuckDBPyConnection, frame: pd.DataFrame, rejected: pa.Table
 ) -> None:
-    with transaction_with(connection, silver_slice=frame, page_quarantine=rejected):
+    """Replace the postings of `frame` (silver_frame's rows) in silver and quarantine
+    `rejected`, in one transaction; the rows go in with SILVER_ARROW_TYPES declared."""
+    rows = declared_table(frame, SILVER_ARROW_TYPES)
+    with transaction_with(connection, silver_slice=rows, page_quarantine=rejected):
         connection.execute(
             "DELETE FROM silver.silver_postings "
             "WHERE posting_id IN (SELECT posting_id FROM silver_slice)"
@@ -178,9 +197,11 @@ def apply_categories(
     reads = pa.Table.from_pylist(
         [{"label_file": name, "data": data} for name, data in (kept or {}).items()],
         schema=KEPT_READS_SCHEMA)
-    with transaction_with(connection, taxonomy_map=names.mapping_frame(raw),
-                          label_rows=labels.labels, label_refused=labels.quarantine,
-                          kept_reads=reads):
+    with transaction_with(
+            connection, taxonomy_map=declared_table(names.mapping_frame(raw), TAXONOMY_MAP_TYPES),
+            label_rows=declared_table(labels.labels, LABEL_ARROW_TYPES),
+            label_refused=declared_table(labels.quarantine, LABEL_QUARANTINE_ARROW_TYPES),
+            kept_reads=reads):
         changed = connection.execute(APPLY_CATEGORIES_SQL).fetchone()[0]
         connection.execute("CREATE OR REPLACE TABLE silver.reviewer_labels AS "
                            "SELECT * FROM label_rows")

@@ -18,7 +18,7 @@ from ..classification.serving import UNCLASSIFIED
 from ..ingestion.clock import reference_now
 from .coverage import day_coverage
 from .quantification import INTERVAL_Z
-from ..ops.duckdb_file import transaction_with
+from ..ops.duckdb_file import declared_table, transaction_with
 
 
 # One row per posting and source that stored it; the 'unknown' source when bronze is not there
@@ -99,6 +99,10 @@ FROM cells
 ORDER BY day, category
 """
 # The systematic error of each category's count (a share of the postings without a category).
+# The frames daily_counts hands DuckDB, with their types declared (declared_table).
+GRID_ARROW_TYPES = {"day": pa.date32(), "category": pa.string(), "observed": pa.bool_(),
+                    "complete": pa.bool_()}
+MIX_SHARE_ERROR_TYPES = {"category": pa.string(), "share_error": pa.float64()}
 MIX_SQL = """
 SELECT category, share_error FROM silver.unlabelled_mix
 """
@@ -152,9 +156,8 @@ def daily_counts(connection: duckdb.DuckDBPyConnection) -> pa.Table:
     postings, walks = coverage_inputs(connection)
     grid = day_coverage(postings, walks, today=reference_now(connection).date(),
                         categories=mix["category"])
-    grid = grid.astype({"day": "datetime64[ns]", "observed": bool, "complete": bool,
-                        "category": str})
-    with transaction_with(connection, grid=grid, mix=mix):
+    grid = declared_table(grid, GRID_ARROW_TYPES)
+    with transaction_with(connection, grid=grid, mix=declared_table(mix, MIX_SHARE_ERROR_TYPES)):
         return connection.sql(DAILY_COUNTS_SQL.format(imputed=_imputed_source(connection)),
                               params={"unclassified": UNCLASSIFIED, "z": INTERVAL_Z}
                               ).to_arrow_table()
