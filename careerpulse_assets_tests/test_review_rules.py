@@ -81,3 +81,23 @@ def test_unclassified_postings_lead_the_queue_in_every_rule(rule):
     assert not queue["unclassified"].iloc[2:].any()
     assert queue["reason"].iloc[0].startswith("Unclassified (not sure enough to impute): Education 70%")
     assert queue.set_index("posting_id").loc[5, "category"] == "Healthcare"  # the guess, pre-filled
+
+
+def test_a_queue_without_a_model_is_written_with_declared_types():
+    """No model: every guess is None. Typed from its values, `category` was DuckDB's NULL type
+    (the cause of issue 29's silver failure), and a later queue with guesses could not be cast."""
+    import duckdb
+
+    from careerpulse_assets.review.queue import queue_table, unguessed_queue
+
+    unlabelled = pd.DataFrame({"posting_id": [3, 1], "title": ["Nurse", "Welder"],
+                               "publication_date": pd.to_datetime(["2026-01-02", "2026-01-01"],
+                                                                  utc=True)})
+    queue = queue_table(unguessed_queue(unlabelled))
+    with duckdb.connect() as connection:
+        connection.execute("CREATE TABLE review_queue AS SELECT * FROM queue")
+        types = dict(connection.execute("SELECT column_name, data_type FROM "
+                                        "information_schema.columns").fetchall())
+        connection.execute("INSERT INTO review_queue (posting_id, category) VALUES (5, 'Sales')")
+    assert types["category"] == "VARCHAR" and types["runner_up_category"] == "VARCHAR"
+    assert types["unclassified"] == "BOOLEAN" and types["imputation_confidence"] == "DOUBLE"

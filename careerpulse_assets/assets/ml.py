@@ -39,6 +39,7 @@ from ..review.queue import (
     DEFAULT_RULE,
     PREDICTED_SQL,
     UNLABELLED_SQL,
+    queue_table,
     recall_by_category,
     unguessed_queue,
 )
@@ -430,7 +431,7 @@ class ReviewQueueConfig(Config):
 def review_queue(
     context: AssetExecutionContext, config: ReviewQueueConfig, knn_classifier: ServingClassifier,
     duckdb: DuckDBResource,
-) -> Output[pd.DataFrame]:
+) -> Output[pa.Table]:
     if config.rule not in REVIEW_RULES:
         raise Failure(f"unknown review rule {config.rule!r}; the rules are {', '.join(REVIEW_RULES)}")
     policy = knn_classifier.policy
@@ -442,7 +443,7 @@ def review_queue(
                                   recall_by_category(knn_classifier.evaluation.confusion),
                                   list(policy.withheld) if policy else ())
     queue = queue.sort_values("priority", kind="stable").reset_index(drop=True)
-    return Output(queue, metadata={
+    return Output(queue_table(queue), metadata={
         "rule": config.rule,
         "model_version": knn_classifier.version,
         "first_in_queue": preview(queue.drop(columns=["link"], errors="ignore")),

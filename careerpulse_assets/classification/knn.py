@@ -290,7 +290,8 @@ def ivf_neighbors(
 ) -> tuple[np.ndarray, np.ndarray]:
     """`cosine_neighbors`' distances and indices, searched among the training rows of each
     query's `probes` most similar centroids only (`fit_neighbour_index`): exact cosine inside
-    them, so with every cluster probed the result is `cosine_neighbors`' (tested). A query whose
+    them, so with every cluster probed the result is `cosine_neighbors`' up to ties (rows at
+    the same distance may be taken in another order: tested on distinct rows). A query whose
     probed clusters hold fewer than k rows is searched exhaustively."""
     k = min(k, training.shape[0])
     # Unnormalised rows for the searches: cosine_neighbors normalises them as the exact search

@@ -30,6 +30,9 @@ from collections.abc import Collection
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+
+from ..ops.duckdb_file import declared_table
 
 # A posting's text key (reposts share title and description) and its link, from its latest payload.
 _KEY_AND_LINK = """
@@ -61,6 +64,20 @@ DEFAULT_RULE = "one_per_duplicate"
 # left out of the imputations.
 QUEUE_COLUMNS = ["posting_id", "priority", "title", "category", "unclassified",
                  "imputation_confidence", "runner_up_category", "runner_up_share", "reason"]
+# The table's declared types: with no model every `category` is None, and a type inferred from
+# the values would be DuckDB's NULL type (issue 29).
+QUEUE_TYPES = {"posting_id": pa.int64(), "priority": pa.int64(), "title": pa.string(),
+               "category": pa.string(), "unclassified": pa.bool_(),
+               "imputation_confidence": pa.float64(), "runner_up_category": pa.string(),
+               "runner_up_share": pa.float64(), "reason": pa.string(), "link": pa.string()}
+
+
+def queue_table(queue: pd.DataFrame) -> pa.Table:
+    """A queue of review_queue or unguessed_queue (its `link` column optional) as the Arrow
+    table `silver.review_queue` is written from, every column of a declared type."""
+    types = {name: kind for name, kind in QUEUE_TYPES.items()
+             if name != "link" or "link" in queue}
+    return declared_table(queue, types)
 
 
 def recall_by_category(confusion: pd.DataFrame | None) -> dict[str, float]:
