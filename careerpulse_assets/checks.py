@@ -575,6 +575,10 @@ def build_newest_posting_age_check(max_age_days: int):
                                               "postings_dated_after_now": ahead})
         age_days = (now - newest).total_seconds() / 86_400
         passed = age_days <= max_age_days
+        # In whole UTC days, as the forecast counts its data_age_days: 154.5 days rounded was
+        # 155 here while the forecast said 154.
+        forecast_days = (now.astimezone(timezone.utc).date()
+                         - newest.astimezone(timezone.utc).date()).days
         return AssetCheckResult(
             passed=passed,
             severity=AssetCheckSeverity.WARN,
@@ -582,7 +586,7 @@ def build_newest_posting_age_check(max_age_days: int):
                 f"the newest of {postings} postings was published "
                 f"{newest.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC, {age_days:.1f} days ago "
                 + ("" if passed else f"(more than {max_age_days}): no new postings are coming "
-                   f"in, and the forecast runs {age_days:.0f} days past its data")
+                   f"in, and the forecast runs {forecast_days} days past its data")
             ).rstrip() + future + clock,
             metadata={"newest_publication_date": newest.astimezone(timezone.utc).isoformat(),
                       "age_days": round(age_days, 1), "max_age_days": max_age_days,

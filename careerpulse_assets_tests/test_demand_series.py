@@ -35,7 +35,8 @@ def test_shared_postings_gold_knows_what_nobody_saw_and_the_forecast_knows_its_d
                if e.asset_check_key.name == "newest_posting_age")
     age_days = age.metadata["age_days"].value
     assert age_days > (today - NEWEST_POSTING_DAY).days - 1
-    assert f"the forecast runs {age_days:.0f} days past its data" in age.description
+    forecast_days = (today - NEWEST_POSTING_DAY).days  # whole days, as the forecast says
+    assert f"the forecast runs {forecast_days} days past its data" in age.description
 
     gold = query(settings, "SELECT * FROM gold.gold_daily_counts")
     gold["day"] = pd.to_datetime(gold["day"])
