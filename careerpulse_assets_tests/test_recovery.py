@@ -161,15 +161,18 @@ def test_a_run_waiting_for_the_pool_names_the_holder_and_goes_on_when_the_holder
         # The holder's bronze step keeps the slot for 51 s: a loaded machine takes 20-30 s to start
         # the waiter; the holder is killed as soon as the waiter says it waits, so it costs nothing.
         stub.delay_seconds = 3.0
+        # Ingestion alone on both sides: the pool is what is tested, not the classifier.
         holder = subprocess.Popen(
-            [sys.executable, "-m", "careerpulse_assets.ops.run"], cwd=REPO, env=env,
+            [sys.executable, "-m", "careerpulse_assets.ops.run", "careerpulse_ingestion"],
+            cwd=REPO, env=env,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 120
         while len(stub.requests) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
         waiter = subprocess.Popen(
-            [sys.executable, "-m", "careerpulse_assets.ops.run"], cwd=REPO, env=env,
+            [sys.executable, "-m", "careerpulse_assets.ops.run", "careerpulse_ingestion"],
+            cwd=REPO, env=env,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         lines: list[str] = []
