@@ -187,6 +187,26 @@ def step_spans(dagster_home: Path) -> tuple[dict[str, tuple[float, float]], floa
     return steps, checks
 
 
+def run_environment(home: Path, base_url: str, environ: dict | None = None) -> dict:
+    """The environment of one size's runs: its own home and Dagster instance (written here), the
+    loopback API, the whole listing in one run (no request budget, no page cap), and nothing
+    of the settings that would point the runs elsewhere.
+
+    MLFLOW_TRACKING_URI goes too: this process's mlflow.set_tracking_uri (the comparisons of
+    the size before) sets it in os.environ, and the next size's runs then logged their models
+    to that home and could not find their champion in their own.
+    """
+    env = dict(os.environ if environ is None else environ, CAREERPULSE_HOME=str(home),
+               DAGSTER_HOME=str(home / "dagster"), CAREERPULSE_MUSE_BASE_URL=base_url,
+               PYTHONWARNINGS="ignore", CAREERPULSE_MAX_REQUESTS_PER_RUN="1000000")
+    for name in ("CAREERPULSE_MUSE_ARCHIVE", "CAREERPULSE_MAX_PAGES",
+                 "CAREERPULSE_CRAWL_CATEGORIES", "CAREERPULSE_CRAWL_LEVELS",
+                 "MLFLOW_TRACKING_URI"):
+        env.pop(name, None)
+    ensure_instance_file(home / "dagster", postgres=False)
+    return env
+
+
 def measure(sources, n: int, profile_dir: Path | None,
             unlabelled_share: float = UNLABELLED_SHARE) -> SizeFigures:
     figures = SizeFigures(n)
@@ -194,17 +214,7 @@ def measure(sources, n: int, profile_dir: Path | None,
     with tempfile.TemporaryDirectory(prefix=f"bench-{n}-") as home, serve_muse(
         postings, in_listing_order=True
     ) as (stub, base_url):
-        # The whole listing in one run, as before runs had a request budget (no page cap here).
-        env = dict(os.environ, CAREERPULSE_HOME=home, DAGSTER_HOME=f"{home}/dagster",
-                   CAREERPULSE_MUSE_BASE_URL=base_url, PYTHONWARNINGS="ignore",
-                   CAREERPULSE_MAX_REQUESTS_PER_RUN="1000000")
-        # MLFLOW_TRACKING_URI too: this process's mlflow.set_tracking_uri (the comparisons of
-        # the size before) sets it, and the next size's runs would log to that home.
-        for name in ("CAREERPULSE_MUSE_ARCHIVE", "CAREERPULSE_MAX_PAGES",
-                     "CAREERPULSE_CRAWL_CATEGORIES", "CAREERPULSE_CRAWL_LEVELS",
-                     "MLFLOW_TRACKING_URI"):
-            env.pop(name, None)
-        ensure_instance_file(Path(env["DAGSTER_HOME"]), postgres=False)
+        env = run_environment(Path(home), base_url)
         profile = profile_dir / f"full_run_{n}.txt" if profile_dir else None
         print(f"[{n:,}] full run ...", flush=True)
         figures.full = run_make_run(env, profile)

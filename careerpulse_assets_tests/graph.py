@@ -55,7 +55,7 @@ def check_results(result) -> dict[str, bool]:
 
 # The project's fixtures were published in January 2026: their newest posting is months old,
 # and newest_posting_age fails on them by design (its own tests are in test_checks_direct.py and
-# test_demand_series.py).
+# test_end_to_end.py).
 STALE_BY_DESIGN = {"newest_posting_age"}
 
 

@@ -73,6 +73,16 @@ def dagster_dev(home: Path, log_path: Path, **settings: str) -> Iterator[str]:
 def serving(argv: list[str], cwd: Path, env: dict, log_path: Path, port: int) -> Iterator[str]:
     """A Dagster UI server (`dagster dev`, `python -m careerpulse_assets.ops.serve ui`) started in
     `cwd` and answering on `port`; yields its URL, then stops it and all it started."""
+    with serving_process(argv, cwd, env, log_path, port) as server:
+        yield server.url
+
+
+@contextmanager
+def serving_process(
+    argv: list[str], cwd: Path, env: dict, log_path: Path, port: int
+) -> Iterator[subprocess.Popen]:
+    """`serving`, yielding the server's process (the leader of its own process group) with its
+    URL as `.url`: for a test that stops it its own way."""
     with log_path.open("w") as log:
         server = subprocess.Popen(
             argv, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
@@ -80,12 +90,15 @@ def serving(argv: list[str], cwd: Path, env: dict, log_path: Path, port: int) ->
             # inherited ignored (a background job of a script) would make it ignore SIGTERM.
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
-        url = f"http://127.0.0.1:{port}"
+        server.url = f"http://127.0.0.1:{port}"
         try:
-            wait_for(lambda: graphql(url, "{ version }"), 120, "the Dagster UI to answer")
-            yield url
+            wait_for(lambda: graphql(server.url, "{ version }"), 120, "the Dagster UI to answer")
+            yield server
         finally:
-            os.killpg(server.pid, signal.SIGTERM)
+            try:
+                os.killpg(server.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass  # the test killed the group itself
             try:
                 server.wait(timeout=60)
             except subprocess.TimeoutExpired:
@@ -155,3 +168,32 @@ def location_load_error(url: str, location: str = LOCATION["repositoryLocationNa
     if error["__typename"] != "PythonError":
         return None
     return " <- ".join(e["message"].strip() for e in [error, *error["causes"]])
+
+
+def processes_of(home) -> list[str]:
+    """The command lines of live processes whose environment names this CAREERPULSE_HOME."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if f"CAREERPULSE_HOME={home}".encode() in (entry / "environ").read_bytes().split(b"\0"):
+                found.append((entry / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+        except OSError:
+            continue
+    return found
+
+
+def port_free(port: int) -> bool:
+    """A server could listen on it now (as servers do, with SO_REUSEADDR: the test's own
+    connections may linger in TIME_WAIT, which only a listener would block)."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def http_status(url: str) -> int:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.status

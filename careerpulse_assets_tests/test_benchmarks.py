@@ -78,29 +78,29 @@ def test_live_crawl_parts_a_listing_over_the_page_cap(tmp_path, archive):
 
 
 def test_soak(tmp_path):
-    out = bench(tmp_path, "benchmarks.soak", "--cycles", "2", "--kill-share", "0",
+    out = bench(tmp_path, "benchmarks.soak", "--cycles", "1", "--kill-share", "0",
                 "--shared", str(tmp_path / "no shared postings"))
     assert "FAILED" not in out
     assert "ok     every valid posting in bronze" in out
 
 
 def test_make_bench_at_a_tiny_size_writes_its_tables_where_it_is_told(tmp_path, archive):
-    """The README's `make bench`, at 150 and 170 postings (45 with a category: 7 a category are
-    needed to learn one), its tables in a file of the test's. Two sizes: the second once logged
-    its model to the first one's MLflow store (the parent's tracking URI leaked into its
-    environment) and could not find its champion."""
+    """The README's `make bench`, at 150 postings (45 with a category: 7 a category are needed
+    to learn one), its tables in a file of the test's. (Two sizes once shared one MLflow store:
+    test_replay.py's test of `run_environment` keeps that from coming back without paying for a
+    second size here.)"""
     before = hashlib.sha256((REPO / "BENCHMARKS.md").read_bytes()).hexdigest()
     report = tmp_path / "BENCHMARKS.md"
     done = subprocess.run(
-        ["make", "--no-print-directory", "bench", f"SHARED_MUSE={archive}", "BENCH_SIZES=150 170",
+        ["make", "--no-print-directory", "bench", f"SHARED_MUSE={archive}", "BENCH_SIZES=150",
          f"BENCH_REPORT={report}"],
         cwd=REPO, env=careerpulse_env(tmp_path / "home"), capture_output=True, text=True,
         timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     text = report.read_text()
     assert "<!-- make bench: start -->" in text and f"replayed from {archive}" in text
-    assert "\n| 150 | " in text and "\n| 170 | " in text
-    assert "(exit" not in text  # both runs of the graph succeeded, at both sizes
+    assert "\n| 150 | " in text
+    assert "(exit" not in text  # both runs of the graph succeeded
     assert "70% without a category" in text
     # Each step of both runs with its seconds, peak memory and the load during it.
     for run in ("full", "incremental"):

@@ -1,14 +1,10 @@
-"""The shared deployment: Dagster's instance and MLflow in a real PostgreSQL, `make serve`, and
-`make ui` with MLflow beside Dagster."""
+"""The shared deployment: Dagster's instance and MLflow in a real PostgreSQL, and `make serve`.
+(`make ui` with MLflow beside Dagster: test_entry_points.py.)"""
 
-import json
-import os
 import signal
 import subprocess
 import sys
 import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 
@@ -16,7 +12,7 @@ from .graph import query
 from .muse_fixtures import synthetic_postings, write_archive
 from .muse_server import serve_muse
 from .postgres import missing_reason, throwaway_cluster
-from .servers import REPO, careerpulse_env, free_port, graphql, launch_job, run_errors, runs, wait_for
+from .servers import REPO, careerpulse_env, free_port, graphql, http_status, wait_for
 
 needs_postgres = pytest.mark.skipif(missing_reason() is not None, reason=missing_reason() or "")
 
@@ -33,11 +29,6 @@ def sql(url: str, statement: str) -> list[tuple]:
     with psycopg2.connect(url) as connection, connection.cursor() as cursor:
         cursor.execute(statement)
         return cursor.fetchall()
-
-
-def http_status(url: str) -> int:
-    with urllib.request.urlopen(url, timeout=10) as response:
-        return response.status
 
 
 @needs_postgres
@@ -164,71 +155,3 @@ def test_make_serve_comes_up_on_postgres_and_sigterm_stops_all_three(tmp_path, c
         "dagster-webserver.log", "dagster-daemon.log", "mlflow.log"}
     with capsys.disabled():
         print(f"\n  make serve: up in {up:.1f} s, stopped in {down:.1f} s")
-
-
-@pytest.mark.slow
-def test_make_ui_serves_dagster_and_mlflow_links_the_classifier_and_dies_whole_with_its_group(
-    tmp_path, capsys
-):
-    home = tmp_path / "home"
-    dagster_port, mlflow_port = free_port(), free_port()
-    dagster, mlflow = f"http://127.0.0.1:{dagster_port}", f"http://127.0.0.1:{mlflow_port}"
-    with serve_muse(synthetic_postings()) as (_, base_url), (tmp_path / "ui.log").open("w") as log:
-        env = careerpulse_env(home, CAREERPULSE_MUSE_BASE_URL=base_url)
-        ui = subprocess.Popen(["make", "--no-print-directory", "ui", f"DAGSTER_PORT={dagster_port}",
-                               f"MLFLOW_PORT={mlflow_port}"], cwd=REPO, env=env, stdout=log,
-                              stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            wait_for(lambda: graphql(dagster, "{ version }"), 120, "dagster dev")
-            wait_for(lambda: http_status(f"{mlflow}/health") == 200, 120, "the MLflow UI")
-            run_id = launch_job(dagster, "careerpulse_all")
-            status = wait_for(
-                lambda: (s := {r["runId"]: r["status"] for r in runs(dagster)}[run_id])
-                in {"SUCCESS", "FAILURE", "CANCELED"} and s, 300, "the run to finish")
-            assert status == "SUCCESS", run_errors(dagster, run_id)
-            data = graphql(dagster, '{ assetNodes(assetKeys: [{path: ["knn_classifier"]}]) { '
-                                    "assetMaterializations(limit: 1) { metadataEntries { label "
-                                    "... on UrlMetadataEntry { url } } } } }")
-            entries = data["assetNodes"][0]["assetMaterializations"][0]["metadataEntries"]
-            (link,) = [e["url"] for e in entries if e["label"] == "mlflow_run"]
-            assert link.startswith(f"{mlflow}/#/experiments/")
-            assert http_status(link) == 200
-            mlflow_run = link.rsplit("/", 1)[1]
-            with urllib.request.urlopen(
-                f"{mlflow}/api/2.0/mlflow/runs/get?run_id={mlflow_run}", timeout=10
-            ) as answer:
-                assert json.load(answer)["run"]["info"]["status"] == "FINISHED"
-        finally:
-            # The hardest way to stop it: SIGKILL of its process group (the OOM killer, kill -9,
-            # a supervisor's fallback). Nothing of it may stay, and both ports must be free.
-            os.killpg(ui.pid, signal.SIGKILL)
-            ui.wait(timeout=60)
-    # A killed process may take a moment to close its sockets (it is freeing its memory).
-    wait_for(lambda: not processes_of(home) and port_free(dagster_port) and port_free(mlflow_port),
-             20, "every process of make ui to end and both ports to be free", every=0.2)
-
-
-def processes_of(home) -> list[str]:
-    """The command lines of live processes whose environment names this CAREERPULSE_HOME."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            if f"CAREERPULSE_HOME={home}".encode() in (entry / "environ").read_bytes().split(b"\0"):
-                found.append((entry / "cmdline").read_bytes().replace(b"\0", b" ").decode())
-        except OSError:
-            continue
-    return found
-
-
-def port_free(port: int) -> bool:
-    """A server could listen on it now (as servers do, with SO_REUSEADDR: the test's own
-    connections may linger in TIME_WAIT, which only a listener would block)."""
-    import socket
-
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True

@@ -2,11 +2,13 @@
 root (no DAGSTER_HOME), `dg check defs` on the classic layout, and `make ui`'s entry point from
 a fresh clone driven through Dagster's GraphQL API."""
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -20,11 +22,15 @@ from .servers import (
     REPO,
     free_port,
     graphql,
+    http_status,
     launch_job,
     location_load_error,
+    port_free,
+    processes_of,
     run_errors,
     runs,
-    serving,
+    serving_process,
+    start_sensor,
     wait_for,
 )
 
@@ -65,23 +71,21 @@ def default_sigint() -> None:
 
 
 @pytest.mark.slow
-def test_plain_dagster_dev_from_the_root_queues_runs_shows_make_runs_history_and_leaves_nothing(
+def test_plain_dagster_dev_from_the_root_recovers_killed_runs_and_queues_runs_and_leaves_nothing(
     fresh_root, tmp_path
 ):
-    items = synthetic_postings(per_category=60, unlabelled=30)  # 210 postings, 11 pages
+    """Someone who never set DAGSTER_HOME runs `dagster dev` in the clone's root, turns the
+    sensor on, and its run's process is SIGKILLed mid-crawl; then `make run` from the same root
+    is SIGKILLed too. Both dead runs are failed and give their slot back (the code server sees
+    its run's process gone; run monitoring asks the run launcher about `make run`'s), runs
+    queue one at a time behind each other, every posting ends up stored once, and nothing is
+    left in the clone."""
+    from careerpulse_assets.ops.recovery import WORKER_TAG
+
+    items = synthetic_postings(per_category=100, unlabelled=30)  # 330 postings, 17 pages
+    home = fresh_root / ".careerpulse"
     with serve_muse(items) as (stub, base_url):
         env = plain_env(CAREERPULSE_MUSE_BASE_URL=base_url)
-        # A `make run` killed in ingestion, from the root with the defaults: its run and its
-        # pool slot are left in .careerpulse/dagster.
-        stub.delay_seconds = 0.3
-        killed = subprocess.Popen(
-            [sys.executable, "-m", "careerpulse_assets.ops.run", "careerpulse_ingestion"],
-            cwd=fresh_root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(lambda: len(stub.requests) >= 4, 120, "make run to be crawling", every=0.05)
-        killed.send_signal(signal.SIGKILL)
-        killed.wait()
-        stub.delay_seconds = 0
-
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         with (tmp_path / "dagster-dev.log").open("w") as log:
@@ -95,12 +99,38 @@ def test_plain_dagster_dev_from_the_root_queues_runs_shows_make_runs_history_and
                 wait_for(lambda: graphql(url, "{ version }"), 180, "dagster dev to answer")
                 settings = graphql(url, "{ instance { runQueueConfig { maxConcurrentRuns } } }")
                 assert settings["instance"]["runQueueConfig"]["maxConcurrentRuns"] == 1
-                # make run's history is there, and run monitoring fails the dead run (the run
-                # launcher's worker check), which frees its slot and the run queue.
-                (dead,) = [r["runId"] for r in runs(url)]
-                wait_for(lambda: {r["runId"]: r["status"] for r in runs(url)}[dead] == "FAILURE",
-                         120, "run monitoring to fail the killed make run")
-                first, second = launch_job(url, "careerpulse_ingestion"), launch_job(
+
+                # The sensor's run, killed mid-crawl: the code server fails it.
+                stub.delay_seconds = 1.0
+                start_sensor(url, "muse_new_pages_sensor")
+                sensor_run = wait_for(
+                    lambda: [r for r in runs(url) if WORKER_TAG in r["tags"] and r["tags"].get(
+                        "dagster/sensor_name") == "muse_new_pages_sensor"], 180,
+                    "the sensor's run to start")[0]
+                crawled = len(stub.requests)
+                wait_for(lambda: len(stub.requests) >= crawled + 3, 60, "the run to be crawling")
+                os.kill(int(sensor_run["tags"][WORKER_TAG].rsplit(":", 2)[1]), signal.SIGKILL)
+                wait_for(lambda: status_of(url, sensor_run["runId"]) == "FAILURE", 120,
+                         "the killed sensor run to be failed")
+
+                # `make run` from the root, killed in ingestion: the same instance (its run shows
+                # here), and run monitoring fails it, which frees its slot and the run queue.
+                stub.delay_seconds = 0.3
+                crawled = len(stub.requests)
+                killed = subprocess.Popen(
+                    [sys.executable, "-m", "careerpulse_assets.ops.run", "careerpulse_ingestion"],
+                    cwd=fresh_root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                wait_for(lambda: len(stub.requests) >= crawled + 3, 120,
+                         "make run to be crawling", every=0.05)
+                killed.send_signal(signal.SIGKILL)
+                killed.wait()
+                stub.delay_seconds = 0
+                (dead,) = [r["runId"] for r in runs(url) if r["runId"] != sensor_run["runId"]
+                           and "dagster/sensor_name" not in r["tags"]]
+                wait_for(lambda: status_of(url, dead) == "FAILURE", 120,
+                         "run monitoring to fail the killed make run")
+
+                first, second = launch_job(url, "careerpulse_all"), launch_job(
                     url, "careerpulse_ingestion")
                 most_started = 0
 
@@ -128,12 +158,19 @@ def test_plain_dagster_dev_from_the_root_queues_runs_shows_make_runs_history_and
                 stopped_in = time.monotonic() - stopping
     assert dev.returncode is not None and stopped_in < 30, (tmp_path / "dagster-dev.log").read_text()[-3000:]
     # Storage where `make` keeps it by default; nothing left that git would list.
-    assert (fresh_root / ".careerpulse" / "dagster" / "history" / "runs.db").exists()
+    assert (home / "dagster" / "history" / "runs.db").exists()
     assert git(fresh_root, "status", "--porcelain", "--untracked-files=all") == ""
     assert not list(fresh_root.glob(".tmp_dagster_home_*"))
-    counts = query(Settings(home=fresh_root / ".careerpulse"),
-                   "SELECT count(*) AS n, count(DISTINCT posting_id) AS d FROM bronze.bronze_postings")
-    assert counts.iloc[0].tolist() == [len(items)] * 2
+    # Every posting once, in bronze and through the graph.
+    counts = query(Settings(home=home),
+                   "SELECT (SELECT count(*) FROM bronze.bronze_postings) AS n, "
+                   "(SELECT count(DISTINCT posting_id) FROM bronze.bronze_postings) AS d, "
+                   "(SELECT count(*) FROM silver.imputed_silver) AS i")
+    assert counts.iloc[0].tolist() == [len(items)] * 3
+
+
+def status_of(url: str, run_id: str) -> str:
+    return {r["runId"]: r["status"] for r in runs(url)}[run_id]
 
 
 @pytest.mark.slow
@@ -150,12 +187,13 @@ def bronze_postings(home: Path) -> int:
 
 
 @pytest.mark.slow
-def test_make_ui_reads_a_relative_archive_where_it_was_started_and_reloads_an_edited_env(
+def test_make_ui_reads_a_relative_archive_where_it_was_started_links_mlflow_and_dies_whole(
     fresh_root, tmp_path
 ):
     """The README's offline way in the UI: `CAREERPULSE_MUSE_ARCHIVE=../shared/data/muse make
-    ui` from a fresh clone, a run launched through Dagster's GraphQL API; then `.env` edited
-    and *Reload definitions*."""
+    ui` from a fresh clone, runs launched through Dagster's GraphQL API; the classifier's page
+    links its run in the MLflow UI served beside Dagster; `.env` edited and *Reload
+    definitions*; then the whole process group SIGKILLed, and nothing of it stays."""
     from dagster import DagsterRunStatus
     from dagster_graphql import DagsterGraphQLClient, ReloadRepositoryLocationStatus
 
@@ -165,22 +203,37 @@ def test_make_ui_reads_a_relative_archive_where_it_was_started_and_reloads_an_ed
     write_archive(tmp_path / "archive", first)
     write_archive(tmp_path / "more", first + synthetic_postings(first_id=200_000, seed=8))
     port, mlflow_port = free_port(), free_port()
+    mlflow = f"http://127.0.0.1:{mlflow_port}"
     env = plain_env(CAREERPULSE_MUSE_ARCHIVE="../archive", DAGSTER_PORT=str(port),
                     MLFLOW_PORT=str(mlflow_port))
     home = fresh_root / ".careerpulse"
 
-    def launch(client) -> str:
-        run_id = client.submit_job_execution("careerpulse_ingestion")
+    def launch(client, job: str = "careerpulse_ingestion") -> str:
+        run_id = client.submit_job_execution(job)
         return wait_for(lambda: (s := client.get_run_status(run_id)) in (
             DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE) and (run_id, s), 300,
             "the run to finish", every=0.5)
 
-    with serving([sys.executable, "-m", "careerpulse_assets.ops.serve", "ui"], fresh_root, env,
-                 tmp_path / "ui.log", port) as url:
+    with serving_process([sys.executable, "-m", "careerpulse_assets.ops.serve", "ui"],
+                         fresh_root, env, tmp_path / "ui.log", port) as server:
+        url = server.url
         client = DagsterGraphQLClient("127.0.0.1", port_number=port)
-        run_id, status = launch(client)
+        run_id, status = launch(client, "careerpulse_all")
         assert status == DagsterRunStatus.SUCCESS, run_errors(url, run_id)
         assert bronze_postings(home) == 54
+
+        # The classifier's page links its MLflow run, in the MLflow UI beside Dagster.
+        wait_for(lambda: http_status(f"{mlflow}/health") == 200, 120, "the MLflow UI")
+        data = graphql(url, '{ assetNodes(assetKeys: [{path: ["knn_classifier"]}]) { '
+                            "assetMaterializations(limit: 1) { metadataEntries { label "
+                            "... on UrlMetadataEntry { url } } } } }")
+        entries = data["assetNodes"][0]["assetMaterializations"][0]["metadataEntries"]
+        (link,) = [e["url"] for e in entries if e["label"] == "mlflow_run"]
+        assert link.startswith(f"{mlflow}/#/experiments/")
+        assert http_status(link) == 200
+        with urllib.request.urlopen(f"{mlflow}/api/2.0/mlflow/runs/get?run_id="
+                                    f"{link.rsplit('/', 1)[1]}", timeout=10) as answer:
+            assert json.load(answer)["run"]["info"]["status"] == "FINISHED"
 
         # An edited .env takes effect at *Reload definitions* (a variable in .env wins).
         (fresh_root / ".env").write_text("CAREERPULSE_MUSE_ARCHIVE=../more\n")
@@ -210,5 +263,13 @@ def test_make_ui_reads_a_relative_archive_where_it_was_started_and_reloads_an_ed
         said = location_load_error(url)
         assert f"changed since the servers started: DAGSTER_PORT: {port} -> {port + 1}" in said
         assert "stop `make ui` / `make serve` and start it again" in said
+
+        # The hardest way to stop it: SIGKILL of its process group (the OOM killer, kill -9,
+        # a supervisor's fallback). Nothing of it may stay, and both ports must be free.
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait(timeout=60)
+    # A killed process may take a moment to close its sockets (it is freeing its memory).
+    wait_for(lambda: not processes_of(home) and port_free(port) and port_free(mlflow_port),
+             20, "every process of make ui to end and both ports to be free", every=0.2)
     # Nothing of it lands in the clone outside the git-ignored .careerpulse/ (and .env).
     assert git(fresh_root, "status", "--porcelain", "--untracked-files=all") == ""

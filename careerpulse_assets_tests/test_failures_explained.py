@@ -10,10 +10,11 @@ from .muse_fixtures import synthetic_postings, write_archive
 from .servers import REPO, careerpulse_env
 
 
-def make_run(home: Path, archive: Path, **settings) -> subprocess.CompletedProcess:
+def make_run(home: Path, archive: Path, job: str = "careerpulse_all",
+             **settings) -> subprocess.CompletedProcess:
     env = careerpulse_env(home, CAREERPULSE_MUSE_ARCHIVE=str(archive), **settings)
-    return subprocess.run([sys.executable, "-m", "careerpulse_assets.ops.run"], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, "-m", "careerpulse_assets.ops.run", job], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=300)
 
 
 @pytest.fixture
@@ -66,7 +67,9 @@ def test_a_truncated_duckdb_file_is_named_and_a_fresh_one_rebuilds(tmp_path, arc
     assert done.stderr.startswith(f"careerpulse: {database} is not a readable DuckDB database")
     assert "move it aside and run again" in done.stderr and "Traceback" not in done.stderr
     database.rename(tmp_path / "broken.duckdb")
-    assert make_run(home, archive).returncode == 0
+    rebuilt = make_run(home, archive, job="careerpulse_ingestion")
+    assert rebuilt.returncode == 0, rebuilt.stdout[-3000:] + rebuilt.stderr[-3000:]
+    assert database.exists()
 
 
 def test_a_home_on_a_read_only_filesystem_is_named_at_once(tmp_path, archive):

@@ -15,6 +15,9 @@ from careerpulse_assets.classification.knn import (
     make_vectorizer,
     model_input,
     scores_in_slices,
+    smooth_idf,
+    sublinear_tfidf,
+    TextCounts,
     vote_weights,
 )
 from careerpulse_assets.ingestion.postings import silver_row
@@ -92,6 +95,28 @@ def test_fold_tfidf_equals_a_vectorizer_fitted_on_the_training_rows(
     assert x_train.shape == expected_train.shape and x_val.shape == expected_val.shape
     np.testing.assert_allclose(x_train.toarray(), expected_train.toarray(), rtol=0, atol=1e-15)
     np.testing.assert_allclose(x_val.toarray(), expected_val.toarray(), rtol=0, atol=1e-15)
+
+
+def test_the_fold_tfidf_arithmetic_is_tfidf_transformers_to_the_bit(postings):
+    """smooth_idf and sublinear_tfidf skip TfidfTransformer's input validation (60 % of a
+    selection's split at 50 postings): the idf and every stored value must be its own."""
+    from sklearn.feature_extraction.text import TfidfTransformer
+
+    counts = TextCounts(postings)
+    rng = np.random.default_rng(1)
+    for column, ngrams in [(None, 1), (None, 2), ("title", 1), ("description_text", 1)]:
+        block = counts.block(column, ngrams)
+        order = rng.permutation(block.shape[0])
+        train, val = block[np.sort(order[:60])], block[np.sort(order[60:])]
+        val.sort_indices()
+        library = TfidfTransformer(sublinear_tf=True).fit(train)
+        idf = smooth_idf(train)
+        assert np.array_equal(idf, library.idf_)
+        for rows in (train, val):
+            expected, ours = library.transform(rows), sublinear_tfidf(rows.copy(), idf)
+            assert np.array_equal(expected.indptr, ours.indptr)
+            assert np.array_equal(expected.indices, ours.indices)
+            assert np.array_equal(expected.data, ours.data)  # the same floats, not close ones
 
 
 def test_cosine_neighbors_equal_scikit_learn_brute_force_in_small_blocks(vectors, monkeypatch):

@@ -64,3 +64,19 @@ def test_the_stub_builds_pages_on_request(sources):
     assert page["total"] == 400_000 and page["page_count"] == 20_000
     assert [item["id"] for item in page["results"]] == [p["id"] for p in postings[60:80]]
     assert len(built) == 40  # the page, and the comparison's 20: never the 400,000
+
+
+def test_each_size_of_make_bench_runs_in_a_home_of_its_own_whatever_this_process_set(tmp_path):
+    """The comparisons of one size set MLFLOW_TRACKING_URI in this process (mlflow's
+    set_tracking_uri); the next size's runs once inherited it and logged to the first home."""
+    from benchmarks.scale import run_environment
+
+    leaked = {"PATH": "/usr/bin", "MLFLOW_TRACKING_URI": "sqlite:////elsewhere/mlflow.db",
+              "CAREERPULSE_MUSE_ARCHIVE": "/elsewhere", "CAREERPULSE_MAX_PAGES": "3"}
+    env = run_environment(tmp_path / "home", "http://127.0.0.1:9", environ=leaked)
+    assert "MLFLOW_TRACKING_URI" not in env
+    assert "CAREERPULSE_MUSE_ARCHIVE" not in env and "CAREERPULSE_MAX_PAGES" not in env
+    assert env["CAREERPULSE_HOME"] == str(tmp_path / "home")
+    assert env["DAGSTER_HOME"] == str(tmp_path / "home" / "dagster")
+    assert (tmp_path / "home" / "dagster" / "dagster.yaml").exists()
+    assert env["PATH"] == "/usr/bin" and leaked["MLFLOW_TRACKING_URI"]  # the caller's untouched

@@ -56,17 +56,15 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 from scipy import stats
-from statsforecast import StatsForecast
-from statsforecast.models import (
-    ADIDA,
-    IMAPA,
-    TSB,
-    AutoETS,
-    CrostonSBA,
-    SeasonalNaive,
-    SeasonalWindowAverage,
-)
-from utilsforecast.losses import mase, rmsse
+
+
+def _models():
+    """statsforecast's models, imported when a forecast is first made: the import takes about a
+    second, which the processes that forecast nothing (ingestion runs, code servers) need not
+    pay."""
+    import statsforecast.models
+
+    return statsforecast.models
 
 HORIZON = 28
 SEASON = 7
@@ -82,15 +80,15 @@ CANDIDATES = {
         # Additive error and weekly season, no trend: searching every ETS form took 24x as long
         # (35.9 s vs 1.5 s for the backtest of 10 one-year series) for MASE 0.867 vs 0.871, and
         # the multiplicative ones refuse days without postings anyway.
-        "AutoETS": lambda: AutoETS(season_length=SEASON, model="ANA"),
-        "SeasonalWindowAverage": lambda: SeasonalWindowAverage(
+        "AutoETS": lambda: _models().AutoETS(season_length=SEASON, model="ANA"),
+        "SeasonalWindowAverage": lambda: _models().SeasonalWindowAverage(
             season_length=SEASON, window_size=4, alias="SeasonalWindowAverage"),
     },
     "intermittent": {
-        "ADIDA": ADIDA,
-        "IMAPA": IMAPA,
-        "TSB": lambda: TSB(alpha_d=0.1, alpha_p=0.1),
-        "CrostonSBA": CrostonSBA,
+        "ADIDA": lambda: _models().ADIDA(),
+        "IMAPA": lambda: _models().IMAPA(),
+        "TSB": lambda: _models().TSB(alpha_d=0.1, alpha_p=0.1),
+        "CrostonSBA": lambda: _models().CrostonSBA(),
     },
 }
 
@@ -257,6 +255,8 @@ def window_scores(cv: pd.DataFrame, history: pd.DataFrame, models: list[str]) ->
     """{"MASE": ..., "RMSSE": ...}: each model's score in each backtest window (unique_id,
     cutoff, one column per model), against the history up to the window's own cutoff
     (`utilsforecast.losses.mase` / `rmsse`); inf where that history's weekly naive error is 0."""
+    from utilsforecast.losses import mase, rmsse
+
     return {"MASE": mase(cv, models, SEASON, history), "RMSSE": rmsse(cv, models, SEASON, history)}
 
 
@@ -416,8 +416,10 @@ def forecast_categories(daily: pd.DataFrame, today: date, horizon: int = HORIZON
     for group, categories in group_of.dropna().groupby(group_of.dropna()).groups.items():
         frame = series[series["unique_id"].isin(categories)]
         candidates = list(CANDIDATES[group])
+        from statsforecast import StatsForecast
+
         engine = StatsForecast(
-            models=[SeasonalNaive(season_length=SEASON)] + [make() for make in CANDIDATES[group].values()],
+            models=[_models().SeasonalNaive(season_length=SEASON)] + [make() for make in CANDIDATES[group].values()],
             freq="D", n_jobs=1,
         )
         shortest = int(frame.groupby("unique_id").size().min())

@@ -4,18 +4,27 @@ from __future__ import annotations
 
 import io
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")  # no display: draw to memory
-import matplotlib.patches  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from sklearn.metrics import ConfusionMatrixDisplay  # noqa: E402
+
+def _pyplot():
+    """matplotlib's pyplot, drawing to memory (no display). Imported when a figure is first
+    drawn: it takes about a second, which the processes that draw nothing (ingestion runs, code
+    servers, a `make run` refused at its start) need not pay."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def confusion_png(confusion: pd.DataFrame, title: str = "Out-of-fold confusion matrix") -> bytes:
     """scikit-learn's ConfusionMatrixDisplay of a true × predicted table, as PNG bytes."""
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    plt = _pyplot()
     size = max(5.0, 0.55 * len(confusion) + 2.5)
     figure, axes = plt.subplots(figsize=(size, size))
     labels = list(confusion.index)
@@ -43,7 +52,7 @@ def _png(figure) -> bytes:
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=80)
-    plt.close(figure)
+    _pyplot().close(figure)
     return buffer.getvalue()
 
 
@@ -76,6 +85,9 @@ def daily_counts_png(gold: pd.DataFrame, top: int = 6) -> bytes:
     weekly = weekly["postings"].where(weekly["observed"]).unstack("category")
     totals = frame.groupby("week")[["postings", "imputed_postings"]].sum()
     status = weekly_status(gold)
+    plt = _pyplot()
+    from matplotlib.patches import Patch
+
     figure, (counts_axis, share_axis) = plt.subplots(
         2, 1, figsize=(10, 5.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
     )
@@ -84,7 +96,7 @@ def daily_counts_png(gold: pd.DataFrame, top: int = 6) -> bytes:
     for category in busiest:
         counts_axis.plot(weekly.index, weekly[category], lw=1.1, label=category)
     handles = counts_axis.get_legend_handles_labels()[0] + [
-        matplotlib.patches.Patch(color=colour, label=label)
+        Patch(color=colour, label=label)
         for colour, label in WEEK_STATUS_COLOURS.values()]
     counts_axis.legend(handles=handles, fontsize=7, ncol=2)
     counts_axis.set_ylabel("postings / week")
@@ -106,7 +118,7 @@ def forecast_png(history: pd.DataFrame, forecast: pd.DataFrame, categories: list
     which is what a count that is mostly 0 says. History: gold's observed days of the
     `history_days` before the newest one, weeks not seen whole shaded; the gap to the first
     forecast day is the data's age."""
-    figure, axes = plt.subplots(len(categories), 1, figsize=(9, 2.3 * len(categories)),
+    figure, axes = _pyplot().subplots(len(categories), 1, figsize=(9, 2.3 * len(categories)),
                                 squeeze=False)
     for axis, category in zip(axes[:, 0], categories, strict=True):
         own = history[history["category"] == category].assign(
