@@ -2,8 +2,9 @@
 
 Two crawls keep bronze up to date. Each is a frontier of listings ("parts") in
 `bronze.bronze_crawl_frontier`, walked in order and resumed where it stopped, so one crawl may
-span many runs (a run spends at most its request budget; a kill loses at most the page in
-flight, because each page and the frontier's progress are one transaction).
+span many runs (a run spends at most its request budget; a kill loses at most the pages not
+yet committed, because pages and the frontier's progress over them are committed together in
+batches of up to 20: ingestion/bronze_store.py).
 
 - The *full* crawl reads every posting the API shows. It starts with the plain listing; a listing
   the API caps (400 "Value `page` is too high" past about page 99) is parted by a filter
