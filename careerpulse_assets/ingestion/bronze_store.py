@@ -127,29 +127,30 @@ CREATE TABLE IF NOT EXISTS bronze.bronze_quarantine (
 );
 """
 
-# The latest stored version of each posting in this page; only differing payloads go in.
+# The latest stored version's hash of each of these postings (the page's ids, a list parameter).
+LATEST_HASHES_SQL = """
+SELECT posting_id, payload_hash FROM bronze.bronze_postings
+WHERE posting_id IN (SELECT unnest(?::BIGINT[]))
+QUALIFY row_number() OVER (PARTITION BY posting_id ORDER BY bronze_row_id DESC) = 1
+"""
+# The page's payloads that differ from their posting's latest stored version (`new`, decided in
+# Python from LATEST_HASHES_SQL: one lookup and two plain inserts cost 4.5 ms a page less than
+# inserting through a join and a NOT EXISTS, issue 29).
 INSERT_NEW_VERSIONS_SQL = """
 INSERT INTO bronze.bronze_postings
     (posting_id, payload, payload_hash, source, page, fetched_at, run_id)
-SELECT p.posting_id, p.payload, p.payload_hash, p.source, p.page, p.fetched_at, p.run_id
-FROM page_rows p
-LEFT JOIN (
-    SELECT posting_id, payload_hash
-    FROM bronze.bronze_postings
-    WHERE posting_id IN (SELECT posting_id FROM page_rows)
-    QUALIFY row_number() OVER (PARTITION BY posting_id ORDER BY bronze_row_id DESC) = 1
-) latest USING (posting_id)
-WHERE latest.payload_hash IS DISTINCT FROM p.payload_hash
-ORDER BY p.item_index
+SELECT posting_id, payload, payload_hash, source, page, fetched_at, run_id
+FROM page_rows WHERE new
+ORDER BY item_index
 """
 # The values a posting is listed under, from the first version stored (an edit that moves a
-# posting to another category is rare; the values only guide how listings are parted).
+# posting to another category is rare; the values only guide how listings are parted). A posting
+# has listing values exactly when it has a stored version: both are written in the same
+# transaction, and stores from before the table are filled at once (ensure_bronze_schema).
 INSERT_LISTING_VALUES_SQL = """
 INSERT INTO bronze.bronze_listing_values
-SELECT posting_id, fetched_at, categories, levels, locations, company FROM page_rows p
-WHERE NOT EXISTS (
-    SELECT 1 FROM bronze.bronze_listing_values v WHERE v.posting_id = p.posting_id
-)
+SELECT posting_id, fetched_at, categories, levels, locations, company FROM page_rows
+WHERE first_seen
 """
 # Stores from before bronze_listing_values get it filled once from their payloads.
 BACKFILL_LISTING_VALUES_SQL = """
@@ -403,9 +404,17 @@ def add_page(
     # A page with nothing to quarantine (nearly every one) skips that table and its statement:
     # 3 ms of a page's 30 even with no rows.
     quarantine = {"page_quarantine": page_quarantine} if page_quarantine.num_rows else {}
+    ids = page_rows.column("posting_id").to_pylist()
+    latest = dict(connection.execute(LATEST_HASHES_SQL, [ids]).fetchall()) if ids else {}
+    new = [latest.get(posting) != payload_hash for posting, payload_hash
+           in zip(ids, page_rows.column("payload_hash").to_pylist(), strict=True)]
+    first_seen = [posting not in latest for posting in ids]
+    page_rows = (page_rows.append_column("new", pa.array(new, pa.bool_()))
+                 .append_column("first_seen", pa.array(first_seen, pa.bool_())))
     with registered(connection, page_rows=page_rows, **quarantine):
-        outcome.inserted = int(connection.execute(INSERT_NEW_VERSIONS_SQL).fetchall()[0][0])
-        if outcome.inserted:
+        if any(new):
+            outcome.inserted = int(connection.execute(INSERT_NEW_VERSIONS_SQL).fetchall()[0][0])
+        if any(first_seen):
             connection.execute(INSERT_LISTING_VALUES_SQL)
         if quarantine:
             outcome.quarantined = int(connection.execute(INSERT_QUARANTINE_SQL).fetchall()[0][0])
