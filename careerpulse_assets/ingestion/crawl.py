@@ -231,7 +231,7 @@ class CrawlRun:
 class Crawler:
     """Runs the crawls of one API into bronze through `writer`.
 
-    `walk_listing(listing, start_page=, page_cap=, previous_total=, budget=)` gives a
+    `walk_listing(listing, start_page=, page_cap=, previous_total=, budget=, read_ahead=)` gives a
     ListingWalk over HTTP; `source_of(listing)` names a listing in bronze's `source`; `known` and
     `fixed` are the partition values known beforehand and the overrides (ingestion/partitions.py);
     `log` gets a line per listing walked.
@@ -484,6 +484,9 @@ class Crawler:
         walk = self.walk_listing(
             part.listing, start_page=part.next_page, page_cap=page_cap, budget=self.budget,
             previous_total=part.total if part.next_page > 0 else None,
+            # A part that may not stop at stored pages is walked to its end once past page 0
+            # (where it may be parted): its next page is asked for while a page is stored.
+            read_ahead=None if part.may_stop else (lambda page: page.page > 0),
         )
         self.walks += 1
 
