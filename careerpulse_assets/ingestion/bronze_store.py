@@ -19,7 +19,7 @@ import hashlib
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, closing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from datetime import datetime
 
@@ -192,6 +192,7 @@ class PageOutcome(Counts):
     valid: int = 0
     oldest: datetime | None = None
     newest: datetime | None = None
+    posting_ids: list[int] = field(default_factory=list)  # the valid postings' ids
 
     @property
     def all_known(self) -> bool:
@@ -404,7 +405,7 @@ def add_page(
     # A page with nothing to quarantine (nearly every one) skips that table and its statement:
     # 3 ms of a page's 30 even with no rows.
     quarantine = {"page_quarantine": page_quarantine} if page_quarantine.num_rows else {}
-    ids = page_rows.column("posting_id").to_pylist()
+    ids = outcome.posting_ids = page_rows.column("posting_id").to_pylist()
     latest = dict(connection.execute(LATEST_HASHES_SQL, [ids]).fetchall()) if ids else {}
     new = [latest.get(posting) != payload_hash for posting, payload_hash
            in zip(ids, page_rows.column("payload_hash").to_pylist(), strict=True)]
@@ -478,8 +479,9 @@ class HeldConnection:
 class PageBatch:
     """The pages a walk has stored and not yet committed, in one open transaction."""
 
-    def __init__(self, held: HeldConnection):
-        self._held = held
+    def __init__(self, held: HeldConnection,
+                 before_commit: Callable[[duckdb.DuckDBPyConnection], None] | None = None):
+        self._held, self._before_commit = held, before_commit
         self._pages = 0
         self._began: float | None = None  # time.monotonic() of its first page
 
@@ -499,9 +501,17 @@ class PageBatch:
             self.commit()
 
     def commit(self) -> None:
+        """`before_commit(connection)`, then COMMIT (nothing when no page is in the batch)."""
         if self._began is not None:
+            connection = self._held.connection()
+            if self._before_commit is not None:
+                try:
+                    self._before_commit(connection)
+                except BaseException:
+                    self.rollback()
+                    raise
             self._began, self._pages = None, 0
-            self._held.connection().execute("COMMIT")
+            connection.execute("COMMIT")
 
     def rollback(self) -> None:
         if self._began is not None:
@@ -539,15 +549,18 @@ class BronzeWriter:
         pages: Iterator[RawPage],
         then: Callable[[duckdb.DuckDBPyConnection, RawPage, PageOutcome], None] | None = None,
         stop: Callable[[RawPage, PageOutcome], bool] = lambda *_: False,
+        before_commit: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
     ) -> None:
         """Store `pages` as they come until they end or `stop(page, outcome)` says so;
-        `then(connection, page, outcome)` runs in each page's transaction.
+        `then(connection, page, outcome)` runs in each page's transaction, and
+        `before_commit(connection)` in each batch's, before it is committed (to write once per
+        batch what follows its pages).
 
         Pages are committed in batches (COMMIT_EVERY_PAGES, COMMIT_EVERY_SECONDS), always whole:
         when storing a page fails the batch is rolled back; when the page source fails (the
         API refused, the run was interrupted while waiting for a page) the pages stored so far
         are committed and the error raised."""
-        batch = PageBatch(self.held)
+        batch = PageBatch(self.held, before_commit)
         try:
             with closing(with_waits(pages, RELEASE_AFTER_SECONDS)) as waited:
                 for page in waited:
