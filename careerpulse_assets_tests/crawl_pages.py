@@ -1,7 +1,8 @@
-"""`python -m careerpulse_assets_tests.crawl_pages DATABASE KILL_AT`: a full crawl of the synthetic
+"""`python -m careerpulse_assets_tests.crawl_pages DATABASE KILL_AT [SECONDS]`: a full crawl of the synthetic
 listing into DATABASE (a crawl's writer and frontier, no HTTP, no Dagster) that SIGKILLs its own
-process when it asks for page KILL_AT. Batches are committed by their page count only (no commit
-by time or while waiting), so what survives the kill does not depend on the machine's speed.
+process when it asks for page KILL_AT. Batches are committed by their page count, or by their age
+when SECONDS (COMMIT_EVERY_SECONDS) is given, never while waiting, so what survives the kill does
+not depend on the machine's speed.
 Used by the crash tests of bronze's batched commits."""
 
 from __future__ import annotations
@@ -57,5 +58,7 @@ def crawl(database: str, items: list[dict], kill_at: int | None = None) -> list[
 
 
 if __name__ == "__main__":
-    bronze_store.COMMIT_EVERY_SECONDS = bronze_store.RELEASE_AFTER_SECONDS = 3600.0
+    # COMMIT_EVERY_SECONDS from the third argument: 0 commits each page as soon as it is stored.
+    bronze_store.COMMIT_EVERY_SECONDS = float(sys.argv[3]) if len(sys.argv) > 3 else 3600.0
+    bronze_store.RELEASE_AFTER_SECONDS = 3600.0
     crawl(sys.argv[1], listing(), kill_at=int(sys.argv[2]))

@@ -126,9 +126,9 @@ def stored_pages(database) -> tuple[int, int, int]:
 
 def test_a_crawl_killed_mid_batch_loses_only_that_batch_and_the_rerun_stores_each_posting_once(
         tmp_path):
-    """SIGKILL while page 25 is asked for: pages 0-24 were stored, 20-24 not yet committed
-    (COMMIT_EVERY_PAGES = 20). Only those five are lost, the frontier with them, so the rerun
-    asks again from page 20 and every posting is stored once."""
+    """SIGKILL when page 25 is asked for (ahead, while page 24 is stored): pages 20-24 are not
+    yet committed (COMMIT_EVERY_PAGES = 20). Only those five are lost, the frontier with them,
+    so the rerun asks again from page 20 and every posting is stored once."""
     import subprocess
     import sys
     from pathlib import Path
@@ -149,6 +149,23 @@ def test_a_crawl_killed_mid_batch_loses_only_that_batch_and_the_rerun_stores_eac
     asked = crawl(str(database), items)
     assert asked == list(range(20, 34))  # the lost batch again, the rest, the empty page 33
     assert stored_pages(database)[:2] == (len(items), len(items))
+
+
+def test_a_batch_as_old_as_commit_every_seconds_is_committed_before_it_is_full(tmp_path):
+    """COMMIT_EVERY_SECONDS = 0: every page is committed once stored, so the kill when page 25
+    is asked for loses at most page 24, the one being stored when the full crawl asked for page
+    25 ahead (the age rule, without waiting for a clock)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    database = tmp_path / "careerpulse.duckdb"
+    killed = subprocess.run(
+        [sys.executable, "-m", "careerpulse_assets_tests.crawl_pages", str(database), "25", "0"],
+        cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    rows, postings, next_page = stored_pages(database)
+    assert next_page in (24, 25) and rows == postings == next_page * 20
 
 
 def test_a_failing_page_source_keeps_the_pages_stored_and_a_failing_store_loses_its_batch(
