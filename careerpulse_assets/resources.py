@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import atexit
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -94,8 +94,8 @@ class MuseApi(ConfigurableResource):
         return bool(self.archive_dir)
 
     def walk(self, listing: Listing = PLAIN, start_page: int = 0, page_cap: int | None = None,
-             previous_total: int | None = None, budget: RequestBudget | None = None
-             ) -> ListingWalk:
+             previous_total: int | None = None, budget: RequestBudget | None = None,
+             read_ahead: Callable[[RawPage], bool] | None = None) -> ListingWalk:
         """A walk of one listing from `start_page` (iterate it for the pages)."""
         return iter_api_pages(
             self.base_url,
@@ -109,6 +109,7 @@ class MuseApi(ConfigurableResource):
             page_cap=page_cap,
             previous_total=previous_total,
             budget=budget,
+            read_ahead=read_ahead,
         )
 
     def partition_values(self) -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]]:

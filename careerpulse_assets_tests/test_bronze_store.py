@@ -110,3 +110,96 @@ def test_a_store_from_before_crawl_frontiers_is_upgraded_in_place(tmp_path):
         sample = listing_sample(connection, Listing.of({"category": "Sales"}))
     # The listing values were filled in from the stored payloads.
     assert sample.postings == 14 and sample.counts["level"] == {"Mid Level": 14}
+
+
+# --- pages committed in batches (BronzeWriter) ------------------------------------------------
+
+
+def stored_pages(database) -> tuple[int, int, int]:
+    """(rows, distinct postings, the frontier's next page) of the crawl_pages store."""
+    with duckdb.connect(str(database), read_only=True) as connection:
+        return connection.execute(
+            "SELECT (SELECT count(*) FROM bronze.bronze_postings), "
+            "(SELECT count(DISTINCT posting_id) FROM bronze.bronze_postings), "
+            "(SELECT max(next_page) FROM bronze.bronze_crawl_frontier)").fetchone()
+
+
+def test_a_crawl_killed_mid_batch_loses_only_that_batch_and_the_rerun_stores_each_posting_once(
+        tmp_path):
+    """SIGKILL when page 25 is asked for (ahead, while page 24 is stored): pages 20-24 are not
+    yet committed (COMMIT_EVERY_PAGES = 20). Only those five are lost, the frontier with them,
+    so the rerun asks again from page 20 and every posting is stored once."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from careerpulse_assets.ingestion.bronze_store import COMMIT_EVERY_PAGES
+
+    from .crawl_pages import crawl, listing
+
+    assert COMMIT_EVERY_PAGES == 20
+    database = tmp_path / "careerpulse.duckdb"
+    killed = subprocess.run(
+        [sys.executable, "-m", "careerpulse_assets_tests.crawl_pages", str(database), "25"],
+        cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    assert stored_pages(database) == (20 * 20, 20 * 20, 20)
+
+    items = listing()
+    asked = crawl(str(database), items)
+    assert asked == list(range(20, 34))  # the lost batch again, the rest, the empty page 33
+    assert stored_pages(database)[:2] == (len(items), len(items))
+
+
+def test_a_batch_as_old_as_commit_every_seconds_is_committed_before_it_is_full(tmp_path):
+    """COMMIT_EVERY_SECONDS = 0: every page is committed once stored, so the kill when page 25
+    is asked for loses at most page 24, the one being stored when the full crawl asked for page
+    25 ahead (the age rule, without waiting for a clock)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    database = tmp_path / "careerpulse.duckdb"
+    killed = subprocess.run(
+        [sys.executable, "-m", "careerpulse_assets_tests.crawl_pages", str(database), "25", "0"],
+        cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    rows, postings, next_page = stored_pages(database)
+    assert next_page in (24, 25) and rows == postings == next_page * 20
+
+
+def test_a_failing_page_source_keeps_the_pages_stored_and_a_failing_store_loses_its_batch(
+        tmp_path):
+    from contextlib import contextmanager
+
+    from careerpulse_assets.ingestion.bronze_store import BronzeWriter
+
+    items = synthetic_postings(per_category=20, unlabelled=0)  # 120 postings, 6 pages
+    pages = [RawPage("test", n, items[n * 20:(n + 1) * 20]) for n in range(6)]
+    database = str(tmp_path / "careerpulse.duckdb")
+
+    @contextmanager
+    def connect():
+        with duckdb.connect(database) as connection:
+            yield connection
+
+    def refused_after(count):
+        yield from pages[:count]
+        raise RuntimeError("the API refused")
+
+    writer = BronzeWriter(connect, "run")
+    with pytest.raises(RuntimeError, match="the API refused"):
+        writer.walk(refused_after(3))
+    with duckdb.connect(database) as connection:
+        assert count(connection, "bronze_postings") == 60  # all three pages, committed
+
+    def fails_on_page_5(connection, page, outcome):
+        if page.page == 5:
+            raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        writer.walk(iter(pages), then=fails_on_page_5)
+    writer.held.release()
+    with duckdb.connect(database) as connection:
+        # Pages 3 and 4 were in the failed page's batch: rolled back with it, whole.
+        assert count(connection, "bronze_postings") == 60

@@ -618,3 +618,32 @@ def test_a_clock_8_days_ahead_then_right_again_marks_no_future_day_and_keeps_the
     assert any("this machine's clock is 8.0 days ahead of the API's" in line
                for line in warnings_of(instance, first))
     assert bronze_metadata(third)["clock"] == "this machine's clock agrees with the API's"
+
+
+def test_a_walk_reading_ahead_asks_for_the_next_page_while_the_caller_holds_this_one():
+    """Storing a page and fetching the next overlap, past page 0 (where a crawl may part the
+    listing and want no more), and nothing is asked for past the listing's last page."""
+    import threading
+
+    from careerpulse_assets.ingestion.muse_api import END, ListingWalk
+    from careerpulse_assets.ingestion.pages import RawPage
+
+    asked, answered = [], {page: threading.Event() for page in range(6)}
+
+    def fetch(page: int) -> RawPage:
+        asked.append(page)
+        answered[page].set()
+        count = 20 if page < 3 else 7  # pages 0-2 full, page 3 the last
+        return RawPage("api:x", page, [{"id": page * 20 + i} for i in range(count)], total=67,
+                       is_last=count < 20)
+
+    walk = ListingWalk(fetch, read_ahead=lambda page: page.page > 0)
+    held = []
+    for page in walk:
+        if page.page == 0:
+            held.append(list(asked))  # nothing asked ahead of page 0
+        elif not page.is_last:
+            # Set by the read-ahead thread, while this page is still held here.
+            assert answered[page.page + 1].wait(timeout=60)
+    assert held == [[0]]
+    assert asked == [0, 1, 2, 3] and walk.requests == 4 and walk.ended_by == END

@@ -2,8 +2,9 @@
 
 Two crawls keep bronze up to date. Each is a frontier of listings ("parts") in
 `bronze.bronze_crawl_frontier`, walked in order and resumed where it stopped, so one crawl may
-span many runs (a run spends at most its request budget; a kill loses at most the page in
-flight, because each page and the frontier's progress are one transaction).
+span many runs (a run spends at most its request budget; a kill loses at most the pages not
+yet committed, because pages and the frontier's progress over them are committed together in
+batches of up to 20: ingestion/bronze_store.py).
 
 - The *full* crawl reads every posting the API shows. It starts with the plain listing; a listing
   the API caps (400 "Value `page` is too high" past about page 99) is parted by a filter
@@ -230,7 +231,7 @@ class CrawlRun:
 class Crawler:
     """Runs the crawls of one API into bronze through `writer`.
 
-    `walk_listing(listing, start_page=, page_cap=, previous_total=, budget=)` gives a
+    `walk_listing(listing, start_page=, page_cap=, previous_total=, budget=, read_ahead=)` gives a
     ListingWalk over HTTP; `source_of(listing)` names a listing in bronze's `source`; `known` and
     `fixed` are the partition values known beforehand and the overrides (ingestion/partitions.py);
     `log` gets a line per listing walked.
@@ -483,6 +484,9 @@ class Crawler:
         walk = self.walk_listing(
             part.listing, start_page=part.next_page, page_cap=page_cap, budget=self.budget,
             previous_total=part.total if part.next_page > 0 else None,
+            # A part that may not stop at stored pages is walked to its end once past page 0
+            # (where it may be parted): its next page is asked for while a page is stored.
+            read_ahead=None if part.may_stop else (lambda page: page.page > 0),
         )
         self.walks += 1
 
@@ -496,8 +500,7 @@ class Crawler:
                     "UPDATE bronze.bronze_crawls SET started_at = ? WHERE crawl_id = ? "
                     "AND source = ? AND status = 'walking'",
                     [page.fetched_at, part.crawl_id, part.source])
-            connection.execute("INSERT INTO bronze.bronze_crawl_postings "
-                               "SELECT ?, posting_id FROM page_rows", [part.crawl_id])
+            read.extend(outcome.posting_ids)
             if part.may_stop:
                 # New to bronze since the crawl began: stored by this walk or by another
                 # listing of the crawl that holds them too (by row id: clocks may jump).
@@ -507,16 +510,35 @@ class Crawler:
                     "HAVING min(bronze_row_id) > (SELECT min(rows_before) FROM "
                     "bronze.bronze_crawl_frontier WHERE crawl_id = ?))", [part.crawl_id],
                 ).fetchall()[0][0]
-            connection.execute(
-                "UPDATE bronze.bronze_crawl_frontier SET next_page = ?, "
-                "total = coalesce(?, total), shrank_by = ?, unreadable = unreadable + ?, "
-                "unusable_items = unusable_items + ?, updated_at = ? "
-                "WHERE crawl_id = ? AND source = ?",
-                # The walk's own next page: back before this one when the listing shrank.
-                [walk.next_page, page.total, part.shrank_by + walk.shrank,
-                 int(page.error is not None),
-                 outcome.read - outcome.valid, self.clock.now(), part.crawl_id, part.source],
-            )
+            # The walk's own next page: back before this one when the listing shrank.
+            progress.update(next_page=walk.next_page, shrank_by=part.shrank_by + walk.shrank,
+                            updated_at=self.clock.now(),
+                            unreadable=progress.get("unreadable", 0) + (page.error is not None),
+                            unusable=progress.get("unusable", 0) + outcome.read - outcome.valid)
+            if page.total is not None:
+                progress["total"] = page.total
+
+        # The postings read and the frontier's figures are written once per batch of pages,
+        # just before it is committed (in its transaction: a kill loses both with the pages).
+        read: list[int] = []
+        progress: dict = {}
+
+        def before_commit(connection) -> None:
+            if read:
+                connection.execute("INSERT INTO bronze.bronze_crawl_postings "
+                                   "SELECT ?, unnest(?::BIGINT[])", [part.crawl_id, read])
+                read.clear()
+            if progress:
+                connection.execute(
+                    "UPDATE bronze.bronze_crawl_frontier SET next_page = ?, "
+                    "total = coalesce(?, total), shrank_by = ?, unreadable = unreadable + ?, "
+                    "unusable_items = unusable_items + ?, updated_at = ? "
+                    "WHERE crawl_id = ? AND source = ?",
+                    [progress["next_page"], progress.get("total"), progress["shrank_by"],
+                     progress["unreadable"], progress["unusable"], progress["updated_at"],
+                     part.crawl_id, part.source],
+                )
+                progress.clear()
 
         def stop(page: RawPage, outcome: PageOutcome) -> bool:
             if (part.may_stop and page.page == 0 and not record.oldest_first
@@ -544,14 +566,16 @@ class Crawler:
                     return True
             return False
 
-        self.writer.walk(iter(walk), then, stop)
+        self.writer.walk(iter(walk), then, stop, before_commit)
         record.requests = walk.requests
         if (walk.growth > 0 and walk.ended_by in (END, CAP) and not record.stopped_at_stored
                 and not record.oldest_first):  # its head is its oldest postings
-            record.requests += self._read_head_again(part, page_cap, walk.growth, then)
+            record.requests += self._read_head_again(part, page_cap, walk.growth, then,
+                                                     before_commit)
         self._finish(part, walk, record, capacity)
 
-    def _read_head_again(self, part: Part, page_cap: int | None, growth: int, then) -> int:
+    def _read_head_again(self, part: Part, page_cap: int | None, growth: int, then,
+                         before_commit) -> int:
         """New postings arrived on page 0 while the listing was walked: read its head again
         until a page of stored postings once as many new ones as it grew by were found.
         Returns the requests it made."""
@@ -564,7 +588,7 @@ class Crawler:
             found += outcome.inserted
             return outcome.all_known and found >= growth
 
-        self.writer.walk(iter(head), then, stop)
+        self.writer.walk(iter(head), then, stop, before_commit)
         return head.requests
 
     def _finish(self, part: Part, walk: ListingWalk, record: WalkRecord,

@@ -26,6 +26,7 @@ import math
 import re
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -287,6 +288,13 @@ class ListingWalk:
       ignores `page`, and the walk ends with that page as unreadable instead of going for ever.
     - `growth`: how far `total` rose above the first answer's, so the caller can read the
       listing's head again for the new postings that arrived on page 0 meanwhile.
+
+    `read_ahead(page)` says whether the caller, handed `page` (a full one), will surely want the
+    next: then the next page is asked for in a thread of its own while the caller stores this
+    one (the walk's own state moves on only when the caller asks for the next page). Storing a
+    page and fetching the next then overlap instead of adding up (issue 29: 6.6 ms of a page's
+    24 at 20,000 postings was waiting for the next page). A request asked ahead and not used (the
+    listing shrank and the walk went back) is counted like any other.
     """
 
     def __init__(
@@ -301,8 +309,12 @@ class ListingWalk:
         max_rate_limit_wait: float = 3600.0,
         describe: Callable[[int], str] = lambda page: f"page {page}",
         pause: Callable[[float], None] = time.sleep,
+        read_ahead: Callable[[RawPage], bool] | None = None,
     ):
         self._fetch, self.start_page = fetch, start_page
+        self._read_ahead = read_ahead
+        self._ahead: tuple[int, Future] | None = None  # the page asked for ahead, its answer
+        self._executor: ThreadPoolExecutor | None = None
         self.page_cap, self.max_pages = page_cap, max_pages
         self.budget = budget or RequestBudget()
         self.previous_total = previous_total
@@ -319,15 +331,33 @@ class ListingWalk:
         self.requests = 0
 
     def _read(self, page: int) -> RawPage | None:
-        if not self.budget.take():
-            self.ended_by = BUDGET
-            return None
-        self.requests += 1
-        raw = self._fetch(page)
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and ahead[0] == page:
+            raw = ahead[1].result()
+        else:
+            if not self.budget.take():
+                self.ended_by = BUDGET
+                return None
+            self.requests += 1
+            raw = self._fetch(page)
         if raw.rate_limit_reset is not None:
             # The allowance is used up: wait for the window instead of running into a 403.
             self._pause(min(raw.rate_limit_reset, self._max_wait))
         return raw
+
+    def _ask_ahead(self, raw: RawPage) -> None:
+        """Ask for the page after `raw` now, when the walk will read it next and the caller
+        wants it (`read_ahead`)."""
+        following = raw.page + 1
+        if (self._read_ahead is None or raw.error is not None or raw.is_last
+                or (self.page_cap is not None and following >= self.page_cap)
+                or (self.max_pages is not None and following >= self.max_pages)
+                or not self._read_ahead(raw) or not self.budget.take()):
+            return
+        self.requests += 1
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="careerpulse-read-ahead")
+        self._ahead = (following, self._executor.submit(self._fetch, following))
 
     def _shifted(self, total: int | None, earlier_total: int | None, pages: int) -> bool:
         return total is not None and earlier_total is not None and (
@@ -335,6 +365,13 @@ class ListingWalk:
         )
 
     def __iter__(self) -> Iterator[RawPage]:
+        try:
+            yield from self._pages()
+        finally:
+            if self._executor is not None:
+                self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def _pages(self) -> Iterator[RawPage]:
         page, unreadable_in_a_row, seen = self.start_page, 0, {}
         previous_total = self.previous_total
         furthest = page - 1  # the furthest page this walk has read
@@ -400,6 +437,7 @@ class ListingWalk:
                     page = back
                     continue
                 self.next_page = page + 1
+                self._ask_ahead(raw)
                 yield raw
             if raw.error is None:
                 unreadable_in_a_row = 0

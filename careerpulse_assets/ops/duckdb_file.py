@@ -147,6 +147,16 @@ def transaction_with(
     """Register Arrow `tables` as views by name and run the block in one transaction: all or
     nothing. Raises TypeError for a pandas frame (its types would be guessed from a sample of
     rows: make it a `declared_table`)."""
+    with registered(connection, **tables), transaction(connection):
+        yield connection
+
+
+@contextmanager
+def registered(
+    connection: duckdb.DuckDBPyConnection, **tables: pa.Table
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Register Arrow `tables` as views by name for the block (in whatever transaction the
+    caller holds). Raises TypeError for a pandas frame (make it a `declared_table`)."""
     for name, table in tables.items():
         if not isinstance(table, pa.Table):
             raise TypeError(f"{name}: hand DuckDB an Arrow table of declared types "
@@ -154,8 +164,7 @@ def transaction_with(
     for name, table in tables.items():
         connection.register(name, table)
     try:
-        with transaction(connection):
-            yield connection
+        yield connection
     finally:
         for name in tables:
             connection.unregister(name)
