@@ -20,7 +20,8 @@ run: $(INSTALLED)
 
 # Three workers, one test file each at a time (files share fixtures and servers). On 2 cores a
 # third worker uses what the process and server tests leave idle while they wait on their
-# children: 745 s against 904 s for two, the same suite on the same loaded machine (issue 28).
+# children: 745 s against 904 s for two, the same suite on the same loaded machine; 526 s
+# from a fresh clone with nothing else running (issue 28).
 # `.venv/bin/pytest -m "not slow"` is the quick loop.
 TEST_WORKERS ?= 3
 test: $(INSTALLED)
