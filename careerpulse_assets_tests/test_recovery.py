@@ -69,6 +69,50 @@ def make_run_env(home: Path, base_url: str) -> dict:
     return careerpulse_env(home, CAREERPULSE_MUSE_BASE_URL=base_url)
 
 
+def test_a_dead_runs_queued_step_that_was_handed_the_slot_is_named_and_recovered(tmp_path):
+    """Two runs started at once: the second's step queues for the slot; it is SIGKILLed; the
+    first frees the slot, which Dagster assigns to the dead run's queued step (assigned, never
+    claimed). The first run's next step then waited for ever, with no word: its watch saw no
+    claimed slot, so it named nobody and recovered nobody."""
+    from dagster import DagsterInstance, DagsterRun, DagsterRunStatus
+
+    from careerpulse_assets.ops.recovery import WORKER_TAG, PoolWatch, slot_holders
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    with DagsterInstance.local_temp(str(tmp_path)) as instance:
+        storage = instance.event_log_storage
+        storage.set_concurrency_slots("careerpulse_duckdb", 1)
+        alive = DagsterRun(job_name="careerpulse_ingestion", status=DagsterRunStatus.STARTED,
+                           tags={WORKER_TAG: worker_identity()})
+        dead = DagsterRun(job_name="careerpulse_ingestion", status=DagsterRunStatus.STARTED,
+                          tags={WORKER_TAG: worker_identity(gone.pid)})
+        instance.add_run(alive)
+        instance.add_run(dead)
+        assert storage.claim_concurrency_slot("careerpulse_duckdb", alive.run_id,
+                                              "bronze_postings").is_claimed
+        assert not storage.claim_concurrency_slot("careerpulse_duckdb", dead.run_id,
+                                                  "bronze_postings").is_claimed
+        storage.free_concurrency_slot_for_step(alive.run_id, "bronze_postings")
+        assert not storage.claim_concurrency_slot("careerpulse_duckdb", alive.run_id,
+                                                  "silver_postings").is_claimed
+        assert slot_holders(instance, "careerpulse_duckdb", alive.run_id) == [
+            f"run {dead.run_id} (step bronze_postings, STARTED, assigned, not yet claimed)"]
+        said: list[str] = []
+        watch = PoolWatch(instance, "careerpulse_duckdb", alive.run_id, said.append).start()
+        try:
+            deadline = time.monotonic() + 30
+            while not storage.claim_concurrency_slot("careerpulse_duckdb", alive.run_id,
+                                                     "silver_postings").is_claimed:
+                assert time.monotonic() < deadline, said
+                time.sleep(0.2)
+        finally:
+            watch.stop()
+        assert instance.get_run_by_id(dead.run_id).status == DagsterRunStatus.FAILURE
+        assert any(f"run {dead.run_id} marked failed: its worker process {gone.pid} is gone" in line
+                   for line in said), said
+
+
 def test_run_monitoring_hears_from_the_launcher_that_a_dead_workers_run_failed():
     """What Dagster's run monitoring asks the instance's run launcher (dagster.yaml) every
     poll: a run whose worker process is gone is FAILED; a live, foreign or unnamed one RUNNING."""

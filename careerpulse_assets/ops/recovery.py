@@ -151,15 +151,24 @@ def recover_dead_runs(instance) -> list[str]:
 
 
 def slot_holders(instance, pool: str, except_run: str | None = None) -> list[str]:
-    """Who holds the pool's slots: 'run <id> (step <key>, <status>)', other runs only."""
+    """Who holds the pool's slots: 'run <id> (step <key>, <status>)', other runs only.
+
+    A slot counts as held from when Dagster assigns it to the step queued first: until that
+    step claims it, it is among no claimed slots, yet no other step may take it. (A run killed
+    while its step was queued kept the slot so, and the run behind it waited for ever without
+    a word: a hostile check of issue 29's bronze batches.)"""
     info = instance.event_log_storage.get_concurrency_info(pool)
+    claimed = [(slot.run_id, slot.step_key, "") for slot in info.claimed_slots]
+    assigned = [(step.run_id, step.step_key, ", assigned, not yet claimed")
+                for step in info.pending_steps if step.assigned_timestamp is not None
+                and (step.run_id, step.step_key, "") not in claimed]
     holders = []
-    for slot in info.claimed_slots:
-        if slot.run_id == except_run:
+    for run_id, step_key, note in claimed + assigned:
+        if run_id == except_run:
             continue
-        run = instance.get_run_by_id(slot.run_id)
+        run = instance.get_run_by_id(run_id)
         status = run.status.value if run is not None else "unknown run"
-        holders.append(f"run {slot.run_id} (step {slot.step_key}, {status})")
+        holders.append(f"run {run_id} (step {step_key}, {status}{note})")
     return holders
 
 
