@@ -85,6 +85,29 @@ def test_earlier_scores_of_the_same_rows_are_reused_and_only_the_rest_predicted(
     pd.testing.assert_frame_equal(again.frame, fresh.frame)
 
 
+def test_texts_read_a_slice_at_a_time_give_the_same_imputation_and_only_for_the_predicted(
+        monkeypatch):
+    frame = silver(synthetic_postings())
+    model, calibration = trained(frame)
+    fresh = impute_categories(frame, model, VERSION, calibration)
+    missing = fresh.frame[frame["category"].isna().to_numpy()]
+    earlier = missing.iloc[:2][["posting_id", "bronze_row_id", "model_scores",
+                                "nearest_similarity"]]
+    monkeypatch.setattr("careerpulse_assets.classification.knn.IMPUTE_SLICE_POSTINGS", 3)
+    asked = []
+
+    def texts(posting_ids):
+        asked.append(posting_ids.tolist())
+        return frame.set_index("posting_id").loc[posting_ids.to_numpy(),
+                                                 ["title", "description_text"]]
+
+    again = impute_categories(frame.drop(columns=["description_text"]), model, VERSION,
+                              calibration, earlier, texts=texts)
+    assert [len(ids) for ids in asked] == [3, 3, 3, 1]  # 10 predicted, 3 a slice
+    assert sorted(sum(asked, [])) == sorted(missing["posting_id"].iloc[2:])
+    pd.testing.assert_frame_equal(again.frame, fresh.frame.drop(columns=["description_text"]))
+
+
 def test_below_the_threshold_or_in_a_withheld_category_a_posting_is_unclassified():
     items = imbalanced_postings({"Software Engineering": 30, "Healthcare": 10, "Sales": 10},
                                 unlabelled=20)

@@ -4,6 +4,7 @@ and, where the policy allows, a category written (what a user reading one postin
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -191,6 +192,7 @@ def impute_categories(
     model_version: str | None,
     calibration: ModelCalibration | None,
     earlier: pd.DataFrame | None = None,
+    texts: Callable[[pd.Series], pd.DataFrame] | None = None,
 ) -> Imputation:
     """Every silver posting, with a category: observed ones kept (`category_source` `api` or
     `label`); each missing one gets `category_probabilities` (calibrated, corrected for the
@@ -205,6 +207,9 @@ def impute_categories(
     and no category is written on it) and `model_version`; NULL on observed rows. `earlier` holds
     what this same model version said before (posting_id, bronze_row_id, model_scores,
     nearest_similarity): a posting whose silver row is unchanged is not predicted again.
+    `texts(posting_ids)`: the title and description_text of those postings in that order, read
+    a slice at a time for the postings predicted (`knn.scores_in_slices`); without it they are
+    `silver`'s own columns.
     """
     imputed = silver.reset_index(drop=True)
     missing = imputed["category"].isna().to_numpy()
@@ -234,7 +239,8 @@ def impute_categories(
         nearest[where] = known["nearest_similarity"].to_numpy(dtype=float)
         to_predict[where] = False
     if to_predict.any():
-        scores[to_predict], distance = scores_in_slices(model, imputed.loc[rows[to_predict]])
+        scores[to_predict], distance = scores_in_slices(model, imputed.loc[rows[to_predict]],
+                                                         texts)
         nearest[to_predict] = 1 - distance
     # A posting no labelled posting resembles learns nothing from its neighbours: it is counted
     # at the classes' shares among the labelled postings, and no category is written on it.
