@@ -112,10 +112,11 @@ class ModelCalibration:
     report: CalibrationReport
 
 
-def calibrate_model(oof: OutOfFold, min_precision: float = DEFAULT_MIN_PRECISION
-                    ) -> ModelCalibration:
-    """ValueError when the out-of-fold predictions lack class scores or hold fewer than 2
-    learned categories."""
+def calibrate_model(oof: OutOfFold, min_precision: float = DEFAULT_MIN_PRECISION,
+                    count_errors: dict | None = None) -> ModelCalibration:
+    """`count_errors`: the model's simulated count errors as its training kept them
+    (quantification.count_model_from), else simulated here. ValueError when the out-of-fold
+    predictions lack class scores or hold fewer than 2 learned categories."""
     if oof.scores is None:
         raise ValueError("out-of-fold predictions without class scores (saved before issue 26)")
     nested = nested_calibrated(oof)
@@ -125,7 +126,7 @@ def calibrate_model(oof: OutOfFold, min_precision: float = DEFAULT_MIN_PRECISION
                                 nested.reshape(-1, len(oof.classes)),
                                 np.tile(np.asarray(oof.truth).astype(str), repeats),
                                 np.asarray(oof.classes).astype(str))
-    return ModelCalibration(count_model_from(oof, nested), policy, report)
+    return ModelCalibration(count_model_from(oof, nested, count_errors), policy, report)
 
 
 @dataclass(frozen=True)
