@@ -47,15 +47,17 @@ def test_every_posting_without_a_category_gets_probabilities_and_observed_ones_a
     assert imputed["is_imputed"].tolist() == missing.tolist()  # threshold 0: every one written
     pd.testing.assert_series_equal(imputed.loc[~missing, "category"],
                                    frame.loc[~missing, "category"])
-    for probabilities in imputed.loc[missing, "category_probabilities"]:
-        assert np.isclose(sum(probabilities.values()), 1)
+    # Map columns (Arrow-backed: each value a list of (category, value) pairs).
+    probabilities = imputed.loc[missing, "category_probabilities"].map(dict)
+    for each in probabilities:
+        assert np.isclose(sum(each.values()), 1)
     assert imputed.loc[~missing, "category_probabilities"].isna().all()
-    best = imputed.loc[missing, "category_probabilities"].map(lambda p: max(p, key=p.get))
+    best = probabilities.map(lambda p: max(p, key=p.get))
     assert (best == imputed.loc[missing, "predicted_category"]).all()
     assert (imputed.loc[missing, "runner_up_share"]
             <= imputed.loc[missing, "imputation_confidence"]).all()
     # The KNN's own scores, nonzero ones: what a later run reuses.
-    for scores in imputed.loc[missing, "model_scores"]:
+    for scores in imputed.loc[missing, "model_scores"].map(dict):
         assert np.isclose(sum(scores.values()), 1) and min(scores.values()) > 0
     assert set(imputed.loc[missing, "model_version"]) == {VERSION}
     assert imputed.loc[~missing, "model_version"].isna().all()
