@@ -336,8 +336,8 @@ def _imputation_metadata(imputed: pd.DataFrame, imputation, serving: ServingClas
             (imputed["nearest_similarity"] < 1 - NO_INFORMATION_DISTANCE).sum()),
         "predicted_in_this_run": imputation.predicted,
         "model_version": serving.version,
-        "imputed_rows": preview(imputed[written].drop(
-            columns=["categories", "locations", "category_probabilities", "model_scores"])),
+        "imputed_rows": preview(imputed.drop(
+            columns=["categories", "locations", "category_probabilities", "model_scores"])[written]),
     }
     if counts is not None:
         metadata |= {

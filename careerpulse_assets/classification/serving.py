@@ -192,10 +192,10 @@ def _map_column(matrix: np.ndarray, classes: np.ndarray, rows: np.ndarray, lengt
     counts[rows] = kept.sum(axis=1)
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
     at, column = np.nonzero(kept)  # row by row, each row's classes in order
-    names = np.asarray([str(c) for c in classes], dtype=object)
+    names = pa.array([str(c) for c in classes], pa.string())
     is_null = np.ones(length, dtype=bool)
     is_null[rows] = False
-    array = pa.MapArray.from_arrays(pa.array(offsets), pa.array(names[column], pa.string()),
+    array = pa.MapArray.from_arrays(pa.array(offsets), names.take(pa.array(column)),
                                     pa.array(matrix[at, column], pa.float64()),
                                     mask=pa.array(is_null))
     return pd.Series(pd.arrays.ArrowExtensionArray(array))
