@@ -47,15 +47,17 @@ def test_every_posting_without_a_category_gets_probabilities_and_observed_ones_a
     assert imputed["is_imputed"].tolist() == missing.tolist()  # threshold 0: every one written
     pd.testing.assert_series_equal(imputed.loc[~missing, "category"],
                                    frame.loc[~missing, "category"])
-    for probabilities in imputed.loc[missing, "category_probabilities"]:
-        assert np.isclose(sum(probabilities.values()), 1)
+    # Map columns (Arrow-backed: each value a list of (category, value) pairs).
+    probabilities = imputed.loc[missing, "category_probabilities"].map(dict)
+    for each in probabilities:
+        assert np.isclose(sum(each.values()), 1)
     assert imputed.loc[~missing, "category_probabilities"].isna().all()
-    best = imputed.loc[missing, "category_probabilities"].map(lambda p: max(p, key=p.get))
+    best = probabilities.map(lambda p: max(p, key=p.get))
     assert (best == imputed.loc[missing, "predicted_category"]).all()
     assert (imputed.loc[missing, "runner_up_share"]
             <= imputed.loc[missing, "imputation_confidence"]).all()
     # The KNN's own scores, nonzero ones: what a later run reuses.
-    for scores in imputed.loc[missing, "model_scores"]:
+    for scores in imputed.loc[missing, "model_scores"].map(dict):
         assert np.isclose(sum(scores.values()), 1) and min(scores.values()) > 0
     assert set(imputed.loc[missing, "model_version"]) == {VERSION}
     assert imputed.loc[~missing, "model_version"].isna().all()
@@ -83,6 +85,29 @@ def test_earlier_scores_of_the_same_rows_are_reused_and_only_the_rest_predicted(
     again = impute_categories(frame, model, VERSION, calibration, earlier)
     assert again.predicted == len(missing) - 1
     pd.testing.assert_frame_equal(again.frame, fresh.frame)
+
+
+def test_texts_read_a_slice_at_a_time_give_the_same_imputation_and_only_for_the_predicted(
+        monkeypatch):
+    frame = silver(synthetic_postings())
+    model, calibration = trained(frame)
+    fresh = impute_categories(frame, model, VERSION, calibration)
+    missing = fresh.frame[frame["category"].isna().to_numpy()]
+    earlier = missing.iloc[:2][["posting_id", "bronze_row_id", "model_scores",
+                                "nearest_similarity"]]
+    monkeypatch.setattr("careerpulse_assets.classification.knn.IMPUTE_SLICE_POSTINGS", 3)
+    asked = []
+
+    def texts(posting_ids):
+        asked.append(posting_ids.tolist())
+        return frame.set_index("posting_id").loc[posting_ids.to_numpy(),
+                                                 ["title", "description_text"]]
+
+    again = impute_categories(frame.drop(columns=["description_text"]), model, VERSION,
+                              calibration, earlier, texts=texts)
+    assert [len(ids) for ids in asked] == [3, 3, 3, 1]  # 10 predicted, 3 a slice
+    assert sorted(sum(asked, [])) == sorted(missing["posting_id"].iloc[2:])
+    pd.testing.assert_frame_equal(again.frame, fresh.frame.drop(columns=["description_text"]))
 
 
 def test_below_the_threshold_or_in_a_withheld_category_a_posting_is_unclassified():

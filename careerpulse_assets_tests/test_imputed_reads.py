@@ -1,8 +1,11 @@
-"""What imputed_silver reads: the texts only of the postings it must score (issue 29)."""
+"""What imputed_silver reads: the texts only of the postings it must score, a slice at a time
+(issue 29)."""
 
 import duckdb
+import pandas as pd
+import pytest
 
-from careerpulse_assets.assets.ml import postings_and_earlier_scores
+from careerpulse_assets.assets.ml import postings_and_earlier_scores, read_texts
 from careerpulse_assets.ingestion.bronze_store import ensure_bronze_schema, store_page
 from careerpulse_assets.ingestion.pages import RawPage
 from careerpulse_assets.ingestion.silver_store import update_silver
@@ -10,29 +13,52 @@ from careerpulse_assets.ingestion.silver_store import update_silver
 from .muse_fixtures import synthetic_postings
 
 
-def test_texts_of_postings_scored_before_by_the_same_model_are_not_read():
-    with duckdb.connect() as connection:
+class FileResource:
+    """The duckdb resource's get_connection over one database file."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def get_connection(self):
+        return duckdb.connect(self.path)
+
+
+@pytest.fixture
+def silver_file(tmp_path):
+    path = tmp_path / "careerpulse.duckdb"
+    with duckdb.connect(str(path)) as connection:
         ensure_bronze_schema(connection)
         store_page(connection, RawPage("t", 0, synthetic_postings()))
         update_silver(connection)
+    return path
+
+
+def test_no_text_is_read_with_the_postings_and_earlier_scores_are_those_of_the_model(silver_file):
+    with duckdb.connect(str(silver_file)) as connection:
         unlabelled = connection.execute(
             "SELECT posting_id, bronze_row_id FROM silver.silver_postings "
             "WHERE category IS NULL ORDER BY posting_id").fetchall()
-        (scored, row), (stale, stale_row), (new, _) = unlabelled[:3]
-        # The last run scored two of them with model v1, one from a silver row since rebuilt.
+        (scored, row), (stale, stale_row) = unlabelled[:2]
         connection.execute(
             "CREATE TABLE silver.imputed_silver AS SELECT * FROM (VALUES "
             "(?, ?, 'v1', MAP {'Data': 1.0}, 0.5), (?, ?, 'v1', MAP {'Data': 1.0}, 0.5)) "
             "AS t(posting_id, bronze_row_id, model_version, model_scores, nearest_similarity)",
             [scored, row, stale, stale_row - 1])
-
         postings, earlier = postings_and_earlier_scores(connection, "v1")
-        texts = postings.set_index("posting_id")["description_text"]
-        assert texts[scored] is None  # its scores are reused: its text is not read
-        assert texts[stale] and texts[new]
-        assert len(postings) == 54 and len(earlier) == 2
+        assert "description_text" not in postings and len(postings) == 54
+        assert len(earlier) == 2
+        assert postings_and_earlier_scores(connection, "v2")[1].empty
+        assert postings_and_earlier_scores(connection, None)[1] is None
 
-        postings, _ = postings_and_earlier_scores(connection, "v2")  # another model: all read
-        assert postings.set_index("posting_id")["description_text"][scored]
-        postings, earlier = postings_and_earlier_scores(connection, None)  # no model
-        assert earlier is None and postings["description_text"].notna().sum() == 12
+
+def test_texts_are_read_for_the_ids_asked_in_their_order_and_a_missing_one_is_named(silver_file):
+    with duckdb.connect(str(silver_file)) as connection:
+        silver = connection.execute("SELECT posting_id, title, description_text "
+                                    "FROM silver.silver_postings").fetchdf()
+    resource = FileResource(silver_file)
+    wanted = silver["posting_id"].iloc[[5, 0, 3]]
+    texts = read_texts(resource, wanted)
+    expected = silver.set_index("posting_id").loc[wanted.to_numpy(), ["title", "description_text"]]
+    pd.testing.assert_frame_equal(texts, expected.reset_index(drop=True))
+    with pytest.raises(ValueError, match="1 of the postings"):
+        read_texts(resource, pd.Series([int(wanted.iloc[0]), -1]))

@@ -10,8 +10,10 @@ from careerpulse_assets.classification.out_of_fold import OutOfFold
 from careerpulse_assets.series.quantification import (
     count_model_from,
     estimate_counts,
+    _corrected_mean,
     matched,
     prevalence,
+    prior_corrected,
     share_error,
     share_errors,
     shift_test,
@@ -62,6 +64,16 @@ def test_matched_probabilities_add_up_to_the_estimate():
     ratio = q[:, 0] / q[:, 1]
     np.testing.assert_allclose(ratio / (probabilities[:, 0] / probabilities[:, 1]),
                                ratio[0] / (probabilities[0, 0] / probabilities[0, 1]))
+
+
+def test_the_corrected_mean_is_the_mean_of_the_corrected_probabilities():
+    rng = np.random.default_rng(4)
+    probabilities = rng.dirichlet(np.full(5, 0.3), 2000)
+    probabilities[:20] = [1, 0, 0, 0, 0]  # rows every weight below leaves at 0: kept as they are
+    for weights in (rng.uniform(0, 3, 5), np.array([0, 1.5, 0, 2, 0.5])):
+        np.testing.assert_allclose(
+            _corrected_mean(probabilities, weights),
+            prior_corrected(probabilities, np.ones(5), weights).mean(axis=0), rtol=0, atol=1e-12)
 
 
 def test_the_shift_test_fires_on_a_shift_and_seldom_without_one():

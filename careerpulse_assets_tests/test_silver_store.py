@@ -78,3 +78,21 @@ def test_a_slice_whose_sampled_rows_have_no_category_merges(connection):
     listed = connection.execute("SELECT count(*) FROM silver.silver_postings "
                                 "WHERE len(categories) = 1").fetchone()[0]
     assert listed == 4_000
+
+
+def test_each_posting_keeps_its_link_and_text_key_and_a_silver_without_them_is_rebuilt(
+        connection):
+    from careerpulse_assets.classification.evaluation import text_keys
+
+    items = synthetic_postings()
+    items[1] = dict(items[1], refs={"landing_page": 42})  # not a link: none kept
+    store_page(connection, RawPage("t", 0, items))
+    update_silver(connection)
+    # Silver as the version before left it: no link, no text key.
+    connection.execute("ALTER TABLE silver.silver_postings DROP COLUMN link")
+    connection.execute("ALTER TABLE silver.silver_postings DROP COLUMN text_key")
+    assert update_silver(connection).rebuilt == len(items)
+    rows = silver(connection).set_index("posting_id")
+    assert rows.loc[items[0]["id"], "link"] == items[0]["refs"]["landing_page"]
+    assert rows.loc[items[1]["id"], "link"] is None
+    assert (rows["text_key"] == text_keys(rows).to_numpy()).all()

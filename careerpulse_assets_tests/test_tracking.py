@@ -54,3 +54,44 @@ def test_mlflow_runs_left_running_by_a_dagster_run_that_is_over_are_marked_faile
     assert failed == [killed.info.run_id]
     assert client.get_run(killed.info.run_id).info.status == "FAILED"
     assert client.get_run(live.info.run_id).info.status == "RUNNING"
+
+
+def test_a_reused_version_counts_with_the_errors_its_training_simulated(tmp_path, tracking_uri,
+                                                                       monkeypatch):
+    """The count errors are simulated once, at training (count_errors.json); a version logged
+    before them is simulated as before, to the same figures."""
+    from careerpulse_assets.classification.registry import (
+        COUNT_ERRORS_ARTIFACT,
+        OUT_OF_FOLD_ARTIFACT,
+        RegisteredVersion,
+    )
+    from careerpulse_assets.classification.serving import calibrate_model
+    from careerpulse_assets.classification.service import calibration_of
+    from careerpulse_assets.series import quantification
+    from careerpulse_assets.series.quantification import count_errors
+
+    from .test_quantification import knn_like_out_of_fold
+
+    oof, _ = knn_like_out_of_fold(n=600, repeats=2)
+    trained = calibrate_model(oof)
+    experiment_id = mlflow.create_experiment("careerpulse", (tmp_path / "art").as_uri())
+    versions = {}
+    for kept in (True, False):
+        with mlflow.start_run(experiment_id=experiment_id) as run:
+            np.savez_compressed(tmp_path / OUT_OF_FOLD_ARTIFACT, **oof.arrays())
+            mlflow.log_artifact(str(tmp_path / OUT_OF_FOLD_ARTIFACT))
+            if kept:
+                mlflow.log_text(json.dumps(count_errors(trained.counting)), COUNT_ERRORS_ARTIFACT)
+        versions[kept] = RegisteredVersion(f"v{kept}", run.info.run_id, {}, {})
+    simulated = []
+    real_simulate = quantification.simulate
+    monkeypatch.setattr(quantification, "simulate",
+                        lambda *a, **k: simulated.append(1) or real_simulate(*a, **k))
+
+    for kept in (True, False):
+        counting = calibration_of(versions[kept], 0.9).counting
+        for method, sigma in trained.counting.share_error.items():
+            np.testing.assert_array_equal(counting.share_error[method], sigma)
+        assert counting.expected_l1 == trained.counting.expected_l1
+        assert counting.sample_postings == trained.counting.sample_postings
+    assert simulated == [1]  # only the version logged without them

@@ -3,6 +3,7 @@
 (review/queue.py). They read silver through the `duckdb` resource and return what they make:
 the classifier to `classifier_io_manager`, the tables to the DuckDB `io_manager`."""
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 from dagster import (
@@ -21,7 +22,7 @@ from dagster import (
 from dagster_duckdb import DuckDBResource
 
 from ..classification.decisions import RETRAIN_AT_LABELLED_CHANGE, GateBars
-from ..classification.evaluation import MIN_POSTINGS_PER_CATEGORY, TEXT_KEY_SQL, LabelledSet
+from ..classification.evaluation import MIN_POSTINGS_PER_CATEGORY, LabelledSet
 from ..classification.knn import NO_INFORMATION_DISTANCE
 from ..classification.model_selection import KnnGrid
 from ..classification.per_posting_policy import realised_precision
@@ -49,40 +50,30 @@ from .common import Heartbeat, careerpulse_asset, png_markdown, preview, rounded
 from .silver import silver_postings
 
 # What decides whether to train: the labelled postings' categories and text keys (no texts).
-LABELLED_KEYS_SQL = f"""
-SELECT posting_id, category, category_source, {TEXT_KEY_SQL} AS text_key
+LABELLED_KEYS_SQL = """
+SELECT posting_id, category, category_source, text_key
 FROM silver.silver_postings WHERE category IS NOT NULL ORDER BY posting_id
 """
 # What a training reads.
-LABELLED_SQL = f"""
+LABELLED_SQL = """
 SELECT posting_id, title, description_text, category, category_source, categories,
-       publication_date, {TEXT_KEY_SQL} AS text_key
+       publication_date, text_key
 FROM silver.silver_postings WHERE category IS NOT NULL ORDER BY posting_id
 """
-# Only postings without a category need their text (to be classified). The texts stay in
-# silver: the imputed table is the lean one users count and join.
+# Every silver posting without its description: the texts of the postings to classify are read
+# a slice at a time (TEXTS_SQL), the imputed table is the lean one users count and join, and the
+# texts of 280,000 postings without a category were most of the step's memory at 400,000 postings
+# (~4.5 GiB: issue 29's research, section 4).
 POSTINGS_SQL = """
-SELECT posting_id, bronze_row_id, title,
-       CASE WHEN category IS NULL THEN description_text END AS description_text,
-       category, category_raw, category_source, categories, level, locations, company,
-       publication_date, publication_day
+SELECT posting_id, bronze_row_id, title, category, category_raw, category_source, categories,
+       level, locations, company, publication_date, publication_day
 FROM silver.silver_postings ORDER BY posting_id
 """
-# The same, without the texts of the postings this model version scored from the same silver
-# row before: impute_categories reuses their scores, and the texts of every posting without a
-# category were most of the step's memory (~4.5 GiB for 280,000 at 400,000 postings: issue 29's
-# research, section 4), read on every run for the few new ones.
-POSTINGS_NOT_SCORED_SQL = """
-SELECT s.posting_id, s.bronze_row_id, s.title,
-       CASE WHEN s.category IS NULL AND e.posting_id IS NULL THEN s.description_text END
-           AS description_text,
-       s.category, s.category_raw, s.category_source, s.categories, s.level, s.locations,
-       s.company, s.publication_date, s.publication_day
-FROM silver.silver_postings AS s
-LEFT JOIN (SELECT DISTINCT posting_id, bronze_row_id FROM silver.imputed_silver
-           WHERE model_version = $model_version AND model_scores IS NOT NULL) AS e
-    ON e.posting_id = s.posting_id AND e.bronze_row_id = s.bronze_row_id
-ORDER BY s.posting_id
+# The model's input for the postings in `wanted_texts` (posting_id, position), in its order.
+TEXTS_SQL = """
+SELECT s.title, s.description_text
+FROM wanted_texts AS w JOIN silver.silver_postings AS s USING (posting_id)
+ORDER BY w.position
 """
 EARLIER_SCORES_SQL = """
 SELECT posting_id, bronze_row_id, model_scores, nearest_similarity
@@ -300,9 +291,9 @@ def imputed_silver(
     with Heartbeat(context.log.info, "imputed_silver") as beat:
         beat.phase(f"imputing with {version}" if version else "no model: nothing to impute")
         imputation = impute_categories(postings, knn_classifier.model, version,
-                                       knn_classifier.calibration, earlier)
-    # The texts stay in silver: the imputed table is the lean one users count and join.
-    imputed = imputation.frame.drop(columns=["description_text"]).sort_values("posting_id")
+                                       knn_classifier.calibration, earlier,
+                                       texts=lambda ids: read_texts(duckdb, ids))
+    imputed = imputation.frame.sort_values("posting_id")
     rows, mix = imputed_arrow(imputed), unlabelled_mix(imputation.counts, version)
     with duckdb.get_connection() as connection:
         with transaction_with(connection, imputed_rows=rows,
@@ -345,8 +336,8 @@ def _imputation_metadata(imputed: pd.DataFrame, imputation, serving: ServingClas
             (imputed["nearest_similarity"] < 1 - NO_INFORMATION_DISTANCE).sum()),
         "predicted_in_this_run": imputation.predicted,
         "model_version": serving.version,
-        "imputed_rows": preview(imputed[written].drop(
-            columns=["categories", "locations", "category_probabilities", "model_scores"])),
+        "imputed_rows": preview(imputed.drop(
+            columns=["categories", "locations", "category_probabilities", "model_scores"])[written]),
     }
     if counts is not None:
         metadata |= {
@@ -389,14 +380,25 @@ WHERE i.is_imputed AND NOT EXISTS (
 def postings_and_earlier_scores(
     connection, model_version: str | None
 ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """(every silver posting, POSTINGS_SQL's columns; what `model_version` said before of those
-    without a category, or None): the texts only of postings without a category whose scores
-    cannot be reused (a new posting, a changed silver row, another model version)."""
+    """(every silver posting, POSTINGS_SQL's columns: no description; what `model_version`
+    said before of those without a category, or None)."""
     earlier = _earlier_scores(connection, model_version) if model_version else None
-    if earlier is None:
-        return connection.execute(POSTINGS_SQL).fetchdf(), None
-    return connection.execute(POSTINGS_NOT_SCORED_SQL,
-                              {"model_version": model_version}).fetchdf(), earlier
+    return connection.execute(POSTINGS_SQL).fetchdf(), earlier
+
+
+def read_texts(duckdb: DuckDBResource, posting_ids: pd.Series) -> pd.DataFrame:
+    """The model's input (title, description_text) of silver's `posting_ids`, in their order.
+    ValueError when silver lacks one of them (the join would drop its row and shift the rest)."""
+    wanted = pa.table({"posting_id": pa.array(posting_ids.to_numpy(), pa.int64()),
+                       "position": pa.array(np.arange(len(posting_ids)), pa.int64())})
+    with duckdb.get_connection() as connection:
+        connection.register("wanted_texts", wanted)
+        texts = connection.execute(TEXTS_SQL).fetchdf()
+        connection.unregister("wanted_texts")
+    if len(texts) != len(posting_ids):
+        raise ValueError(f"{len(posting_ids) - len(texts)} of the postings to classify are no "
+                         "longer in silver.silver_postings")
+    return texts
 
 
 def _earlier_scores(connection, model_version: str) -> pd.DataFrame | None:
@@ -404,10 +406,15 @@ def _earlier_scores(connection, model_version: str) -> pd.DataFrame | None:
     has_columns = connection.execute(
         "SELECT count(*) FROM information_schema.columns WHERE table_schema = 'silver' "
         "AND table_name = 'imputed_silver' AND column_name IN ('bronze_row_id', 'model_scores', "
-        "'nearest_similarity')").fetchone()[0]
+        "'nearest_similarity')").fetchall()[0][0]
     if has_columns < 3:  # no imputed table yet, or one written before it kept these
         return None
-    return connection.execute(EARLIER_SCORES_SQL, {"model_version": model_version}).fetchdf()
+    table = connection.sql(EARLIER_SCORES_SQL,
+                           params={"model_version": model_version}).to_arrow_table()
+    # The scores stay Arrow maps (a Python dict per posting took seconds at 400,000 postings).
+    earlier = table.drop_columns(["model_scores"]).to_pandas()
+    earlier["model_scores"] = pd.arrays.ArrowExtensionArray(table["model_scores"])
+    return earlier
 
 
 class ReviewQueueConfig(Config):

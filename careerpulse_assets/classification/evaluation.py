@@ -34,6 +34,7 @@ from sklearn.metrics import (
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 
+from ..ingestion.postings import TEXT_KEY_SQL
 from .knn import make_vectorizer, model_input
 from .model_selection import (
     RANDOM_STATE,
@@ -101,10 +102,6 @@ def _row_hashes(postings: pd.DataFrame) -> np.ndarray:
     return np.unique(pd.util.hash_pandas_object(rows, index=False).to_numpy())
 
 
-# A posting's text as one key, in SQL: the MD5 of title, U+001F, description text. Reposts share
-# it; the labelled set and its hashes need only this key, not the texts (86,000 texts are read
-# only when a training needs them).
-TEXT_KEY_SQL = "md5(coalesce(title, '') || chr(31) || coalesce(description_text, ''))"
 
 
 def text_keys(postings: pd.DataFrame) -> pd.Series:

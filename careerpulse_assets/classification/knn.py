@@ -9,6 +9,7 @@ scored.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -484,13 +485,22 @@ class CosineKNNClassifier(SparseMatricesAsArrays, ClassifierMixin, BaseEstimator
         return self.classes_[scores.argmax(axis=1)]
 
 
-def scores_in_slices(model: Pipeline, postings: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+def scores_in_slices(
+    model: Pipeline, postings: pd.DataFrame,
+    texts: Callable[[pd.Series], pd.DataFrame] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """(class scores, postings × classes; each posting's cosine distance to its nearest
-    training row) of a fitted `knn_pipeline` for `postings` (INPUT_COLUMNS), transformed and
-    searched IMPUTE_SLICE_POSTINGS at a time, so memory holds one slice's features."""
+    training row) of a fitted `knn_pipeline` for `postings`, transformed and searched
+    IMPUTE_SLICE_POSTINGS at a time, so memory holds one slice's texts and features.
+
+    The texts (INPUT_COLUMNS) are `postings`' own, or, with `texts`, read a slice at a time:
+    `texts(posting_ids)` returns them for those ids in that order (the texts of 280,000 postings
+    were most of imputed_silver's 6 GiB at 400,000 postings: issue 29)."""
     scores, nearest = [np.zeros((0, len(model.classes_)))], [np.zeros(0)]
     for start in range(0, len(postings), IMPUTE_SLICE_POSTINGS):
         part = postings.iloc[start : start + IMPUTE_SLICE_POSTINGS]
+        if texts is not None:
+            part = texts(part["posting_id"])
         features = model[:-1].transform(model_input(part))
         part_scores, part_nearest = model[-1].predict_proba_and_nearest(features)
         scores.append(part_scores)

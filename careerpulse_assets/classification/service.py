@@ -31,6 +31,7 @@ from .registry import (
     RegisteredVersion,
     champion,
     latest,
+    load_count_errors,
     load_evaluation,
     load_model,
     load_out_of_fold,
@@ -82,13 +83,13 @@ def no_model(labelled_categories: pd.Series, unlabelled_share: float | None, why
 
 def calibration_of(registered: RegisteredVersion, min_precision: float) -> ModelCalibration | None:
     """A version's calibration, count model and policy, derived again from its out-of-fold
-    predictions in the registry (deterministic; seconds); None when they cannot be read or lack
-    class scores."""
+    predictions in the registry (deterministic; seconds) with the count errors its training
+    simulated; None when they cannot be read or lack class scores."""
     oof = load_out_of_fold(registered)
     if oof is None:
         return None
     try:
-        return calibrate_model(oof, min_precision)
+        return calibrate_model(oof, min_precision, load_count_errors(registered))
     except ValueError:
         return None
 

@@ -4,6 +4,7 @@ and, where the policy allows, a category written (what a user reading one postin
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -111,10 +112,11 @@ class ModelCalibration:
     report: CalibrationReport
 
 
-def calibrate_model(oof: OutOfFold, min_precision: float = DEFAULT_MIN_PRECISION
-                    ) -> ModelCalibration:
-    """ValueError when the out-of-fold predictions lack class scores or hold fewer than 2
-    learned categories."""
+def calibrate_model(oof: OutOfFold, min_precision: float = DEFAULT_MIN_PRECISION,
+                    count_errors: dict | None = None) -> ModelCalibration:
+    """`count_errors`: the model's simulated count errors as its training kept them
+    (quantification.count_model_from), else simulated here. ValueError when the out-of-fold
+    predictions lack class scores or hold fewer than 2 learned categories."""
     if oof.scores is None:
         raise ValueError("out-of-fold predictions without class scores (saved before issue 26)")
     nested = nested_calibrated(oof)
@@ -124,7 +126,7 @@ def calibrate_model(oof: OutOfFold, min_precision: float = DEFAULT_MIN_PRECISION
                                 nested.reshape(-1, len(oof.classes)),
                                 np.tile(np.asarray(oof.truth).astype(str), repeats),
                                 np.asarray(oof.classes).astype(str))
-    return ModelCalibration(count_model_from(oof, nested), policy, report)
+    return ModelCalibration(count_model_from(oof, nested, count_errors), policy, report)
 
 
 @dataclass(frozen=True)
@@ -154,24 +156,49 @@ PREDICTION_COLUMNS = ["predicted_category", "imputation_confidence", "runner_up_
                       "nearest_similarity"]
 
 
-def _scores_matrix(maps, classes: np.ndarray) -> np.ndarray:
-    """Rows of {category: score} as postings × `classes` (a category not in `classes`: left
-    out)."""
-    position = {str(c): i for i, c in enumerate(classes)}
-    out = np.zeros((len(maps), len(classes)))
-    for row, entries in enumerate(maps):
-        for category, value in (entries or {}).items():
-            column = position.get(category)
-            if column is not None:
-                out[row, column] = value
+# A {category: score} column, as imputed_silver stores it.
+SCORES_MAP = pa.map_(pa.string(), pa.float64())
+
+
+def _scores_matrix(maps: pd.Series, classes: np.ndarray) -> np.ndarray:
+    """A column of {category: score} maps (dicts, (category, score) pairs or an Arrow-backed
+    map column; None for none) as postings × `classes` (a category not in `classes`: left
+    out). Vectorised through Arrow: a Python loop over 280,000 maps took seconds (issue 29)."""
+    array = pa.array(maps, type=SCORES_MAP, from_pandas=True)
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    out = np.zeros((len(array), len(classes)))
+    # As a list of (key, value) structs: Arrow's list kernels have no map kernels.
+    pairs = array.cast(pa.list_(pa.struct([pa.field("key", pa.string(), nullable=False),
+                                           pa.field("value", pa.float64())])))
+    lengths = pairs.value_lengths().fill_null(0).to_numpy()
+    entries = pairs.flatten()  # the entries of the non-null maps, in row order
+    rows = np.repeat(np.arange(len(array)), lengths)
+    columns = pd.Index([str(c) for c in classes]).get_indexer(
+        entries.field(0).to_numpy(zero_copy_only=False))
+    known = columns >= 0
+    out[rows[known], columns[known]] = entries.field(1).to_numpy(zero_copy_only=False)[known]
     return out
 
 
-def _as_maps(matrix: np.ndarray, classes: np.ndarray, nonzero_only: bool) -> list[dict]:
-    names = [str(c) for c in classes]
-    if nonzero_only:
-        return [{names[j]: float(row[j]) for j in np.flatnonzero(row)} for row in matrix]
-    return [dict(zip(names, map(float, row), strict=True)) for row in matrix]
+def _map_column(matrix: np.ndarray, classes: np.ndarray, rows: np.ndarray, length: int,
+                nonzero_only: bool) -> pd.Series:
+    """Row i of `matrix` as the map {class: value} (its nonzero values only, or all) at
+    position rows[i] of a column of `length` (rows ascending), null elsewhere: an Arrow-backed
+    column built from the arrays, not from a Python dict per posting (seconds at 280,000:
+    issue 29)."""
+    kept = matrix != 0 if nonzero_only else np.ones(matrix.shape, dtype=bool)
+    counts = np.zeros(length, dtype=np.int64)
+    counts[rows] = kept.sum(axis=1)
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
+    at, column = np.nonzero(kept)  # row by row, each row's classes in order
+    names = pa.array([str(c) for c in classes], pa.string())
+    is_null = np.ones(length, dtype=bool)
+    is_null[rows] = False
+    array = pa.MapArray.from_arrays(pa.array(offsets), names.take(pa.array(column)),
+                                    pa.array(matrix[at, column], pa.float64()),
+                                    mask=pa.array(is_null))
+    return pd.Series(pd.arrays.ArrowExtensionArray(array))
 
 
 @dataclass(frozen=True)
@@ -191,6 +218,7 @@ def impute_categories(
     model_version: str | None,
     calibration: ModelCalibration | None,
     earlier: pd.DataFrame | None = None,
+    texts: Callable[[pd.Series], pd.DataFrame] | None = None,
 ) -> Imputation:
     """Every silver posting, with a category: observed ones kept (`category_source` `api` or
     `label`); each missing one gets `category_probabilities` (calibrated, corrected for the
@@ -205,6 +233,9 @@ def impute_categories(
     and no category is written on it) and `model_version`; NULL on observed rows. `earlier` holds
     what this same model version said before (posting_id, bronze_row_id, model_scores,
     nearest_similarity): a posting whose silver row is unchanged is not predicted again.
+    `texts(posting_ids)`: the title and description_text of those postings in that order, read
+    a slice at a time for the postings predicted (`knn.scores_in_slices`); without it they are
+    `silver`'s own columns.
     """
     imputed = silver.reset_index(drop=True)
     missing = imputed["category"].isna().to_numpy()
@@ -234,7 +265,8 @@ def impute_categories(
         nearest[where] = known["nearest_similarity"].to_numpy(dtype=float)
         to_predict[where] = False
     if to_predict.any():
-        scores[to_predict], distance = scores_in_slices(model, imputed.loc[rows[to_predict]])
+        scores[to_predict], distance = scores_in_slices(model, imputed.loc[rows[to_predict]],
+                                                         texts)
         nearest[to_predict] = 1 - distance
     # A posting no labelled posting resembles learns nothing from its neighbours: it is counted
     # at the classes' shares among the labelled postings, and no category is written on it.
@@ -252,10 +284,10 @@ def impute_categories(
     if len(classes) > 1:
         imputed.loc[rows, "runner_up_category"] = classes[order[:, 1]].astype(object)
         imputed.loc[rows, "runner_up_share"] = probabilities[at, order[:, 1]]
-    imputed.loc[rows, "category_probabilities"] = pd.Series(
-        _as_maps(probabilities, classes, nonzero_only=False), index=rows, dtype=object)
-    imputed.loc[rows, "model_scores"] = pd.Series(
-        _as_maps(scores, classes, nonzero_only=True), index=rows, dtype=object)
+    imputed["category_probabilities"] = _map_column(probabilities, classes, rows, len(imputed),
+                                                    nonzero_only=False).set_axis(imputed.index)
+    imputed["model_scores"] = _map_column(scores, classes, rows, len(imputed),
+                                          nonzero_only=True).set_axis(imputed.index)
     imputed.loc[rows, "nearest_similarity"] = nearest
     imputed.loc[rows, "model_version"] = model_version
     written = calibration.policy.rule.writes(predicted, confidence) & informed

@@ -346,6 +346,12 @@ def first_category(categories: list[str]) -> str | None:
     return None
 
 
+# A posting's text as one key, in SQL: the MD5 of title, U+001F, description text. Reposts share
+# it; the labelled set and its hashes need only this key, not the texts (86,000 texts are read
+# only when a training needs them). Silver keeps it per posting (`text_key`).
+TEXT_KEY_SQL = "md5(coalesce(title, '') || chr(31) || coalesce(description_text, ''))"
+
+
 def silver_row(item: dict[str, Any]) -> dict[str, Any]:
     """One flat silver row from a raw item that passed `check_item`."""
     categories = _names(item.get("categories"), "categories")
@@ -353,6 +359,7 @@ def silver_row(item: dict[str, Any]) -> dict[str, Any]:
     company = item.get("company") or {}
     description_html = item.get("contents") or ""
     text, note = description_text(description_html)
+    link = (item.get("refs") if isinstance(item.get("refs"), dict) else {}).get("landing_page")
     return {
         "posting_id": posting_id(item),
         "title": " ".join(decode_entities(item.get("name") or "").split()),
@@ -365,4 +372,5 @@ def silver_row(item: dict[str, Any]) -> dict[str, Any]:
         "locations": _names(item.get("locations"), "locations"),
         "company": company.get("name"),
         "publication_date": parse_publication_date(item.get("publication_date")),
+        "link": link if isinstance(link, str) else None,
     }

@@ -30,7 +30,14 @@ from ..review.labels import (
     read_labels,
     settle_label_files,
 )
-from .postings import MISPARSED, PLAIN_TEXT, InvalidPosting, check_item, silver_row
+from .postings import (
+    MISPARSED,
+    PLAIN_TEXT,
+    TEXT_KEY_SQL,
+    InvalidPosting,
+    check_item,
+    silver_row,
+)
 from ..ops.duckdb_file import declared_table, transaction_with
 from ..review.taxonomy import CategoryNames, Taxonomy, category_names, load_taxonomy
 
@@ -51,6 +58,12 @@ SILVER_COLUMNS = {
     "company": "VARCHAR",
     "publication_date": "TIMESTAMP WITH TIME ZONE",
     "publication_day": "DATE",  # the UTC day, settled once here for gold and everyone after
+    # The posting's page on The Muse (refs.landing_page): what a reviewer opens.
+    "link": "VARCHAR",
+    # TEXT_KEY_SQL, kept once per posting: reposts share it, and deciding whether to train and
+    # ordering the review queue need only the key (hashing every text on each run took seconds
+    # at 400,000 postings: issue 29).
+    "text_key": "VARCHAR",
 }
 # SILVER_COLUMNS as the Arrow types a slice is handed to DuckDB with (declared_table).
 SILVER_ARROW_TYPES = {
@@ -60,6 +73,7 @@ SILVER_ARROW_TYPES = {
     "category_source": pa.string(), "categories": pa.list_(pa.string()), "level": pa.string(),
     "locations": pa.list_(pa.string()), "company": pa.string(),
     "publication_date": pa.timestamp("us", tz="UTC"), "publication_day": pa.date32(),
+    "link": pa.string(),
 }
 TAXONOMY_MAP_TYPES = {"old": pa.string(), "current": pa.string()}
 LABEL_ARROW_TYPES = {"posting_id": pa.int64(), "category": pa.string(),
@@ -131,7 +145,7 @@ def silver_frame(changed: pd.DataFrame) -> tuple[pd.DataFrame, pa.Table]:
             })
             continue
         rows.append({**silver_row(item), "bronze_row_id": row.bronze_row_id})
-    frame = pd.DataFrame.from_records(rows, columns=list(SILVER_COLUMNS))
+    frame = pd.DataFrame.from_records(rows, columns=list(SILVER_ARROW_TYPES))
     frame["category_raw"] = frame["category"]  # `category` becomes the current name below
     frame["publication_date"] = pd.to_datetime(frame["publication_date"], utc=True)
     frame["publication_day"] = frame["publication_date"].dt.date  # already in UTC
@@ -149,7 +163,8 @@ def merge_slice(
             "DELETE FROM silver.silver_postings "
             "WHERE posting_id IN (SELECT posting_id FROM silver_slice)"
         )
-        connection.execute("INSERT INTO silver.silver_postings BY NAME SELECT * FROM silver_slice")
+        connection.execute("INSERT INTO silver.silver_postings BY NAME "
+                           f"SELECT *, {TEXT_KEY_SQL} AS text_key FROM silver_slice")
         if rejected.num_rows:
             connection.execute(INSERT_QUARANTINE_SQL)
 

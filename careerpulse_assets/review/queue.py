@@ -34,27 +34,21 @@ import pyarrow as pa
 
 from ..ops.duckdb_file import declared_table
 
-# A posting's text key (reposts share title and description) and its link, from its latest payload.
-_KEY_AND_LINK = """
-       md5(coalesce(s.title, '') || chr(31) || coalesce(s.description_text, '')) AS text_key,
-       json_extract_string(b.payload, '$.refs.landing_page') AS link
-"""
 # The postings the model in service predicted a category for (imputed or left Unclassified),
-# with what the queue orders them by.
-PREDICTED_SQL = f"""
+# with what the queue orders them by; the text key (reposts share title and description) and
+# the link are silver's.
+PREDICTED_SQL = """
 SELECT i.posting_id, i.title, i.predicted_category, i.category_source, i.imputation_confidence,
-       i.runner_up_category, i.runner_up_share, {_KEY_AND_LINK}
+       i.runner_up_category, i.runner_up_share, s.text_key, s.link
 FROM silver.imputed_silver AS i
 JOIN silver.silver_postings AS s USING (posting_id)
-LEFT JOIN bronze.bronze_postings AS b ON b.bronze_row_id = s.bronze_row_id
 WHERE i.predicted_category IS NOT NULL
 """
 # Postings without a category, for a queue while no model can be trained.
-UNLABELLED_SQL = f"""
-SELECT s.posting_id, s.title, s.publication_date, {_KEY_AND_LINK}
-FROM silver.silver_postings AS s
-LEFT JOIN bronze.bronze_postings AS b ON b.bronze_row_id = s.bronze_row_id
-WHERE s.category IS NULL
+UNLABELLED_SQL = """
+SELECT posting_id, title, publication_date, text_key, link
+FROM silver.silver_postings
+WHERE category IS NULL
 """
 
 RULES = ("least_confident", "smallest_margin", "low_recall_margin", "one_per_duplicate",
