@@ -124,6 +124,10 @@ def matched(probabilities: np.ndarray, train_prior: np.ndarray, shares: np.ndarr
     return prior_corrected(probabilities, np.ones_like(weights), weights)
 
 
+# Under this a row total's inverse, summed over a million rows, could overflow a float.
+_SMALLEST_TOTAL = 1e-250
+
+
 def _corrected_mean(probabilities: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """prior_corrected(probabilities, 1, weights).mean(axis=0) from two matrix-vector products
     (row totals, then the columns' weighted sums) instead of a corrected copy of the matrix: an
@@ -131,6 +135,10 @@ def _corrected_mean(probabilities: np.ndarray, weights: np.ndarray) -> np.ndarra
     the whole matrix to two that only read it (issue 29; equal to 1e-12, tested)."""
     totals = probabilities @ weights
     kept = totals > 0
+    if kept.any() and totals[kept].min() < _SMALLEST_TOTAL:
+        # 1 / total would overflow (weights far apart after many iterations drive a row's total
+        # toward 0): the corrected copy, whose ratios stay finite.
+        return prior_corrected(probabilities, np.ones_like(weights), weights).mean(axis=0)
     inverse = np.divide(1.0, totals, out=np.zeros_like(totals), where=kept)
     summed = weights * (inverse @ probabilities) + probabilities[~kept].sum(axis=0)
     return summed / len(probabilities)
