@@ -1,4 +1,5 @@
 import duckdb
+import pandas as pd
 import pytest
 
 from careerpulse_assets.ingestion.bronze_store import ensure_bronze_schema, store_page
@@ -96,3 +97,28 @@ def test_each_posting_keeps_its_link_and_text_key_and_a_silver_without_them_is_r
     assert rows.loc[items[0]["id"], "link"] == items[0]["refs"]["landing_page"]
     assert rows.loc[items[1]["id"], "link"] is None
     assert (rows["text_key"] == text_keys(rows).to_numpy()).all()
+
+
+def test_a_silver_written_before_link_and_text_key_still_gives_them_to_its_readers(connection):
+    """A retraining job runs knn_classifier and the review queue without silver_postings: on a
+    silver table an older version wrote, they read the key and link computed as it did."""
+    from careerpulse_assets.assets.ml import LABELLED_KEYS_SQL
+    from careerpulse_assets.ingestion.silver_store import key_and_link_sql
+    from careerpulse_assets.review.queue import UNLABELLED_SQL
+
+    store_page(connection, RawPage("t", 0, synthetic_postings()))
+    update_silver(connection)
+
+    def read():
+        key_and_link = key_and_link_sql(connection)
+        return (connection.execute(UNLABELLED_SQL.format(key_and_link=key_and_link)).fetchdf()
+                .sort_values("posting_id", ignore_index=True),
+                connection.execute(LABELLED_KEYS_SQL.format(key_and_link=key_and_link)).fetchdf())
+
+    stored = read()
+    connection.execute("ALTER TABLE silver.silver_postings DROP COLUMN link")
+    connection.execute("ALTER TABLE silver.silver_postings DROP COLUMN text_key")
+    computed = read()
+    for before, after in zip(stored, computed, strict=True):
+        pd.testing.assert_frame_equal(before, after)
+    assert stored[0]["link"].notna().all() and stored[1]["text_key"].notna().all()

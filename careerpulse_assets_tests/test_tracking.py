@@ -76,22 +76,25 @@ def test_a_reused_version_counts_with_the_errors_its_training_simulated(tmp_path
     trained = calibrate_model(oof)
     experiment_id = mlflow.create_experiment("careerpulse", (tmp_path / "art").as_uri())
     versions = {}
-    for kept in (True, False):
+    # Kept by its training; logged before they were kept; kept in a shape no version wrote.
+    for kept, text in (("kept", json.dumps(count_errors(trained.counting))), ("none", None),
+                       ("empty", "{}"), ("list", "[]"), ("short", json.dumps(
+                           count_errors(trained.counting) | {"share_error": {"PCC": [0.1]}}))):
         with mlflow.start_run(experiment_id=experiment_id) as run:
             np.savez_compressed(tmp_path / OUT_OF_FOLD_ARTIFACT, **oof.arrays())
             mlflow.log_artifact(str(tmp_path / OUT_OF_FOLD_ARTIFACT))
-            if kept:
-                mlflow.log_text(json.dumps(count_errors(trained.counting)), COUNT_ERRORS_ARTIFACT)
-        versions[kept] = RegisteredVersion(f"v{kept}", run.info.run_id, {}, {})
+            if text is not None:
+                mlflow.log_text(text, COUNT_ERRORS_ARTIFACT)
+        versions[kept] = RegisteredVersion(kept, run.info.run_id, {}, {})
     simulated = []
     real_simulate = quantification.simulate
     monkeypatch.setattr(quantification, "simulate",
                         lambda *a, **k: simulated.append(1) or real_simulate(*a, **k))
 
-    for kept in (True, False):
+    for kept in versions:
         counting = calibration_of(versions[kept], 0.9).counting
         for method, sigma in trained.counting.share_error.items():
             np.testing.assert_array_equal(counting.share_error[method], sigma)
         assert counting.expected_l1 == trained.counting.expected_l1
         assert counting.sample_postings == trained.counting.sample_postings
-    assert simulated == [1]  # only the version logged without them
+    assert len(simulated) == 4  # all but the version whose training kept them

@@ -35,6 +35,7 @@ from ..classification.serving import (
     imputed_arrow,
     unlabelled_mix,
 )
+from ..ingestion.silver_store import key_and_link_sql
 from ..ops.duckdb_file import declared_table, transaction_with
 from ..review.queue import (
     DEFAULT_RULE,
@@ -51,14 +52,14 @@ from .silver import silver_postings
 
 # What decides whether to train: the labelled postings' categories and text keys (no texts).
 LABELLED_KEYS_SQL = """
-SELECT posting_id, category, category_source, text_key
-FROM silver.silver_postings WHERE category IS NOT NULL ORDER BY posting_id
+SELECT s.posting_id, s.category, s.category_source, {key_and_link}
+FROM silver.silver_postings AS s WHERE s.category IS NOT NULL ORDER BY s.posting_id
 """
 # What a training reads.
 LABELLED_SQL = """
-SELECT posting_id, title, description_text, category, category_source, categories,
-       publication_date, text_key
-FROM silver.silver_postings WHERE category IS NOT NULL ORDER BY posting_id
+SELECT s.posting_id, s.title, s.description_text, s.category, s.category_source, s.categories,
+       s.publication_date, {key_and_link}
+FROM silver.silver_postings AS s WHERE s.category IS NOT NULL ORDER BY s.posting_id
 """
 # Every silver posting without its description: the texts of the postings to classify are read
 # a slice at a time (TEXTS_SQL), the imputed table is the lean one users count and join, and the
@@ -144,12 +145,15 @@ def knn_classifier(context: AssetExecutionContext, config: KnnClassifierConfig
     quality_bars = context.resources.quality_bars
     bars = quality_bars.for_run(context.run_config)
     with duckdb.get_connection() as connection:
-        labelled_keys = connection.execute(LABELLED_KEYS_SQL).fetchdf()
+        key_and_link = key_and_link_sql(connection)
+        labelled_keys = connection.execute(
+            LABELLED_KEYS_SQL.format(key_and_link=key_and_link)).fetchdf().drop(columns="link")
         unlabelled_share = float(connection.execute(UNLABELLED_SHARE_SQL).fetchone()[0] or 0.0)
 
     def read_labelled() -> pd.DataFrame:
         with duckdb.get_connection() as connection:
-            return connection.execute(LABELLED_SQL).fetchdf()
+            return connection.execute(
+                LABELLED_SQL.format(key_and_link=key_and_link)).fetchdf().drop(columns="link")
 
     with Heartbeat(context.log.info, "knn_classifier") as beat:
         wiring = Wiring(bars, quality_bars.min_precision, tracking.training_run,
@@ -444,9 +448,12 @@ def review_queue(
     policy = knn_classifier.policy
     with duckdb.get_connection() as connection:
         if knn_classifier.model is None:
-            queue = unguessed_queue(connection.execute(UNLABELLED_SQL).fetchdf())
+            queue = unguessed_queue(connection.execute(UNLABELLED_SQL.format(
+                key_and_link=key_and_link_sql(connection))).fetchdf())
         else:
-            queue = ordered_queue(connection.execute(PREDICTED_SQL).fetchdf(), config.rule,
+            queue = ordered_queue(connection.execute(PREDICTED_SQL.format(
+                                      key_and_link=key_and_link_sql(connection))).fetchdf(),
+                                  config.rule,
                                   recall_by_category(knn_classifier.evaluation.confusion),
                                   list(policy.withheld) if policy else ())
     queue = queue.sort_values("priority", kind="stable").reset_index(drop=True)

@@ -120,6 +120,23 @@ def ensure_silver_schema(connection: duckdb.DuckDBPyConnection) -> bool:
     return rebuilt
 
 
+def key_and_link_sql(connection: duckdb.DuckDBPyConnection, alias: str = "s") -> str:
+    """`text_key, link` of the silver rows aliased `alias`, as SQL select items: silver's own
+    columns, or, while silver is a table an older version wrote without them (until the next
+    silver_postings run rebuilds it: a retraining job does not run silver), computed from the
+    texts and the bronze payload as that version did."""
+    kept = {name for (name,) in connection.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = 'silver' "
+        "AND table_name = 'silver_postings' AND column_name IN ('text_key', 'link')").fetchall()}
+    if kept == {"text_key", "link"}:
+        return f"{alias}.text_key AS text_key, {alias}.link AS link"
+    text_key = TEXT_KEY_SQL.replace("title", f"{alias}.title").replace(
+        "description_text", f"{alias}.description_text")
+    return (f"{text_key} AS text_key, (SELECT json_extract_string(b.payload, "
+            "'$.refs.landing_page') FROM bronze.bronze_postings AS b "
+            f"WHERE b.bronze_row_id = {alias}.bronze_row_id) AS link")
+
+
 def watermark(connection: duckdb.DuckDBPyConnection) -> int:
     return connection.execute(
         "SELECT coalesce(max(bronze_row_id), 0) FROM silver.silver_postings"

@@ -36,19 +36,19 @@ from ..ops.duckdb_file import declared_table
 
 # The postings the model in service predicted a category for (imputed or left Unclassified),
 # with what the queue orders them by; the text key (reposts share title and description) and
-# the link are silver's.
+# the link are silver's ({key_and_link}: silver_store.key_and_link_sql).
 PREDICTED_SQL = """
 SELECT i.posting_id, i.title, i.predicted_category, i.category_source, i.imputation_confidence,
-       i.runner_up_category, i.runner_up_share, s.text_key, s.link
+       i.runner_up_category, i.runner_up_share, {key_and_link}
 FROM silver.imputed_silver AS i
 JOIN silver.silver_postings AS s USING (posting_id)
 WHERE i.predicted_category IS NOT NULL
 """
 # Postings without a category, for a queue while no model can be trained.
 UNLABELLED_SQL = """
-SELECT posting_id, title, publication_date, text_key, link
-FROM silver.silver_postings
-WHERE category IS NULL
+SELECT s.posting_id, s.title, s.publication_date, {key_and_link}
+FROM silver.silver_postings AS s
+WHERE s.category IS NULL
 """
 
 RULES = ("least_confident", "smallest_margin", "low_recall_margin", "one_per_duplicate",

@@ -383,8 +383,9 @@ def count_model_from(oof: OutOfFold, calibrated_oof: np.ndarray | None = None,
     if calibrated_oof is None:
         calibrated_oof = nested_calibrated(oof)
     rare_classes, rare_shares = rare_categories(oof)
-    if errors is None:
-        errors = _simulated_errors(oof, calibrated_oof, len(oof.classes) + len(rare_classes))
+    n_classes = len(oof.classes) + len(rare_classes)
+    if not _fits(errors, n_classes):  # none kept, or kept in another shape: simulated again
+        errors = _simulated_errors(oof, calibrated_oof, n_classes)
     return CountModel(
         classes=np.asarray(oof.classes),
         rare_classes=rare_classes,
@@ -412,6 +413,20 @@ def _simulated_errors(oof: OutOfFold, calibrated_oof: np.ndarray, n_classes: int
                         for method in (NO_SHIFT_METHOD, SHIFT_METHOD)},
         "sample_postings": int(np.median([row["postings"] for row in rows])),
     }
+
+
+def _fits(errors, n_classes: int) -> bool:
+    """Whether `errors` (count_errors' shape, read back from a file) can serve a model of
+    `n_classes` counted categories: both methods' σ per category, both kinds of expected error
+    per method, a number of postings."""
+    methods = (NO_SHIFT_METHOD, SHIFT_METHOD)
+    try:
+        return (all(len(errors["share_error"][m]) == n_classes for m in methods)
+                and all(isinstance(errors["expected_l1"][m][kind], float)
+                        for m in methods for kind in ("natural", "shifted"))
+                and isinstance(errors["sample_postings"], int))
+    except (KeyError, TypeError, IndexError):
+        return False
 
 
 def count_errors(model: CountModel) -> dict:
