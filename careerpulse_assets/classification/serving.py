@@ -187,17 +187,22 @@ def _map_column(matrix: np.ndarray, classes: np.ndarray, rows: np.ndarray, lengt
     position rows[i] of a column of `length` (rows ascending), null elsewhere: an Arrow-backed
     column built from the arrays, not from a Python dict per posting (seconds at 280,000:
     issue 29)."""
-    kept = matrix != 0 if nonzero_only else np.ones(matrix.shape, dtype=bool)
     counts = np.zeros(length, dtype=np.int64)
-    counts[rows] = kept.sum(axis=1)
+    if nonzero_only:
+        kept = matrix != 0
+        counts[rows] = kept.sum(axis=1)
+        at, column = np.nonzero(kept)  # row by row, each row's classes in order
+        values = matrix[at, column]
+    else:  # every value: the matrix row by row as it lies in memory
+        counts[rows] = matrix.shape[1]
+        column = np.tile(np.arange(matrix.shape[1]), len(matrix))
+        values = np.ascontiguousarray(matrix).ravel()
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
-    at, column = np.nonzero(kept)  # row by row, each row's classes in order
     names = pa.array([str(c) for c in classes], pa.string())
     is_null = np.ones(length, dtype=bool)
     is_null[rows] = False
-    array = pa.MapArray.from_arrays(pa.array(offsets), names.take(pa.array(column)),
-                                    pa.array(matrix[at, column], pa.float64()),
-                                    mask=pa.array(is_null))
+    array = pa.MapArray.from_arrays(pa.array(offsets), names.take(pa.array(column, pa.int32())),
+                                    pa.array(values, pa.float64()), mask=pa.array(is_null))
     return pd.Series(pd.arrays.ArrowExtensionArray(array))
 
 
