@@ -12,6 +12,8 @@ random, each built when its page is asked for) are served by the loopback stand-
    RSS and the machine's load during it (sampled every half second);
 2. one new page of 20 newer postings appears and the same command runs again (the incremental
    run the sensor starts);
+   before each run the machine writes back what earlier ones left in the page cache (`sync`,
+   not timed);
 3. in this process, on the stored model and postings: imputation throughput of the fitted model
    against scikit-learn's KNeighborsClassifier.predict fitted on the same feature matrix, and
    model selection (one neighbour query per fold, seed grid) against the seed's GridSearchCV
@@ -108,6 +110,10 @@ def run_make_run(env: dict, profile_to: Path | None = None) -> RunFigures:
     if profile_to is not None:
         command = [sys.executable, "-m", "pyinstrument", "--show-all", "-o", str(profile_to),
                    "-m", "careerpulse_assets.ops.run"]
+    # What earlier runs wrote reaches the disk first (not timed): the kernel writes a full run's
+    # gigabytes back over the next tens of seconds, and an incremental run started at once paid
+    # for that write-back too, where the sensor's runs come minutes apart.
+    os.sync()
     started, load_before = time.perf_counter(), os.getloadavg()[0]
     child = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True)
@@ -335,7 +341,7 @@ def report(results: list[SizeFigures], seconds: float, folder: str,
         f"run, {unlabelled_share:.0%} without a category at "
         "random; see `benchmarks/replay.py`), served 20 a page from a loopback API; every "
         "run is `python -m careerpulse_assets.ops.run` in a fresh child process (peak RSS is the "
-        "child's).",
+        "child's), after `sync` (what earlier runs wrote is on disk before a run starts).",
         "",
         "| postings | labelled (learnable) | to impute | full run (s) | peak RSS (GiB) | "
         "steps (s): bronze / silver / classifier / imputed / gold / forecast | checks (s) | "
