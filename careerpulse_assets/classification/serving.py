@@ -113,14 +113,18 @@ class ModelCalibration:
 
 
 def calibrate_model(oof: OutOfFold, min_precision: float = DEFAULT_MIN_PRECISION,
-                    count_errors: dict | None = None) -> ModelCalibration:
+                    count_errors: dict | None = None,
+                    policy: ImputationPolicy | None = None) -> ModelCalibration:
     """`count_errors`: the model's simulated count errors as its training kept them
-    (quantification.count_model_from), else simulated here. ValueError when the out-of-fold
-    predictions lack class scores or hold fewer than 2 learned categories."""
+    (quantification.count_model_from), else simulated here; `policy`: the per-posting policy its
+    training chose, used when chosen for `min_precision` (the same out-of-fold predictions
+    give the same policy), else chosen here. ValueError when the out-of-fold predictions lack
+    class scores or hold fewer than 2 learned categories."""
     if oof.scores is None:
         raise ValueError("out-of-fold predictions without class scores (saved before issue 26)")
     nested = nested_calibrated(oof)
-    policy = imputation_policy(nested, oof.truth, oof.fold, oof.classes, min_precision)
+    if policy is None or policy.min_precision != min_precision:
+        policy = imputation_policy(nested, oof.truth, oof.fold, oof.classes, min_precision)
     repeats = oof.scores.shape[0]
     report = calibration_report(oof.scores.reshape(-1, len(oof.classes)),
                                 nested.reshape(-1, len(oof.classes)),
