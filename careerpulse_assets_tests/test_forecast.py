@@ -390,6 +390,12 @@ def test_a_forecast_is_made_again_only_when_what_it_learns_from_moved(tmp_path):
     longer = pd.concat([moved, moved[moved["day"] == moved["day"].max()].assign(
         day=today)])  # today's postings are not learnt: the forecast stands
     assert run(longer)[0]["made"].value.startswith("kept from run")
+    with duckdb.connect(database) as connection:  # a table another version wrote: made again
+        connection.execute("ALTER TABLE gold.gold_forecast_inputs DROP COLUMN settings")
+    assert run(moved)[0]["made"].value == "in this run: no forecast made before"
+    instance = DagsterInstance.ephemeral()  # the materialisations lost, the tables kept
+    assert run(moved)[0]["made"].value == ("in this run: the latest materialisation is not the "
+                                           "one that made the forecast in place")
 
 
 def test_refit_reasons_name_what_changed():
@@ -411,3 +417,7 @@ def test_refit_reasons_name_what_changed():
     posted = series.copy()
     posted.loc[zero, "y"] = 0.01  # within the tolerance, but a day with a posting now
     assert refit_reason(made, posted, today) == "the days with a posting changed"
+    unknown = series.copy()
+    unknown.loc[zero, "y"] = np.nan
+    assert refit_reason(made, unknown, today) == "a day's learnt count is not a number"
+    assert " code=" in made["settings"][0] and " statsforecast=" in made["settings"][0]

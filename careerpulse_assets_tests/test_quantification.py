@@ -110,6 +110,12 @@ def test_the_shift_tests_normal_approximation_agrees_with_its_bootstrap(postings
         assert shift_test(reference, shifted).shifted
 
 
+def test_the_shift_test_of_one_category_has_nothing_to_find():
+    for postings in (10, 2_000):
+        test = shift_test(np.ones((50, 1)), np.ones((postings, 1)))
+        assert test.statistic == 0 and test.critical == 0 and not test.shifted
+
+
 def test_share_error_counts_unknown_categories_fully():
     truth = np.array(["Sales"] * 5 + ["Legal"] * 5)
     assert share_error(np.array([0.5, 0.5]), np.array(["Sales", "Healthcare"]), truth) == 1.0

@@ -110,9 +110,11 @@ def gold_category_forecast(
         previous = _fit_inputs_in_place(connection)
     series, _ = learning_series(forecast_input(gold), today)
     why = refit_reason(previous, series, today)
-    kept = _kept_forecast(context, duckdb, previous) if why is None else None
-    if kept is not None:
-        return kept
+    if why is None:
+        kept = _kept_forecast(context, duckdb, previous, gold, today)
+        if kept is not None:
+            return kept
+        why = "the latest materialisation is not the one that made the forecast in place"
     with Heartbeat(context.log.info, "gold_category_forecast"):
         result = forecast_categories(forecast_input(gold), today)
     forecast, backtest = result.forecast, result.backtest
@@ -157,17 +159,20 @@ def gold_category_forecast(
 
 
 def _fit_inputs_in_place(connection) -> pd.DataFrame | None:
-    """What the forecast in place learnt from (gold.gold_forecast_inputs), None before any."""
+    """What the forecast in place learnt from (gold.gold_forecast_inputs), None before any or
+    when the table is of another shape (written by another version: the forecast is made
+    again and the table replaced)."""
     found = connection.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'gold' AND "
         "table_name IN ('gold_forecast_inputs', 'gold_category_forecast')").fetchall()[0][0]
     if found < 2:
         return None
-    return connection.sql("SELECT * FROM gold.gold_forecast_inputs").df()
+    inputs = connection.sql("SELECT * FROM gold.gold_forecast_inputs").df()
+    return inputs if list(inputs.columns) == FIT_INPUT_COLUMNS else None
 
 
 def _kept_forecast(context: AssetExecutionContext, duckdb: DuckDBResource,
-                   previous: pd.DataFrame) -> Output | None:
+                   previous: pd.DataFrame, gold: pd.DataFrame, today) -> Output | None:
     """The forecast in place, materialised again with the figures it was made with (and why it
     was not made again): None when the latest materialisation is not the one that made it (a
     run that stopped between writing the two), so it is made again."""
@@ -184,8 +189,13 @@ def _kept_forecast(context: AssetExecutionContext, duckdb: DuckDBResource,
     made = (f"kept from run {made_in.value[:8]} (made today): no day it learns from moved by "
             f"more than {REFIT_TOLERANCE} postings")
     context.log.info(f"forecast {made}")
+    # Said again from today's gold: it counts days and postings no forecast learns from.
+    why_old = data_age(gold, today, max(table["data_until"].to_pylist()))
+    if why_old:
+        context.log.warning(why_old)
     return Output(table.cast(pa.schema(list(FORECAST_ARROW_TYPES.items()))),
-                  metadata={**metadata, "made": made})
+                  metadata={**metadata, "made": made,
+                            "data_age": why_old or "learnt from yesterday"})
 
 
 # The forecast's and its backtest's tables, as handed to DuckDB (declared_table).

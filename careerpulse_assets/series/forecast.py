@@ -49,9 +49,12 @@ those observed but not learnt from, and the run's own day, learnt once it is ove
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from importlib.metadata import version
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -391,11 +394,14 @@ def _join_notes(*notes: str) -> str:
     return "; ".join(note for note in notes if note)
 
 
-# What the forecast is made with: a forecast made otherwise is made again.
+# What the forecast is made with, this module's code and statsforecast's version included: a
+# forecast made otherwise is made again.
 FORECAST_SETTINGS = (
     f"horizon={HORIZON} season={SEASON} origins={BACKTEST_ORIGINS} history={HISTORY_DAYS} "
     f"min_history={MIN_HISTORY_DAYS} busy={BUSY_POSTED_SHARE} level={INTERVAL_LEVEL} "
-    + " ".join(f"{group}={','.join(models)}" for group, models in CANDIDATES.items()))
+    + " ".join(f"{group}={','.join(models)}" for group, models in CANDIDATES.items())
+    + f" code={hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]}"
+    f" statsforecast={version('statsforecast')}")
 # A day's learnt count may move by this many postings, and the forecast in place still stands.
 # Counts of postings without a category are re-estimated over all of them every run, so days
 # long past move a little whenever any posting arrives: on a 400,000-posting home, 20 postings
@@ -445,6 +451,8 @@ def refit_reason(previous: pd.DataFrame | None, series: pd.DataFrame, today: dat
     both = before.merge(now, on=["category", "day"], how="outer", indicator=True)
     if (both["_merge"] != "both").any():
         return "the days it learns from changed"
+    if both[["learnt_postings", "y"]].isna().any(axis=None):
+        return "a day's learnt count is not a number"
     moved = (both["learnt_postings"] - both["y"]).abs()
     if moved.max() > REFIT_TOLERANCE:
         row = both.loc[moved.idxmax()]

@@ -221,7 +221,7 @@ def shift_test(reference: np.ndarray, probabilities: np.ndarray,
     statistic = float(np.abs(probabilities.mean(axis=0) - center).sum()) if n else 0.0
     rng = np.random.default_rng(seed)
     if n >= SHIFT_TEST_NORMAL_FROM:
-        covariance = np.cov(reference, rowvar=False, ddof=0)
+        covariance = np.atleast_2d(np.cov(reference, rowvar=False, ddof=0))  # 1 class: 1 × 1
         deviations = rng.multivariate_normal(np.zeros(len(center)), covariance, size=samples,
                                              method="eigh") / np.sqrt(n)
     else:
