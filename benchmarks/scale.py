@@ -4,14 +4,16 @@
         [--profile DIR] [--no-write] [--write FILE]
 
 For each N, postings replayed from the shared real ones (`benchmarks/replay.py`: distinct texts,
-1,100 a day back from 2026-07-01, 70 % without a category at random, each built when its page is
-asked for) are served by the loopback stand-in of The Muse API, and in a fresh CAREERPULSE_HOME:
+1,100 a day back from half an hour before the size's full run, 70 % without a category at
+random, each built when its page is asked for) are served by the loopback stand-in of The Muse API, and in a fresh CAREERPULSE_HOME:
 
 1. `python -m careerpulse_assets.ops.run` (what `make run` runs) in a child process: wall time, the
    child's peak RSS, each step's time from the Dagster instance's step stats, and each step's peak
    RSS and the machine's load during it (sampled every half second);
 2. one new page of 20 newer postings appears and the same command runs again (the incremental
    run the sensor starts);
+   before each run the machine writes back what earlier ones left in the page cache (`sync`,
+   not timed);
 3. in this process, on the stored model and postings: imputation throughput of the fitted model
    against scikit-learn's KNeighborsClassifier.predict fitted on the same feature matrix, and
    model selection (one neighbour query per fold, seed grid) against the seed's GridSearchCV
@@ -35,7 +37,7 @@ import threading
 import time
 import warnings
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, timedelta, timezone
 from importlib.metadata import version
 from pathlib import Path
 
@@ -108,6 +110,10 @@ def run_make_run(env: dict, profile_to: Path | None = None) -> RunFigures:
     if profile_to is not None:
         command = [sys.executable, "-m", "pyinstrument", "--show-all", "-o", str(profile_to),
                    "-m", "careerpulse_assets.ops.run"]
+    # What earlier runs wrote reaches the disk first (not timed): the kernel writes a full run's
+    # gigabytes back over the next tens of seconds, and an incremental run started at once paid
+    # for that write-back too, where the sensor's runs come minutes apart.
+    os.sync()
     started, load_before = time.perf_counter(), os.getloadavg()[0]
     child = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True)
@@ -207,10 +213,19 @@ def run_environment(home: Path, base_url: str, environ: dict | None = None) -> d
     return env
 
 
+def replay_end(now: datetime | None = None) -> datetime:
+    """Where a size's replay ends: half an hour before `now` (UTC). The live API's newest
+    postings are the day's, and its new page is after them: a replay ending on a fixed day
+    (2026-07-01 until issue 29's second stop) put the incremental run's 20 new postings on a
+    day the forecast had learnt from and made it forecast across months nobody saw. Between
+    00:00 and 00:30 UTC the end lies in the day before."""
+    return (now or datetime.now(timezone.utc)) - timedelta(minutes=30)
+
+
 def measure(sources, n: int, profile_dir: Path | None,
             unlabelled_share: float = UNLABELLED_SHARE) -> SizeFigures:
     figures = SizeFigures(n)
-    postings = ReplayedPostings(sources, n, unlabelled_share=unlabelled_share)
+    postings = ReplayedPostings(sources, n, unlabelled_share=unlabelled_share, end=replay_end())
     with tempfile.TemporaryDirectory(prefix=f"bench-{n}-") as home, serve_muse(
         postings, in_listing_order=True
     ) as (stub, base_url):
@@ -322,10 +337,11 @@ def report(results: list[SizeFigures], seconds: float, folder: str,
         f"Written by `make bench` on {date.today()} ({seconds / 60:.1f} min in all): "
         f"{os.cpu_count()} cores, {_memory_gib():.0f} GiB, Python {platform.python_version()}; "
         f"{versions}. Postings replayed from {folder} (distinct texts drawn from the "
-        f"shared postings' sentences, 1,100 a day, {unlabelled_share:.0%} without a category at "
+        f"shared postings' sentences, 1,100 a day up to half an hour before each size's full "
+        f"run, {unlabelled_share:.0%} without a category at "
         "random; see `benchmarks/replay.py`), served 20 a page from a loopback API; every "
         "run is `python -m careerpulse_assets.ops.run` in a fresh child process (peak RSS is the "
-        "child's).",
+        "child's), after `sync` (what earlier runs wrote is on disk before a run starts).",
         "",
         "| postings | labelled (learnable) | to impute | full run (s) | peak RSS (GiB) | "
         "steps (s): bronze / silver / classifier / imputed / gold / forecast | checks (s) | "

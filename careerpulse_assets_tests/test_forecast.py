@@ -3,6 +3,7 @@ short) and on the shared postings' gold."""
 
 from datetime import date, timedelta
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pytest
@@ -333,3 +334,90 @@ def test_on_the_shared_postings_the_forecast_is_dated_from_the_run_and_learns_ob
     unjudged = backtest[backtest["scored_windows"].fillna(0) == 0]["category"]
     assert len(unjudged) > 10
     assert set(forecast[forecast["category"].isin(unjudged)]["model"]) == {"CrostonSBA"}
+
+
+def test_a_forecast_is_made_again_only_when_what_it_learns_from_moved(tmp_path):
+    """Runs every few minutes re-estimate the counts of days long past by a few thousandths of a
+    posting: the forecast made today stands (materialised again with the figures it was made
+    with); a day moved by more than REFIT_TOLERANCE, or another day, makes it again."""
+    from dagster import DagsterInstance, materialize
+
+    from careerpulse_assets.assets.gold import gold_category_forecast, gold_daily_counts
+    from careerpulse_assets.io_managers import DuckDBTables
+    from careerpulse_assets.resources import CareerPulseDuckDB
+    from careerpulse_assets.series.forecast import REFIT_TOLERANCE
+
+    database = str(tmp_path / "careerpulse.duckdb")
+    today = date.today()
+    stream = dense(120)
+    stream["day"] = stream["day"] + (today - timedelta(days=1) - stream["day"].max())
+    stream["estimated_postings"] = stream["postings"].astype(float)
+    instance = DagsterInstance.ephemeral()
+
+    def run(counts: pd.DataFrame):
+        with duckdb.connect(database) as connection:
+            connection.execute("CREATE SCHEMA IF NOT EXISTS gold")
+            connection.register("counts", counts)
+            connection.execute("CREATE OR REPLACE TABLE gold.gold_daily_counts AS "
+                               "SELECT * FROM counts")
+        result = materialize(
+            [gold_category_forecast, gold_daily_counts.to_source_asset()],
+            selection=[gold_category_forecast.key], instance=instance,
+            resources={"io_manager": DuckDBTables(database=database),
+                       "duckdb": CareerPulseDuckDB(database=database)})
+        assert result.success
+        [event] = result.get_asset_materialization_events()
+        with duckdb.connect(database) as connection:
+            table = connection.sql("SELECT * FROM gold.gold_category_forecast "
+                                   "ORDER BY category, day").df()
+        return event.materialization.metadata, table
+
+    first, made = run(stream)
+    assert first["made"].value == "in this run: no forecast made before"
+    nudged = stream.assign(estimated_postings=stream["estimated_postings"] + 0.004)
+    second, kept = run(nudged)
+    assert second["made"].value.startswith(f"kept from run {first['made_in_run'].value[:8]}")
+    pd.testing.assert_frame_equal(kept, made)
+    assert second["history_and_forecast"] == first["history_and_forecast"]
+    assert second["dagster/row_count"].value == len(made)
+    moved = nudged.copy()
+    moved.loc[moved.index[-3], "estimated_postings"] += 2 * REFIT_TOLERANCE
+    third, _ = run(moved)
+    assert third["made"].value.startswith("in this run: ")
+    assert "moved by 0.10 postings" in third["made"].value
+    fourth, _ = run(moved)
+    assert fourth["made"].value.startswith(f"kept from run {third['made_in_run'].value[:8]}")
+    longer = pd.concat([moved, moved[moved["day"] == moved["day"].max()].assign(
+        day=today)])  # today's postings are not learnt: the forecast stands
+    assert run(longer)[0]["made"].value.startswith("kept from run")
+    with duckdb.connect(database) as connection:  # a table another version wrote: made again
+        connection.execute("ALTER TABLE gold.gold_forecast_inputs DROP COLUMN settings")
+    assert run(moved)[0]["made"].value == "in this run: no forecast made before"
+    instance = DagsterInstance.ephemeral()  # the materialisations lost, the tables kept
+    assert run(moved)[0]["made"].value == ("in this run: the latest materialisation is not the "
+                                           "one that made the forecast in place")
+
+
+def test_refit_reasons_name_what_changed():
+    from careerpulse_assets.series.forecast import fit_inputs, refit_reason
+
+    today = date(2026, 12, 7)
+    series, _ = learning_series(gold(90), today)  # Legal Services: a posting every 7th day
+    made = fit_inputs(series, today, "run-1")
+    assert refit_reason(made, series, today) is None
+    assert refit_reason(None, series, today) == "no forecast made before"
+    assert refit_reason(made, series.iloc[:0], today) == "nothing to learn from"
+    assert refit_reason(made, series, today + timedelta(days=1)) == (
+        "the forecast in place was made on 2026-12-07, not today")
+    assert refit_reason(made.assign(settings="horizon=14"), series, today) == (
+        "the forecast in place was made with other settings")
+    assert refit_reason(made, series.iloc[1:], today) == "the days it learns from changed"
+    zero = series["y"].eq(0).idxmax()
+    assert series.loc[zero, "y"] == 0
+    posted = series.copy()
+    posted.loc[zero, "y"] = 0.01  # within the tolerance, but a day with a posting now
+    assert refit_reason(made, posted, today) == "the days with a posting changed"
+    unknown = series.copy()
+    unknown.loc[zero, "y"] = np.nan
+    assert refit_reason(made, unknown, today) == "a day's learnt count is not a number"
+    assert " code=" in made["settings"][0] and " statsforecast=" in made["settings"][0]

@@ -6,6 +6,7 @@ import pytest
 from quapy.method.aggregative import PACC
 from sklearn.linear_model import LogisticRegression
 
+from careerpulse_assets.series import quantification
 from careerpulse_assets.classification.out_of_fold import OutOfFold
 from careerpulse_assets.series.quantification import (
     count_model_from,
@@ -88,6 +89,31 @@ def test_the_shift_test_fires_on_a_shift_and_seldom_without_one():
     test = shift_test(reference, shifted)
     assert test.shifted and test.statistic > test.critical
     assert "a prior shift" in test.describe()
+
+
+@pytest.mark.parametrize("postings", [1_000, 50_000])
+def test_the_shift_tests_normal_approximation_agrees_with_its_bootstrap(postings, monkeypatch):
+    rng = np.random.default_rng(3)
+    one_hot = np.eye(5)[rng.choice(5, 4000, p=[0.9, 0.04, 0.03, 0.02, 0.01])]  # most skewed
+    smooth = rng.dirichlet([8, 2, 1, 0.5, 0.2], 4000)
+    for reference in (one_hot, smooth):
+        same = reference[rng.integers(0, 4000, postings)]
+        normal = [shift_test(reference, same, seed=s) for s in range(8)]
+        monkeypatch.setattr(quantification, "SHIFT_TEST_NORMAL_FROM", 10**9)
+        bootstrap = [shift_test(reference, same, seed=s).critical for s in range(8)]
+        monkeypatch.undo()
+        ratio = np.mean([t.critical for t in normal]) / np.mean(bootstrap)
+        assert abs(ratio - 1) < 0.05, ratio
+        assert not any(t.shifted for t in normal)
+        shifted = np.eye(5)[rng.choice(5, postings, p=[0.8, 0.08, 0.06, 0.04, 0.02])] \
+            if reference is one_hot else rng.dirichlet([6, 3, 1.5, 0.5, 0.2], postings)
+        assert shift_test(reference, shifted).shifted
+
+
+def test_the_shift_test_of_one_category_has_nothing_to_find():
+    for postings in (10, 2_000):
+        test = shift_test(np.ones((50, 1)), np.ones((postings, 1)))
+        assert test.statistic == 0 and test.critical == 0 and not test.shifted
 
 
 def test_share_error_counts_unknown_categories_fully():

@@ -98,3 +98,41 @@ def test_a_reused_version_counts_with_the_errors_its_training_simulated(tmp_path
         assert counting.expected_l1 == trained.counting.expected_l1
         assert counting.sample_postings == trained.counting.sample_postings
     assert len(simulated) == 4  # all but the version whose training kept them
+
+
+def test_a_reused_version_writes_with_the_policy_its_training_chose_for_the_same_bar(
+        tmp_path, tracking_uri, monkeypatch):
+    """evaluation.json keeps the policy; a reuse takes it while CAREERPULSE_MIN_PRECISION is the
+    one it was chosen for (the same policy, not chosen again), else chooses again."""
+    from careerpulse_assets.classification import serving
+    from careerpulse_assets.classification.registry import (
+        OUT_OF_FOLD_ARTIFACT,
+        POLICY_KEY,
+        RegisteredVersion,
+    )
+    from careerpulse_assets.classification.serving import calibrate_model
+    from careerpulse_assets.classification.service import calibration_of
+
+    from .test_quantification import knn_like_out_of_fold
+
+    oof, _ = knn_like_out_of_fold(n=600, repeats=2)
+    trained = calibrate_model(oof, 0.9)
+    experiment_id = mlflow.create_experiment("careerpulse", (tmp_path / "art").as_uri())
+    versions = {}
+    for kept, summary in (("kept", {POLICY_KEY: trained.policy.summary()}), ("none", {}),
+                          ("other kind", {POLICY_KEY: {"threshold": 0.5}})):
+        with mlflow.start_run(experiment_id=experiment_id) as run:
+            np.savez_compressed(tmp_path / OUT_OF_FOLD_ARTIFACT, **oof.arrays())
+            mlflow.log_artifact(str(tmp_path / OUT_OF_FOLD_ARTIFACT))
+            mlflow.log_dict(summary, "evaluation.json")
+        versions[kept] = RegisteredVersion(kept, run.info.run_id, {}, {})
+    chosen = []
+    real_choose = serving.imputation_policy
+    monkeypatch.setattr(serving, "imputation_policy",
+                        lambda *a, **k: chosen.append(a[-1]) or real_choose(*a, **k))
+    for kept in versions:
+        assert calibration_of(versions[kept], 0.9).policy == trained.policy
+    assert chosen == [0.9, 0.9]  # all but the version whose training kept it
+    other_bar = calibration_of(versions["kept"], 0.8).policy
+    assert other_bar.min_precision == 0.8 and chosen == [0.9, 0.9, 0.8]
+    assert other_bar == calibrate_model(oof, 0.8).policy

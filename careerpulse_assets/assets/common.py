@@ -11,7 +11,7 @@ Which mechanism writes which table (one DuckDB file):
 | silver.unlabelled_mix, silver.written_categories | imputed_silver itself, in one transaction before its table |
 | silver.review_queue | the `io_manager`, from the asset's frame |
 | gold.gold_daily_counts | the `io_manager`, from the Arrow table series/gold.py computes in SQL |
-| gold.gold_category_forecast | the `io_manager`; gold.gold_forecast_backtest the asset itself, before |
+| gold.gold_category_forecast | the `io_manager`; gold.gold_forecast_backtest and gold.gold_forecast_inputs the asset itself, before |
 
 Every table is loaded through the `io_manager` (a pandas frame, or some of its columns). The
 fitted model is no table: `classifier_io_manager` hands it to its run's steps, and MLflow's

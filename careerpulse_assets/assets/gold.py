@@ -3,11 +3,21 @@
 
 import pandas as pd
 import pyarrow as pa
-from dagster import AssetExecutionContext, MetadataValue, Output
+from dagster import AssetExecutionContext, AssetKey, MetadataValue, Output
 from dagster_duckdb import DuckDBResource
 
 from ..ingestion.clock import reference_now
-from ..series.forecast import HORIZON, data_age, forecast_categories, weekly_forecast
+from ..series.forecast import (
+    FIT_INPUT_COLUMNS,
+    HORIZON,
+    REFIT_TOLERANCE,
+    data_age,
+    fit_inputs,
+    forecast_categories,
+    learning_series,
+    refit_reason,
+    weekly_forecast,
+)
 from ..series.gold import (
     UNCLASSIFIED,
     category_totals,
@@ -87,7 +97,9 @@ def gold_daily_counts(context: AssetExecutionContext, duckdb: DuckDBResource
     "average where a category is posted on most days, ADIDA, IMAPA, TSB and Croston SBA where it "
     "is intermittent; the better one in a rolling-origin backtest (8 origins a week apart), "
     "kept in `gold.gold_forecast_backtest` with interval coverage. Under 8 weeks of data it "
-    "skips.",
+    "skips. Made again only when what it learns from changed (another day, a day moved by more "
+    "than 0.05 postings: `gold.gold_forecast_inputs`); else the one made earlier today stands, "
+    "`made` says so.",
 )
 def gold_category_forecast(
     context: AssetExecutionContext, gold_daily_counts: pd.DataFrame, duckdb: DuckDBResource
@@ -95,13 +107,25 @@ def gold_category_forecast(
     gold = gold_daily_counts
     with duckdb.get_connection() as connection:
         today = reference_now(connection).date()  # the API's day when this clock is wrong
+        previous = _fit_inputs_in_place(connection)
+    series, _ = learning_series(forecast_input(gold), today)
+    why = refit_reason(previous, series, today)
+    if why is None:
+        kept = _kept_forecast(context, duckdb, previous, gold, today)
+        if kept is not None:
+            return kept
+        why = "the latest materialisation is not the one that made the forecast in place"
     with Heartbeat(context.log.info, "gold_category_forecast"):
         result = forecast_categories(forecast_input(gold), today)
     forecast, backtest = result.forecast, result.backtest
+    inputs = fit_inputs(series if not result.skipped else series.iloc[:0], today, context.run_id)
     with duckdb.get_connection() as connection, transaction_with(
-            connection, backtest_rows=declared_table(backtest, BACKTEST_ARROW_TYPES)):
+            connection, backtest_rows=declared_table(backtest, BACKTEST_ARROW_TYPES),
+            input_rows=declared_table(inputs, FIT_INPUT_ARROW_TYPES)):
         connection.execute("CREATE OR REPLACE TABLE gold.gold_forecast_backtest AS "
                            "SELECT * FROM backtest_rows")
+        connection.execute("CREATE OR REPLACE TABLE gold.gold_forecast_inputs AS "
+                           "SELECT * FROM input_rows")
     table = forecast_table(forecast)
     if result.skipped:
         context.log.warning(f"forecast skipped: {result.skipped}")
@@ -116,6 +140,8 @@ def gold_category_forecast(
                          weekly_forecast(forecast, result.alphas))
     coverage, busy_coverage = result.coverage(), result.coverage(busy_only=True)
     return Output(table, metadata={
+        "made": f"in this run: {why}",
+        "made_in_run": context.run_id,
         "categories": int(forecast["category"].nunique()),
         "first_day": str(forecast["day"].min()),
         "last_day": str(forecast["day"].max()),
@@ -132,12 +158,57 @@ def gold_category_forecast(
     })
 
 
+def _fit_inputs_in_place(connection) -> pd.DataFrame | None:
+    """What the forecast in place learnt from (gold.gold_forecast_inputs), None before any or
+    when the table is of another shape (written by another version: the forecast is made
+    again and the table replaced)."""
+    found = connection.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'gold' AND "
+        "table_name IN ('gold_forecast_inputs', 'gold_category_forecast')").fetchall()[0][0]
+    if found < 2:
+        return None
+    inputs = connection.sql("SELECT * FROM gold.gold_forecast_inputs").df()
+    return inputs if list(inputs.columns) == FIT_INPUT_COLUMNS else None
+
+
+def _kept_forecast(context: AssetExecutionContext, duckdb: DuckDBResource,
+                   previous: pd.DataFrame, gold: pd.DataFrame, today) -> Output | None:
+    """The forecast in place, materialised again with the figures it was made with (and why it
+    was not made again): None when the latest materialisation is not the one that made it (a
+    run that stopped between writing the two), so it is made again."""
+    event = context.instance.get_latest_materialization_event(AssetKey("gold_category_forecast"))
+    # Without what the IO manager adds itself (row count, schema, table name).
+    metadata = {key: value for key, value in
+                (event.asset_materialization.metadata.items() if event else ())
+                if not key.startswith("dagster/") and key != "table"}
+    made_in = metadata.get("made_in_run")
+    if made_in is None or made_in.value not in set(previous["fitted_in_run"]):
+        return None
+    with duckdb.get_connection() as connection:
+        table = connection.sql("SELECT * FROM gold.gold_category_forecast").to_arrow_table()
+    made = (f"kept from run {made_in.value[:8]} (made today): no day it learns from moved by "
+            f"more than {REFIT_TOLERANCE} postings")
+    context.log.info(f"forecast {made}")
+    # Said again from today's gold: it counts days and postings no forecast learns from.
+    why_old = data_age(gold, today, max(table["data_until"].to_pylist()))
+    if why_old:
+        context.log.warning(why_old)
+    return Output(table.cast(pa.schema(list(FORECAST_ARROW_TYPES.items()))),
+                  metadata={**metadata, "made": made,
+                            "data_age": why_old or "learnt from yesterday"})
+
+
 # The forecast's and its backtest's tables, as handed to DuckDB (declared_table).
 FORECAST_ARROW_TYPES = {
     "category": pa.string(), "day": pa.date32(), "forecast": pa.float64(),
     "lower": pa.float64(), "upper": pa.float64(), "model": pa.string(),
     "data_until": pa.date32(), "data_age_days": pa.int32(),
 }
+FIT_INPUT_ARROW_TYPES = {
+    "category": pa.string(), "day": pa.date32(), "learnt_postings": pa.float64(),
+    "fitted_for": pa.date32(), "settings": pa.string(), "fitted_in_run": pa.string(),
+}
+assert list(FIT_INPUT_ARROW_TYPES) == FIT_INPUT_COLUMNS
 BACKTEST_ARROW_TYPES = {
     "category": pa.string(), "learned_from": pa.string(), "learning_days": pa.int64(),
     "posted_day_share": pa.float64(), "data_until": pa.date32(), "candidates": pa.string(),

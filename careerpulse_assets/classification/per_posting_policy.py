@@ -94,8 +94,9 @@ def withheld_categories(predicted: np.ndarray, right: np.ndarray, written: np.nd
     """The categories whose written predictions are clearly under `min_precision`: the upper end
     of their 95 % Wilson interval below it. Maps each to that upper end."""
     out = {}
-    for category in np.unique(predicted[written].astype(str)):
-        mine = written & (predicted.astype(str) == category)
+    names = predicted.astype(str, copy=False)
+    for category in np.unique(names[written]):
+        mine = written & (names == category)
         _, high = _wilson(np.array([right[mine].sum() * weight]),
                           np.array([mine.sum() * weight]), WITHHOLD_INTERVAL_ALPHA)
         if high[0] < min_precision:
@@ -114,8 +115,8 @@ class Rule:
     def writes(self, predicted: np.ndarray, confidence: np.ndarray) -> np.ndarray:
         if self.threshold is None:
             return np.zeros(len(confidence), dtype=bool)
-        return (confidence >= self.threshold) & ~np.isin(np.asarray(predicted).astype(str),
-                                                         list(self.withheld))
+        return (confidence >= self.threshold) & ~np.isin(
+            np.asarray(predicted).astype(str, copy=False), list(self.withheld))
 
 
 RULE_ROUNDS = 10
@@ -129,7 +130,7 @@ def hopeless_categories(predicted: np.ndarray, confidence: np.ndarray, right: np
     95 % Wilson interval of their predictions with confidence ≥ t is under it for every t that
     leaves HOPELESS_MIN_PREDICTIONS or more of them. Maps each to its best upper end."""
     out = {}
-    names = predicted.astype(str)
+    names = predicted.astype(str, copy=False)
     for category in np.unique(names):
         mine = names == category
         if mine.sum() * weight < HOPELESS_MIN_PREDICTIONS:
@@ -151,9 +152,10 @@ def choose_rule(predicted: np.ndarray, confidence: np.ndarray, right: np.ndarray
     category under the bar at every confidence (`hopeless_categories`) is withheld from the
     start, so that a weak category polluting every confidence level does not stop the others
     being written."""
+    predicted = predicted.astype(str, copy=False)  # once: the rounds compare it many times
     withheld = hopeless_categories(predicted, confidence, right, min_precision, weight)
     for _ in range(RULE_ROUNDS):
-        kept = ~np.isin(predicted.astype(str), list(withheld))
+        kept = ~np.isin(predicted, list(withheld))
         threshold = choose_threshold(confidence[kept], right[kept], min_precision, weight)
         # No threshold yet: the categories are judged on every prediction that may be written.
         judged_at = MORE_LIKELY_RIGHT if threshold is None else threshold
@@ -166,7 +168,7 @@ def choose_rule(predicted: np.ndarray, confidence: np.ndarray, right: np.ndarray
         if set(again) == set(withheld):
             return Rule(threshold, again)
         withheld = again
-    kept = ~np.isin(predicted.astype(str), list(withheld))
+    kept = ~np.isin(predicted, list(withheld))
     return Rule(choose_threshold(confidence[kept], right[kept], min_precision, weight),
                 withheld)
 
@@ -250,7 +252,7 @@ def imputation_policy(calibrated: np.ndarray, truth: np.ndarray, fold: np.ndarra
     """`calibrated`: repeats × postings × `classes` calibrated out-of-fold probabilities
     (nested); `truth`: each posting's category (possibly one not in `classes`: always wrong);
     `fold`: repeats × postings, the outer fold that predicted it."""
-    classes = np.asarray(classes)
+    classes = np.asarray(classes).astype(str)
     predicted = classes[calibrated.argmax(axis=2)]
     confidence = calibrated.max(axis=2)
     right = predicted.astype(str) == np.asarray(truth).astype(str)[None, :]

@@ -35,6 +35,7 @@ from .serving import (
 from .decisions import GateVerdict, ModelFacts
 from .evaluation import LabelledSet, labelled_changes
 from .out_of_fold import OutOfFold
+from .per_posting_policy import ImputationPolicy
 from .knn import MAX_FEATURES, MAX_FEATURES_WITH_BIGRAMS, model_input
 from ..review.spreadsheet import read_frame, write_frame
 from ..series.quantification import count_errors
@@ -55,7 +56,8 @@ OUT_OF_FOLD_ARTIFACT = "out_of_fold.npz"
 # instead of simulated again on each run (6 s of a reuse at 400,000 postings, issue 29). A
 # version logged before it is simulated as before.
 COUNT_ERRORS_ARTIFACT = "count_errors.json"
-POLICY_KEY = "imputation_policy"  # in evaluation.json, for people: derived again when reused
+# In evaluation.json: reused with the version while the precision bar is the same.
+POLICY_KEY = "imputation_policy"
 # Bump when the training code changes in a way that should retrain on unchanged data.
 TRAINING_SPEC_VERSION = "10"  # 7: CJK text as character pairs; 8: class scores kept out-of-fold;
 # 9: the model's classes moved from core/ to classification/ (a version saved before names classes
@@ -295,6 +297,20 @@ def load_count_errors(registered: RegisteredVersion) -> dict | None:
     try:
         return mlflow.artifacts.load_dict(f"runs:/{registered.run_id}/{COUNT_ERRORS_ARTIFACT}")
     except (MlflowException, OSError, ValueError):
+        return None
+
+
+def load_policy(registered: RegisteredVersion) -> ImputationPolicy | None:
+    """The per-posting policy a version's training chose (evaluation.json), None when it cannot
+    be read or was chosen by a policy of another kind."""
+    try:
+        summary = mlflow.artifacts.load_dict(f"runs:/{registered.run_id}/evaluation.json")
+    except (MlflowException, OSError, ValueError):
+        return None
+    kept = summary.get(POLICY_KEY)
+    try:
+        return ImputationPolicy.from_summary(kept) if isinstance(kept, dict) else None
+    except TypeError:  # keys of another version of the policy
         return None
 
 

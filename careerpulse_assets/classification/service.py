@@ -35,6 +35,7 @@ from .registry import (
     load_evaluation,
     load_model,
     load_out_of_fold,
+    load_policy,
     log_training,
     model_facts,
     record_promotion,
@@ -84,12 +85,14 @@ def no_model(labelled_categories: pd.Series, unlabelled_share: float | None, why
 def calibration_of(registered: RegisteredVersion, min_precision: float) -> ModelCalibration | None:
     """A version's calibration, count model and policy, derived again from its out-of-fold
     predictions in the registry (deterministic; seconds) with the count errors its training
-    simulated; None when they cannot be read or lack class scores."""
+    simulated and the policy it chose (for the same precision bar); None when they cannot be
+    read or lack class scores."""
     oof = load_out_of_fold(registered)
     if oof is None:
         return None
     try:
-        return calibrate_model(oof, min_precision, load_count_errors(registered))
+        return calibrate_model(oof, min_precision, load_count_errors(registered),
+                               load_policy(registered))
     except ValueError:
         return None
 

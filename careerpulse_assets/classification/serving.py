@@ -113,14 +113,18 @@ class ModelCalibration:
 
 
 def calibrate_model(oof: OutOfFold, min_precision: float = DEFAULT_MIN_PRECISION,
-                    count_errors: dict | None = None) -> ModelCalibration:
+                    count_errors: dict | None = None,
+                    policy: ImputationPolicy | None = None) -> ModelCalibration:
     """`count_errors`: the model's simulated count errors as its training kept them
-    (quantification.count_model_from), else simulated here. ValueError when the out-of-fold
-    predictions lack class scores or hold fewer than 2 learned categories."""
+    (quantification.count_model_from), else simulated here; `policy`: the per-posting policy its
+    training chose, used when chosen for `min_precision` (the same out-of-fold predictions
+    give the same policy), else chosen here. ValueError when the out-of-fold predictions lack
+    class scores or hold fewer than 2 learned categories."""
     if oof.scores is None:
         raise ValueError("out-of-fold predictions without class scores (saved before issue 26)")
     nested = nested_calibrated(oof)
-    policy = imputation_policy(nested, oof.truth, oof.fold, oof.classes, min_precision)
+    if policy is None or policy.min_precision != min_precision:
+        policy = imputation_policy(nested, oof.truth, oof.fold, oof.classes, min_precision)
     repeats = oof.scores.shape[0]
     report = calibration_report(oof.scores.reshape(-1, len(oof.classes)),
                                 nested.reshape(-1, len(oof.classes)),
@@ -187,17 +191,22 @@ def _map_column(matrix: np.ndarray, classes: np.ndarray, rows: np.ndarray, lengt
     position rows[i] of a column of `length` (rows ascending), null elsewhere: an Arrow-backed
     column built from the arrays, not from a Python dict per posting (seconds at 280,000:
     issue 29)."""
-    kept = matrix != 0 if nonzero_only else np.ones(matrix.shape, dtype=bool)
     counts = np.zeros(length, dtype=np.int64)
-    counts[rows] = kept.sum(axis=1)
+    if nonzero_only:
+        kept = matrix != 0
+        counts[rows] = kept.sum(axis=1)
+        at, column = np.nonzero(kept)  # row by row, each row's classes in order
+        values = matrix[at, column]
+    else:  # every value: the matrix row by row as it lies in memory
+        counts[rows] = matrix.shape[1]
+        column = np.tile(np.arange(matrix.shape[1]), len(matrix))
+        values = np.ascontiguousarray(matrix).ravel()
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
-    at, column = np.nonzero(kept)  # row by row, each row's classes in order
     names = pa.array([str(c) for c in classes], pa.string())
     is_null = np.ones(length, dtype=bool)
     is_null[rows] = False
-    array = pa.MapArray.from_arrays(pa.array(offsets), names.take(pa.array(column)),
-                                    pa.array(matrix[at, column], pa.float64()),
-                                    mask=pa.array(is_null))
+    array = pa.MapArray.from_arrays(pa.array(offsets), names.take(pa.array(column, pa.int32())),
+                                    pa.array(values, pa.float64()), mask=pa.array(is_null))
     return pd.Series(pd.arrays.ArrowExtensionArray(array))
 
 

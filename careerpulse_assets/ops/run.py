@@ -138,7 +138,8 @@ def summary_lines(result, settings, seconds: float, asset_names: list[str]) -> l
             f"skipped: {forecast['skipped']}" if "skipped" in forecast else
             f"{forecast['first_day']} to {forecast['last_day']} per category, learnt from the "
             f"estimated counts until {forecast['data_until']} ({forecast['data_age_days']} days "
-            "before today)"))
+            "before today)" + ("; made earlier today, nothing it learns from moved"
+                                if str(forecast.get("made", "")).startswith("kept") else "")))
     evaluations = result.get_asset_check_evaluations()
     passed = sum(e.passed for e in evaluations)
     unjudged = sum(not e.passed and _not_evaluated(e) for e in evaluations)
