@@ -18,14 +18,15 @@ CONFIG ?=
 run: $(INSTALLED)
 	$(BIN)/python -m careerpulse_assets.ops.run $(JOB) $(if $(CONFIG),--config "$(CONFIG)")
 
-# Three workers, one test file each at a time (files share fixtures and servers). On 2 cores a
-# third worker uses what the process and server tests leave idle while they wait on their
-# children: 745 s against 904 s for two, the same suite on the same loaded machine; 526 s
-# from a fresh clone with nothing else running (issue 28).
+# Three workers, one test file each at a time (files share fixtures and servers), the longest
+# files first (careerpulse_assets_tests/conftest.py FILE_SECONDS) so that they finish together. On
+# 2 cores a third worker uses what the process and server tests leave idle while they wait on
+# their children (745 s against 904 s for two); a fourth gained nothing (439 s, as three) and a
+# fifth lost (515 s).
 # `.venv/bin/pytest -m "not slow"` is the quick loop.
 TEST_WORKERS ?= 3
 test: $(INSTALLED)
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # dagster dev (webserver, daemon, code server) on this terminal, and the MLflow UI beside it.
 ui: $(INSTALLED)

@@ -2,12 +2,19 @@
 BENCHMARKS.md that can no longer be reproduced is found here, not by the next person to try
 (issue 27: `make bench` crashed for weeks on the run-scoped classifier file and nothing noticed).
 
-Each runs its module entry (`python -m benchmarks.<name> ...`), as BENCHMARKS.md says to, in a
-child process with a home of its own. `replay.py` and `baselines.py` are libraries of the
+Each runs its module entry (`python -m benchmarks.<name> ...`), as BENCHMARKS.md says to, with
+a home of its own: in this process as `-m` runs it (runpy), the environment, arguments and
+working directory those of the command, all put back after; in a child process of its own where
+the script starts processes (`make bench`, the soak, the model store's loads). A child process
+cost 3.5 s of imports per script here. `replay.py` and `baselines.py` are libraries of the
 others.
 """
 
+import contextlib
 import hashlib
+import io
+import os
+import runpy
 import subprocess
 import sys
 
@@ -16,7 +23,7 @@ import pytest
 from .muse_fixtures import synthetic_postings, write_archive
 from .servers import REPO, careerpulse_env
 
-# Each starts a process of its own: what is tested is the script as BENCHMARKS.md runs it.
+# Each runs a benchmark script whole: what is tested is the script as BENCHMARKS.md runs it.
 pytestmark = pytest.mark.slow
 
 
@@ -27,7 +34,8 @@ def archive(tmp_path):
 
 
 def bench(tmp_path, *args: str, timeout: float = 600) -> str:
-    """Run `python -m benchmarks.<args>`; its output, after asserting it exited 0."""
+    """Run `python -m benchmarks.<args>` in a child process; its output, after asserting it
+    exited 0."""
     done = subprocess.run([sys.executable, "-m", *args], cwd=REPO,
                           env=careerpulse_env(tmp_path / "home", PYTHONWARNINGS="ignore"),
                           capture_output=True, text=True, timeout=timeout)
@@ -35,42 +43,72 @@ def bench(tmp_path, *args: str, timeout: float = 600) -> str:
     return done.stdout
 
 
+def bench_here(tmp_path, module: str, *args: str) -> str:
+    """Run `python -m <module> <args>` in this process as `-m` does (runpy, `__main__`), in the
+    repository with the environment `bench` gives its child; its output, after asserting it
+    ended without an error. The environment, arguments, working directory and MLflow's tracking
+    URI (mlflow.set_tracking_uri sets it in os.environ too) are put back whatever it did."""
+    import mlflow
+
+    environ, argv, cwd = dict(os.environ), sys.argv, os.getcwd()
+    tracking_uri = mlflow.get_tracking_uri()
+    out = io.StringIO()
+    try:
+        os.environ.clear()
+        os.environ.update(careerpulse_env(tmp_path / "home", PYTHONWARNINGS="ignore"))
+        sys.argv = [module, *args]
+        os.chdir(REPO)
+        sys.modules.pop(module, None)  # imported by another script: run afresh, as `-m` does
+        with contextlib.redirect_stdout(out):
+            try:
+                runpy.run_module(module, run_name="__main__", alter_sys=True)
+            except SystemExit as exit_:
+                assert exit_.code in (0, None), out.getvalue()[-3000:]
+    finally:
+        os.chdir(cwd)
+        sys.argv = argv
+        os.environ.clear()
+        os.environ.update(environ)
+        mlflow.set_tracking_uri(tracking_uri)
+    return out.getvalue()
+
+
 def test_classifier_comparison(tmp_path, archive):
-    out = bench(tmp_path, "benchmarks.classifier_comparison", str(archive))
+    out = bench_here(tmp_path, "benchmarks.classifier_comparison", str(archive))
     assert "| chosen KNN | holdout |" in out
     assert "same k (" in out and "and same CV scores: True" in out
 
 
 def test_drift_rates(tmp_path, archive):
-    out = bench(tmp_path, "benchmarks.drift_rates", str(archive), "--windows", "5")
+    out = bench_here(tmp_path, "benchmarks.drift_rates", str(archive), "--windows", "5")
     assert "| 20-point shift |" in out
     assert "verdict: not evaluated: 54 postings, the check needs 500" in out
 
 
 def test_forecast_backtest(tmp_path, archive):
-    out = bench(tmp_path, "benchmarks.forecast_backtest", str(archive))
+    out = bench_here(tmp_path, "benchmarks.forecast_backtest", str(archive))
     assert "### dense 120-day stream" in out and "80 % interval coverage" in out
     assert "skipped: no category has 56 days to learn from" in out  # 3 weeks of postings
 
 
 def test_review_queue(tmp_path, archive):
-    out = bench(tmp_path, "benchmarks.review_queue", str(archive), "--seeds", "1",
+    out = bench_here(tmp_path, "benchmarks.review_queue", str(archive), "--seeds", "1",
                 "--labels", "5")
     assert "per seed, macro-F1:" in out
 
 
 def test_incremental_ingestion(tmp_path, archive):
-    out = bench(tmp_path, "benchmarks.incremental_ingestion", str(archive), "100")
+    out = bench_here(tmp_path, "benchmarks.incremental_ingestion", str(archive), "100")
     assert "| 100 |" in out and "| incremental: requests |" in out
 
 
 def test_mlflow_logging(tmp_path, archive):
-    out = bench(tmp_path, "benchmarks.mlflow_logging", str(archive))
+    out = bench_here(tmp_path, "benchmarks.mlflow_logging", str(archive))
     assert "| this checkout | 54 | 42 |" in out
 
 
 def test_live_crawl_parts_a_listing_over_the_page_cap(tmp_path, archive):
-    out = bench(tmp_path, "benchmarks.live_crawl", "--postings", "2500", "--companies", "50",
+    out = bench_here(tmp_path, "benchmarks.live_crawl", "--postings", "2500", "--companies", "50",
                 "--shared", str(archive))
     row = next(line for line in out.splitlines() if line.startswith("| 2,500 |"))
     assert "(1, 0) |" in row  # one listing over the 2,000 cap, parted
@@ -111,7 +149,7 @@ def test_make_bench_at_a_tiny_size_writes_its_tables_where_it_is_told(tmp_path, 
 
 
 def test_count_accuracy(tmp_path, archive):
-    out = bench(tmp_path, "benchmarks.count_accuracy", str(archive), "--seeds", "1", "--bags",
+    out = bench_here(tmp_path, "benchmarks.count_accuracy", str(archive), "--seeds", "1", "--bags",
                 "1")
     assert "| draw" in out and "| random (1)" in out and "| shifted (1)" in out
     for method in ("hard counts", "CC", "PCC", "ACC", "PACC", "EMQ", "chosen"):
@@ -127,7 +165,7 @@ def test_model_store(tmp_path, archive):
 
 
 def test_ivf_accuracy(tmp_path, archive):
-    out = bench(tmp_path, "benchmarks.ivf_accuracy", str(archive), "400", "--rows-per-cluster",
+    out = bench_here(tmp_path, "benchmarks.ivf_accuracy", str(archive), "400", "--rows-per-cluster",
                 "20", "--probes", "2")
     assert "| exact |" in out and "| IVF |" in out
     assert "IVF 5 clusters (~20 rows each), 2 probed" in out

@@ -42,11 +42,14 @@ def test_three_processes_opening_a_new_store_at_once_all_succeed(tmp_path):
     assert problems(Settings(home=tmp_path), tmp_path / "dagster") == []
 
 
-def made_store(tmp_path: Path) -> Path:
+@pytest.fixture(scope="module")
+def made_store(tmp_path_factory) -> Path:
+    """A store as create_store makes it (made once: each test damages a copy)."""
     from careerpulse_assets.classification.registry import create_store
 
-    create_store(f"sqlite:///{tmp_path / 'made.db'}")
-    return tmp_path / "made.db"
+    store = tmp_path_factory.mktemp("made") / "made.db"
+    create_store(f"sqlite:///{store}")
+    return store
 
 
 @pytest.mark.parametrize("damage, found", [
@@ -54,11 +57,12 @@ def made_store(tmp_path: Path) -> Path:
     ("UPDATE alembic_version SET version_num = '451aebb31d03'", "schema version 451aebb31d03"),
     ("DROP TABLE alembic_version", "no schema version"),
 ])
-def test_a_half_made_store_is_named_before_a_run_with_what_to_do(tmp_path, damage, found):
+def test_a_half_made_store_is_named_before_a_run_with_what_to_do(tmp_path, made_store, damage,
+                                                                 found):
     home = tmp_path / "home"
     home.mkdir()
     store = home / "mlflow.db"
-    shutil.copy(made_store(tmp_path), store)
+    shutil.copy(made_store, store)
     assert problems(Settings(home=home), home / "dagster") == []
     with sqlite3.connect(store) as connection:
         connection.execute(damage)
@@ -68,20 +72,26 @@ def test_a_half_made_store_is_named_before_a_run_with_what_to_do(tmp_path, damag
     assert "move it aside" in problem and f"mlflow db upgrade sqlite:///{store}" in problem
 
 
-def make_run(home: Path, archive: Path, *args: str) -> dict:
-    """`make run` in `home` on `archive`; the knn_classifier's metadata of that run."""
-    from dagster import AssetKey, DagsterInstance
+def graph_run(home: Path, archive: Path) -> dict:
+    """The whole graph in this process, in `home` on `archive`, on the Dagster instance `make run`
+    keeps in the home (its dagster.yaml written first, as `make run` does): the knn_classifier's
+    metadata of that run, and what the run logged (`messages`). (What moves is the folder, not
+    the process: this ran `make run` three times, 10 s of imports each.)"""
+    from dagster import DagsterInstance
 
-    from .servers import REPO, careerpulse_env
+    from careerpulse_assets.ops.instance import ensure_instance_file
 
-    done = subprocess.run([sys.executable, "-m", "careerpulse_assets.ops.run", *args], cwd=REPO,
-                          env=careerpulse_env(home, CAREERPULSE_MUSE_ARCHIVE=str(archive)),
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    from .graph import materialize_graph
+
+    ensure_instance_file(home / "dagster", postgres=False)
     with DagsterInstance.from_config(str(home / "dagster")) as instance:
-        event = instance.get_latest_materialization_event(AssetKey("knn_classifier"))
-    return {"output": done.stdout, **{k: v.value for k, v in
-                                      event.asset_materialization.metadata.items()}}
+        result = materialize_graph(Settings(home=home, muse_archive=archive), instance=instance)
+        messages = "\n".join(entry.user_message for entry in instance.all_logs(result.run_id))
+    assert result.success
+    (event,) = [e for e in result.get_asset_materialization_events()
+                if e.asset_key.to_user_string() == "knn_classifier"]
+    return {"messages": messages, **{k: v.value for k, v in
+                                     event.materialization.metadata.items()}}
 
 
 def files_naming(folder: Path, text: str) -> list[str]:
@@ -98,20 +108,20 @@ def test_a_home_moved_as_a_folder_retrains_nothing_and_writes_nothing_where_it_w
 
     archive = write_archive(tmp_path / "archive", synthetic_postings())
     first, moved = tmp_path / "A", tmp_path / "B"
-    assert make_run(first, archive)["retrained"]
+    assert graph_run(first, archive)["retrained"]
     first.rename(moved)
     first.write_text("a file where the home was: nothing can be made under it\n")
 
-    again = make_run(moved, archive)
+    again = graph_run(moved, archive)
     assert not again["retrained"], again["reason"]
     assert again["reason"].startswith("labels unchanged since models:/careerpulse-knn-category/1")
     assert f"now in {(moved / 'mlartifacts').as_uri()} (the home was moved or restored)" in (
-        again["output"])
+        again["messages"])
 
     # New labelled postings: a training, its artifacts in B.
     more = write_archive(tmp_path / "more", synthetic_postings()
                          + synthetic_postings(per_category=10, first_id=200_000, seed=8))
-    retrained = make_run(moved, more)
+    retrained = graph_run(moved, more)
     assert retrained["retrained"] and retrained["challenger"].endswith("/2")
     assert first.is_file()  # never made into a folder again
     # Nothing stored points to A but Dagster's history of what the runs did (the first run's

@@ -11,7 +11,6 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-import skops.io
 from sklearn.base import BaseEstimator
 from sklearn.feature_extraction.text import TfidfVectorizer
 
@@ -37,6 +36,8 @@ def model(labelled):
 
 
 def test_the_compact_vectorizer_is_tfidfvectorizer_and_saves_its_vocabulary_as_one_array(labelled):
+    import skops.io  # 1.3 s: imported where used, not by every worker collecting
+
     texts = labelled["title"] + " " + labelled["description_text"]
     settings = dict(ngram_range=(1, 2), min_df=2, stop_words="english", sublinear_tf=True)
     ours = CompactTfidfVectorizer(**settings).fit(texts)
@@ -53,6 +54,8 @@ def test_the_compact_vectorizer_is_tfidfvectorizer_and_saves_its_vocabulary_as_o
 
 
 def test_skops_gives_the_same_model_back_in_a_handful_of_zip_entries(model, labelled):
+    import skops.io
+
     saved = skops.io.dumps(model)
     entries = zipfile.ZipFile(io.BytesIO(saved)).namelist()
     vocabulary = model.named_steps["features"].transformers_[0][1].named_steps["tfidf"].vocabulary_
@@ -70,6 +73,8 @@ def test_skops_gives_the_same_model_back_in_a_handful_of_zip_entries(model, labe
 def test_a_version_saved_before_the_compact_state_still_loads(model, labelled, monkeypatch):
     """An older registered version holds TfidfVectorizer with its dict (NumPy integers) and the
     KNN's matrix as a scipy matrix: it loads with the trusted types and predicts the same."""
+    import skops.io
+
     knn = model.named_steps["knn"]
     old_knn = pickle.loads(pickle.dumps(knn))
     monkeypatch.setattr(CosineKNNClassifier, "__getstate__", BaseEstimator.__getstate__)
