@@ -11,7 +11,9 @@ random, each built when its page is asked for) are served by the loopback stand-
    child's peak RSS, each step's time from the Dagster instance's step stats, and each step's peak
    RSS and the machine's load during it (sampled every half second);
 2. one new page of 20 newer postings appears and the same command runs again (the incremental
-   run the sensor starts);
+   run the sensor starts), then another page and another run (the "next" incremental run: what
+   every run after the first one after a full run costs; the first still copies the whole file
+   for the snapshot, whose previous copy the next ones bring up to date);
    before each run the machine writes back what earlier ones left in the page cache (`sync`,
    not timed);
 3. in this process, on the stored model and postings: imputation throughput of the fitted model
@@ -95,6 +97,7 @@ class SizeFigures:
     to_impute: int = 0
     full: RunFigures | None = None
     incremental: RunFigures | None = None
+    next_incremental: RunFigures | None = None
     impute_ours_per_s: float = 0.0
     impute_sklearn_per_s: float = 0.0
     vectorise_per_s: float = 0.0
@@ -239,6 +242,11 @@ def measure(sources, n: int, profile_dir: Path | None,
         profile = profile_dir / f"incremental_run_{n}.txt" if profile_dir else None
         figures.incremental = run_make_run(env, profile)
         print(figures.incremental.summary, flush=True)
+        stub.items = postings.with_newer(40)  # and the next page
+        print(f"[{n:,}] next incremental run after another page ...", flush=True)
+        profile = profile_dir / f"next_incremental_run_{n}.txt" if profile_dir else None
+        figures.next_incremental = run_make_run(env, profile)
+        print(figures.next_incremental.summary, flush=True)
         in_process_comparisons(figures, Path(home))
     return figures
 
@@ -345,8 +353,9 @@ def report(results: list[SizeFigures], seconds: float, folder: str,
         "",
         "| postings | labelled (learnable) | to impute | full run (s) | peak RSS (GiB) | "
         "steps (s): bronze / silver / classifier / imputed / gold / forecast | checks (s) | "
-        "incremental run (s) | incremental steps (s) | incremental RSS (GiB) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "incremental run (s) | incremental steps (s) | incremental RSS (GiB) | "
+        "next incremental run (s) | next incremental steps (s) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         lines.append(
@@ -355,10 +364,15 @@ def report(results: list[SizeFigures], seconds: float, folder: str,
             f"{r.full.peak_rss_gib:.2f} | {_steps(r.full)} | {r.full.checks_seconds:.1f} | "
             f"{r.incremental.seconds:.1f}"
             f"{'' if r.incremental.exit_code == 0 else ' (exit ' + str(r.incremental.exit_code) + ')'} | "
-            f"{_steps(r.incremental)} | {r.incremental.peak_rss_gib:.2f} |"
+            f"{_steps(r.incremental)} | {r.incremental.peak_rss_gib:.2f} | "
+            f"{r.next_incremental.seconds:.1f}"
+            f"{'' if r.next_incremental.exit_code == 0 else ' (exit ' + str(r.next_incremental.exit_code) + ')'} | "
+            f"{_steps(r.next_incremental)} |"
         )
     loads = "; ".join(f"{r.n:,}: full run {r.full.load[0]:.1f}–{r.full.load[1]:.1f}, incremental "
-                      f"{r.incremental.load[0]:.1f}–{r.incremental.load[1]:.1f}" for r in results)
+                      f"{r.incremental.load[0]:.1f}–{r.incremental.load[1]:.1f}, next "
+                      f"{r.next_incremental.load[0]:.1f}–{r.next_incremental.load[1]:.1f}"
+                      for r in results)
     lines += ["", f"Load average (1 min) at the start and end of each run: {loads}."]
     lines += ["", "Each step: seconds; peak RSS of the run's process during the step (GiB, "
               f"sampled every {SAMPLE_SECONDS} s); the machine's 1-minute load during it "
@@ -366,7 +380,8 @@ def report(results: list[SizeFigures], seconds: float, folder: str,
               "| postings | run | " + " | ".join(STEPS) + " |",
               "|---|---|" + "---|" * len(STEPS)]
     for r in results:
-        for name, run in (("full", r.full), ("incremental", r.incremental)):
+        for name, run in (("full", r.full), ("incremental", r.incremental),
+                          ("next incremental", r.next_incremental)):
             lines.append(f"| {r.n:,} | {name} | "
                          + " | ".join(_step_cell(run, step) for step in STEPS) + " |")
     lines += [
@@ -424,12 +439,15 @@ def goals(results: list[SizeFigures]) -> list[str]:
             line += f", knn_classifier {step:.1f} min (goal ≤ {classifier_minutes:g} min)"
         lines.append(f"{line}: {'met' if met else 'NOT met'}")
     largest, smallest = results[-1], results[0]
-    ratio = largest.incremental.seconds / smallest.incremental.seconds
-    lines.append(
-        f"- incremental one-page run at {largest.n:,} vs {smallest.n:,}: "
-        f"{largest.incremental.seconds:.1f} s / {smallest.incremental.seconds:.1f} s = "
-        f"{ratio:.2f}x (goal ≤ 2x): {'met' if ratio <= 2 else 'NOT met'}"
-    )
+    for name, run_of in (("the first incremental one-page run after the full run",
+                          lambda r: r.incremental),
+                         ("the next one", lambda r: r.next_incremental)):
+        ratio = run_of(largest).seconds / run_of(smallest).seconds
+        lines.append(
+            f"- {name}, at {largest.n:,} vs {smallest.n:,}: {run_of(largest).seconds:.1f} s / "
+            f"{run_of(smallest).seconds:.1f} s = {ratio:.2f}x (goal ≤ 2x): "
+            f"{'met' if ratio <= 2 else 'NOT met'}"
+        )
     if 20_000 in by_n and by_n[20_000].selection_gridsearch_s:
         r = by_n[20_000]
         speedup = r.selection_gridsearch_s / r.selection_ours_s
