@@ -4,7 +4,7 @@
         [--profile DIR] [--no-write] [--write FILE]
 
 For each N, postings replayed from the shared real ones (`benchmarks/replay.py`: distinct texts,
-1,100 a day back from half an hour before the size's full run, 70 % without a category at
+1,100 a day back from an hour before the size's full run, 70 % without a category at
 random, each built when its page is asked for) are served by the loopback stand-in of The Muse API, and in a fresh CAREERPULSE_HOME:
 
 1. `python -m careerpulse_assets.ops.run` (what `make run` runs) in a child process: wall time, the
@@ -217,12 +217,15 @@ def run_environment(home: Path, base_url: str, environ: dict | None = None) -> d
 
 
 def replay_end(now: datetime | None = None) -> datetime:
-    """Where a size's replay ends: half an hour before `now` (UTC). The live API's newest
-    postings are the day's, and its new page is after them: a replay ending on a fixed day
+    """Where a size's replay ends: an hour before `now` (UTC). The live API's newest
+    postings are the day's, and its new pages are after them: a replay ending on a fixed day
     (2026-07-01 until issue 29's second stop) put the incremental run's 20 new postings on a
-    day the forecast had learnt from and made it forecast across months nobody saw. Between
-    00:00 and 00:30 UTC the end lies in the day before."""
-    return (now or datetime.now(timezone.utc)) - timedelta(minutes=30)
+    day the forecast had learnt from and made it forecast across months nobody saw. The two
+    new pages (40 postings at 1,100 a day: 52 minutes) end before the full run starts, so both
+    are on its day unless it starts in the first minutes after midnight UTC (they were 22
+    minutes after it with half an hour). Between 00:00 and 01:00 UTC the end lies in the day
+    before."""
+    return (now or datetime.now(timezone.utc)) - timedelta(hours=1)
 
 
 def measure(sources, n: int, profile_dir: Path | None,
@@ -345,7 +348,7 @@ def report(results: list[SizeFigures], seconds: float, folder: str,
         f"Written by `make bench` on {date.today()} ({seconds / 60:.1f} min in all): "
         f"{os.cpu_count()} cores, {_memory_gib():.0f} GiB, Python {platform.python_version()}; "
         f"{versions}. Postings replayed from {folder} (distinct texts drawn from the "
-        f"shared postings' sentences, 1,100 a day up to half an hour before each size's full "
+        f"shared postings' sentences, 1,100 a day up to an hour before each size's full "
         f"run, {unlabelled_share:.0%} without a category at "
         "random; see `benchmarks/replay.py`), served 20 a page from a loopback API; every "
         "run is `python -m careerpulse_assets.ops.run` in a fresh child process (peak RSS is the "

@@ -304,9 +304,11 @@ def test_a_few_changed_postings_are_imputed_alone_and_counted_with_the_kept_corr
 
     assert result.success and check_results(result)["gold_full_grid_sums_to_silver"]
     meta = latest_metadata(instance, "imputed_silver")
-    assert meta["recount"].value.endswith("its method and correction kept, the 4 changed "
-                                          "postings imputed")
-    assert meta["imputed_in_this_run"].value == 4
+    assert meta["recount"].value == (
+        "3 postings without a category new, changed or gone since the count's correction was "
+        "estimated on 12 (25.00%), under 100%: its method and correction kept, only the "
+        "postings new, changed or gone imputed again")
+    assert meta["rows_written_in_this_run"].value == 4
     assert meta["dagster/row_count"].value == len(before) + 2
     after = query(settings, "SELECT * FROM silver.imputed_silver ORDER BY posting_id")
     kept = ~before["posting_id"].isin(changed)
@@ -322,7 +324,7 @@ def test_a_few_changed_postings_are_imputed_alone_and_counted_with_the_kept_corr
     mix = query(settings, "SELECT category, estimated_postings, estimated_on, changed_since "
                           "FROM silver.unlabelled_mix").merge(sums, on="category")
     np.testing.assert_allclose(mix["estimated_postings"], mix["summed"], atol=1e-9)
-    assert (mix["changed_since"] == 4).all() and (mix["estimated_on"] == 12).all()
+    assert (mix["changed_since"] == 3).all() and (mix["estimated_on"] == 12).all()
     without = query(settings, "SELECT count(*) AS n FROM silver.silver_postings "
                               "WHERE category IS NULL")["n"][0]
     assert np.isclose(mix["estimated_postings"].sum(), without)

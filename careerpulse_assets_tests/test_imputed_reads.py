@@ -81,7 +81,7 @@ def test_the_changed_postings_are_those_new_changed_or_gone_and_no_imputed_one_a
             "NULL::MAP(VARCHAR, DOUBLE) AS category_probabilities, "
             "NULL::MAP(VARCHAR, DOUBLE) AS model_scores, NULL::DOUBLE AS nearest_similarity "
             "FROM silver.silver_postings")
-        assert len(changed_postings(connection)) == 0
+        assert len(changed_postings(connection).posting_ids) == 0
         ids = connection.execute("SELECT posting_id, category IS NULL FROM silver.silver_postings "
                                  "ORDER BY posting_id").fetchall()
         labelled = [i for i, missing in ids if not missing]
@@ -103,5 +103,7 @@ def test_the_changed_postings_are_those_new_changed_or_gone_and_no_imputed_one_a
 
         changed = changed_postings(connection)
 
-    assert changed.tolist() == sorted([unlabelled[1], unlabelled[2], labelled[0], 999001,
-                                       labelled[2]])
+    assert changed.posting_ids.tolist() == sorted([unlabelled[1], unlabelled[2], labelled[0],
+                                                   999001, labelled[2]])
+    # What the count rests on: the two that were without a category (one now labelled).
+    assert changed.without_category == 2

@@ -28,9 +28,10 @@ def sums(probabilities: np.ndarray) -> pd.DataFrame:
 def test_the_kept_count_minus_the_replaced_plus_the_new_is_the_count_of_the_postings_now():
     rng = np.random.default_rng(3)
     before = rng.dirichlet(np.ones(4), 500)
-    mix = unlabelled_mix(estimate_of(before), "v1", 0.9, estimated_on=500).to_pandas()
+    mix = unlabelled_mix(estimate_of(before), "v1", 0.9, estimated_on=500,
+                         count_key="k1").to_pandas()
     kept = kept_count(mix, CLASSES[:3])
-    assert kept.facts == CountFacts("v1", 0.9, 500, 0)
+    assert kept.facts == CountFacts("v1", 0.9, 500, 0, "k1")
     assert kept.weights == {"Healthcare": 1.5, "Sales": 0.5, "Software Engineering": 0.8}
     # 30 postings replaced (a new version of each, or a reviewer's label), 40 new ones.
     replaced, added = before[:30], rng.dirichlet(np.ones(4), 40)
@@ -44,6 +45,7 @@ def test_the_kept_count_minus_the_replaced_plus_the_new_is_the_count_of_the_post
     np.testing.assert_allclose(frame["estimated_low"], expected.low, atol=1e-9)
     np.testing.assert_allclose(frame["estimated_high"], expected.high, atol=1e-9)
     assert (frame["changed_since"] == 70).all() and (frame["estimated_on"] == 500).all()
+    assert (frame["count_key"] == "k1").all()
     assert frame["prior_weight"].isna().tolist() == [False, False, False, True]
 
 

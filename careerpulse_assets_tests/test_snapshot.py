@@ -58,6 +58,24 @@ def test_an_open_snapshot_is_not_written_over_but_copied_whole(tmp_path):
         assert copy_changed(source, target) is False
     assert target.read_bytes() == kept
 
+    # Another process that reads it without DuckDB (a backup's copy, say).
+    plain = subprocess.Popen([sys.executable, "-c", "import sys, time\nf = open(sys.argv[1], 'rb')"
+                              "\nprint('open', flush=True)\ntime.sleep(60)", str(target)],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert plain.stdout.readline().strip() == "open"
+        assert copy_changed(source, target) is False
+    finally:
+        plain.kill()
+        plain.wait()
+    assert target.read_bytes() == kept
+    # Another name for it: a hard link of a backup.
+    os.link(target, tmp_path / "backup")
+    assert copy_changed(source, target) is False
+    assert target.read_bytes() == kept
+    os.unlink(tmp_path / "backup")
+    assert copy_changed(source, target) is True
+
     with duckdb.connect(str(tmp_path / "db.duckdb")) as connection:
         connection.execute("CREATE TABLE t AS SELECT 1 AS a")
     reader = subprocess.Popen([sys.executable, "-c", READER, str(tmp_path / "db.duckdb")],
@@ -100,7 +118,7 @@ def test_a_reader_keeps_its_snapshot_while_runs_go_on_and_each_snapshot_is_the_f
         reader.wait()
         connection.close()
     # With nobody reading, the next snapshot is the one before last brought up to date.
-    before = os.stat(tmp_path / "snapshot.duckdb.partial").st_ino
+    before = os.stat(tmp_path / "snapshot.duckdb.next").st_ino
     with duckdb.connect(str(live)) as connection:
         connection.execute("DELETE FROM t WHERE a < 10")
         write_snapshot(connection, live, snapshot)
@@ -114,3 +132,21 @@ def _same_file(a, b) -> bool:
     except OSError:
         return False
     return (first.st_dev, first.st_ino) == (second.st_dev, second.st_ino)
+
+
+def test_a_kept_snapshot_that_cannot_be_written_over_is_replaced_by_a_whole_copy(tmp_path,
+                                                                                monkeypatch):
+    live, snapshot = tmp_path / "careerpulse.duckdb", tmp_path / "snapshot.duckdb"
+    with duckdb.connect(str(live)) as connection:
+        connection.execute("CREATE TABLE t AS SELECT range AS a FROM range(1000)")
+        write_snapshot(connection, live, snapshot)
+        write_snapshot(connection, live, snapshot)
+        assert (tmp_path / "snapshot.duckdb.next").exists()
+
+        def refused(source, target):  # read-only, another user's: as root a test cannot be
+            raise PermissionError(13, "Permission denied", str(target))
+
+        monkeypatch.setattr(duckdb_file, "copy_changed", refused)
+        connection.execute("INSERT INTO t SELECT range FROM range(5000)")
+        write_snapshot(connection, live, snapshot)
+        assert filecmp.cmp(live, snapshot, shallow=False)

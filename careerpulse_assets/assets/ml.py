@@ -1,7 +1,8 @@
 """The classifier's assets, wired: `knn_classifier` (what serves: classification/service.py),
 `imputed_silver` (imputing with it: classification/serving.py) and `review_queue`
-(review/queue.py). They read silver through the `duckdb` resource and return what they make:
-the classifier to `classifier_io_manager`, the tables to the DuckDB `io_manager`."""
+(review/queue.py). They read silver through the `duckdb` resource: the classifier goes to
+`classifier_io_manager`, the review queue to the DuckDB `io_manager`, and imputed_silver writes
+its own table (only what changed: classification/imputed_store.py)."""
 
 import pandas as pd
 import pyarrow as pa
@@ -32,6 +33,7 @@ from ..classification.service import Wiring, serve
 from ..classification.serving import (
     MIX_SHOWN,
     ServingClassifier,
+    counting_fingerprint,
     impute_categories,
     imputed_arrow,
     kept_count,
@@ -285,12 +287,13 @@ def imputed_silver(
     version, calibration = knn_classifier.version, knn_classifier.calibration
     min_precision = knn_classifier.policy.min_precision if knn_classifier.policy else None
     with duckdb.get_connection() as connection:
-        changed = imputed_store.changed_postings(connection)
-        kept = kept_count(imputed_store.kept_mix(connection) if changed is not None else None,
+        changes = imputed_store.changed_postings(connection)
+        kept = kept_count(imputed_store.kept_mix(connection) if changes is not None else None,
                           calibration.counting.classes if calibration else None)
         decision = recount_decision(kept and kept.facts, version, min_precision,
-                                    0 if changed is None else len(changed))
-        replaced = None if decision.recount else changed
+                                    changes.without_category if changes else 0,
+                                    counting_fingerprint(calibration))
+        replaced = None if decision.recount else changes.posting_ids
         postings, earlier = imputed_store.postings_and_earlier_scores(connection, version, replaced)
         replaced_sums = None if decision.recount else imputed_store.replaced_sums(connection, replaced)
         without_category = imputed_store.postings_without_category(connection)
@@ -302,7 +305,8 @@ def imputed_silver(
                                        earlier, texts=lambda ids: imputed_store.read_texts(duckdb, ids),
                                        kept=None if decision.recount else kept)
     rows = imputed_arrow(imputation.frame.sort_values("posting_id"))
-    mix = (unlabelled_mix(imputation.counts, version, min_precision, without_category)
+    mix = (unlabelled_mix(imputation.counts, version, min_precision, without_category,
+                          count_key=counting_fingerprint(calibration))
            if decision.recount else
            updated_mix(kept, replaced_sums, imputation.counts, without_category,
                        decision.changed_since))
@@ -338,7 +342,8 @@ def _imputation_metadata(shown: dict, imputation, decision, serving: ServingClas
         "unclassified_by_guess": shown["unclassified_by_guess"],
         # Postings no labelled posting resembles: counted at the labelled mix, none written.
         "postings_like_no_labelled_one": shown["like_no_labelled_one"],
-        "imputed_in_this_run": imputation.frame.shape[0],
+        # Rows written: every posting, or those new or changed (gone ones only deleted).
+        "rows_written_in_this_run": imputation.frame.shape[0],
         "predicted_in_this_run": imputation.predicted,
         "recount": decision.reason,
         "model_version": serving.version,

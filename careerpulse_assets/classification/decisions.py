@@ -34,11 +34,12 @@
 4. **Count again, or keep the count's correction?** (`recount_decision`) The postings without a
    category are counted with a method (PCC, or PACC under a prior shift) and a correction of
    their probabilities (one weight per category) estimated on all of them. With the same model
-   version and precision bar, and while fewer than `RECOUNT_AT_CHANGE` (1 %) of the postings
-   they were estimated on are new, changed or gone since, the method and the correction are
-   kept: only the postings that are new or changed are imputed and written, and the counts are
-   the kept ones plus theirs, minus those of the postings replaced. Otherwise every posting is
-   imputed and counted again.
+   version, calibration, per-posting policy and table layout, and while fewer than
+   `RECOUNT_AT_CHANGE` (1 %) of the postings without a category they were estimated on are new,
+   changed or gone since, the method and the correction are kept: only the silver postings
+   that are new, changed or gone are imputed again and replaced, and the counts are the kept
+   ones plus theirs, minus those of the postings replaced. Otherwise every posting is imputed
+   and counted again.
 
 Plain values in, a decision and its reason out: the asset does the I/O.
 """
@@ -269,7 +270,10 @@ class CountFacts:
     model_version: str | None
     min_precision: float | None  # the precision bar of the categories written with it
     estimated_on: int  # postings without a category its correction was estimated on
-    changed_since: int  # postings new, changed or gone in silver since
+    changed_since: int  # of those, or postings without a category now, new, changed or gone since
+    # The calibration, per-posting policy and table layout it was made with
+    # (serving.counting_fingerprint): code or a calibration made again change it.
+    fingerprint: str = ""
 
 
 @dataclass(frozen=True)
@@ -280,29 +284,35 @@ class RecountDecision:
 
 
 def recount_decision(kept: CountFacts | None, model_version: str | None, min_precision: float,
-                     changed: int, recount_at: float = RECOUNT_AT_CHANGE) -> RecountDecision:
-    """Impute and count every posting again, or only the `changed` ones (silver postings new,
-    changed or gone since the table was written) with the kept count's method and correction.
-    `model_version`: the model in service (None: none, every posting Unclassified);
-    `min_precision`: the precision bar of what is written per posting now."""
+                     changed: int, fingerprint: str = "",
+                     recount_at: float = RECOUNT_AT_CHANGE) -> RecountDecision:
+    """Impute and count every posting again, or only the silver postings new, changed or gone
+    since the table was written, with the kept count's method and correction. `changed`: how
+    many of those are or were without a category; `model_version`: the model in service (None:
+    none, every posting Unclassified); `min_precision`: the precision bar of what is written per
+    posting now; `fingerprint`: the calibration, policy and layout now (CountFacts)."""
     def again(why: str) -> RecountDecision:
         return RecountDecision(True, f"{why}: every posting imputed and counted again", 0)
 
     if model_version is None:
         return again("no model in service")
     if kept is None:
-        return again("no count kept (the first imputation, or one written by older code)")
+        return again("no count kept to update (the first imputation, none of this model's "
+                     "categories, or one written by older code)")
     if kept.model_version != model_version:
         return again(f"the model in service is {model_version}, the count kept was made with "
                      f"{kept.model_version}")
     if kept.min_precision != min_precision:
         return again(f"the precision bar is {min_precision:.2f}, the categories kept were "
                      f"written for {kept.min_precision}")
+    if kept.fingerprint != fingerprint:
+        return again(f"the calibration, per-posting policy or table layout of {model_version} "
+                     "differ from those the count kept was made with")
     since = kept.changed_since + changed
     share = since / kept.estimated_on if kept.estimated_on else (1.0 if since else 0.0)
-    figures = (f"{since:,} postings new, changed or gone since the count's correction was "
-               f"estimated on {kept.estimated_on:,} without a category ({share:.2%})")
+    figures = (f"{since:,} postings without a category new, changed or gone since the count's "
+               f"correction was estimated on {kept.estimated_on:,} ({share:.2%})")
     if share >= recount_at:
         return again(f"{figures}, {recount_at:.0%} or more")
     return RecountDecision(False, f"{figures}, under {recount_at:.0%}: its method and correction "
-                           f"kept, the {changed:,} changed postings imputed", since)
+                           "kept, only the postings new, changed or gone imputed again", since)

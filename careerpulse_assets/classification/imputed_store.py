@@ -11,6 +11,8 @@ again). No Dagster here: connections in, frames and Arrow tables out.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -41,21 +43,30 @@ WHERE model_version = $model_version AND model_scores IS NOT NULL {and_wanted}
 """
 # Silver postings that imputed_silver does not hold as silver has them now (new, or any copied
 # column different: a new version of the posting, a reviewer's label, a taxonomy change), and
-# postings imputed_silver holds that silver no longer has. A posting without a category is held
-# with the category imputed_silver gave it: compared as silver has it (NULL).
+# postings imputed_silver holds that silver no longer has; each with whether it is or was without
+# a category (what the count rests on). A posting without a category is held with the category
+# imputed_silver gave it: compared as silver has it (NULL).
 CHANGED_SQL = f"""
-SELECT posting_id FROM (
-    SELECT posting_id, category, category_source, {COPIED_COLUMNS} FROM silver.silver_postings
-    EXCEPT
-    SELECT posting_id,
-           CASE WHEN category_source IN ('imputed', 'unclassified') THEN NULL ELSE category END,
-           CASE WHEN category_source IN ('imputed', 'unclassified') THEN NULL
-                ELSE category_source END,
-           {COPIED_COLUMNS}
-    FROM silver.imputed_silver)
-UNION
-SELECT posting_id FROM silver.imputed_silver ANTI JOIN silver.silver_postings USING (posting_id)
-ORDER BY posting_id
+WITH changed AS (
+    SELECT posting_id FROM (
+        SELECT posting_id, category, category_source, {COPIED_COLUMNS} FROM silver.silver_postings
+        EXCEPT
+        SELECT posting_id,
+               CASE WHEN category_source IN ('imputed', 'unclassified') THEN NULL ELSE category END,
+               CASE WHEN category_source IN ('imputed', 'unclassified') THEN NULL
+                    ELSE category_source END,
+               {COPIED_COLUMNS}
+        FROM silver.imputed_silver)
+    UNION
+    SELECT posting_id FROM silver.imputed_silver ANTI JOIN silver.silver_postings USING (posting_id)
+)
+SELECT c.posting_id,
+       coalesce(s.posting_id IS NOT NULL AND s.category IS NULL, false)
+       OR coalesce(i.category_source IN ('imputed', 'unclassified'), false) AS without_category
+FROM changed AS c
+LEFT JOIN silver.silver_postings AS s USING (posting_id)
+LEFT JOIN silver.imputed_silver AS i USING (posting_id)
+ORDER BY c.posting_id
 """
 # What the postings about to be replaced added to the kept counts: per category the sum of their
 # probabilities and of q(1 - q).
@@ -183,21 +194,30 @@ def earlier_scores(connection, model_version: str, posting_ids: np.ndarray | Non
     return earlier
 
 
-def changed_postings(connection) -> np.ndarray | None:
-    """The posting_ids of silver postings new or changed since imputed_silver was written, and of
-    those it holds that silver no longer has (CHANGED_SQL), ascending; None when there is no
-    imputed table of today's columns to compare with."""
+@dataclass(frozen=True)
+class Changes:
+    """What changed in silver since imputed_silver was written (CHANGED_SQL)."""
+
+    posting_ids: np.ndarray  # new, changed or gone, ascending
+    without_category: int  # of those, the ones without a category in silver or in imputed_silver
+
+
+def changed_postings(connection) -> Changes | None:
+    """The silver postings new or changed since imputed_silver was written, and those it holds that
+    silver no longer has; None when there is no imputed table of today's columns to compare
+    with."""
     if not _has_columns(connection, "imputed_silver", ("bronze_row_id", "category_probabilities",
                                                        "model_scores", "nearest_similarity")):
         return None
-    return connection.execute(CHANGED_SQL).fetchnumpy()["posting_id"].astype(np.int64)
+    found = connection.execute(CHANGED_SQL).fetchnumpy()
+    return Changes(found["posting_id"].astype(np.int64), int(found["without_category"].sum()))
 
 
 def kept_mix(connection) -> pd.DataFrame | None:
     """silver.unlabelled_mix as the last imputation left it, or None (missing, or written by code
     that kept no correction)."""
-    if not _has_columns(connection, "unlabelled_mix", ("prior_weight", "variance",
-                                                       "estimated_on", "changed_since")):
+    if not _has_columns(connection, "unlabelled_mix", ("prior_weight", "variance", "estimated_on",
+                                                       "changed_since", "count_key")):
         return None
     return connection.execute("SELECT * FROM silver.unlabelled_mix").fetchdf()
 

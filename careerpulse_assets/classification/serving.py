@@ -4,6 +4,7 @@ and, where the policy allows, a category written (what a user reading one postin
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -219,7 +220,7 @@ def _map_column(matrix: np.ndarray, classes: np.ndarray, rows: np.ndarray, lengt
 
 @dataclass(frozen=True)
 class Imputation:
-    """`frame`: every silver posting with its category (see `impute_categories`); `predicted`:
+    """`frame`: the silver postings asked for with their category (see `impute_categories`); `predicted`:
     how many postings the model scored in this call (the rest were observed or reused);
     `counts`: the count estimate of the postings without a category (None without a model)."""
 
@@ -331,7 +332,7 @@ MIX_ARROW_TYPES = {"category": pa.string(), "estimated_postings": pa.float64(),
                    "expected_share_error": pa.float64(), "model_version": pa.string(),
                    "variance": pa.float64(), "prior_weight": pa.float64(),
                    "min_precision": pa.float64(), "estimated_on": pa.int64(),
-                   "changed_since": pa.int64()}
+                   "changed_since": pa.int64(), "count_key": pa.string()}
 # What the summary and the asset's page show of it.
 MIX_SHOWN = ["category", "estimated_postings", "estimated_low", "estimated_high", "share_error",
              "method", "expected_share_error"]
@@ -376,12 +377,13 @@ def kept_count(mix: pd.DataFrame | None, classes: np.ndarray | None) -> KeptCoun
         weights=dict(zip(learned["category"].astype(str), learned["prior_weight"].astype(float))),
         method=str(first["method"]), expected_l1=float(first["expected_share_error"]),
         facts=CountFacts(first["model_version"], float(first["min_precision"]),
-                         int(first["estimated_on"]), int(first["changed_since"])))
+                         int(first["estimated_on"]), int(first["changed_since"]),
+                         str(first["count_key"])))
 
 
 def unlabelled_mix(counts: CountEstimate | None, model_version: str | None,
                    min_precision: float | None = None, estimated_on: int = 0,
-                   changed_since: int = 0) -> pa.Table:
+                   changed_since: int = 0, count_key: str = "") -> pa.Table:
     """The postings without a category counted by category (one row per category the model
     knows; none without a model), as silver.unlabelled_mix keeps them (MIX_ARROW_TYPES)."""
     if counts is None:
@@ -397,7 +399,7 @@ def unlabelled_mix(counts: CountEstimate | None, model_version: str | None,
         "prior_weight": [float(w) for w in counts.weights]
         + [None] * (len(counts.classes) - learned),
         "min_precision": min_precision, "estimated_on": estimated_on,
-        "changed_since": changed_since,
+        "changed_since": changed_since, "count_key": count_key,
     }), MIX_ARROW_TYPES)
 
 
@@ -430,8 +432,26 @@ def updated_mix(kept: KeptCount, replaced: pd.DataFrame, added: CountEstimate | 
         "variance": variance,
         "prior_weight": [kept.weights.get(str(c)) for c in kept.classes],
         "min_precision": kept.facts.min_precision, "estimated_on": kept.facts.estimated_on,
-        "changed_since": changed_since,
+        "changed_since": changed_since, "count_key": kept.facts.fingerprint,
     }), MIX_ARROW_TYPES)
+
+
+def counting_fingerprint(calibration: ModelCalibration | None) -> str:
+    """What a kept count rests on besides the model version, as a digest: the calibration's
+    reference probabilities and class prior, the categories too rare to learn, the per-posting
+    rule, and the columns of imputed_silver and unlabelled_mix (code that changes them makes
+    every posting imputed again). Empty without a calibration."""
+    if calibration is None:
+        return ""
+    counting, rule = calibration.counting, calibration.policy.rule
+    digest = hashlib.sha256()
+    for array in (counting.reference, counting.train_prior, counting.rare_shares):
+        digest.update(np.ascontiguousarray(array, dtype=float).tobytes())
+    digest.update(repr((list(map(str, counting.classes)), list(map(str, counting.rare_classes)),
+                        rule.threshold, sorted(rule.withheld.items()),
+                        list(IMPUTED_ARROW_TYPES.items()), list(MIX_ARROW_TYPES.items())
+                        )).encode())
+    return digest.hexdigest()[:16]
 
 
 # `silver.imputed_silver`'s columns, as imputed_silver hands them to DuckDB (declared_table).

@@ -8,14 +8,13 @@ locked, the holder is another process: a notebook, a `duckdb` CLI, a reader open
 the file) and then fails naming it, instead of the 104 s of silent retries of
 `DuckDBResource.get_connection`. People read `snapshot.duckdb` instead: a copy of the file, made
 beside it at the end of every run and put in place in one rename, so a reader never blocks a run
-and never sees half a copy. The snapshot before the last is kept beside it
-(`snapshot.duckdb.partial`) and brought up to date by rewriting only the parts of it that differ
-from the file, when no process has it open (`write_snapshot`).
+and never sees half a copy. The snapshot before the last is kept beside it (`snapshot.duckdb.next`,
+the next one) and brought up to date by rewriting only the parts of it that differ from the
+file, when nothing may be reading it (`write_snapshot`).
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
 import re
 import shutil
@@ -98,8 +97,8 @@ def write_snapshot(connection: duckdb.DuckDBPyConnection, database: Path, snapsh
     """Copy `database`, which `connection` holds read-write, to `snapshot`: checkpointed first
     (the write-ahead log merged into the file) so the file alone is the whole database, copied
     while the held connection keeps every other writer out, then put in place in one rename.
-    The snapshot it replaces is kept as `<snapshot>.partial`, the next call's copy: brought up
-    to date by `copy_changed` when no process has it open, else copied whole.
+    The snapshot it replaces is kept as `<snapshot>.next`, the next call's copy: brought up to
+    date by `copy_changed` when no process has it open, else copied whole.
 
     A byte copy, not a copy of the tables through SQL: at 100,000 postings (a 582 MB file) 2.7 s
     against 42-64 s for CREATE TABLE ... AS of every table but the raw payloads. Only what
@@ -108,19 +107,24 @@ def write_snapshot(connection: duckdb.DuckDBPyConnection, database: Path, snapsh
     The cost is a third copy of the file on disk.
     """
     connection.execute("CHECKPOINT")
-    partial = snapshot.with_name(snapshot.name + ".partial")
-    if not (partial.exists() and copy_changed(database, partial)):
-        partial.unlink(missing_ok=True)  # a reader may hold it: a new file, not written over
-        shutil.copyfile(database, partial)
+    following = snapshot.with_name(snapshot.name + ".next")
+    try:
+        updated = following.exists() and copy_changed(database, following)
+    except OSError:  # not writable here, say: a whole new copy instead
+        updated = False
+    if not updated:
+        following.unlink(missing_ok=True)  # a reader may hold it: a new file, not written over
+        shutil.copyfile(database, following)
     kept = snapshot.with_name(snapshot.name + ".kept")
     kept.unlink(missing_ok=True)  # left by a run killed between the renames below
-    try:
-        os.link(snapshot, kept)
-    except OSError:
-        pass  # no snapshot yet, or a file system without hard links: the next copy is whole
-    os.replace(partial, snapshot)
+    if snapshot.exists() and not snapshot.is_symlink():
+        try:
+            os.link(snapshot, kept)
+        except OSError:
+            pass  # a file system without hard links: the next copy is whole
+    os.replace(following, snapshot)
     if kept.exists():
-        os.replace(kept, partial)
+        os.replace(kept, following)
 
 
 # The parts `copy_changed` compares: large enough that Python's loop costs nothing beside the
@@ -130,12 +134,20 @@ COPY_CHUNK_BYTES = 4 * 1024 * 1024
 
 def copy_changed(source: Path, target: Path) -> bool:
     """Make `target` a byte copy of `source` by rewriting only the chunks of COPY_CHUNK_BYTES that
-    differ (and truncating or extending it), holding an exclusive lock on it meanwhile. False,
-    with `target` untouched, when a process has it open: another process's DuckDB connection
-    (its lock) or this process (any descriptor), whose view of the file would change under it;
-    also where that cannot be told (no /proc/self/fd)."""
+    differ (and truncating or extending it), holding an exclusive lock on it meanwhile, on disk
+    (fsync) when it returns True. False, with `target` untouched, when anything may read it: a
+    descriptor open on it in a process whose descriptors this one can see (`open_elsewhere`:
+    this process and its user's), a DuckDB connection's lock in any process (fcntl), another
+    name for it (a hard link or a symlink: a backup's copy, say); or where that cannot be told
+    (no /proc, no fcntl). Raises OSError when it cannot be opened for writing."""
+    try:
+        import fcntl
+    except ImportError:  # not a POSIX system
+        return False
+    if target.is_symlink():
+        return False
     with open(target, "r+b") as out:
-        if _open_in_this_process(target, out.fileno()):
+        if os.fstat(out.fileno()).st_nlink != 1 or open_elsewhere(target, out.fileno()):
             return False
         try:
             fcntl.lockf(out, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -154,26 +166,36 @@ def copy_changed(source: Path, target: Path) -> bool:
                     out.write(memoryview(wanted)[:read])
                 offset += read
         out.truncate(offset)
+        out.flush()
+        # Its blocks were written over, not new: on disk before the rename publishes them.
+        os.fsync(out.fileno())
     return True
 
 
-def _open_in_this_process(path: Path, own: int) -> bool:
-    """Whether a descriptor of this process other than `own` is open on `path` (True when this
-    cannot be told). Another process's DuckDB lock shows in fcntl; this process's does not."""
+def open_elsewhere(path: Path, own: int) -> bool:
+    """Whether a descriptor other than this process's `own` is open on `path`, in any process
+    whose descriptors this one can read (/proc/<pid>/fd: its user's); True when /proc cannot be
+    read. Another user's DuckDB readers show in fcntl (`copy_changed`)."""
     inode = os.stat(path)
     try:
-        descriptors = os.listdir("/proc/self/fd")
+        pids = [name for name in os.listdir("/proc") if name.isdigit()]
     except OSError:
         return True
-    for name in descriptors:
-        if int(name) == own:
-            continue
+    me = str(os.getpid())
+    for pid in pids:
         try:
-            found = os.stat(f"/proc/self/fd/{name}")
+            descriptors = os.listdir(f"/proc/{pid}/fd")
         except OSError:
-            continue  # closed meanwhile (the listing's own descriptor among them)
-        if (found.st_dev, found.st_ino) == (inode.st_dev, inode.st_ino):
-            return True
+            continue  # ended meanwhile, or another user's
+        for name in descriptors:
+            if pid == me and name == str(own):
+                continue
+            try:
+                found = os.stat(f"/proc/{pid}/fd/{name}")
+            except OSError:
+                continue  # closed meanwhile
+            if (found.st_dev, found.st_ino) == (inode.st_dev, inode.st_ino):
+                return True
     return False
 
 
