@@ -18,7 +18,8 @@ from .assets.common import DUCKDB_POOL, rounded
 from .ops.duckdb_file import one_row
 from .assets.gold import gold_category_forecast, gold_daily_counts
 from .series.forecast import BASELINE, BUSY_POSTED_SHARE
-from .assets.ml import WRITTEN_THEN_LABELLED_SQL, imputed_silver, knn_classifier
+from .assets.ml import imputed_silver, knn_classifier
+from .classification.imputed_store import WRITTEN_THEN_LABELLED_SQL
 from .assets.silver import silver_postings
 from .classification.serving import UNCLASSIFIED, ServingClassifier
 from .series.drift import (

@@ -4,8 +4,8 @@
 that returns a frame has it written to the table of its name in the schema its metadata names,
 and any asset can take any CareerPulse table as a pandas DataFrame input, whole or only some
 columns (`AssetIn(metadata={"columns": [...]})`). The incremental tables (bronze page by page,
-silver merged) are written by their assets (crash-safe, a transaction per page or slice) and are
-loaded through it all the same. It does better than dagster-duckdb in four things, each tested
+silver merged, imputed_silver's changed postings replaced) are written by their assets
+(crash-safe, a transaction per page, slice or run) and are loaded through it all the same. It does better than dagster-duckdb in four things, each tested
 (careerpulse_assets_tests/test_io_managers.py):
 
 - the old rows are replaced and the new ones written in one transaction (dagster-duckdb deletes,

@@ -270,6 +270,66 @@ def test_unchanged_labels_reuse_the_model_and_changed_labels_retrain(tmp_path, s
     )
 
 
+def test_a_few_changed_postings_are_imputed_alone_and_counted_with_the_kept_correction(
+    tmp_path, settings_for, monkeypatch
+):
+    """What an incremental run at 400,000 postings does with a page of 20 (issue 29), here with
+    the 1 % raised so that 4 changed postings of 54 stay under it."""
+    from functools import partial
+
+    import numpy as np
+    import pandas as pd
+
+    from careerpulse_assets.assets import ml
+    from careerpulse_assets.classification.decisions import recount_decision
+
+    items = synthetic_postings()
+    archive = write_archive(tmp_path / "archive", items)
+    settings = settings_for(archive=archive)
+    instance = DagsterInstance.ephemeral()
+    assert materialize_graph(settings, SMALL_GRID, instance=instance).success
+    assert latest_metadata(instance, "imputed_silver")["recount"].value.startswith("no count kept")
+    before = query(settings, "SELECT * FROM silver.imputed_silver ORDER BY posting_id")
+    unlabelled = [i for i, item in enumerate(items) if not item["categories"]]
+    # Two new postings without a category, a new version of one without, and a labelled posting
+    # whose category the API changed.
+    items += [dict(items[unlabelled[0]], id=999_001), dict(items[unlabelled[1]], id=999_002)]
+    items[unlabelled[2]] = dict(items[unlabelled[2]], name="Registered Nurse, night shifts")
+    items[0] = dict(items[0], categories=[{"name": "Sales"}])
+    changed = {999_001, 999_002, items[unlabelled[2]]["id"], items[0]["id"]}
+    write_archive(archive, items)
+    monkeypatch.setattr(ml, "recount_decision", partial(recount_decision, recount_at=1.0))
+
+    result = materialize_graph(settings, SMALL_GRID, instance=instance)
+
+    assert result.success and check_results(result)["gold_full_grid_sums_to_silver"]
+    meta = latest_metadata(instance, "imputed_silver")
+    assert meta["recount"].value == (
+        "3 postings without a category new, changed or gone since the count's correction was "
+        "estimated on 12 (25.00%), under 100%: its method and correction kept, only the "
+        "postings new, changed or gone imputed again")
+    assert meta["rows_written_in_this_run"].value == 4
+    assert meta["dagster/row_count"].value == len(before) + 2
+    after = query(settings, "SELECT * FROM silver.imputed_silver ORDER BY posting_id")
+    kept = ~before["posting_id"].isin(changed)
+    pd.testing.assert_frame_equal(after[after["posting_id"].isin(before.loc[kept, "posting_id"])]
+                                  .reset_index(drop=True), before[kept].reset_index(drop=True))
+    relabelled = after.set_index("posting_id").loc[items[0]["id"]]
+    assert (relabelled["category"], relabelled["category_source"]) == ("Sales", "api")
+    # The kept counts, updated by the changed postings, are what the table's probabilities sum
+    # to, and what gold distributes.
+    sums = query(settings, "SELECT e.key AS category, sum(e.value) AS summed FROM (SELECT "
+                           "unnest(map_entries(category_probabilities)) AS e FROM "
+                           "silver.imputed_silver) GROUP BY ALL")
+    mix = query(settings, "SELECT category, estimated_postings, estimated_on, changed_since "
+                          "FROM silver.unlabelled_mix").merge(sums, on="category")
+    np.testing.assert_allclose(mix["estimated_postings"], mix["summed"], atol=1e-9)
+    assert (mix["changed_since"] == 3).all() and (mix["estimated_on"] == 12).all()
+    without = query(settings, "SELECT count(*) AS n FROM silver.silver_postings "
+                              "WHERE category IS NULL")["n"][0]
+    assert np.isclose(mix["estimated_postings"].sum(), without)
+
+
 def check_evaluation(result, name):
     (evaluation,) = [e for e in result.get_asset_check_evaluations()
                      if e.asset_check_key.name == name]

@@ -140,8 +140,8 @@ def test_make_bench_at_a_tiny_size_writes_its_tables_where_it_is_told(tmp_path, 
     assert "\n| 150 | " in text
     assert "(exit" not in text  # both runs of the graph succeeded
     assert "70% without a category" in text
-    # Each step of both runs with its seconds, peak memory and the load during it.
-    for run in ("full", "incremental"):
+    # Each step of the three runs with its seconds, peak memory and the load during it.
+    for run in ("full", "incremental", "next incremental"):
         row = next(line for line in text.splitlines() if line.startswith(f"| 150 | {run} |"))
         assert row.count(" GiB; load ") >= 5, row
     assert "imputation throughput vs scikit-learn's predict" in text

@@ -2,7 +2,13 @@
 
 import pytest
 
-from careerpulse_assets.classification.decisions import ModelFacts, promotion_decision, training_decision
+from careerpulse_assets.classification.decisions import (
+    CountFacts,
+    ModelFacts,
+    promotion_decision,
+    recount_decision,
+    training_decision,
+)
 
 V1, V2 = "models:/careerpulse-knn-category/1", "models:/careerpulse-knn-category/2"
 
@@ -104,3 +110,43 @@ def test_promotion_decisions(challenger, intervals, promote, start):
 def test_the_first_model_is_promoted_when_it_passes_the_gate():
     decision = promotion_decision(None, SAME)
     assert decision.promote and decision.reason.startswith("no champion yet")
+
+
+def counted(version=V1, bar=0.9, on=280_000, since=0, key="k1"):
+    return CountFacts(version, bar, on, since, key)
+
+
+@pytest.mark.parametrize("kept, version, bar, changed, recount, since, reason", [
+    (counted(), None, 0.9, 5, True, 0,
+     "no model in service: every posting imputed and counted again"),
+    (None, V1, 0.9, 5, True, 0, "no count kept to update (the first imputation, none of this "
+     "model's categories, or one written by older code): every posting imputed and counted "
+     "again"),
+    (counted(), V2, 0.9, 5, True, 0, "the model in service is models:/careerpulse-knn-category/2"
+     ", the count kept was made with models:/careerpulse-knn-category/1: every posting imputed "
+     "and counted again"),
+    (counted(), V1, 0.8, 5, True, 0, "the precision bar is 0.80, the categories kept were "
+     "written for 0.9: every posting imputed and counted again"),
+    # The same version calibrated again (its registry copy unreadable), or new code.
+    (counted(key="k0"), V1, 0.9, 5, True, 0, "the calibration, per-posting policy or table "
+     "layout of models:/careerpulse-knn-category/1 differ from those the count kept was made "
+     "with: every posting imputed and counted again"),
+    # A page of 20 among 280,000: the correction is kept, the 20 imputed.
+    (counted(), V1, 0.9, 20, False, 20, "20 postings without a category new, changed or gone "
+     "since the count's correction was estimated on 280,000 (0.01%), under 1%: its method and "
+     "correction kept, only the postings new, changed or gone imputed again"),
+    # Pages add up: what changed in earlier runs counts toward the 1 %.
+    (counted(since=2_790), V1, 0.9, 20, True, 0, "2,810 postings without a category new, "
+     "changed or gone since the count's correction was estimated on 280,000 (1.00%), 1% or "
+     "more: every posting imputed and counted again"),
+    (counted(on=0), V1, 0.9, 1, True, 0, "1 postings without a category new, changed or gone "
+     "since the count's correction was estimated on 0 (100.00%), 1% or more: every posting "
+     "imputed and counted again"),
+    (counted(on=0), V1, 0.9, 0, False, 0, "0 postings without a category new, changed or gone "
+     "since the count's correction was estimated on 0 (0.00%), under 1%: its method and "
+     "correction kept, only the postings new, changed or gone imputed again"),
+])
+def test_the_count_is_made_again_only_when_what_it_rests_on_changed(kept, version, bar, changed,
+                                                                   recount, since, reason):
+    decision = recount_decision(kept, version, bar, changed, fingerprint="k1")
+    assert (decision.recount, decision.changed_since, decision.reason) == (recount, since, reason)

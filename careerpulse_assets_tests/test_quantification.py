@@ -8,6 +8,7 @@ from sklearn.linear_model import LogisticRegression
 from careerpulse_assets.series import quantification
 from careerpulse_assets.classification.out_of_fold import OutOfFold
 from careerpulse_assets.series.quantification import (
+    corrected_with,
     count_model_from,
     estimate_counts,
     _corrected_mean,
@@ -184,3 +185,23 @@ def test_without_a_shift_pcc_counts_and_gives_rare_categories_their_share():
     assert list(estimate.classes) == [*CLASSES, "Legal"]
     assert np.isclose(estimate.counts[3], 400 * 20 / 1520)  # its share of the labelled
     assert 0 < model.expected_error("PCC") < 0.3
+
+
+@pytest.mark.parametrize("seed, shifted", [(9, True), (11, False)])
+def test_postings_corrected_with_a_kept_correction_get_what_its_estimate_gave_them(seed, shifted):
+    """What an incremental imputed_silver does with a page of new postings: their probabilities
+    under the kept method and weights are those the estimate on all postings gave them."""
+    oof, _ = knn_like_out_of_fold()
+    model = count_model_from(oof)
+    new, labels = knn_like_out_of_fold(n=2000, seed=seed, rare=0)
+    rows = (np.flatnonzero(labels == 0)[:300].tolist() + np.flatnonzero(labels == 2)[:60].tolist()
+            if shifted else list(range(400)))
+    scores = new.scores[0, rows]
+    estimate = estimate_counts(model, scores)
+    assert (estimate.method == "PACC") is shifted
+
+    page = corrected_with(model, scores[-20:], estimate.method, estimate.weights)
+
+    np.testing.assert_allclose(page.probabilities, estimate.probabilities[-20:], atol=1e-12)
+    np.testing.assert_allclose(page.counts, estimate.probabilities[-20:].sum(axis=0), atol=1e-9)
+    assert page.shift is None and "kept" in page.describe()

@@ -7,8 +7,7 @@ Which mechanism writes which table (one DuckDB file):
 |---|---|
 | bronze.bronze_postings, bronze_quarantine, bronze_crawls, bronze_crawl_frontier | the asset, page by page (ingestion/bronze_store.py BronzeWriter: a transaction per page) |
 | silver.silver_postings, reviewer_labels, label_quarantine | the asset, slice by slice (ingestion/silver_store.py: SQL merge, taxonomy and labels) |
-| silver.imputed_silver | the `io_manager` (DuckDBTables), from the Arrow table the asset returns |
-| silver.unlabelled_mix, silver.written_categories | imputed_silver itself, in one transaction before its table |
+| silver.imputed_silver, unlabelled_mix, written_categories | the asset, in one transaction: every posting, or only those new, changed or gone (classification/imputed_store.py) |
 | silver.review_queue | the `io_manager`, from the asset's frame |
 | gold.gold_daily_counts | the `io_manager`, from the Arrow table series/gold.py computes in SQL |
 | gold.gold_category_forecast | the `io_manager`; gold.gold_forecast_backtest and gold.gold_forecast_inputs the asset itself, before |

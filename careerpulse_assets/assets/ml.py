@@ -1,9 +1,9 @@
 """The classifier's assets, wired: `knn_classifier` (what serves: classification/service.py),
 `imputed_silver` (imputing with it: classification/serving.py) and `review_queue`
-(review/queue.py). They read silver through the `duckdb` resource and return what they make:
-the classifier to `classifier_io_manager`, the tables to the DuckDB `io_manager`."""
+(review/queue.py). They read silver through the `duckdb` resource: the classifier goes to
+`classifier_io_manager`, the review queue to the DuckDB `io_manager`, and imputed_silver writes
+its own table (only what changed: classification/imputed_store.py)."""
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 from dagster import (
@@ -13,6 +13,7 @@ from dagster import (
     AssetKey,
     Config,
     Failure,
+    MaterializeResult,
     MetadataValue,
     Output,
     TableColumn,
@@ -21,7 +22,8 @@ from dagster import (
 )
 from dagster_duckdb import DuckDBResource
 
-from ..classification.decisions import RETRAIN_AT_LABELLED_CHANGE, GateBars
+from ..classification import imputed_store
+from ..classification.decisions import RETRAIN_AT_LABELLED_CHANGE, GateBars, recount_decision
 from ..classification.evaluation import MIN_POSTINGS_PER_CATEGORY, LabelledSet
 from ..classification.knn import NO_INFORMATION_DISTANCE
 from ..classification.model_selection import KnnGrid
@@ -29,14 +31,16 @@ from ..classification.per_posting_policy import realised_precision
 from ..classification.registry import REGISTERED_MODEL_NAME
 from ..classification.service import Wiring, serve
 from ..classification.serving import (
-    MIX_ARROW_TYPES,
+    MIX_SHOWN,
     ServingClassifier,
+    counting_fingerprint,
     impute_categories,
     imputed_arrow,
+    kept_count,
     unlabelled_mix,
+    updated_mix,
 )
 from ..ingestion.silver_store import key_and_link_sql
-from ..ops.duckdb_file import declared_table, transaction_with
 from ..review.queue import (
     DEFAULT_RULE,
     PREDICTED_SQL,
@@ -47,7 +51,15 @@ from ..review.queue import (
 )
 from ..review.queue import RULES as REVIEW_RULES
 from ..review.queue import review_queue as ordered_queue
-from .common import Heartbeat, careerpulse_asset, png_markdown, preview, rounded
+from .common import (
+    PREVIEW_ROWS,
+    Heartbeat,
+    careerpulse_asset,
+    png_markdown,
+    preview,
+    rounded,
+    table_metadata,
+)
 from .silver import silver_postings
 
 # What decides whether to train: the labelled postings' categories and text keys (no texts).
@@ -60,26 +72,6 @@ LABELLED_SQL = """
 SELECT s.posting_id, s.title, s.description_text, s.category, s.category_source, s.categories,
        s.publication_date, {key_and_link}
 FROM silver.silver_postings AS s WHERE s.category IS NOT NULL ORDER BY s.posting_id
-"""
-# Every silver posting without its description: the texts of the postings to classify are read
-# a slice at a time (TEXTS_SQL), the imputed table is the lean one users count and join, and the
-# texts of 280,000 postings without a category were most of the step's memory at 400,000 postings
-# (~4.5 GiB: issue 29's research, section 4).
-POSTINGS_SQL = """
-SELECT posting_id, bronze_row_id, title, category, category_raw, category_source, categories,
-       level, locations, company, publication_date, publication_day
-FROM silver.silver_postings ORDER BY posting_id
-"""
-# The model's input for the postings in `wanted_texts` (posting_id, position), in its order.
-TEXTS_SQL = """
-SELECT s.title, s.description_text
-FROM wanted_texts AS w JOIN silver.silver_postings AS s USING (posting_id)
-ORDER BY w.position
-"""
-EARLIER_SCORES_SQL = """
-SELECT posting_id, bronze_row_id, model_scores, nearest_similarity
-FROM silver.imputed_silver
-WHERE model_version = $model_version AND model_scores IS NOT NULL
 """
 UNLABELLED_SHARE_SQL = """
 SELECT avg(CASE WHEN category IS NULL THEN 1.0 ELSE 0.0 END) FROM silver.silver_postings
@@ -283,142 +275,94 @@ def _reliability_table(table: pd.DataFrame) -> MetadataValue:
     "`model_version`. Also `silver.unlabelled_mix`: the postings without a category counted by "
     "category, with 90 % intervals, the method (PCC, or PACC under a prior shift) and its "
     "expected error; and `silver.written_categories`, every category written per posting "
-    "(what reviewers' later labels are compared with). Those two are written by the step itself, "
-    "in one transaction before the table (the IO manager's).",
+    "(what reviewers' later labels are compared with). The step writes all three in one "
+    "transaction (classification/imputed_store.py): every posting when the model, the precision "
+    "bar or 1 % of the postings changed since the count was estimated, else only the postings "
+    "new, changed or gone, corrected as the kept count corrects (classification/decisions.py "
+    "`recount_decision`). Loaded through the `io_manager` like every table.",
 )
 def imputed_silver(
     context: AssetExecutionContext, knn_classifier: ServingClassifier, duckdb: DuckDBResource
-) -> Output[pa.Table]:
-    version = knn_classifier.version
+) -> MaterializeResult:
+    version, calibration = knn_classifier.version, knn_classifier.calibration
+    min_precision = knn_classifier.policy.min_precision if knn_classifier.policy else None
     with duckdb.get_connection() as connection:
-        postings, earlier = postings_and_earlier_scores(connection, version)
+        changes = imputed_store.changed_postings(connection)
+        kept = kept_count(imputed_store.kept_mix(connection) if changes is not None else None,
+                          calibration.counting.classes if calibration else None)
+        decision = recount_decision(kept and kept.facts, version, min_precision,
+                                    changes.without_category if changes else 0,
+                                    counting_fingerprint(calibration))
+        replaced = None if decision.recount else changes.posting_ids
+        postings, earlier = imputed_store.postings_and_earlier_scores(connection, version, replaced)
+        replaced_sums = None if decision.recount else imputed_store.replaced_sums(connection, replaced)
+        without_category = imputed_store.postings_without_category(connection)
+    context.log.info(decision.reason)
     with Heartbeat(context.log.info, "imputed_silver") as beat:
-        beat.phase(f"imputing with {version}" if version else "no model: nothing to impute")
-        imputation = impute_categories(postings, knn_classifier.model, version,
-                                       knn_classifier.calibration, earlier,
-                                       texts=lambda ids: read_texts(duckdb, ids))
-    imputed = imputation.frame.sort_values("posting_id")
-    rows, mix = imputed_arrow(imputed), unlabelled_mix(imputation.counts, version)
+        beat.phase(f"imputing {len(postings):,} postings with {version}" if version
+                   else "no model: nothing to impute")
+        imputation = impute_categories(postings, knn_classifier.model, version, calibration,
+                                       earlier, texts=lambda ids: imputed_store.read_texts(duckdb, ids),
+                                       kept=None if decision.recount else kept)
+    rows = imputed_arrow(imputation.frame.sort_values("posting_id"))
+    mix = (unlabelled_mix(imputation.counts, version, min_precision, without_category,
+                          count_key=counting_fingerprint(calibration))
+           if decision.recount else
+           updated_mix(kept, replaced_sums, imputation.counts, without_category,
+                       decision.changed_since))
     with duckdb.get_connection() as connection:
-        with transaction_with(connection, imputed_rows=rows,
-                             mix_rows=declared_table(mix, MIX_ARROW_TYPES)):
-            connection.execute("CREATE SCHEMA IF NOT EXISTS silver")
-            connection.execute("CREATE OR REPLACE TABLE silver.unlabelled_mix AS "
-                               "SELECT * FROM mix_rows ORDER BY estimated_postings DESC")
-            connection.execute(WRITTEN_TABLE_SQL)
-            connection.execute(RECORD_WRITTEN_SQL)
-        pairs = connection.execute(WRITTEN_THEN_LABELLED_SQL).fetchdf()
+        imputed_store.write(connection, rows, mix, replaced)
+        shown = imputed_store.summary(connection, 1 - NO_INFORMATION_DISTANCE, PREVIEW_ROWS)
+        pairs = imputed_store.written_then_labelled(connection)
+        table = table_metadata(connection, "silver.imputed_silver")
     realised = realised_precision(pairs["written"].to_numpy(), pairs["labelled"].to_numpy())
-    return Output(rows, metadata={
-        **_imputation_metadata(imputed, imputation, knn_classifier, mix),
+    return MaterializeResult(metadata={
+        **table, **_imputation_metadata(shown, imputation, decision, knn_classifier, mix, kept),
         "realised_precision": realised.describe(),
         "realised_precision_postings": realised.postings})
 
 
-def _imputation_metadata(imputed: pd.DataFrame, imputation, serving: ServingClassifier,
-                         mix: pd.DataFrame) -> dict:
-    written = imputed["is_imputed"]
-    without_category = int(imputed["category_source"].isin(["imputed", "unclassified"]).sum())
-    policy, counts = serving.policy, imputation.counts
-    confidence = imputed.loc[written, "imputation_confidence"]
-    unclassified = imputed[imputed["category_source"] == "unclassified"]
+def _imputation_metadata(shown: dict, imputation, decision, serving: ServingClassifier,
+                         mix: pa.Table, kept) -> dict:
+    """The asset's page: figures of the whole table (`shown`: imputed_store.summary), what this
+    run imputed, and the count (silver.unlabelled_mix)."""
+    without, written = shown["without_category"], shown["imputed"]
+    policy = serving.policy
     metadata = {
-        "postings_without_category": without_category,
-        "imputed_postings": int(written.sum()),
-        "unclassified_postings": without_category - int(written.sum()),
-        "coverage": round(int(written.sum()) / without_category, 3) if without_category else None,
+        "postings_without_category": without,
+        "imputed_postings": written,
+        "unclassified_postings": without - written,
+        "coverage": round(written / without, 3) if without else None,
         "imputation_threshold": policy.threshold if policy else None,
         "categories_withheld": list(policy.withheld) if policy else [],
         # Expected share right among the written ones, from their own probabilities: the
         # out-of-fold precision holds for the labelled mix, this for today's.
-        "expected_precision_written": (round(float(confidence.mean()), 3) if len(confidence)
-                                       else None),
-        "unclassified_by_guess": {str(k): int(v) for k, v in
-                                  unclassified["predicted_category"].value_counts().items()},
+        "expected_precision_written": (round(float(shown["mean_confidence_written"]), 3)
+                                       if written else None),
+        "unclassified_by_guess": shown["unclassified_by_guess"],
         # Postings no labelled posting resembles: counted at the labelled mix, none written.
-        "postings_like_no_labelled_one": int(
-            (imputed["nearest_similarity"] < 1 - NO_INFORMATION_DISTANCE).sum()),
+        "postings_like_no_labelled_one": shown["like_no_labelled_one"],
+        # Rows written: every posting, or those new or changed (gone ones only deleted).
+        "rows_written_in_this_run": imputation.frame.shape[0],
         "predicted_in_this_run": imputation.predicted,
+        "recount": decision.reason,
         "model_version": serving.version,
-        "imputed_rows": preview(imputed.drop(
-            columns=["categories", "locations", "category_probabilities", "model_scores"])[written]),
+        "imputed_rows": preview(shown["written_preview"]),
     }
-    if counts is not None:
+    frame = mix.to_pandas()
+    if len(frame):
+        method, expected = frame["method"].iloc[0], float(frame["expected_share_error"].iloc[0])
         metadata |= {
-            "count_method": counts.method,
-            "count_estimate": counts.describe(),
-            "expected_count_error": round(counts.expected_l1, 3),
-            "unlabelled_mix": MetadataValue.md(mix.drop(columns=["model_version"]).to_markdown(
-                index=False, floatfmt=".2f")),
+            "count_method": method,
+            "count_estimate": (imputation.counts.describe() if decision.recount else
+                               f"{method} (correction kept from the estimate on "
+                               f"{kept.facts.estimated_on:,} postings); expected error of the "
+                               f"category shares {expected:.3f} (L1, out-of-fold)"),
+            "expected_count_error": round(expected, 3),
+            "unlabelled_mix": MetadataValue.md(frame[MIX_SHOWN].sort_values(
+                "estimated_postings", ascending=False).to_markdown(index=False, floatfmt=".2f")),
         }
     return metadata
-
-
-# Per posting a reviewer labelled after a category was written on it: the category written last
-# before the label, and the label.
-WRITTEN_THEN_LABELLED_SQL = """
-SELECT w.category AS written, s.category AS labelled
-FROM silver.silver_postings AS s
-JOIN (SELECT posting_id, arg_max(category, written_at) AS category
-      FROM silver.written_categories GROUP BY posting_id) AS w USING (posting_id)
-WHERE s.category_source = 'label'
-"""
-# Every category written per posting, the first time each model version writes it: what a
-# reviewer's later label is compared with (the check written_precision_on_labels).
-WRITTEN_TABLE_SQL = """
-CREATE TABLE IF NOT EXISTS silver.written_categories (
-    posting_id BIGINT, model_version VARCHAR, category VARCHAR, confidence DOUBLE,
-    written_at TIMESTAMPTZ)
-"""
-RECORD_WRITTEN_SQL = """
-INSERT INTO silver.written_categories
-SELECT i.posting_id, i.model_version, i.category, i.imputation_confidence, now()
-FROM imputed_rows AS i
-WHERE i.is_imputed AND NOT EXISTS (
-    SELECT 1 FROM silver.written_categories AS w
-    WHERE w.posting_id = i.posting_id AND w.model_version = i.model_version
-      AND w.category = i.category)
-"""
-
-
-def postings_and_earlier_scores(
-    connection, model_version: str | None
-) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """(every silver posting, POSTINGS_SQL's columns: no description; what `model_version`
-    said before of those without a category, or None)."""
-    earlier = _earlier_scores(connection, model_version) if model_version else None
-    return connection.execute(POSTINGS_SQL).fetchdf(), earlier
-
-
-def read_texts(duckdb: DuckDBResource, posting_ids: pd.Series) -> pd.DataFrame:
-    """The model's input (title, description_text) of silver's `posting_ids`, in their order.
-    ValueError when silver lacks one of them (the join would drop its row and shift the rest)."""
-    wanted = pa.table({"posting_id": pa.array(posting_ids.to_numpy(), pa.int64()),
-                       "position": pa.array(np.arange(len(posting_ids)), pa.int64())})
-    with duckdb.get_connection() as connection:
-        connection.register("wanted_texts", wanted)
-        texts = connection.execute(TEXTS_SQL).fetchdf()
-        connection.unregister("wanted_texts")
-    if len(texts) != len(posting_ids):
-        raise ValueError(f"{len(posting_ids) - len(texts)} of the postings to classify are no "
-                         "longer in silver.silver_postings")
-    return texts
-
-
-def _earlier_scores(connection, model_version: str) -> pd.DataFrame | None:
-    # Asked first: DuckDB would look a missing table up among this module's Python names.
-    has_columns = connection.execute(
-        "SELECT count(*) FROM information_schema.columns WHERE table_schema = 'silver' "
-        "AND table_name = 'imputed_silver' AND column_name IN ('bronze_row_id', 'model_scores', "
-        "'nearest_similarity')").fetchall()[0][0]
-    if has_columns < 3:  # no imputed table yet, or one written before it kept these
-        return None
-    table = connection.sql(EARLIER_SCORES_SQL,
-                           params={"model_version": model_version}).to_arrow_table()
-    # The scores stay Arrow maps (a Python dict per posting took seconds at 400,000 postings).
-    earlier = table.drop_columns(["model_scores"]).to_pandas()
-    earlier["model_scores"] = pd.arrays.ArrowExtensionArray(table["model_scores"])
-    return earlier
 
 
 class ReviewQueueConfig(Config):

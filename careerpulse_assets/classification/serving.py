@@ -4,6 +4,7 @@ and, where the policy allows, a category written (what a user reading one postin
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -13,10 +14,17 @@ import pyarrow as pa
 from sklearn.pipeline import Pipeline
 
 from .calibration import CalibrationReport, calibration_report
-from .decisions import GateVerdict
+from .decisions import CountFacts, GateVerdict
 from .knn import NO_INFORMATION_DISTANCE, scores_in_slices
 from .out_of_fold import OutOfFold
-from ..series.quantification import CountEstimate, CountModel, count_model_from, estimate_counts
+from ..series.quantification import (
+    CountEstimate,
+    CountModel,
+    corrected_with,
+    count_interval,
+    count_model_from,
+    estimate_counts,
+)
 from ..series.quantification import nested_calibrated
 from ..ops.duckdb_file import declared_table
 from .per_posting_policy import DEFAULT_MIN_PRECISION, ImputationPolicy, imputation_policy
@@ -212,7 +220,7 @@ def _map_column(matrix: np.ndarray, classes: np.ndarray, rows: np.ndarray, lengt
 
 @dataclass(frozen=True)
 class Imputation:
-    """`frame`: every silver posting with its category (see `impute_categories`); `predicted`:
+    """`frame`: the silver postings asked for with their category (see `impute_categories`); `predicted`:
     how many postings the model scored in this call (the rest were observed or reused);
     `counts`: the count estimate of the postings without a category (None without a model)."""
 
@@ -228,6 +236,7 @@ def impute_categories(
     calibration: ModelCalibration | None,
     earlier: pd.DataFrame | None = None,
     texts: Callable[[pd.Series], pd.DataFrame] | None = None,
+    kept: KeptCount | None = None,
 ) -> Imputation:
     """Every silver posting, with a category: observed ones kept (`category_source` `api` or
     `label`); each missing one gets `category_probabilities` (calibrated, corrected for the
@@ -244,7 +253,10 @@ def impute_categories(
     nearest_similarity): a posting whose silver row is unchanged is not predicted again.
     `texts(posting_ids)`: the title and description_text of those postings in that order, read
     a slice at a time for the postings predicted (`knn.scores_in_slices`); without it they are
-    `silver`'s own columns.
+    `silver`'s own columns. `kept`: the count an earlier call made with this model version, whose
+    method and correction `silver`'s postings (then a few new or changed ones) are corrected
+    with instead of being estimated on them (`quantification.corrected_with`;
+    decisions.recount_decision says when).
     """
     imputed = silver.reset_index(drop=True)
     missing = imputed["category"].isna().to_numpy()
@@ -281,7 +293,9 @@ def impute_categories(
     # at the classes' shares among the labelled postings, and no category is written on it.
     informed = nearest >= 1 - NO_INFORMATION_DISTANCE
     scores[~informed] = model[-1].class_priors_
-    counts = estimate_counts(calibration.counting, scores)
+    counts = (estimate_counts(calibration.counting, scores) if kept is None else
+              corrected_with(calibration.counting, scores, kept.method,
+                             kept.weights_for(calibration.counting.classes)))
     probabilities, classes = counts.probabilities, counts.classes
     order = np.argsort(-probabilities, axis=1, kind="stable")
     at = np.arange(len(rows))
@@ -308,24 +322,136 @@ def impute_categories(
     return Imputation(imputed, int(to_predict.sum()), counts)
 
 
-MIX_COLUMNS = {"category": "string", "estimated_postings": "float64",
-               "estimated_low": "float64", "estimated_high": "float64",
-               "share_error": "float64", "method": "string",
-               "expected_share_error": "float64", "model_version": "string"}
+# silver.unlabelled_mix: per category the estimated postings, their 90 % interval, the per-posting
+# variance Σ q(1 − q) and systematic share error σ_c behind it, the correction's weight (NULL for
+# a category too rare to learn); the method and its expected error; and what the count was made
+# with, for the next run's recount_decision.
+MIX_ARROW_TYPES = {"category": pa.string(), "estimated_postings": pa.float64(),
+                   "estimated_low": pa.float64(), "estimated_high": pa.float64(),
+                   "share_error": pa.float64(), "method": pa.string(),
+                   "expected_share_error": pa.float64(), "model_version": pa.string(),
+                   "variance": pa.float64(), "prior_weight": pa.float64(),
+                   "min_precision": pa.float64(), "estimated_on": pa.int64(),
+                   "changed_since": pa.int64(), "count_key": pa.string()}
+# What the summary and the asset's page show of it.
+MIX_SHOWN = ["category", "estimated_postings", "estimated_low", "estimated_high", "share_error",
+             "method", "expected_share_error"]
 
 
-def unlabelled_mix(counts, model_version: str | None) -> pd.DataFrame:
+@dataclass(frozen=True)
+class KeptCount:
+    """The count silver.unlabelled_mix keeps: per counted category (`classes`) its `counts`,
+    `variance` and `share_error`, the correction's `weights` ({learned category: weight}), the
+    `method` and its `expected_l1`, and the `facts` recount_decision weighs."""
+
+    classes: np.ndarray
+    counts: np.ndarray
+    variance: np.ndarray
+    share_error: np.ndarray
+    weights: dict[str, float]
+    method: str
+    expected_l1: float
+    facts: CountFacts
+
+    def weights_for(self, classes: np.ndarray) -> np.ndarray:
+        """The correction's weights in the order of `classes` (the learned categories). KeyError
+        for a category the kept count has no weight for."""
+        return np.array([self.weights[str(c)] for c in classes], dtype=float)
+
+
+def kept_count(mix: pd.DataFrame | None, classes: np.ndarray | None) -> KeptCount | None:
+    """silver.unlabelled_mix (MIX_ARROW_TYPES' columns) as a KeptCount whose correction has a
+    weight for each of `classes` (the learned categories of the model in service); None when
+    there is none, no model counted (no method), or its weights are for other categories."""
+    if mix is None or classes is None or not len(mix) or mix["method"].isna().all():
+        return None
+    first = mix.iloc[0]
+    learned = mix[mix["prior_weight"].notna()]
+    if sorted(learned["category"].astype(str)) != sorted(str(c) for c in classes):
+        return None
+    return KeptCount(
+        classes=mix["category"].astype(str).to_numpy(),
+        counts=mix["estimated_postings"].to_numpy(dtype=float),
+        variance=mix["variance"].to_numpy(dtype=float),
+        share_error=mix["share_error"].to_numpy(dtype=float),
+        weights=dict(zip(learned["category"].astype(str), learned["prior_weight"].astype(float))),
+        method=str(first["method"]), expected_l1=float(first["expected_share_error"]),
+        facts=CountFacts(first["model_version"], float(first["min_precision"]),
+                         int(first["estimated_on"]), int(first["changed_since"]),
+                         str(first["count_key"])))
+
+
+def unlabelled_mix(counts: CountEstimate | None, model_version: str | None,
+                   min_precision: float | None = None, estimated_on: int = 0,
+                   changed_since: int = 0, count_key: str = "") -> pa.Table:
     """The postings without a category counted by category (one row per category the model
-    knows; none without a model)."""
+    knows; none without a model), as silver.unlabelled_mix keeps them (MIX_ARROW_TYPES)."""
     if counts is None:
-        return pd.DataFrame({name: pd.Series(dtype=kind) for name, kind in MIX_COLUMNS.items()})
-    return pd.DataFrame({
+        return declared_table(pd.DataFrame({name: [] for name in MIX_ARROW_TYPES}),
+                              MIX_ARROW_TYPES)
+    learned = len(counts.weights)
+    return declared_table(pd.DataFrame({
         "category": [str(c) for c in counts.classes],
         "estimated_postings": counts.counts, "estimated_low": counts.low,
         "estimated_high": counts.high, "share_error": counts.share_error,
         "method": counts.method, "expected_share_error": counts.expected_l1,
-        "model_version": model_version,
-    }).astype(MIX_COLUMNS)
+        "model_version": model_version, "variance": counts.variance,
+        "prior_weight": [float(w) for w in counts.weights]
+        + [None] * (len(counts.classes) - learned),
+        "min_precision": min_precision, "estimated_on": estimated_on,
+        "changed_since": changed_since, "count_key": count_key,
+    }), MIX_ARROW_TYPES)
+
+
+def updated_mix(kept: KeptCount, replaced: pd.DataFrame, added: CountEstimate | None,
+                postings: int, changed_since: int) -> pa.Table:
+    """The kept count after some postings were replaced: minus what the `replaced` ones added
+    (category, counts, variance: imputed_store.replaced_sums), plus the `added` ones (their
+    CountEstimate, corrected with the kept correction); the 90 % intervals again for the
+    `postings` without a category there are now (quantification.count_interval). Rows in the
+    kept count's category order; a category neither knows is left out."""
+    index = pd.Index(kept.classes)
+
+    def aligned(frame_classes, values) -> np.ndarray:
+        return pd.Series(np.asarray(values, dtype=float),
+                         index=pd.Index(np.asarray(frame_classes).astype(str))
+                         ).reindex(index).fillna(0.0).to_numpy()
+
+    counts = kept.counts - aligned(replaced["category"], replaced["counts"])
+    variance = kept.variance - aligned(replaced["category"], replaced["variance"])
+    if added is not None:
+        counts += aligned(added.classes, added.counts)
+        variance += aligned(added.classes, added.variance)
+    # Sums taken away and added again leave float residue (-1e-12): no count is below 0.
+    counts, variance = np.clip(counts, 0.0, None), np.clip(variance, 0.0, None)
+    low, high = count_interval(counts, variance, kept.share_error, postings)
+    return declared_table(pd.DataFrame({
+        "category": kept.classes, "estimated_postings": counts, "estimated_low": low,
+        "estimated_high": high, "share_error": kept.share_error, "method": kept.method,
+        "expected_share_error": kept.expected_l1, "model_version": kept.facts.model_version,
+        "variance": variance,
+        "prior_weight": [kept.weights.get(str(c)) for c in kept.classes],
+        "min_precision": kept.facts.min_precision, "estimated_on": kept.facts.estimated_on,
+        "changed_since": changed_since, "count_key": kept.facts.fingerprint,
+    }), MIX_ARROW_TYPES)
+
+
+def counting_fingerprint(calibration: ModelCalibration | None) -> str:
+    """What a kept count rests on besides the model version, as a digest: the calibration's
+    reference probabilities and class prior, the categories too rare to learn, the per-posting
+    rule, and the columns of imputed_silver and unlabelled_mix (code that changes them makes
+    every posting imputed again). Empty without a calibration."""
+    if calibration is None:
+        return ""
+    counting, rule = calibration.counting, calibration.policy.rule
+    digest = hashlib.sha256()
+    for array in (counting.reference, counting.train_prior, counting.rare_shares):
+        digest.update(np.ascontiguousarray(array, dtype=float).tobytes())
+    digest.update(repr((list(map(str, counting.classes)), list(map(str, counting.rare_classes)),
+                        rule.threshold, sorted(rule.withheld.items()),
+                        list(IMPUTED_ARROW_TYPES.items()), list(MIX_ARROW_TYPES.items())
+                        )).encode())
+    return digest.hexdigest()[:16]
 
 
 # `silver.imputed_silver`'s columns, as imputed_silver hands them to DuckDB (declared_table).
@@ -342,10 +468,6 @@ IMPUTED_ARROW_TYPES = {
     "model_scores": pa.map_(pa.string(), pa.float64()), "nearest_similarity": pa.float64(),
     "model_version": pa.string(),
 }
-MIX_ARROW_TYPES = {"category": pa.string(), "estimated_postings": pa.float64(),
-                   "estimated_low": pa.float64(), "estimated_high": pa.float64(),
-                   "share_error": pa.float64(), "method": pa.string(),
-                   "expected_share_error": pa.float64(), "model_version": pa.string()}
 
 
 def imputed_arrow(imputed: pd.DataFrame) -> pa.Table:

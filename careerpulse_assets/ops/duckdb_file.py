@@ -8,7 +8,9 @@ locked, the holder is another process: a notebook, a `duckdb` CLI, a reader open
 the file) and then fails naming it, instead of the 104 s of silent retries of
 `DuckDBResource.get_connection`. People read `snapshot.duckdb` instead: a copy of the file, made
 beside it at the end of every run and put in place in one rename, so a reader never blocks a run
-and never sees half a copy.
+and never sees half a copy. The snapshot before the last is kept beside it (`snapshot.duckdb.next`,
+the next one) and brought up to date by rewriting only the parts of it that differ from the
+file, when nothing may be reading it (`write_snapshot`).
 """
 
 from __future__ import annotations
@@ -95,14 +97,106 @@ def write_snapshot(connection: duckdb.DuckDBPyConnection, database: Path, snapsh
     """Copy `database`, which `connection` holds read-write, to `snapshot`: checkpointed first
     (the write-ahead log merged into the file) so the file alone is the whole database, copied
     while the held connection keeps every other writer out, then put in place in one rename.
+    The snapshot it replaces is kept as `<snapshot>.next`, the next call's copy: brought up to
+    date by `copy_changed` when no process has it open, else copied whole.
 
     A byte copy, not a copy of the tables through SQL: at 100,000 postings (a 582 MB file) 2.7 s
-    against 42-64 s for CREATE TABLE ... AS of every table but the raw payloads.
+    against 42-64 s for CREATE TABLE ... AS of every table but the raw payloads. Only what
+    changed: at 400,000 postings (a 1.77 GB file) an incremental run's copy took 3.9 s and the
+    rename 1.2 s more (freeing the replaced file's blocks), 5.1 s of a 31 s run (issue 29).
+    The cost is a third copy of the file on disk.
     """
     connection.execute("CHECKPOINT")
-    partial = snapshot.with_name(snapshot.name + ".partial")
-    shutil.copyfile(database, partial)
-    os.replace(partial, snapshot)
+    following = snapshot.with_name(snapshot.name + ".next")
+    try:
+        updated = following.exists() and copy_changed(database, following)
+    except OSError:  # not writable here, say: a whole new copy instead
+        updated = False
+    if not updated:
+        following.unlink(missing_ok=True)  # a reader may hold it: a new file, not written over
+        shutil.copyfile(database, following)
+    kept = snapshot.with_name(snapshot.name + ".kept")
+    kept.unlink(missing_ok=True)  # left by a run killed between the renames below
+    if snapshot.exists() and not snapshot.is_symlink():
+        try:
+            os.link(snapshot, kept)
+        except OSError:
+            pass  # a file system without hard links: the next copy is whole
+    os.replace(following, snapshot)
+    if kept.exists():
+        os.replace(kept, following)
+
+
+# The parts `copy_changed` compares: large enough that Python's loop costs nothing beside the
+# reads, small enough that a changed block rewrites little (DuckDB writes 256 KiB blocks).
+COPY_CHUNK_BYTES = 4 * 1024 * 1024
+
+
+def copy_changed(source: Path, target: Path) -> bool:
+    """Make `target` a byte copy of `source` by rewriting only the chunks of COPY_CHUNK_BYTES that
+    differ (and truncating or extending it), holding an exclusive lock on it meanwhile, on disk
+    (fsync) when it returns True. False, with `target` untouched, when anything may read it: a
+    descriptor open on it in a process whose descriptors this one can see (`open_elsewhere`:
+    this process and its user's), a DuckDB connection's lock in any process (fcntl), another
+    name for it (a hard link or a symlink: a backup's copy, say); or where that cannot be told
+    (no /proc, no fcntl). Raises OSError when it cannot be opened for writing."""
+    try:
+        import fcntl
+    except ImportError:  # not a POSIX system
+        return False
+    if target.is_symlink():
+        return False
+    with open(target, "r+b") as out:
+        if os.fstat(out.fileno()).st_nlink != 1 or open_elsewhere(target, out.fileno()):
+            return False
+        try:
+            fcntl.lockf(out, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False
+        with open(source, "rb") as into:
+            wanted, held = bytearray(COPY_CHUNK_BYTES), bytearray(COPY_CHUNK_BYTES)
+            offset = 0
+            while read := into.readinto(wanted):
+                there = out.readinto(held)
+                # Whole chunks compared as they are: a slice would copy 4 MiB twice.
+                same = there == read and (wanted == held if read == COPY_CHUNK_BYTES
+                                          else wanted[:read] == held[:read])
+                if not same:
+                    out.seek(offset)
+                    out.write(memoryview(wanted)[:read])
+                offset += read
+        out.truncate(offset)
+        out.flush()
+        # Its blocks were written over, not new: on disk before the rename publishes them.
+        os.fsync(out.fileno())
+    return True
+
+
+def open_elsewhere(path: Path, own: int) -> bool:
+    """Whether a descriptor other than this process's `own` is open on `path`, in any process
+    whose descriptors this one can read (/proc/<pid>/fd: its user's); True when /proc cannot be
+    read. Another user's DuckDB readers show in fcntl (`copy_changed`)."""
+    inode = os.stat(path)
+    try:
+        pids = [name for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        return True
+    me = str(os.getpid())
+    for pid in pids:
+        try:
+            descriptors = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue  # ended meanwhile, or another user's
+        for name in descriptors:
+            if pid == me and name == str(own):
+                continue
+            try:
+                found = os.stat(f"/proc/{pid}/fd/{name}")
+            except OSError:
+                continue  # closed meanwhile
+            if (found.st_dev, found.st_ino) == (inode.st_dev, inode.st_ino):
+                return True
+    return False
 
 
 def one_row(connection: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None) -> dict:

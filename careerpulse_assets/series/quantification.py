@@ -111,13 +111,21 @@ def class_shares(labels: np.ndarray, classes: np.ndarray) -> np.ndarray:
 def matched(probabilities: np.ndarray, train_prior: np.ndarray, shares: np.ndarray
             ) -> np.ndarray:
     """Per-posting probabilities (postings × classes) corrected by one class prior so that their
-    mean is `shares` (a quantifier's estimate): Saerens et al.'s correction with the prior found
-    by rescaling each class's weight by shares / current mean until they agree (iterative
-    proportional fitting; the fixed point EMQ reaches when the estimate is its own). A class the
-    estimate gives 0 gets 0 in every posting; a posting whose every class gets 0 keeps its
-    calibrated probabilities. Rows sum to 1."""
+    mean is `shares` (a quantifier's estimate): `prior_corrected` with `matching_weights`. Rows
+    sum to 1."""
     if not len(probabilities):
         return probabilities
+    weights = matching_weights(probabilities, train_prior, shares)
+    return prior_corrected(probabilities, np.ones_like(weights), weights)
+
+
+def matching_weights(probabilities: np.ndarray, train_prior: np.ndarray, shares: np.ndarray
+                     ) -> np.ndarray:
+    """The per-class weights (one per class of `probabilities`, postings × classes) of Saerens et
+    al.'s correction that make the corrected probabilities' mean `shares`: each class's weight
+    rescaled by shares / current mean until they agree (iterative proportional fitting; the
+    fixed point EMQ reaches when the estimate is its own). A class the estimate gives 0 gets
+    weight 0; a posting whose every class gets 0 keeps its calibrated probabilities."""
     with np.errstate(divide="ignore", invalid="ignore"):
         weights = np.where(train_prior > 0, shares / train_prior, 0.0)
     for _ in range(MATCH_ITERATIONS):
@@ -126,7 +134,7 @@ def matched(probabilities: np.ndarray, train_prior: np.ndarray, shares: np.ndarr
             break
         with np.errstate(divide="ignore", invalid="ignore"):
             weights = np.where(mean > 0, weights * shares / mean, 0.0)
-    return prior_corrected(probabilities, np.ones_like(weights), weights)
+    return weights
 
 
 # Under this a row total's inverse, summed over a million rows, could overflow a float.
@@ -456,22 +464,28 @@ def count_errors(model: CountModel) -> dict:
 class CountEstimate:
     """The postings without a category counted by category: `probabilities` (postings ×
     `classes`, rows summing to 1: calibrated, corrected for the estimated prior), the `method`
-    used and the `shift` test that chose it, per class the estimated `counts` with a 90 %
-    interval (`low`, `high`) and the `share_error` σ_c behind it, and `expected_l1` (the L1
-    error of the category shares the method is expected to make, out-of-fold)."""
+    used and the `shift` test that chose it (None when the correction was kept from an earlier
+    estimate: `corrected_with`), the `weights` of the correction (one per learned class, 1 each
+    under PCC), per class the estimated `counts` with a 90 % interval (`low`, `high`), the
+    per-posting `variance` Σ q(1 − q) and the `share_error` σ_c behind the interval, and
+    `expected_l1` (the L1 error of the category shares the method is expected to make,
+    out-of-fold)."""
 
     classes: np.ndarray
     probabilities: np.ndarray
     method: str
-    shift: ShiftTest
+    shift: ShiftTest | None
+    weights: np.ndarray
     counts: np.ndarray
     low: np.ndarray
     high: np.ndarray
+    variance: np.ndarray
     share_error: np.ndarray
     expected_l1: float
 
     def describe(self) -> str:
-        return (f"{self.method} ({self.shift.describe()}); expected error of the category "
+        how = self.shift.describe() if self.shift else "correction kept from the last estimate"
+        return (f"{self.method} ({how}); expected error of the category "
                 f"shares {self.expected_l1:.3f} (L1, out-of-fold)")
 
 
@@ -491,17 +505,38 @@ def estimate_counts(model: CountModel, scores: np.ndarray) -> CountEstimate:
     probabilities = calibrated(model.calibration, scores)
     test = shift_test(model.reference, probabilities)
     method = model.method_for(test)
+    weights = np.ones(len(model.classes))
     if method == SHIFT_METHOD and len(probabilities):
         shares = prevalence(SHIFT_METHOD, model.classes, model.reference,
                             model.reference_labels, probabilities)
-        probabilities = matched(probabilities, model.train_prior, shares)
-    probabilities = with_rare(probabilities, model.rare_shares, method)
-    probabilities = without_noise(probabilities)
+        weights = matching_weights(probabilities, model.train_prior, shares)
+    return _counted(model, _corrected(model, probabilities, method, weights), method, test,
+                    weights)
+
+
+def corrected_with(model: CountModel, scores: np.ndarray, method: str, weights: np.ndarray
+                   ) -> CountEstimate:
+    """`estimate_counts` of `scores` (postings × `model.classes`) with the `method` and the
+    correction's `weights` an earlier estimate chose (CountEstimate.weights), neither tested nor
+    estimated again: the probabilities are those the earlier estimate would have given these
+    postings. For a few postings added to many (decisions.recount_decision)."""
+    probabilities = calibrated(model.calibration, scores)
+    return _counted(model, _corrected(model, probabilities, method, weights), method, None,
+                    np.asarray(weights, dtype=float))
+
+
+def _corrected(model: CountModel, probabilities: np.ndarray, method: str,
+               weights: np.ndarray) -> np.ndarray:
+    if method == SHIFT_METHOD and len(probabilities):
+        probabilities = prior_corrected(probabilities, np.ones_like(weights), weights)
+    return without_noise(with_rare(probabilities, model.rare_shares, method))
+
+
+def _counted(model: CountModel, probabilities: np.ndarray, method: str,
+             test: ShiftTest | None, weights: np.ndarray) -> CountEstimate:
     counts = probabilities.sum(axis=0)
+    variance = (probabilities * (1 - probabilities)).sum(axis=0)
     share_error = model.share_error.get(method, np.zeros(probabilities.shape[1]))
-    low, high = count_interval(counts, (probabilities * (1 - probabilities)).sum(axis=0),
-                               share_error, len(probabilities))
-    return CountEstimate(model.counted_classes, probabilities, method, test, counts, low, high,
-                         share_error, model.expected_error(method))
-
-
+    low, high = count_interval(counts, variance, share_error, len(probabilities))
+    return CountEstimate(model.counted_classes, probabilities, method, test, weights, counts,
+                         low, high, variance, share_error, model.expected_error(method))
