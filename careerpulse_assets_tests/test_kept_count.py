@@ -56,3 +56,28 @@ def test_no_count_is_kept_without_a_method_or_for_another_models_categories():
     assert kept_count(unlabelled_mix(None, None).to_pandas(), CLASSES[:3]) is None
     assert kept_count(None, CLASSES[:3]) is None
     assert kept_count(mix, None) is None
+
+
+def test_the_count_key_of_a_policy_read_back_is_that_of_the_policy_chosen():
+    """The run after a training reads the policy back from evaluation.json (plain str and
+    float where the training held NumPy's): the same policy, so the count is kept."""
+    import json
+    from dataclasses import replace
+
+    from careerpulse_assets.classification.per_posting_policy import ImputationPolicy
+    from careerpulse_assets.classification.serving import calibrate_model, counting_fingerprint
+
+    from .test_quantification import knn_like_out_of_fold
+
+    oof, _ = knn_like_out_of_fold()
+    chosen = calibrate_model(oof, 0.5).policy
+    # As a training holds it: NumPy's str and float (a category withheld).
+    in_run = replace(chosen, threshold=np.float64(chosen.threshold),
+                     withheld={np.str_("Sales"): np.float64(0.8)})
+    summary = json.loads(json.dumps(in_run.summary()))
+    read_back = ImputationPolicy.from_summary(summary)
+    assert read_back == in_run
+    assert (counting_fingerprint(calibrate_model(oof, 0.5, policy=read_back))
+            == counting_fingerprint(calibrate_model(oof, 0.5, policy=in_run)))
+    assert (counting_fingerprint(calibrate_model(oof, 0.5, policy=replace(in_run, withheld={})))
+            != counting_fingerprint(calibrate_model(oof, 0.5, policy=in_run)))

@@ -150,3 +150,21 @@ def test_a_kept_snapshot_that_cannot_be_written_over_is_replaced_by_a_whole_copy
         connection.execute("INSERT INTO t SELECT range FROM range(5000)")
         write_snapshot(connection, live, snapshot)
         assert filecmp.cmp(live, snapshot, shallow=False)
+
+
+def test_a_log_left_beside_the_snapshot_by_a_killed_writer_does_not_spoil_the_next(tmp_path):
+    live, snapshot = tmp_path / "careerpulse.duckdb", tmp_path / "snapshot.duckdb"
+    with duckdb.connect(str(live)) as connection:
+        connection.execute("CREATE TABLE t AS SELECT range AS a FROM range(1000)")
+        write_snapshot(connection, live, snapshot)
+    # Someone opens the snapshot read-write, changes it and is killed: its log stays.
+    writer = subprocess.run(
+        [sys.executable, "-c", "import duckdb, os, sys\nc = duckdb.connect(sys.argv[1])\n"
+         "c.execute('SET checkpoint_threshold = \\'1GB\\'')\n"
+         "c.execute('INSERT INTO t SELECT range FROM range(10)')\nos._exit(9)", str(snapshot)])
+    assert writer.returncode == 9 and (tmp_path / "snapshot.duckdb.wal").exists()
+    with duckdb.connect(str(live)) as connection:
+        connection.execute("INSERT INTO t SELECT range FROM range(500)")
+        write_snapshot(connection, live, snapshot)
+    with duckdb.connect(str(snapshot), read_only=True) as reader:
+        assert reader.execute(ROWS).fetchall()[0][0] == 1_500

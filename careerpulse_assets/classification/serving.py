@@ -447,10 +447,14 @@ def counting_fingerprint(calibration: ModelCalibration | None) -> str:
     digest = hashlib.sha256()
     for array in (counting.reference, counting.train_prior, counting.rare_shares):
         digest.update(np.ascontiguousarray(array, dtype=float).tobytes())
+    # Plain str and float: a policy chosen in a run holds NumPy's, the same policy read back from
+    # evaluation.json Python's, and their reprs differ (np.str_('Sales') against 'Sales').
+    threshold = None if rule.threshold is None else float(rule.threshold)
+    withheld = sorted((str(name), float(share)) for name, share in rule.withheld.items())
     digest.update(repr((list(map(str, counting.classes)), list(map(str, counting.rare_classes)),
-                        rule.threshold, sorted(rule.withheld.items()),
-                        list(IMPUTED_ARROW_TYPES.items()), list(MIX_ARROW_TYPES.items())
-                        )).encode())
+                        threshold, withheld,
+                        list(map(str, IMPUTED_ARROW_TYPES.items())),
+                        list(map(str, MIX_ARROW_TYPES.items())))).encode())
     return digest.hexdigest()[:16]
 
 

@@ -122,6 +122,9 @@ def write_snapshot(connection: duckdb.DuckDBPyConnection, database: Path, snapsh
             os.link(snapshot, kept)
         except OSError:
             pass  # a file system without hard links: the next copy is whole
+    # A write-ahead log beside the snapshot is someone's who opened it read-write and was
+    # killed: DuckDB would replay it into the new snapshot and refuse every reader.
+    snapshot.with_name(snapshot.name + ".wal").unlink(missing_ok=True)
     os.replace(following, snapshot)
     if kept.exists():
         os.replace(kept, following)
